@@ -1,0 +1,375 @@
+/*
+ * audit.c - evaluates the rule catalog over the facts of an estate and
+ * assembles the kvaudit.report document (docs/report.md).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/audit.h"
+#include "audit/estate/facts.h"
+#include "audit/util/util.h"
+
+#define NSEV 5
+#define NSTATUS 5   /* pass fail error skipped suppressed */
+
+struct finding_slot {
+	cJSON *json;
+	int status_rank;
+	enum severity sev;
+	const char *rule, *vm, *vault, *tenant;
+};
+
+struct run {
+	const struct rule_catalog *cat;
+	const struct audit_opts *o;
+	struct finding_slot *found;
+	size_t nfound, capfound;
+	int counts[NSEV][NSTATUS];
+	int subjects[4];
+};
+
+static const cJSON *path_get(const cJSON *facts, const char *a, const char *b)
+{
+	return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(facts, a), b);
+}
+
+static const char *path_str(const cJSON *facts, const char *a, const char *b)
+{
+	return cJSON_GetStringValue(path_get(facts, a, b));
+}
+
+static void add_str_or_null(cJSON *o, const char *k, const char *v)
+{
+	cJSON_AddItemToObject(o, k, v ? cJSON_CreateString(v) : cJSON_CreateNull());
+}
+
+static bool evidence_has(const cJSON *ev, const char *path)
+{
+	return cJSON_GetObjectItemCaseSensitive(ev, path) != NULL;
+}
+
+/*
+ * The exact change a fix would make for a failing finding, from the rule's
+ * remediation.fix and what the rule found missing; NULL when the fix is
+ * manual.  audit/fix (kvaudit fix) re-reads the vault before applying.
+ */
+static cJSON *change_for(const char *fix, const cJSON *facts, const struct rule_outcome *out)
+{
+	const char *vault = path_str(facts, "vault", "id");
+	const char *tenant = path_str(facts, "vault", "tenantId");
+	const char *oid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(path_get(facts, "vault", "backupPolicy"),
+	                                                                         "objectId"));
+	cJSON *c;
+
+	if (!fix || !vault)
+		return NULL;
+	if (strcmp(fix, "grant-backup-access") == 0 && out->missing && cJSON_GetArraySize(out->missing) > 0) {
+		const char *cat = evidence_has(out->evidence, "vault.backupPolicy.keys") ? "keys" : "secrets";
+		cJSON *entry, *perms;
+
+		c = cJSON_CreateObject();
+		cJSON_AddStringToObject(c, "operation", "PUT accessPolicies/add");
+		cJSON_AddStringToObject(c, "vault", vault);
+		entry = cJSON_AddObjectToObject(c, "accessPolicy");
+		add_str_or_null(entry, "tenantId", tenant);
+		add_str_or_null(entry, "objectId", oid);
+		perms = cJSON_AddObjectToObject(entry, "permissions");
+		cJSON_AddItemToObject(perms, cat, cJSON_Duplicate(out->missing, true));
+		return c;
+	}
+	if (strcmp(fix, "assign-backup-role") == 0) {
+		c = cJSON_CreateObject();
+		cJSON_AddStringToObject(c, "operation", "PUT roleAssignments");
+		cJSON_AddStringToObject(c, "scope", vault);
+		cJSON_AddStringToObject(c, "roleDefinitionId", ROLE_KEY_VAULT_ADMINISTRATOR);
+		cJSON_AddStringToObject(c, "roleName", "Key Vault Administrator");
+		add_str_or_null(c, "principalId", oid);
+		return c;
+	}
+	if (strcmp(fix, "vault-settings") == 0) {
+		cJSON *set = cJSON_CreateObject();
+		const cJSON *v;
+
+		if ((v = cJSON_GetObjectItemCaseSensitive(out->evidence, "vault.enabledForDiskEncryption")) && cJSON_IsFalse(v))
+			cJSON_AddTrueToObject(set, "enabledForDiskEncryption");
+		if ((v = cJSON_GetObjectItemCaseSensitive(out->evidence, "vault.softDelete")) && cJSON_IsFalse(v))
+			cJSON_AddTrueToObject(set, "enableSoftDelete");
+		if ((v = cJSON_GetObjectItemCaseSensitive(out->evidence, "vault.purgeProtection")) && cJSON_IsFalse(v))
+			cJSON_AddTrueToObject(set, "enablePurgeProtection");
+		if (!set->child) {
+			cJSON_Delete(set);
+			return NULL;
+		}
+		c = cJSON_CreateObject();
+		cJSON_AddStringToObject(c, "operation", "PATCH vault properties");
+		cJSON_AddStringToObject(c, "vault", vault);
+		cJSON_AddItemToObject(c, "properties", set);
+		cJSON_AddStringToObject(c, "note", "enablePurgeProtection cannot be turned off once on");
+		return c;
+	}
+	return NULL;
+}
+
+static int status_rank(enum finding_status s)
+{
+	switch (s) {
+	case ST_FAIL: return 0;
+	case ST_ERROR: return 1;
+	case ST_SKIPPED: return 2;
+	case ST_SUPPRESSED: return 3;
+	default: return 4;
+	}
+}
+
+static cJSON *build_finding(const struct rule *r, enum subject_kind kind, const cJSON *facts,
+                            struct rule_outcome *out)
+{
+	cJSON *f = cJSON_CreateObject(), *rem, *refs;
+	const cJSON *rrem = cJSON_GetObjectItemCaseSensitive(r->json, "remediation");
+	const cJSON *rrefs = cJSON_GetObjectItemCaseSensitive(r->json, "references");
+	const char *vm = path_str(facts, "vm", "id"), *vault = path_str(facts, "vault", "id");
+	const char *sub = kind == SUBJ_VAULT ? path_str(facts, "vault", "subscriptionId") :
+	                  kind == SUBJ_TENANT ? NULL : path_str(facts, "vm", "subscriptionId");
+	const char *tenant = path_str(facts, "tenant", "id");
+	const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rrem, "text"));
+	const char *fix = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rrem, "fix"));
+
+	if (!tenant && vault)
+		tenant = path_str(facts, "vault", "tenantId");
+	cJSON_AddStringToObject(f, "rule", r->id);
+	cJSON_AddStringToObject(f, "title", r->title);
+	cJSON_AddStringToObject(f, "severity", severity_name(r->severity));
+	cJSON_AddStringToObject(f, "status", status_name(out->status));
+	cJSON_AddStringToObject(f, "subject", subject_name(kind));
+	add_str_or_null(f, "vm", vm);
+	add_str_or_null(f, "vmName", path_str(facts, "vm", "name"));
+	add_str_or_null(f, "vault", vault);
+	add_str_or_null(f, "vaultName", path_str(facts, "vault", "name"));
+	if (sub) {
+		char *s = kv_asprintf("/subscriptions/%s", sub);
+
+		cJSON_AddStringToObject(f, "subscription", s);
+		free(s);
+	} else {
+		cJSON_AddNullToObject(f, "subscription");
+	}
+	add_str_or_null(f, "tenant", tenant);
+	add_str_or_null(f, "message", out->message);
+	add_str_or_null(f, "reason", out->reason);
+	cJSON_AddItemToObject(f, "evidence", out->evidence);
+	out->evidence = NULL;
+	rem = cJSON_AddObjectToObject(f, "remediation");
+	if (text) {
+		char *t = rule_render(text, facts, out->missing);
+
+		cJSON_AddStringToObject(rem, "text", t);
+		free(t);
+	} else {
+		cJSON_AddNullToObject(rem, "text");
+	}
+	add_str_or_null(rem, "fix", fix);
+	{
+		cJSON *c = out->status == ST_FAIL ? change_for(fix, facts, out) : NULL;
+
+		cJSON_AddItemToObject(rem, "change", c ? c : cJSON_CreateNull());
+	}
+	refs = cJSON_IsArray(rrefs) ? cJSON_Duplicate(rrefs, true) : cJSON_CreateArray();
+	cJSON_AddItemToObject(f, "references", refs);
+	return f;
+}
+
+static int kind_index(enum subject_kind k)
+{
+	return k == SUBJ_VM ? 0 : k == SUBJ_VAULT ? 1 : k == SUBJ_BINDING ? 2 : 3;
+}
+
+static int status_index(enum finding_status s)
+{
+	return s == ST_PASS ? 0 : s == ST_FAIL ? 1 : s == ST_ERROR ? 2 : s == ST_SKIPPED ? 3 : 4;
+}
+
+static void on_subject(enum subject_kind kind, const cJSON *facts, void *arg)
+{
+	struct run *run = arg;
+
+	run->subjects[kind_index(kind)]++;
+	for (size_t i = 0; i < run->cat->n; i++) {
+		const struct rule *r = &run->cat->rules[i];
+		struct rule_outcome out;
+		struct finding_slot *slot;
+		enum finding_status status;
+		cJSON *f;
+
+		if (r->subject != kind)
+			continue;
+		rule_evaluate(r, facts, &out);
+		status = out.status;
+		if (status == ST_NOT_APPLICABLE) {
+			rule_outcome_release(&out);
+			continue;
+		}
+		run->counts[r->severity][status_index(out.status)]++;
+		if (out.status == ST_PASS && !run->o->include_pass) {
+			rule_outcome_release(&out);
+			continue;
+		}
+		f = build_finding(r, kind, facts, &out);
+		rule_outcome_release(&out);
+		if (run->nfound == run->capfound) {
+			run->capfound = run->capfound ? run->capfound * 2 : 256;
+			run->found = kv_realloc(run->found, run->capfound * sizeof(*run->found));
+		}
+		slot = &run->found[run->nfound++];
+		slot->json = f;
+		slot->sev = r->severity;
+		slot->status_rank = status_rank(status);
+		slot->rule = r->id;
+		slot->vm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "vm"));
+		slot->vault = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "vault"));
+		slot->tenant = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "tenant"));
+	}
+}
+
+static int cmp_null_last(const char *a, const char *b)
+{
+	if (!a || !b)
+		return (a == NULL) - (b == NULL);
+	return strcmp(a, b);
+}
+
+static int cmp_findings(const void *pa, const void *pb)
+{
+	const struct finding_slot *a = pa, *b = pb;
+	int c;
+
+	if (a->status_rank != b->status_rank)
+		return a->status_rank - b->status_rank;
+	if (a->sev != b->sev)
+		return (int)b->sev - (int)a->sev;
+	if ((c = strcmp(a->rule, b->rule)))
+		return c;
+	if ((c = cmp_null_last(a->vm, b->vm)))
+		return c;
+	if ((c = cmp_null_last(a->vault, b->vault)))
+		return c;
+	return cmp_null_last(a->tenant, b->tenant);
+}
+
+static const char *const STATUS_KEYS[NSTATUS] = {"pass", "fail", "error", "skipped", "suppressed"};
+
+cJSON *audit_run(struct estate *e, const struct rule_catalog *cat, const struct audit_opts *o)
+{
+	struct run run;
+	struct facts_ctx *ctx = facts_prepare(e);
+	cJSON *rep = cJSON_CreateObject(), *tool, *scan, *sum, *subj, *bys, *bysev, *findings, *errors;
+	char now[32];
+	int failing = 0, errs = 0, ade = 0;
+	bool complete;
+
+	memset(&run, 0, sizeof(run));
+	run.cat = cat;
+	run.o = o;
+	facts_each(ctx, on_subject, &run);
+	qsort(run.found, run.nfound, sizeof(*run.found), cmp_findings);
+
+	for (int s = 0; s < NSEV; s++) {
+		errs += run.counts[s][2];
+		if (s >= (int)o->fail_on)
+			failing += run.counts[s][1];
+	}
+	for (size_t i = 0; i < e->nvms; i++)
+		ade += e->vms[i].ade.encrypted;
+	complete = errs == 0 && e->nerrors == 0;
+
+	cJSON_AddStringToObject(rep, "kind", "kvaudit.report");
+	cJSON_AddNumberToObject(rep, "version", 1);
+	tool = cJSON_AddObjectToObject(rep, "tool");
+	cJSON_AddStringToObject(tool, "name", "kvaudit");
+	cJSON_AddStringToObject(tool, "version", KVAUDIT_VERSION);
+	cJSON_AddNumberToObject(tool, "rules", (double)cat->n);
+
+	scan = cJSON_AddObjectToObject(rep, "scan");
+	add_str_or_null(scan, "source", o->source);
+	add_str_or_null(scan, "collectedAt", e->collected_at);
+	kv_utc_now(now, sizeof(now));
+	cJSON_AddStringToObject(scan, "generatedAt", now);
+	add_str_or_null(scan, "cloud", e->cloud);
+	if (e->caller.present) {
+		cJSON *c = cJSON_AddObjectToObject(scan, "caller");
+
+		add_str_or_null(c, "objectId", e->caller.object_id);
+		add_str_or_null(c, "tenantId", e->caller.tenant_id);
+		add_str_or_null(c, "type", e->caller.type);
+		add_str_or_null(c, "userType", e->caller.user_type);
+		add_str_or_null(c, "displayName", e->caller.display_name);
+	} else {
+		cJSON_AddNullToObject(scan, "caller");
+	}
+	cJSON_AddStringToObject(scan, "failOn", severity_name(o->fail_on));
+	cJSON_AddBoolToObject(scan, "complete", complete);
+
+	sum = cJSON_AddObjectToObject(rep, "summary");
+	subj = cJSON_AddObjectToObject(sum, "subjects");
+	cJSON_AddNumberToObject(subj, "vm", run.subjects[0]);
+	cJSON_AddNumberToObject(subj, "vault", run.subjects[1]);
+	cJSON_AddNumberToObject(subj, "binding", run.subjects[2]);
+	cJSON_AddNumberToObject(subj, "tenant", run.subjects[3]);
+	cJSON_AddNumberToObject(sum, "adeVms", ade);
+	bys = cJSON_AddObjectToObject(sum, "byStatus");
+	for (int st = 0; st < NSTATUS; st++) {
+		int n = 0;
+
+		for (int s = 0; s < NSEV; s++)
+			n += run.counts[s][st];
+		cJSON_AddNumberToObject(bys, STATUS_KEYS[st], n);
+	}
+	bysev = cJSON_AddObjectToObject(sum, "bySeverity");
+	for (int s = NSEV - 1; s >= 0; s--) {
+		cJSON *row = cJSON_AddObjectToObject(bysev, severity_name((enum severity)s));
+
+		for (int st = 0; st < NSTATUS; st++)
+			cJSON_AddNumberToObject(row, STATUS_KEYS[st], run.counts[s][st]);
+	}
+	cJSON_AddNumberToObject(sum, "failing", failing);
+	cJSON_AddNumberToObject(sum, "exitCode", !complete ? 3 : failing ? 1 : 0);
+
+	findings = cJSON_AddArrayToObject(rep, "findings");
+	for (size_t i = 0; i < run.nfound; i++)
+		cJSON_AddItemToArray(findings, run.found[i].json);
+	free(run.found);
+
+	errors = cJSON_AddArrayToObject(rep, "errors");
+	for (size_t i = 0; i < e->nerrors; i++) {
+		cJSON *x = cJSON_CreateObject();
+
+		add_str_or_null(x, "scope", e->errors[i].scope);
+		if (e->errors[i].status)
+			cJSON_AddNumberToObject(x, "status", e->errors[i].status);
+		else
+			cJSON_AddNullToObject(x, "status");
+		add_str_or_null(x, "code", e->errors[i].code);
+		add_str_or_null(x, "message", e->errors[i].message);
+		cJSON_AddItemToArray(errors, x);
+	}
+	cJSON_AddItemToObject(rep, "inventory", facts_inventory(ctx));
+	facts_ctx_free(ctx);
+	return rep;
+}
+
+int audit_exit_code(const cJSON *report, enum severity fail_on)
+{
+	const cJSON *scan = cJSON_GetObjectItemCaseSensitive(report, "scan");
+	const cJSON *sev = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(report, "summary"), "bySeverity");
+	int failing = 0;
+
+	if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(scan, "complete")))
+		return 3;
+	for (int s = (int)fail_on; s < NSEV; s++) {
+		const cJSON *row = cJSON_GetObjectItemCaseSensitive(sev, severity_name((enum severity)s));
+		const cJSON *n = cJSON_GetObjectItemCaseSensitive(row, "fail");
+
+		failing += cJSON_IsNumber(n) ? n->valueint : 0;
+	}
+	return failing ? 1 : 0;
+}

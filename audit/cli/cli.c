@@ -1,0 +1,470 @@
+/*
+ * cli.c - commands, options and usage.  Each command keeps its options and
+ * usage text beside its handler; `kvaudit --help` is generated from the
+ * same table.  Handlers return an exit code; errors are printed once, as
+ * one line "kvaudit: <message>", where they are detected.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "audit/cli/cli.h"
+#include "audit/estate/estate.h"
+#include "audit/estate/facts.h"
+#include "reports/report.h"
+#include "rules/engine.h"
+
+struct command {
+	const char *name, *summary, *usage;
+	int (*run)(int argc, char **argv, const struct command *self);
+};
+
+static void die_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* One line on stderr: "kvaudit: <message>". */
+static void die_line(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("kvaudit: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static int usage_error(const struct command *c, const char *what)
+{
+	die_line("%s (see 'kvaudit %s --help')", what, c->name);
+	return KV_EXIT_USAGE;
+}
+
+static int print_help(const struct command *c)
+{
+	fputs(c->usage, stdout);
+	return fflush(stdout) == 0 ? KV_EXIT_OK : KV_EXIT_USAGE;
+}
+
+/* A string list option (repeatable flag). */
+struct strlist {
+	const char **v;
+	size_t n;
+};
+
+static void strlist_add(struct strlist *l, const char *s)
+{
+	l->v = kv_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v[l->n++] = s;
+}
+
+/* getopt_long error messages are replaced by ours: opterr = 0 and report here. */
+static int bad_option(const struct command *c, char **argv, int opt)
+{
+	char msg[256];
+	const char *arg = argv[optind - 1];
+
+	if (opt == ':')
+		snprintf(msg, sizeof(msg), "option '%s' needs a value", arg);
+	else
+		snprintf(msg, sizeof(msg), "unknown option '%s'", arg);
+	return usage_error(c, msg);
+}
+
+static bool load_catalog(struct rule_catalog *cat, const struct strlist *dirs)
+{
+	struct kv_err err = {{0}};
+
+	if (!rule_catalog_load_builtin(cat, &err)) {
+		die_line("built-in rule catalog is invalid: %s", err.msg);
+		return false;
+	}
+	for (size_t i = 0; i < dirs->n; i++) {
+		if (!rule_catalog_load_dir(cat, dirs->v[i], &err)) {
+			die_line("%s", err.msg);
+			rule_catalog_release(cat);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ---- kvaudit audit ---- */
+
+static const char AUDIT_USAGE[] =
+	"usage: kvaudit audit ESTATE.json [options]\n"
+	"\n"
+	"Judge an estate snapshot (kvaudit.estate v1) offline and write reports.\n"
+	"\n"
+	"options:\n"
+	"  --format LIST              report formats, comma-separated: json, csv (default json)\n"
+	"  --out DIR|FILE|-           a directory receives kvaudit-<UTC time>.<ext> per format\n"
+	"                             (created if missing); FILE or - (stdout) take one format\n"
+	"                             (default: the current directory)\n"
+	"  --fail-on SEV              exit 1 for failing findings at or above SEV:\n"
+	"                             info, low, medium, high, critical (default low)\n"
+	"  --include-pass             list passing findings too (they are always counted)\n"
+	"  --rules DIR                add the rules in DIR/*.json (repeatable)\n"
+	"  --backup-sp-object-id TENANT=OID\n"
+	"                             Backup Management Service's object ID in TENANT, when the\n"
+	"                             snapshot does not record it (repeatable)\n"
+	"  -q, --quiet                no summary on stderr\n"
+	"  -v, --verbose              also list where each report was written\n"
+	"  -h, --help                 this help\n"
+	"\n"
+	"exit codes: 0 no failing finding at or above --fail-on, 1 failing findings,\n"
+	"2 bad usage or bad input, 3 scan incomplete (some facts could not be read)\n";
+
+static bool use_color(void)
+{
+	const char *nc = getenv("NO_COLOR");
+
+	return isatty(fileno(stderr)) && (!nc || !*nc) && !kv_streq_ci(getenv("TERM"), "dumb");
+}
+
+static void scan_stamp(char *out, size_t n)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, n, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+static int cmd_audit(int argc, char **argv, const struct command *self)
+{
+	static const struct option opts[] = {
+		{"format", required_argument, NULL, 'f'},
+		{"out", required_argument, NULL, 'o'},
+		{"fail-on", required_argument, NULL, 'F'},
+		{"include-pass", no_argument, NULL, 'P'},
+		{"rules", required_argument, NULL, 'r'},
+		{"backup-sp-object-id", required_argument, NULL, 'b'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *formats = "json", *out = ".";
+	struct audit_opts ao = {SEV_LOW, false, NULL};
+	struct strlist rules = {0}, sps = {0};
+	struct estate_opts eo = {0};
+	struct rule_catalog cat = {0};
+	struct estate *e = NULL;
+	struct kv_err err = {{0}};
+	cJSON *report = NULL;
+	int quiet = 0, verbose = 0, opt, rc = KV_EXIT_USAGE;
+	char stamp[32];
+
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+:qvh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'f': formats = optarg; break;
+		case 'o': out = optarg; break;
+		case 'F':
+			if (!severity_parse(optarg, &ao.fail_on)) {
+				rc = usage_error(self, "--fail-on takes info, low, medium, high or critical");
+				goto out;
+			}
+			break;
+		case 'P': ao.include_pass = true; break;
+		case 'r': strlist_add(&rules, optarg); break;
+		case 'b': strlist_add(&sps, optarg); break;
+		case 'q': quiet = 1; break;
+		case 'v': verbose = 1; break;
+		case 'h': rc = print_help(self); goto out;
+		default: rc = bad_option(self, argv, opt); goto out;
+		}
+	}
+	if (argc - optind != 1) {
+		rc = usage_error(self, argc - optind == 0 ? "an estate file is required"
+		                                          : "exactly one estate file is expected");
+		goto out;
+	}
+	/* Validate the output request before any work, so a typo costs nothing. */
+	for (const char *p = formats; *p;) {
+		size_t n = strcspn(p, ",");
+		char name[32];
+
+		if (n == 0 || n >= sizeof(name)) {
+			rc = usage_error(self, "--format takes a comma-separated list of json, csv");
+			goto out;
+		}
+		memcpy(name, p, n);
+		name[n] = '\0';
+		if (!report_format_find(name)) {
+			char msg[128];
+
+			snprintf(msg, sizeof(msg), "unknown report format '%s' (known: json, csv)", name);
+			rc = usage_error(self, msg);
+			goto out;
+		}
+		p += n + (p[n] == ',');
+	}
+	if (!load_catalog(&cat, &rules))
+		goto out;
+	eo.sp_overrides = sps.v;
+	eo.nsp_overrides = sps.n;
+	ao.source = argv[optind];
+	e = estate_load(argv[optind], &eo, &err);
+	if (!e) {
+		die_line("%s", err.msg);
+		goto out;
+	}
+	report = audit_run(e, &cat, &ao);
+	scan_stamp(stamp, sizeof(stamp));
+	if (!report_output(report, formats, out, stamp, verbose ? stderr : NULL, &err)) {
+		die_line("%s", err.msg);
+		goto out;
+	}
+	if (!quiet)
+		report_write_summary(report, stderr, use_color(), 5);
+	rc = audit_exit_code(report, ao.fail_on);
+out:
+	cJSON_Delete(report);
+	estate_free(e);
+	rule_catalog_release(&cat);
+	free(rules.v);
+	free(sps.v);
+	return rc;
+}
+
+/* ---- kvaudit inventory ---- */
+
+static const char INVENTORY_USAGE[] =
+	"usage: kvaudit inventory ESTATE.json [options]\n"
+	"\n"
+	"List the ADE VMs (OS, ADE flavour, each disk's BEK and KEK vault) and the key vaults\n"
+	"(access model, tenant, Backup Management Service's permissions) of a snapshot.\n"
+	"\n"
+	"options:\n"
+	"  --format table|csv|json    output format (default table)\n"
+	"  --backup-sp-object-id TENANT=OID\n"
+	"                             Backup Management Service's object ID in TENANT (repeatable)\n"
+	"  -h, --help                 this help\n";
+
+static int cmd_inventory(int argc, char **argv, const struct command *self)
+{
+	static const struct option opts[] = {
+		{"format", required_argument, NULL, 'f'},
+		{"backup-sp-object-id", required_argument, NULL, 'b'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *format = "table";
+	struct strlist sps = {0};
+	struct estate_opts eo = {0};
+	struct estate *e = NULL;
+	struct facts_ctx *ctx = NULL;
+	struct kv_err err = {{0}};
+	cJSON *inv = NULL;
+	bool (*write)(const cJSON *, FILE *, struct kv_err *) = NULL;
+	int opt, rc = KV_EXIT_USAGE;
+
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+:qvh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'f': format = optarg; break;
+		case 'b': strlist_add(&sps, optarg); break;
+		case 'q': case 'v': break;
+		case 'h': rc = print_help(self); goto out;
+		default: rc = bad_option(self, argv, opt); goto out;
+		}
+	}
+	if (strcmp(format, "table") == 0)
+		write = inventory_write_table;
+	else if (strcmp(format, "csv") == 0)
+		write = inventory_write_csv;
+	else if (strcmp(format, "json") == 0)
+		write = inventory_write_json;
+	else {
+		rc = usage_error(self, "--format takes table, csv or json");
+		goto out;
+	}
+	if (argc - optind != 1) {
+		rc = usage_error(self, "exactly one estate file is expected");
+		goto out;
+	}
+	eo.sp_overrides = sps.v;
+	eo.nsp_overrides = sps.n;
+	e = estate_load(argv[optind], &eo, &err);
+	if (!e) {
+		die_line("%s", err.msg);
+		goto out;
+	}
+	ctx = facts_prepare(e);
+	inv = facts_inventory(ctx);
+	if (!write(inv, stdout, &err) || fflush(stdout) != 0 || ferror(stdout)) {
+		die_line("cannot write the inventory to standard output: %s", err.msg[0] ? err.msg : strerror(errno));
+		goto out;
+	}
+	rc = KV_EXIT_OK;
+out:
+	cJSON_Delete(inv);
+	facts_ctx_free(ctx);
+	estate_free(e);
+	free(sps.v);
+	return rc;
+}
+
+/* ---- kvaudit rules ---- */
+
+static const char RULES_USAGE[] =
+	"usage: kvaudit rules list [--rules DIR]...\n"
+	"       kvaudit rules show ID [--rules DIR]...\n"
+	"       kvaudit rules check DIR\n"
+	"       kvaudit rules facts\n"
+	"\n"
+	"list   one line per rule: ID, subject, severity, title\n"
+	"show   a rule in full (its JSON)\n"
+	"check  validate every DIR/*.json rule file; exit 2 with one line per problem\n"
+	"facts  the facts rules may read, with the subjects that have them\n";
+
+static int cmd_rules(int argc, char **argv, const struct command *self)
+{
+	static const struct option opts[] = {
+		{"rules", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct strlist dirs = {0};
+	struct rule_catalog cat = {0};
+	const char *sub;
+	int opt, rc = KV_EXIT_USAGE;
+
+	optind = 0;
+	opterr = 0;
+	/* Options may follow the subcommand: permute. */
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'r': strlist_add(&dirs, optarg); break;
+		case 'h': rc = print_help(self); goto out;
+		default: rc = bad_option(self, argv, opt); goto out;
+		}
+	}
+	if (optind >= argc) {
+		rc = usage_error(self, "a subcommand is required: list, show ID, check DIR or facts");
+		goto out;
+	}
+	sub = argv[optind++];
+	if (strcmp(sub, "list") == 0 && optind == argc) {
+		if (!load_catalog(&cat, &dirs))
+			goto out;
+		for (size_t i = 0; i < cat.n; i++)
+			printf("%-12s %-8s %-9s %s\n", cat.rules[i].id, subject_name(cat.rules[i].subject),
+			       severity_name(cat.rules[i].severity), cat.rules[i].title);
+		rc = KV_EXIT_OK;
+	} else if (strcmp(sub, "show") == 0 && optind + 1 == argc) {
+		const struct rule *r;
+		char *text;
+
+		if (!load_catalog(&cat, &dirs))
+			goto out;
+		if (!(r = rule_catalog_find(&cat, argv[optind]))) {
+			die_line("no rule '%s' (see 'kvaudit rules list')", argv[optind]);
+			goto out;
+		}
+		text = cJSON_Print(r->json);
+		printf("%s\n", text);
+		free(text);
+		rc = KV_EXIT_OK;
+	} else if (strcmp(sub, "check") == 0 && optind + 1 == argc) {
+		int bad = rule_catalog_check_dir(argv[optind], stderr);
+
+		if (bad == 0)
+			printf("%s: all rules are valid\n", argv[optind]);
+		rc = bad == 0 ? KV_EXIT_OK : KV_EXIT_USAGE;
+	} else if (strcmp(sub, "facts") == 0 && optind == argc) {
+		size_t n;
+		const struct fact_def *d = facts_registry(&n);
+
+		printf("| fact | type | subjects | meaning |\n|---|---|---|---|\n");
+		for (size_t i = 0; i < n; i++) {
+			char subj[64] = "";
+			const enum subject_kind kinds[] = {SUBJ_VM, SUBJ_VAULT, SUBJ_BINDING, SUBJ_TENANT};
+
+			for (size_t k = 0; k < 4; k++)
+				if (d[i].subjects & kinds[k]) {
+					if (subj[0])
+						strcat(subj, ", ");
+					strcat(subj, subject_name(kinds[k]));
+				}
+			printf("| `%s` | %s | %s | %s |\n", d[i].path, fact_type_name(d[i].type), subj, d[i].doc);
+		}
+		rc = KV_EXIT_OK;
+	} else {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg), "unknown or incomplete subcommand 'rules %s'", sub);
+		rc = usage_error(self, msg);
+	}
+	if (rc == KV_EXIT_OK && (fflush(stdout) != 0 || ferror(stdout))) {
+		die_line("cannot write to standard output: %s", strerror(errno));
+		rc = KV_EXIT_USAGE;
+	}
+out:
+	rule_catalog_release(&cat);
+	free(dirs.v);
+	return rc;
+}
+
+/* ---- the table ---- */
+
+static const struct command commands[] = {
+	{"audit", "judge an estate snapshot offline and write reports", AUDIT_USAGE, cmd_audit},
+	{"inventory", "list ADE VMs and their key vaults from a snapshot", INVENTORY_USAGE, cmd_inventory},
+	{"rules", "list, show and check rules", RULES_USAGE, cmd_rules},
+};
+
+static void main_usage(FILE *f)
+{
+	fputs("usage: kvaudit [--version] [--help] COMMAND [options]\n"
+	      "\n"
+	      "Audit the Azure Key Vault permissions Azure Backup needs for VMs encrypted with\n"
+	      "Azure Disk Encryption.\n"
+	      "\n"
+	      "commands:\n", f);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fputs("\n'kvaudit COMMAND --help' shows a command's options.\n"
+	      "exit codes: 0 ok, 1 failing findings, 2 bad usage or input, 3 scan incomplete\n", f);
+}
+
+int kv_main(int argc, char **argv)
+{
+	const char *cmd;
+
+	if (argc < 2) {
+		main_usage(stderr);
+		return KV_EXIT_USAGE;
+	}
+	cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+		if (argc > 2 && strcmp(cmd, "help") == 0) {
+			for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+				if (strcmp(commands[i].name, argv[2]) == 0)
+					return print_help(&commands[i]);
+			die_line("no command '%s' (see 'kvaudit --help')", argv[2]);
+			return KV_EXIT_USAGE;
+		}
+		main_usage(stdout);
+		return fflush(stdout) == 0 ? KV_EXIT_OK : KV_EXIT_USAGE;
+	}
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+		printf("kvaudit %s\n", KVAUDIT_VERSION);
+		return fflush(stdout) == 0 ? KV_EXIT_OK : KV_EXIT_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, cmd) == 0)
+			return commands[i].run(argc - 1, argv + 1, &commands[i]);
+	die_line("unknown command '%s' (see 'kvaudit --help')", cmd);
+	return KV_EXIT_USAGE;
+}

@@ -1,0 +1,281 @@
+/*
+ * ade.c - Azure Disk Encryption detection.  See ade.h and AZURE-FACTS a1-a6.
+ *
+ * Volumes are collected from every source and merged by disk name, so a
+ * managed disk seen both as a resource and in the instance view is one
+ * volume with two sources.  The extension adds a volume only when no other
+ * source names one (extension-only evidence), since its settings are what
+ * was asked for, while disks and instance views say what is in effect.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/estate/ade.h"
+#include "audit/util/armid.h"
+
+/* A string that is present and non-empty, else NULL: absent, null and "" are alike (a1). */
+static const char *nonempty(const cJSON *obj, const char *key)
+{
+	const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	return cJSON_IsString(j) && j->valuestring[0] ? j->valuestring : NULL;
+}
+
+static const cJSON *child(const cJSON *obj, const char *key)
+{
+	return cJSON_GetObjectItemCaseSensitive(obj, key);
+}
+
+static bool is_true(const cJSON *obj, const char *key)
+{
+	const cJSON *j = child(obj, key);
+
+	return cJSON_IsTrue(j) || (cJSON_IsString(j) && kv_streq_ci(j->valuestring, "true"));
+}
+
+bool ade_is_extension(const cJSON *ext)
+{
+	const cJSON *p = child(ext, "properties");
+	const char *pub = nonempty(p, "publisher"), *type = nonempty(p, "type");
+
+	return kv_streq_ci(pub, "Microsoft.Azure.Security") &&
+	       (kv_streq_ci(type, "AzureDiskEncryption") || kv_streq_ci(type, "AzureDiskEncryptionForLinux"));
+}
+
+static struct ade_volume *volume_for(struct ade_info *a, const char *disk)
+{
+	for (size_t i = 0; i < a->nvolumes; i++)
+		if (kv_streq_ci(a->volumes[i].disk, disk))
+			return &a->volumes[i];
+	a->volumes = kv_realloc(a->volumes, (a->nvolumes + 1) * sizeof(*a->volumes));
+	memset(&a->volumes[a->nvolumes], 0, sizeof(a->volumes[0]));
+	a->volumes[a->nvolumes].disk = kv_strdup(disk);
+	return &a->volumes[a->nvolumes++];
+}
+
+static void set_if_empty(char **dst, const char *src)
+{
+	if (!*dst && src)
+		*dst = kv_strdup(src);
+}
+
+/*
+ * Records one DiskEncryptionSettings-shaped object ({diskEncryptionKey:
+ * {secretUrl, sourceVault.id}, keyEncryptionKey: {keyUrl, sourceVault.id}})
+ * as a volume of disk.  The vault comes from sourceVault.id; where that is
+ * missing, from the URL's host matched against the vaults' vaultUri (a5).
+ */
+static void add_settings(const struct estate *e, struct ade_info *a, const char *disk,
+                         const cJSON *s, unsigned source)
+{
+	const cJSON *dek = child(s, "diskEncryptionKey"), *kek = child(s, "keyEncryptionKey");
+	const char *secret = nonempty(dek, "secretUrl"), *bekv = nonempty(child(dek, "sourceVault"), "id");
+	const char *key = nonempty(kek, "keyUrl"), *kekv = nonempty(child(kek, "sourceVault"), "id");
+	struct ade_volume *v;
+
+	if (!secret && !bekv)
+		return;
+	v = volume_for(a, disk);
+	v->sources |= source;
+	if (!bekv && secret) {
+		const struct vault *vault = estate_vault_by_url(e, secret);
+
+		bekv = vault ? vault->id : NULL;
+	}
+	if (!kekv && key) {
+		const struct vault *vault = estate_vault_by_url(e, key);
+
+		kekv = vault ? vault->id : NULL;
+	}
+	set_if_empty(&v->bek_vault, bekv);
+	set_if_empty(&v->secret_url, secret);
+	set_if_empty(&v->kek_vault, kekv);
+	set_if_empty(&v->key_url, key);
+}
+
+static const char *disk_label(const struct disk *d, char *buf, size_t n)
+{
+	if (d->name)
+		return d->name;
+	return armid_name(d->id, buf, n) ? buf : d->id;
+}
+
+static void from_managed_disk(const struct estate *e, struct ade_info *a, const struct disk *d)
+{
+	const cJSON *esc = child(child(d->raw, "properties"), "encryptionSettingsCollection");
+	const cJSON *s;
+	char buf[256];
+
+	if (!esc || !is_true(esc, "enabled"))
+		return;
+	if (kv_streq_ci(nonempty(esc, "encryptionSettingsVersion"), "1.0"))
+		a->legacy_aad = true;
+	cJSON_ArrayForEach(s, child(esc, "encryptionSettings"))
+		add_settings(e, a, disk_label(d, buf, sizeof(buf)), s, ADE_SRC_DISK);
+}
+
+static void from_managed_disks(const struct estate *e, struct vm *vm)
+{
+	const cJSON *sp = child(child(vm->raw, "properties"), "storageProfile");
+	const cJSON *dd, *it;
+	const struct disk *d;
+
+	/* Disks named by the storage profile, then those that name the VM as managedBy. */
+	d = estate_disk(e, nonempty(child(child(sp, "osDisk"), "managedDisk"), "id"));
+	if (d)
+		from_managed_disk(e, &vm->ade, d);
+	dd = child(sp, "dataDisks");
+	cJSON_ArrayForEach(it, dd) {
+		d = estate_disk(e, nonempty(child(it, "managedDisk"), "id"));
+		if (d)
+			from_managed_disk(e, &vm->ade, d);
+	}
+	for (size_t i = 0; i < vm->ndisks; i++)
+		from_managed_disk(e, &vm->ade, &e->disks[vm->disks[i]]);
+}
+
+static void from_vm_model(const struct estate *e, struct vm *vm)
+{
+	const cJSON *osd = child(child(child(vm->raw, "properties"), "storageProfile"), "osDisk");
+	const cJSON *es = child(osd, "encryptionSettings");
+	const char *name = nonempty(osd, "name");
+
+	if (!cJSON_IsObject(es))
+		return;
+	/* enabled is documented as a bool; settings without it but with keys are in effect. */
+	if (cJSON_IsFalse(child(es, "enabled")))
+		return;
+	add_settings(e, &vm->ade, name ? name : "osDisk", es, ADE_SRC_VM_MODEL);
+}
+
+static void from_instance_view(const struct estate *e, struct vm *vm)
+{
+	const cJSON *disks = child(child(child(vm->raw, "properties"), "instanceView"), "disks");
+	const cJSON *d, *s;
+
+	cJSON_ArrayForEach(d, disks) {
+		const char *name = nonempty(d, "name");
+
+		cJSON_ArrayForEach(s, child(d, "encryptionSettings")) {
+			if (cJSON_IsFalse(child(s, "enabled")))
+				continue;
+			add_settings(e, &vm->ade, name ? name : "disk", s, ADE_SRC_INSTANCE_VIEW);
+		}
+	}
+}
+
+/* Major version number of "2.2" / "1.1.0.4"; -1 when unparsable. */
+static int major_version(const char *v)
+{
+	if (!v || *v < '0' || *v > '9')
+		return -1;
+	return atoi(v);
+}
+
+static void from_extension(const struct estate *e, struct vm *vm, const cJSON *ext)
+{
+	struct ade_info *a = &vm->ade;
+	const cJSON *p = child(ext, "properties"), *set = child(p, "settings");
+	const char *type = nonempty(p, "type"), *op, *bekv, *bekurl, *kekurl, *kekv;
+	int major = major_version(nonempty(p, "typeHandlerVersion"));
+	bool linux_ext = kv_streq_ci(type, "AzureDiskEncryptionForLinux");
+
+	/* Some tools store settings as a JSON string. */
+	cJSON *parsed = NULL;
+
+	if (cJSON_IsString(set)) {
+		parsed = cJSON_Parse(set->valuestring);
+		set = parsed;
+	}
+	free(a->ext_type);
+	free(a->ext_version);
+	free(a->ext_operation);
+	free(a->volume_type);
+	a->ext_type = kv_strdup(type);
+	a->ext_version = kv_strdup(nonempty(p, "typeHandlerVersion"));
+	op = nonempty(set, "EncryptionOperation");
+	a->ext_operation = kv_strdup(op);
+	a->volume_type = kv_strdup(nonempty(set, "VolumeType"));
+	if (vm->os == OS_UNKNOWN)
+		vm->os = linux_ext ? OS_LINUX : OS_WINDOWS;
+
+	if (kv_streq_ci(op, "DisableEncryption")) {
+		a->disabled = true;
+		goto out;
+	}
+	/* The AAD flavour: AADClientID, or major 1 on Windows / 0 on Linux (a1 trap: "1.1" differs by OS). */
+	if (nonempty(set, "AADClientID") || (!linux_ext && major == 1) || (linux_ext && major == 0))
+		a->legacy_aad = true;
+	bekv = nonempty(set, "KeyVaultResourceId");
+	bekurl = nonempty(set, "KeyVaultURL");
+	kekurl = nonempty(set, "KeyEncryptionKeyURL");
+	kekv = nonempty(set, "KekVaultResourceId");
+	if (!bekv && bekurl) {
+		const struct vault *v = estate_vault_by_url(e, bekurl);
+
+		bekv = v ? v->id : NULL;
+	}
+	if (!kekv && kekurl) {
+		const struct vault *v = estate_vault_by_url(e, kekurl);
+
+		kekv = v ? v->id : NULL;
+	}
+	a->sources |= ADE_SRC_EXTENSION;
+	if (a->nvolumes == 0 && (bekv || bekurl)) {
+		char label[64];
+		struct ade_volume *v;
+
+		snprintf(label, sizeof(label), "extension (VolumeType %s)",
+		         a->volume_type ? a->volume_type : "unset");
+		v = volume_for(a, label);
+		v->sources |= ADE_SRC_EXTENSION;
+		set_if_empty(&v->bek_vault, bekv);
+		set_if_empty(&v->kek_vault, kekv ? kekv : NULL);
+		set_if_empty(&v->key_url, kekurl);
+	}
+out:
+	cJSON_Delete(parsed);
+}
+
+void ade_detect(const struct estate *e, struct vm *vm)
+{
+	struct ade_info *a = &vm->ade;
+	const cJSON *ext = NULL;
+
+	ade_info_release(a);
+	from_managed_disks(e, vm);
+	from_vm_model(e, vm);
+	from_instance_view(e, vm);
+	for (size_t i = 0; i < vm->nextensions; i++)
+		if (ade_is_extension(vm->extensions[i]))
+			ext = vm->extensions[i];
+	if (ext)
+		from_extension(e, vm, ext);
+	for (size_t i = 0; i < a->nvolumes; i++)
+		a->sources |= a->volumes[i].sources;
+	/* In effect when some source names a BEK; a disabled extension alone says nothing. */
+	a->encrypted = false;
+	for (size_t i = 0; i < a->nvolumes; i++)
+		if (a->volumes[i].bek_vault || a->volumes[i].secret_url)
+			a->encrypted = true;
+	if (!a->encrypted)
+		a->legacy_aad = false;
+}
+
+void ade_info_release(struct ade_info *a)
+{
+	for (size_t i = 0; i < a->nvolumes; i++) {
+		free(a->volumes[i].disk);
+		free(a->volumes[i].bek_vault);
+		free(a->volumes[i].secret_url);
+		free(a->volumes[i].kek_vault);
+		free(a->volumes[i].key_url);
+	}
+	free(a->volumes);
+	free(a->ext_type);
+	free(a->ext_version);
+	free(a->ext_operation);
+	free(a->volume_type);
+	memset(a, 0, sizeof(*a));
+}

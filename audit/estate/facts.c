@@ -1,0 +1,986 @@
+/*
+ * facts.c - turns the estate model into one facts object per subject (see
+ * facts.h and docs/facts.md).  Everything that needs the whole estate (which
+ * vaults hold which VMs' keys, per-tenant counts, Backup Management
+ * Service's effective permissions per vault) is computed once in
+ * facts_prepare; subjects are then built one at a time.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "audit/estate/facts.h"
+#include "audit/util/armid.h"
+
+/* Effective permission names per category ("all" expands to these; AZURE-FACTS b3). */
+static const char *const ALL_KEYS[] = {
+	"encrypt", "decrypt", "wrapkey", "unwrapkey", "sign", "verify", "get", "list", "create",
+	"update", "import", "delete", "backup", "restore", "recover", "purge", "release", "rotate",
+	"getrotationpolicy", "setrotationpolicy", NULL};
+static const char *const ALL_SECRETS[] = {
+	"get", "list", "set", "delete", "backup", "restore", "recover", "purge", NULL};
+static const char *const ALL_CERTIFICATES[] = {
+	"get", "list", "delete", "create", "import", "update", "managecontacts", "getissuers",
+	"listissuers", "setissuers", "deleteissuers", "manageissuers", "recover", "purge",
+	"backup", "restore", NULL};
+
+/*
+ * The data actions Backup needs on RBAC vaults (AZURE-FACTS c3), split by
+ * what the vault holds: secrets for every BEK, keys where a KEK is used.
+ */
+static const char *const NEED_SECRETS[] = {
+	"Microsoft.KeyVault/vaults/secrets/getSecret/action",
+	"Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+	"Microsoft.KeyVault/vaults/secrets/backup/action", NULL};
+static const char *const NEED_KEYS[] = {
+	"Microsoft.KeyVault/vaults/keys/read",
+	"Microsoft.KeyVault/vaults/keys/backup/action", NULL};
+
+/*
+ * Built-in roles that may be assigned on a vault, with their data actions
+ * (learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+ * Roles with no data actions are listed so they are known, not unknown.
+ */
+struct builtin_role {
+	const char *guid, *name;
+	const char *const data_actions[4];
+};
+
+static const struct builtin_role BUILTIN_ROLES[] = {
+	{ROLE_KEY_VAULT_ADMINISTRATOR, "Key Vault Administrator", {"Microsoft.KeyVault/vaults/*"}},
+	{"b86a8fe4-44ce-4948-aee5-eccb2c155cd7", "Key Vault Secrets Officer", {"Microsoft.KeyVault/vaults/secrets/*"}},
+	{"4633458b-17de-408a-b874-0445c86b69e6", "Key Vault Secrets User",
+	 {"Microsoft.KeyVault/vaults/secrets/getSecret/action", "Microsoft.KeyVault/vaults/secrets/readMetadata/action"}},
+	{"14b46e9e-c2b7-41b4-b07b-48a6ebf60603", "Key Vault Crypto Officer",
+	 {"Microsoft.KeyVault/vaults/keys/*", "Microsoft.KeyVault/vaults/keyrotationpolicies/*"}},
+	{"12338af0-0e69-4776-bea7-57ae8d297424", "Key Vault Crypto User",
+	 {"Microsoft.KeyVault/vaults/keys/read", "Microsoft.KeyVault/vaults/keys/backup/action",
+	  "Microsoft.KeyVault/vaults/keys/*/action"}},  /* update, encrypt, decrypt, wrap, unwrap, sign, verify */
+	{"e147488a-f6f5-4113-8e2d-b22465e65bf6", "Key Vault Crypto Service Encryption User",
+	 {"Microsoft.KeyVault/vaults/keys/read", "Microsoft.KeyVault/vaults/keys/wrap/action",
+	  "Microsoft.KeyVault/vaults/keys/unwrap/action"}},
+	{"21090545-7ca7-4776-b22c-e363652d74d2", "Key Vault Reader",
+	 {"Microsoft.KeyVault/vaults/*/read", "Microsoft.KeyVault/vaults/secrets/readMetadata/action"}},
+	{"a4417e6f-fecd-4de8-b567-7b0420556985", "Key Vault Certificates Officer",
+	 {"Microsoft.KeyVault/vaults/certificatecas/*", "Microsoft.KeyVault/vaults/certificates/*",
+	  "Microsoft.KeyVault/vaults/certificatecontacts/write"}},
+	{"f25e0fa2-a7c8-4377-a976-54943a77a395", "Key Vault Contributor", {NULL}},
+	{"8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "Owner", {NULL}},
+	{"b24988ac-6180-42a0-ab88-20f7382dd24c", "Contributor", {NULL}},
+	{"acdd72a7-3385-48ef-bd42-f606fba81ae7", "Reader", {NULL}},
+};
+
+/* What one vault (present or only referenced) is to the ADE VMs. */
+struct vault_use {
+	char *id;                    /* as referenced or as in the estate */
+	const struct vault *vault;   /* NULL: referenced by an ADE VM but not in the snapshot */
+	bool bek, kek;
+	cJSON *vms;                  /* array of VM IDs */
+	cJSON *facts;                /* the "vault" member */
+	cJSON *unavail;              /* its "$unavailable" entries */
+	char tenant[64];             /* tenant ID for tenant facts; "" unknown */
+};
+
+struct tenant_facts {
+	char *tid;
+	int ade_vaults;
+	cJSON *facts, *unavail;
+};
+
+struct facts_ctx {
+	const struct estate *e;
+	struct vault_use *uses;
+	size_t nuses;
+	struct idmap use_ix;         /* vault ID -> uses[] */
+	struct tenant_facts *tenants;
+	size_t ntenants;
+	struct idmap tenant_ix;      /* tenant ID -> tenants[] */
+	struct idmap item_ix;        /* VM ID -> estate.items[] */
+};
+
+/* ---- small JSON helpers ---- */
+
+static void add_str(cJSON *o, const char *k, const char *v)
+{
+	cJSON_AddItemToObject(o, k, v ? cJSON_CreateString(v) : cJSON_CreateNull());
+}
+
+static void unavailable(cJSON *u, const char *path, const char *status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void unavailable(cJSON *u, const char *path, const char *status, const char *fmt, ...)
+{
+	char reason[768];
+	va_list ap;
+	cJSON *entry;
+
+	if (cJSON_GetObjectItemCaseSensitive(u, path))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	entry = cJSON_AddObjectToObject(u, path);
+	cJSON_AddStringToObject(entry, "status", status);
+	cJSON_AddStringToObject(entry, "reason", reason);
+}
+
+static bool arr_has_ci(const cJSON *a, const char *s)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, a)
+		if (cJSON_IsString(it) && kv_streq_ci(it->valuestring, s))
+			return true;
+	return false;
+}
+
+static void arr_add_unique(cJSON *a, const char *s)
+{
+	if (s && !arr_has_ci(a, s))
+		cJSON_AddItemToArray(a, cJSON_CreateString(s));
+}
+
+static char *lower_dup(const char *s)
+{
+	return kv_lower(kv_strdup(s));
+}
+
+/* Adds perms (as returned by the service) to eff: lower case, "all" expanded, no duplicates. */
+static void add_effective(cJSON *eff, const cJSON *perms, const char *const *all)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, perms) {
+		if (!cJSON_IsString(it))
+			continue;
+		if (kv_streq_ci(it->valuestring, "all")) {
+			for (size_t i = 0; all[i]; i++)
+				arr_add_unique(eff, all[i]);
+		} else {
+			char *l = lower_dup(it->valuestring);
+
+			arr_add_unique(eff, l);
+			free(l);
+		}
+	}
+}
+
+/* Case-insensitive glob where '*' matches any run of characters (ARM action wildcards). */
+static bool glob_ci(const char *pat, const char *s)
+{
+	if (*pat == '\0')
+		return *s == '\0';
+	if (*pat == '*') {
+		for (const char *p = s;; p++) {
+			if (glob_ci(pat + 1, p))
+				return true;
+			if (*p == '\0')
+				return false;
+		}
+	}
+	if (*s == '\0')
+		return false;
+	if ((*pat | 0x20) != (*s | 0x20) && *pat != *s)
+		return false;
+	return glob_ci(pat + 1, s + 1);
+}
+
+static bool actions_cover(const cJSON *allow, const cJSON *deny, const char *action)
+{
+	const cJSON *it;
+	bool ok = false;
+
+	cJSON_ArrayForEach(it, allow)
+		if (cJSON_IsString(it) && glob_ci(it->valuestring, action))
+			ok = true;
+	cJSON_ArrayForEach(it, deny)
+		if (cJSON_IsString(it) && glob_ci(it->valuestring, action))
+			ok = false;
+	return ok;
+}
+
+/* ---- tenants ---- */
+
+static struct tenant_facts *tenant_slot(struct facts_ctx *c, const char *tid)
+{
+	size_t ix;
+
+	if (kv_empty(tid))
+		return NULL;
+	if (idmap_get(&c->tenant_ix, tid, &ix))
+		return &c->tenants[ix];
+	c->tenants = kv_realloc(c->tenants, (c->ntenants + 1) * sizeof(*c->tenants));
+	memset(&c->tenants[c->ntenants], 0, sizeof(c->tenants[0]));
+	c->tenants[c->ntenants].tid = kv_strdup(tid);
+	idmap_put(&c->tenant_ix, tid, c->ntenants);
+	return &c->tenants[c->ntenants++];
+}
+
+/* The caller's user type in tenant tid: the snapshot's tenants list, else the caller record. */
+static enum user_type caller_type_in(const struct estate *e, const char *tid)
+{
+	const struct tenant *t = estate_tenant(e, tid);
+	const struct caller *c = &e->caller;
+
+	if (t && t->caller_type != USER_UNKNOWN)
+		return t->caller_type;
+	if (!c->present)
+		return USER_UNKNOWN;
+	if (kv_streq_ci(c->type, "servicePrincipal") || kv_streq_ci(c->type, "managedIdentity"))
+		return USER_SERVICE_PRINCIPAL;
+	if (kv_streq_ci(c->tenant_id, tid)) {
+		if (kv_streq_ci(c->user_type, "Guest"))
+			return USER_GUEST;
+		if (kv_streq_ci(c->user_type, "Member"))
+			return USER_MEMBER;
+	}
+	return USER_UNKNOWN;
+}
+
+static void build_tenant_facts(struct facts_ctx *c, struct tenant_facts *tf)
+{
+	const struct estate *e = c->e;
+	const struct tenant *t = estate_tenant(e, tf->tid);
+	enum user_type ut = caller_type_in(e, tf->tid);
+	cJSON *sp;
+
+	tf->facts = cJSON_CreateObject();
+	tf->unavail = cJSON_CreateObject();
+	add_str(tf->facts, "id", tf->tid);
+	add_str(tf->facts, "callerUserType", ut == USER_UNKNOWN ? NULL : user_type_name(ut));
+	cJSON_AddBoolToObject(tf->facts, "callerIsGuest", ut == USER_GUEST);
+	if (ut == USER_UNKNOWN)
+		unavailable(tf->unavail, "tenant.callerUserType", "skipped",
+		            "the caller's user type in tenant %s is not in the snapshot", tf->tid);
+	if (ut == USER_UNKNOWN)
+		unavailable(tf->unavail, "tenant.callerIsGuest", "skipped",
+		            "the caller's user type in tenant %s is not in the snapshot", tf->tid);
+	sp = cJSON_AddObjectToObject(tf->facts, "backupSp");
+	if (t && t->backup_sp != SP_UNKNOWN) {
+		add_str(sp, "status", sp_status_name(t->backup_sp));
+		add_str(sp, "objectId", t->backup_sp_object_id);
+	} else {
+		add_str(sp, "status", NULL);
+		add_str(sp, "objectId", NULL);
+		unavailable(tf->unavail, "tenant.backupSp", "error",
+		            "Backup Management Service's object ID in tenant %s is unknown: collect the tenant "
+		            "or pass --backup-sp-object-id %s=OBJECT_ID", tf->tid, tf->tid);
+	}
+	cJSON_AddNumberToObject(tf->facts, "adeVaultCount", tf->ade_vaults);
+	cJSON_AddBoolToObject(tf->facts, "holdsAdeVaults", tf->ade_vaults > 0);
+}
+
+/* ---- vaults ---- */
+
+static struct vault_use *use_slot(struct facts_ctx *c, const char *id)
+{
+	size_t ix;
+
+	if (idmap_get(&c->use_ix, id, &ix))
+		return &c->uses[ix];
+	c->uses = kv_realloc(c->uses, (c->nuses + 1) * sizeof(*c->uses));
+	memset(&c->uses[c->nuses], 0, sizeof(c->uses[0]));
+	c->uses[c->nuses].id = kv_strdup(id);
+	c->uses[c->nuses].vms = cJSON_CreateArray();
+	c->uses[c->nuses].vault = estate_vault(c->e, id);
+	idmap_put(&c->use_ix, id, c->nuses);
+	return &c->uses[c->nuses++];
+}
+
+/* The tenant whose facts apply to a vault: its tenantId, else its subscription's. */
+static void vault_tenant(const struct estate *e, const struct vault_use *u, char *out, size_t n)
+{
+	char sub[64];
+	const struct subscription *s;
+
+	out[0] = '\0';
+	if (u->vault && !kv_empty(u->vault->tenant_id)) {
+		snprintf(out, n, "%s", u->vault->tenant_id);
+		return;
+	}
+	if (armid_segment(u->id, "subscriptions", sub, sizeof(sub)) && (s = estate_subscription(e, sub)) &&
+	    !kv_empty(s->tenant_id))
+		snprintf(out, n, "%s", s->tenant_id);
+}
+
+static const struct builtin_role *builtin_role(const char *role_definition_id)
+{
+	const char *slash = strrchr(role_definition_id, '/');
+	const char *guid = slash ? slash + 1 : role_definition_id;
+
+	for (size_t i = 0; i < sizeof(BUILTIN_ROLES) / sizeof(BUILTIN_ROLES[0]); i++)
+		if (kv_streq_ci(BUILTIN_ROLES[i].guid, guid))
+			return &BUILTIN_ROLES[i];
+	return NULL;
+}
+
+/*
+ * Backup Management Service's RBAC on a vault: every role assigned to it at
+ * the vault or an enclosing scope, and whether their data actions together
+ * cover what Backup needs for secrets and for keys.
+ */
+static void rbac_facts(struct facts_ctx *c, struct vault_use *u, const char *oid, cJSON *out)
+{
+	const struct estate *e = c->e;
+	cJSON *roles = cJSON_AddArrayToObject(out, "roles");
+	cJSON *allow = cJSON_CreateArray(), *deny = cJSON_CreateArray();
+	const char *unknown_role = NULL, *unknown_scope = NULL;
+	bool secrets = true, keys = true;
+
+	for (size_t i = 0; i < e->nras; i++) {
+		const struct role_assignment *ra = &e->ras[i];
+		const struct builtin_role *b;
+		const struct role_definition *rd;
+
+		if (!kv_streq_ci(ra->principal_id, oid) || !armid_scope_contains(ra->scope, u->id))
+			continue;
+		if ((b = builtin_role(ra->role_definition_id))) {
+			arr_add_unique(roles, b->name);
+			for (size_t k = 0; k < 4 && b->data_actions[k]; k++)
+				cJSON_AddItemToArray(allow, cJSON_CreateString(b->data_actions[k]));
+		} else if ((rd = estate_role_definition(e, ra->role_definition_id))) {
+			const cJSON *it;
+
+			arr_add_unique(roles, rd->role_name ? rd->role_name : rd->id);
+			cJSON_ArrayForEach(it, rd->data_actions)
+				cJSON_AddItemToArray(allow, cJSON_CreateString(it->valuestring));
+			cJSON_ArrayForEach(it, rd->not_data_actions)
+				cJSON_AddItemToArray(deny, cJSON_CreateString(it->valuestring));
+		} else {
+			arr_add_unique(roles, ra->role_definition_id);
+			unknown_role = ra->role_definition_id;
+			unknown_scope = ra->scope;
+		}
+	}
+	/*
+	 * notDataActions subtract within one role only; merging them across roles is
+	 * conservative (it can only under-report coverage), which never hides a gap.
+	 */
+	for (size_t i = 0; NEED_SECRETS[i]; i++)
+		secrets = secrets && actions_cover(allow, deny, NEED_SECRETS[i]);
+	for (size_t i = 0; NEED_KEYS[i]; i++)
+		keys = keys && actions_cover(allow, deny, NEED_KEYS[i]);
+	cJSON_AddBoolToObject(out, "coversSecrets", secrets);
+	cJSON_AddBoolToObject(out, "coversKeys", keys);
+	if (unknown_role && !(secrets && keys)) {
+		if (!secrets)
+			unavailable(u->unavail, "vault.backupRbac.coversSecrets", "error",
+			            "role definition '%s' assigned to Backup Management Service at '%s' is not in the snapshot",
+			            unknown_role, unknown_scope);
+		if (!keys)
+			unavailable(u->unavail, "vault.backupRbac.coversKeys", "error",
+			            "role definition '%s' assigned to Backup Management Service at '%s' is not in the snapshot",
+			            unknown_role, unknown_scope);
+	}
+	cJSON_Delete(allow);
+	cJSON_Delete(deny);
+}
+
+/* Backup Management Service's access-policy entries on a vault, merged and normalised. */
+static void policy_facts(const struct vault *v, const char *oid, cJSON *out)
+{
+	cJSON *secrets = cJSON_CreateArray(), *keys = cJSON_CreateArray(), *certs = cJSON_CreateArray();
+	bool present = false;
+
+	for (size_t i = 0; i < v->npolicies; i++) {
+		const struct access_policy *ap = &v->policies[i];
+
+		/* A compound identity (applicationId set) is not a grant to the service itself. */
+		if (!kv_streq_ci(ap->object_id, oid) || !kv_empty(ap->application_id))
+			continue;
+		present = true;
+		add_effective(secrets, ap->secrets, ALL_SECRETS);
+		add_effective(keys, ap->keys, ALL_KEYS);
+		add_effective(certs, ap->certificates, ALL_CERTIFICATES);
+	}
+	cJSON_AddBoolToObject(out, "present", present);
+	add_str(out, "objectId", oid);
+	cJSON_AddItemToObject(out, "secrets", secrets);
+	cJSON_AddItemToObject(out, "keys", keys);
+	cJSON_AddItemToObject(out, "certificates", certs);
+}
+
+static void missing_vault_facts(struct facts_ctx *c, struct vault_use *u)
+{
+	const struct estate_error *err = estate_error_for(c->e, u->id);
+	char name[256], sub[64], rg[128];
+
+	add_str(u->facts, "id", u->id);
+	add_str(u->facts, "name", armid_name(u->id, name, sizeof(name)) ? name : u->id);
+	add_str(u->facts, "subscriptionId", armid_segment(u->id, "subscriptions", sub, sizeof(sub)) ? sub : NULL);
+	add_str(u->facts, "resourceGroup", armid_segment(u->id, "resourceGroups", rg, sizeof(rg)) ? rg : NULL);
+	if (err)
+		unavailable(u->unavail, "vault", "error", "key vault '%s' could not be read: %d %s: %s", u->id,
+		            err->status, err->code ? err->code : "error", err->message ? err->message : "no message");
+	else
+		unavailable(u->unavail, "vault", "error",
+		            "key vault '%s', which holds ADE keys, is not in the snapshot (deleted, or not readable by the collector)",
+		            u->id);
+}
+
+static void build_vault_facts(struct facts_ctx *c, struct vault_use *u)
+{
+	const struct estate *e = c->e;
+	const struct vault *v = u->vault;
+	const struct subscription *s;
+	const struct tenant *t;
+	cJSON *f, *net, *bp, *rb, *foreign;
+	char loc[64];
+	const char *action, *bypass;
+	bool trusted;
+
+	u->facts = f = cJSON_CreateObject();
+	u->unavail = cJSON_CreateObject();
+	vault_tenant(e, u, u->tenant, sizeof(u->tenant));
+	if (!v) {
+		missing_vault_facts(c, u);
+		return;
+	}
+	add_str(f, "id", v->id);
+	{
+		char name[256];
+
+		add_str(f, "name", v->name ? v->name : armid_name(v->id, name, sizeof(name)) ? name : v->id);
+	}
+	region_norm(v->location, loc, sizeof(loc));
+	add_str(f, "location", v->location ? loc : NULL);
+	add_str(f, "subscriptionId", v->sub[0] ? v->sub : NULL);
+	add_str(f, "resourceGroup", v->rg[0] ? v->rg : NULL);
+	add_str(f, "tenantId", v->tenant_id);
+	add_str(f, "uri", v->uri);
+	cJSON_AddBoolToObject(f, "rbac", v->rbac);
+	cJSON_AddBoolToObject(f, "enabledForDiskEncryption", v->enabled_for_disk_encryption);
+	cJSON_AddBoolToObject(f, "softDelete", v->soft_delete);
+	cJSON_AddBoolToObject(f, "purgeProtection", v->purge_protection);
+	if (v->soft_delete_days)
+		cJSON_AddNumberToObject(f, "softDeleteRetentionDays", v->soft_delete_days);
+	else
+		cJSON_AddNullToObject(f, "softDeleteRetentionDays");
+
+	/* ARM defaults: no networkAcls means Allow; bypass defaults to AzureServices (b2). */
+	action = v->default_action ? v->default_action : "Allow";
+	bypass = v->bypass ? v->bypass : "AzureServices";
+	{
+		char *lb = lower_dup(bypass);
+
+		trusted = !kv_streq_ci(action, "Deny") || strstr(lb, "azureservices") != NULL;
+		free(lb);
+	}
+	net = cJSON_AddObjectToObject(f, "network");
+	add_str(net, "defaultAction", action);
+	add_str(net, "bypass", bypass);
+	cJSON_AddBoolToObject(net, "trustedServicesAllowed", trusted);
+	add_str(f, "publicNetworkAccess", v->public_network_access);
+
+	cJSON_AddBoolToObject(f, "holdsBek", u->bek);
+	cJSON_AddBoolToObject(f, "holdsKek", u->kek);
+	cJSON_AddItemToObject(f, "adeVms", cJSON_Duplicate(u->vms, true));
+
+	if (!e->present.subscriptions) {
+		add_str(f, "subscriptionTenantId", NULL);
+		cJSON_AddNullToObject(f, "tenantMatchesSubscription");
+		unavailable(u->unavail, "vault.subscriptionTenantId", "skipped", "subscriptions were not collected");
+		unavailable(u->unavail, "vault.tenantMatchesSubscription", "skipped", "subscriptions were not collected");
+	} else if (!(s = estate_subscription(e, v->sub)) || kv_empty(s->tenant_id)) {
+		const struct estate_error *err = estate_error_for(e, v->id);
+
+		add_str(f, "subscriptionTenantId", NULL);
+		cJSON_AddNullToObject(f, "tenantMatchesSubscription");
+		unavailable(u->unavail, "vault.subscriptionTenantId", err ? "error" : "skipped",
+		            "subscription '%s' of vault '%s' (or its tenantId) is not in the snapshot", v->sub, v->id);
+		unavailable(u->unavail, "vault.tenantMatchesSubscription", err ? "error" : "skipped",
+		            "subscription '%s' of vault '%s' (or its tenantId) is not in the snapshot", v->sub, v->id);
+	} else {
+		add_str(f, "subscriptionTenantId", s->tenant_id);
+		cJSON_AddBoolToObject(f, "tenantMatchesSubscription", kv_streq_ci(s->tenant_id, v->tenant_id));
+	}
+
+	cJSON_AddNumberToObject(f, "policyCount", (double)v->npolicies);
+	foreign = cJSON_AddArrayToObject(f, "foreignTenantPolicies");
+	for (size_t i = 0; i < v->npolicies; i++)
+		if (!kv_empty(v->policies[i].tenant_id) && !kv_streq_ci(v->policies[i].tenant_id, v->tenant_id))
+			arr_add_unique(foreign, v->policies[i].object_id);
+
+	t = u->tenant[0] ? estate_tenant(e, u->tenant) : NULL;
+	bp = cJSON_AddObjectToObject(f, "backupPolicy");
+	rb = cJSON_AddObjectToObject(f, "backupRbac");
+	if (t && t->backup_sp == SP_FOUND) {
+		policy_facts(v, t->backup_sp_object_id, bp);
+		if (e->present.role_assignments) {
+			rbac_facts(c, u, t->backup_sp_object_id, rb);
+		} else {
+			unavailable(u->unavail, "vault.backupRbac", "skipped",
+			            "role assignments were not collected");
+		}
+	} else if (t && t->backup_sp == SP_ABSENT) {
+		/* No principal, so no grant of any kind. */
+		cJSON_AddBoolToObject(bp, "present", false);
+		cJSON_AddNullToObject(bp, "objectId");
+		cJSON_AddArrayToObject(bp, "secrets");
+		cJSON_AddArrayToObject(bp, "keys");
+		cJSON_AddArrayToObject(bp, "certificates");
+		cJSON_AddArrayToObject(rb, "roles");
+		cJSON_AddBoolToObject(rb, "coversSecrets", false);
+		cJSON_AddBoolToObject(rb, "coversKeys", false);
+	} else {
+		const char *tid = u->tenant[0] ? u->tenant : "(unknown)";
+
+		unavailable(u->unavail, "vault.backupPolicy", "error",
+		            "Backup Management Service's object ID in tenant %s is unknown: collect the tenant "
+		            "or pass --backup-sp-object-id %s=OBJECT_ID", tid, tid);
+		unavailable(u->unavail, "vault.backupRbac", "error",
+		            "Backup Management Service's object ID in tenant %s is unknown: collect the tenant "
+		            "or pass --backup-sp-object-id %s=OBJECT_ID", tid, tid);
+	}
+}
+
+/* ---- preparation ---- */
+
+static void note_use(struct facts_ctx *c, const char *vault_id, const struct vm *vm, bool bek)
+{
+	struct vault_use *u;
+
+	if (!vault_id)
+		return;
+	u = use_slot(c, vault_id);
+	if (bek)
+		u->bek = true;
+	else
+		u->kek = true;
+	arr_add_unique(u->vms, vm->id);
+}
+
+struct facts_ctx *facts_prepare(const struct estate *e)
+{
+	struct facts_ctx *c = kv_calloc(1, sizeof(*c));
+
+	c->e = e;
+	/* Every vault of the estate, then those ADE VMs reference but the estate lacks. */
+	for (size_t i = 0; i < e->nvaults; i++)
+		use_slot(c, e->vaults[i].id);
+	for (size_t i = 0; i < e->nvms; i++) {
+		const struct vm *vm = &e->vms[i];
+
+		if (!vm->ade.encrypted)
+			continue;
+		for (size_t k = 0; k < vm->ade.nvolumes; k++) {
+			note_use(c, vm->ade.volumes[k].bek_vault, vm, true);
+			note_use(c, vm->ade.volumes[k].kek_vault, vm, false);
+		}
+	}
+	for (size_t i = 0; i < e->nitems; i++)
+		if (e->items[i].vm_id)
+			idmap_put(&c->item_ix, e->items[i].vm_id, i);
+	for (size_t i = 0; i < c->nuses; i++) {
+		struct tenant_facts *tf;
+
+		build_vault_facts(c, &c->uses[i]);
+		tf = tenant_slot(c, c->uses[i].tenant);
+		if (tf && (c->uses[i].bek || c->uses[i].kek))
+			tf->ade_vaults++;
+	}
+	/* Tenants of the snapshot and of the subscriptions count even without vaults. */
+	for (size_t i = 0; i < e->ntenants; i++)
+		tenant_slot(c, e->tenants[i].tenant_id);
+	for (size_t i = 0; i < e->nsubs; i++)
+		tenant_slot(c, e->subs[i].tenant_id);
+	for (size_t i = 0; i < c->ntenants; i++)
+		build_tenant_facts(c, &c->tenants[i]);
+	return c;
+}
+
+void facts_ctx_free(struct facts_ctx *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nuses; i++) {
+		free(c->uses[i].id);
+		cJSON_Delete(c->uses[i].vms);
+		cJSON_Delete(c->uses[i].facts);
+		cJSON_Delete(c->uses[i].unavail);
+	}
+	free(c->uses);
+	for (size_t i = 0; i < c->ntenants; i++) {
+		free(c->tenants[i].tid);
+		cJSON_Delete(c->tenants[i].facts);
+		cJSON_Delete(c->tenants[i].unavail);
+	}
+	free(c->tenants);
+	idmap_release(&c->use_ix);
+	idmap_release(&c->tenant_ix);
+	idmap_release(&c->item_ix);
+	free(c);
+}
+
+/* ---- subjects ---- */
+
+static const char *const SOURCE_NAMES[] = {"disk", "vmModel", "instanceView", "extension"};
+
+static void build_vm_facts(struct facts_ctx *c, const struct vm *vm, cJSON *f, cJSON *un)
+{
+	const struct estate *e = c->e;
+	const struct ade_info *a = &vm->ade;
+	cJSON *ade, *src, *vaults, *agent, *bk;
+	char loc[64], name[256];
+	bool kek = false;
+	size_t ix;
+
+	add_str(f, "id", vm->id);
+	add_str(f, "name", vm->name ? vm->name : armid_name(vm->id, name, sizeof(name)) ? name : vm->id);
+	region_norm(vm->location, loc, sizeof(loc));
+	add_str(f, "location", vm->location ? loc : NULL);
+	add_str(f, "subscriptionId", vm->sub[0] ? vm->sub : NULL);
+	add_str(f, "resourceGroup", vm->rg[0] ? vm->rg : NULL);
+	add_str(f, "os", vm_os_name(vm->os));
+
+	ade = cJSON_AddObjectToObject(f, "ade");
+	cJSON_AddBoolToObject(ade, "encrypted", a->encrypted);
+	cJSON_AddBoolToObject(ade, "legacyAad", a->legacy_aad);
+	src = cJSON_CreateArray();
+	vaults = cJSON_CreateArray();
+	for (size_t i = 0; i < 4; i++)
+		if (a->sources & (1u << i))
+			cJSON_AddItemToArray(src, cJSON_CreateString(SOURCE_NAMES[i]));
+	for (size_t i = 0; i < a->nvolumes; i++) {
+		kek = kek || a->volumes[i].kek_vault || a->volumes[i].key_url;
+		arr_add_unique(vaults, a->volumes[i].bek_vault);
+		arr_add_unique(vaults, a->volumes[i].kek_vault);
+	}
+	cJSON_AddBoolToObject(ade, "kek", a->encrypted && kek);
+	cJSON_AddItemToObject(ade, "sources", src);
+	add_str(ade, "extensionVersion", a->ext_version);
+	add_str(ade, "extensionOperation", a->ext_operation);
+	cJSON_AddItemToObject(ade, "vaults", vaults);
+
+	agent = cJSON_AddObjectToObject(f, "agent");
+	if (vm->has_instance_view) {
+		add_str(agent, "status", vm->agent == AGENT_READY ? "Ready" :
+		                         vm->agent == AGENT_NOT_READY ? "NotReady" : "Unknown");
+		add_str(agent, "version", vm->agent_version);
+	} else {
+		add_str(agent, "status", NULL);
+		add_str(agent, "version", NULL);
+		unavailable(un, "vm.agent", "skipped", "the snapshot has no instance view for VM '%s'",
+		            vm->name ? vm->name : vm->id);
+	}
+
+	bk = cJSON_AddObjectToObject(f, "backup");
+	if (!e->present.protected_items) {
+		unavailable(un, "vm.backup", "skipped", "Azure Backup protected items were not collected");
+		cJSON_AddNullToObject(bk, "protected");
+	} else if (!idmap_get(&c->item_ix, vm->id, &ix) ||
+	           kv_streq_ci(e->items[ix].protection_state, "ProtectionStopped")) {
+		cJSON_AddBoolToObject(bk, "protected", false);
+		cJSON_AddNullToObject(bk, "vaultId");
+		cJSON_AddNullToObject(bk, "vaultSubscriptionId");
+		cJSON_AddNullToObject(bk, "vaultLocation");
+		cJSON_AddNullToObject(bk, "sameSubscription");
+		cJSON_AddNullToObject(bk, "sameRegion");
+		if (idmap_get(&c->item_ix, vm->id, &ix))
+			add_str(bk, "lastBackupStatus", e->items[ix].last_backup_status);
+		else
+			cJSON_AddNullToObject(bk, "lastBackupStatus");
+	} else {
+		const struct protected_item *it = &e->items[ix];
+		const struct rs_vault *rsv = estate_rs_vault(e, it->rsv_id);
+		char sub[64] = "", rloc[64];
+
+		armid_segment(it->rsv_id, "subscriptions", sub, sizeof(sub));
+		cJSON_AddBoolToObject(bk, "protected", true);
+		add_str(bk, "vaultId", it->rsv_id[0] ? it->rsv_id : NULL);
+		add_str(bk, "vaultSubscriptionId", sub[0] ? sub : NULL);
+		cJSON_AddBoolToObject(bk, "sameSubscription", kv_streq_ci(sub, vm->sub));
+		add_str(bk, "lastBackupStatus", it->last_backup_status);
+		if (rsv && rsv->location) {
+			region_norm(rsv->location, rloc, sizeof(rloc));
+			add_str(bk, "vaultLocation", rloc);
+			cJSON_AddBoolToObject(bk, "sameRegion", strcmp(rloc, loc) == 0);
+		} else {
+			cJSON_AddNullToObject(bk, "vaultLocation");
+			cJSON_AddNullToObject(bk, "sameRegion");
+			unavailable(un, "vm.backup.vaultLocation", estate_error_for(e, it->rsv_id) ? "error" : "skipped",
+			            "Recovery Services vault '%s' (or its location) is not in the snapshot", it->rsv_id);
+			unavailable(un, "vm.backup.sameRegion", estate_error_for(e, it->rsv_id) ? "error" : "skipped",
+			            "Recovery Services vault '%s' (or its location) is not in the snapshot", it->rsv_id);
+		}
+	}
+}
+
+/* The tenant applying to a VM: its subscription's. */
+static const char *vm_tenant(const struct estate *e, const struct vm *vm)
+{
+	const struct subscription *s = estate_subscription(e, vm->sub);
+
+	return s && !kv_empty(s->tenant_id) ? s->tenant_id : NULL;
+}
+
+static void merge_unavail(cJSON *into, const cJSON *from)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, from)
+		if (!cJSON_GetObjectItemCaseSensitive(into, it->string))
+			cJSON_AddItemToObject(into, it->string, cJSON_Duplicate(it, true));
+}
+
+/* Adds the tenant part (borrowed) of tid to a subject, or marks it unavailable. */
+static void attach_tenant(struct facts_ctx *c, cJSON *f, cJSON *un, const char *tid)
+{
+	size_t ix;
+
+	if (tid && idmap_get(&c->tenant_ix, tid, &ix)) {
+		cJSON_AddItemReferenceToObject(f, "tenant", c->tenants[ix].facts);
+		merge_unavail(un, c->tenants[ix].unavail);
+	} else {
+		unavailable(un, "tenant", "skipped", "the tenant is unknown (its subscription is not in the snapshot)");
+	}
+}
+
+static void binding_facts(const struct vm *vm, const struct vault_use *u, cJSON *b, cJSON *un,
+                          const struct estate *e)
+{
+	cJSON *roles = cJSON_CreateArray(), *secrets = cJSON_CreateArray(), *keys = cJSON_CreateArray();
+	cJSON *disks = cJSON_CreateArray();
+	bool bek = false, kek = false, managed = false, unknown_key = false;
+	char vsub[64] = "", vloc[64], mloc[64];
+	const char *missing_kid = NULL;
+
+	for (size_t i = 0; i < vm->ade.nvolumes; i++) {
+		const struct ade_volume *v = &vm->ade.volumes[i];
+		bool here = false;
+
+		if (armid_eq(v->bek_vault, u->id)) {
+			bek = here = true;
+			arr_add_unique(secrets, v->secret_url);
+		}
+		if (armid_eq(v->kek_vault, u->id)) {
+			kek = here = true;
+			arr_add_unique(keys, v->key_url);
+		}
+		if (here)
+			arr_add_unique(disks, v->disk);
+	}
+	if (bek)
+		cJSON_AddItemToArray(roles, cJSON_CreateString("BEK"));
+	if (kek)
+		cJSON_AddItemToArray(roles, cJSON_CreateString("KEK"));
+	cJSON_AddItemToObject(b, "roles", roles);
+	cJSON_AddBoolToObject(b, "holdsBek", bek);
+	cJSON_AddBoolToObject(b, "holdsKek", kek);
+	cJSON_AddItemToObject(b, "secretUrls", secrets);
+	cJSON_AddItemToObject(b, "keyUrls", keys);
+	cJSON_AddItemToObject(b, "disks", disks);
+	armid_segment(u->id, "subscriptions", vsub, sizeof(vsub));
+	cJSON_AddBoolToObject(b, "sameSubscription", kv_streq_ci(vsub, vm->sub));
+	if (u->vault && u->vault->location && vm->location) {
+		region_norm(u->vault->location, vloc, sizeof(vloc));
+		region_norm(vm->location, mloc, sizeof(mloc));
+		cJSON_AddBoolToObject(b, "sameRegion", strcmp(vloc, mloc) == 0);
+	} else {
+		cJSON_AddNullToObject(b, "sameRegion");
+		unavailable(un, "binding.sameRegion", u->vault ? "skipped" : "error",
+		            "the region of VM '%s' or key vault '%s' is not in the snapshot", vm->id, u->id);
+	}
+
+	/* Certificate-backed KEKs (managed: true) need the data-plane key bundles (b5). */
+	if (!kek) {
+		cJSON_AddBoolToObject(b, "kekManaged", false);
+	} else if (!e->present.keys) {
+		cJSON_AddNullToObject(b, "kekManaged");
+		unavailable(un, "binding.kekManaged", "skipped",
+		            "key bundles were not collected (the certificate-backed key check needs data-plane read)");
+	} else {
+		const cJSON *it;
+
+		cJSON_ArrayForEach(it, keys) {
+			const struct key_bundle *kb = estate_key(e, it->valuestring);
+
+			if (!kb) {
+				unknown_key = true;
+				missing_kid = it->valuestring;
+			} else if (kb->managed) {
+				managed = true;
+			}
+		}
+		if (unknown_key && !managed) {
+			cJSON_AddNullToObject(b, "kekManaged");
+			unavailable(un, "binding.kekManaged", estate_error_for(e, u->id) ? "error" : "skipped",
+			            "the key bundle of KEK '%s' is not in the snapshot", missing_kid);
+		} else {
+			cJSON_AddBoolToObject(b, "kekManaged", managed);
+		}
+	}
+}
+
+static void emit(subject_fn fn, void *arg, enum subject_kind kind, cJSON *f, cJSON *un)
+{
+	cJSON_AddItemToObject(f, "$unavailable", un);
+	fn(kind, f, arg);
+	cJSON_Delete(f);
+}
+
+static int cmp_use_ptr(const void *a, const void *b)
+{
+	const struct vault_use *x = *(const struct vault_use *const *)a, *y = *(const struct vault_use *const *)b;
+
+	return strcasecmp(x->id, y->id);
+}
+
+void facts_each(struct facts_ctx *c, subject_fn fn, void *arg)
+{
+	const struct estate *e = c->e;
+
+	for (size_t i = 0; i < e->nvms; i++) {
+		const struct vm *vm = &e->vms[i];
+		cJSON *vmf = cJSON_CreateObject(), *vmun = cJSON_CreateObject(), *f, *un;
+
+		build_vm_facts(c, vm, vmf, vmun);
+		f = cJSON_CreateObject();
+		un = cJSON_Duplicate(vmun, true);
+		cJSON_AddItemReferenceToObject(f, "vm", vmf);
+		attach_tenant(c, f, un, vm_tenant(e, vm));
+		emit(fn, arg, SUBJ_VM, f, un);
+
+		/* One binding per vault the VM's keys are in. */
+		if (vm->ade.encrypted) {
+			cJSON *seen = cJSON_CreateArray();
+
+			for (size_t k = 0; k < vm->ade.nvolumes; k++) {
+				const char *ids[2] = {vm->ade.volumes[k].bek_vault, vm->ade.volumes[k].kek_vault};
+
+				for (size_t j = 0; j < 2; j++) {
+					size_t ux;
+					struct vault_use *u;
+					cJSON *b;
+
+					if (!ids[j] || arr_has_ci(seen, ids[j]) || !idmap_get(&c->use_ix, ids[j], &ux))
+						continue;
+					cJSON_AddItemToArray(seen, cJSON_CreateString(ids[j]));
+					u = &c->uses[ux];
+					f = cJSON_CreateObject();
+					un = cJSON_Duplicate(vmun, true);
+					cJSON_AddItemReferenceToObject(f, "vm", vmf);
+					cJSON_AddItemReferenceToObject(f, "vault", u->facts);
+					merge_unavail(un, u->unavail);
+					b = cJSON_AddObjectToObject(f, "binding");
+					binding_facts(vm, u, b, un, e);
+					attach_tenant(c, f, un, u->tenant[0] ? u->tenant : NULL);
+					emit(fn, arg, SUBJ_BINDING, f, un);
+				}
+			}
+			cJSON_Delete(seen);
+		}
+		cJSON_Delete(vmf);
+		cJSON_Delete(vmun);
+	}
+	{
+		/* Vaults in ID order, so reports are stable whatever the snapshot's order. */
+		struct vault_use **order = kv_calloc(c->nuses, sizeof(*order));
+
+		for (size_t i = 0; i < c->nuses; i++)
+			order[i] = &c->uses[i];
+		qsort(order, c->nuses, sizeof(*order), cmp_use_ptr);
+		for (size_t i = 0; i < c->nuses; i++) {
+			cJSON *f = cJSON_CreateObject(), *un = cJSON_Duplicate(order[i]->unavail, true);
+
+			cJSON_AddItemReferenceToObject(f, "vault", order[i]->facts);
+			attach_tenant(c, f, un, order[i]->tenant[0] ? order[i]->tenant : NULL);
+			emit(fn, arg, SUBJ_VAULT, f, un);
+		}
+		free(order);
+	}
+	for (size_t i = 0; i < c->ntenants; i++) {
+		cJSON *f = cJSON_CreateObject(), *un = cJSON_Duplicate(c->tenants[i].unavail, true);
+
+		cJSON_AddItemReferenceToObject(f, "tenant", c->tenants[i].facts);
+		emit(fn, arg, SUBJ_TENANT, f, un);
+	}
+}
+
+/* ---- inventory ---- */
+
+cJSON *facts_inventory(struct facts_ctx *c)
+{
+	const struct estate *e = c->e;
+	cJSON *inv = cJSON_CreateObject();
+	cJSON *vms = cJSON_AddArrayToObject(inv, "vms"), *vaults = cJSON_AddArrayToObject(inv, "vaults");
+
+	for (size_t i = 0; i < e->nvms; i++) {
+		const struct vm *vm = &e->vms[i];
+		cJSON *o, *vols, *src;
+		char loc[64], name[256];
+		bool kek = false;
+
+		if (!vm->ade.encrypted)
+			continue;
+		o = cJSON_CreateObject();
+		add_str(o, "id", vm->id);
+		add_str(o, "name", vm->name ? vm->name : armid_name(vm->id, name, sizeof(name)) ? name : vm->id);
+		add_str(o, "subscriptionId", vm->sub[0] ? vm->sub : NULL);
+		region_norm(vm->location, loc, sizeof(loc));
+		add_str(o, "location", vm->location ? loc : NULL);
+		add_str(o, "os", vm_os_name(vm->os));
+		add_str(o, "adeFlavour", vm->ade.legacy_aad ? "legacy-aad" : "current");
+		for (size_t k = 0; k < vm->ade.nvolumes; k++)
+			kek = kek || vm->ade.volumes[k].kek_vault || vm->ade.volumes[k].key_url;
+		cJSON_AddBoolToObject(o, "kek", kek);
+		src = cJSON_AddArrayToObject(o, "sources");
+		for (size_t k = 0; k < 4; k++)
+			if (vm->ade.sources & (1u << k))
+				cJSON_AddItemToArray(src, cJSON_CreateString(SOURCE_NAMES[k]));
+		vols = cJSON_AddArrayToObject(o, "volumes");
+		for (size_t k = 0; k < vm->ade.nvolumes; k++) {
+			const struct ade_volume *v = &vm->ade.volumes[k];
+			cJSON *vo = cJSON_CreateObject();
+
+			add_str(vo, "disk", v->disk);
+			add_str(vo, "bekVault", v->bek_vault);
+			add_str(vo, "secretUrl", v->secret_url);
+			add_str(vo, "kekVault", v->kek_vault);
+			add_str(vo, "keyUrl", v->key_url);
+			cJSON_AddItemToArray(vols, vo);
+		}
+		cJSON_AddItemToArray(vms, o);
+	}
+	for (size_t i = 0; i < c->nuses; i++) {
+		const struct vault_use *u = &c->uses[i];
+		const cJSON *f = u->facts, *bp = cJSON_GetObjectItemCaseSensitive(f, "backupPolicy");
+		const cJSON *rb = cJSON_GetObjectItemCaseSensitive(f, "backupRbac");
+		const struct tenant *t = u->tenant[0] ? estate_tenant(e, u->tenant) : NULL;
+		enum user_type ut = u->tenant[0] ? caller_type_in(e, u->tenant) : USER_UNKNOWN;
+		cJSON *o = cJSON_CreateObject(), *sp, *perms;
+		char loc[64];
+
+		add_str(o, "id", u->id);
+		add_str(o, "name", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "name")));
+		add_str(o, "subscriptionId", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "subscriptionId")));
+		region_norm(u->vault ? u->vault->location : NULL, loc, sizeof(loc));
+		add_str(o, "location", u->vault && u->vault->location ? loc : NULL);
+		add_str(o, "tenantId", u->tenant[0] ? u->tenant : NULL);
+		add_str(o, "accessModel", !u->vault ? NULL : u->vault->rbac ? "rbac" : "accessPolicy");
+		cJSON_AddBoolToObject(o, "holdsBek", u->bek);
+		cJSON_AddBoolToObject(o, "holdsKek", u->kek);
+		cJSON_AddNumberToObject(o, "adeVms", cJSON_GetArraySize(u->vms));
+		add_str(o, "callerUserType", ut == USER_UNKNOWN ? NULL : user_type_name(ut));
+		sp = cJSON_AddObjectToObject(o, "backupSp");
+		add_str(sp, "status", sp_status_name(t ? t->backup_sp : SP_UNKNOWN));
+		add_str(sp, "objectId", t ? t->backup_sp_object_id : NULL);
+		if (u->vault && !u->vault->rbac && bp && cJSON_GetObjectItemCaseSensitive(bp, "secrets")) {
+			perms = cJSON_AddObjectToObject(o, "backupPermissions");
+			cJSON_AddItemToObject(perms, "secrets",
+			                      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(bp, "secrets"), true));
+			cJSON_AddItemToObject(perms, "keys",
+			                      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(bp, "keys"), true));
+		} else {
+			cJSON_AddNullToObject(o, "backupPermissions");
+		}
+		if (u->vault && u->vault->rbac && rb && cJSON_GetObjectItemCaseSensitive(rb, "roles"))
+			cJSON_AddItemToObject(o, "backupRoles",
+			                      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(rb, "roles"), true));
+		else
+			cJSON_AddNullToObject(o, "backupRoles");
+		cJSON_AddItemToArray(vaults, o);
+	}
+	return inv;
+}

@@ -1,0 +1,281 @@
+/* util.c - see util.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "audit/util/util.h"
+
+void kv_err_set(struct kv_err *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+void kv_err_prefix(struct kv_err *err, const char *fmt, ...)
+{
+	char prefix[512], old[sizeof(err->msg)];
+	va_list ap;
+
+	if (!err)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	memcpy(old, err->msg, sizeof(old));
+	old[sizeof(old) - 1] = '\0';
+	/* Deliberately truncating concatenation, without snprintf's truncation warning. */
+	size_t lp = strlen(prefix), lo = strlen(old), cap = sizeof(err->msg) - 1;
+	if (lp > cap)
+		lp = cap;
+	memcpy(err->msg, prefix, lp);
+	size_t at = lp;
+	if (at + 2 <= cap) {
+		memcpy(err->msg + at, ": ", 2);
+		at += 2;
+	}
+	if (lo > cap - at)
+		lo = cap - at;
+	memcpy(err->msg + at, old, lo);
+	err->msg[at + lo] = '\0';
+}
+
+static void oom(void)
+{
+	fputs("kvaudit: out of memory\n", stderr);
+	abort();
+}
+
+void *kv_malloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		oom();
+	return p;
+}
+
+void *kv_calloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (!p)
+		oom();
+	return p;
+}
+
+void *kv_realloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (!q)
+		oom();
+	return q;
+}
+
+char *kv_strdup(const char *s)
+{
+	return s ? kv_strndup(s, strlen(s)) : NULL;
+}
+
+char *kv_strndup(const char *s, size_t n)
+{
+	char *p;
+	size_t len;
+
+	if (!s)
+		return NULL;
+	len = strnlen(s, n);
+	p = kv_malloc(len + 1);
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+char *kv_asprintf(const char *fmt, ...)
+{
+	va_list ap, ap2;
+	int n;
+	char *p;
+
+	va_start(ap, fmt);
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	p = kv_malloc((size_t)n + 1);
+	vsnprintf(p, (size_t)n + 1, fmt, ap2);
+	va_end(ap2);
+	return p;
+}
+
+bool kv_streq_ci(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return strcasecmp(a, b) == 0;
+}
+
+bool kv_startswith_ci(const char *s, const char *prefix)
+{
+	return s && prefix && strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool kv_endswith_ci(const char *s, const char *suffix)
+{
+	size_t ls, lx;
+
+	if (!s || !suffix)
+		return false;
+	ls = strlen(s);
+	lx = strlen(suffix);
+	return ls >= lx && strcasecmp(s + ls - lx, suffix) == 0;
+}
+
+char *kv_lower(char *s)
+{
+	for (char *p = s; p && *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return s;
+}
+
+void kv_buf_init(struct kv_buf *b, size_t max)
+{
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+	b->max = max;
+	b->overflow = false;
+}
+
+void kv_buf_release(struct kv_buf *b)
+{
+	free(b->data);
+	kv_buf_init(b, b->max);
+}
+
+bool kv_buf_add(struct kv_buf *b, const void *p, size_t n)
+{
+	if (b->overflow || (b->max && (n > b->max || b->len > b->max - n))) {
+		b->overflow = true;
+		return false;
+	}
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->data = kv_realloc(b->data, cap);
+		b->cap = cap;
+	}
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return true;
+}
+
+bool kv_buf_adds(struct kv_buf *b, const char *s)
+{
+	return kv_buf_add(b, s, strlen(s));
+}
+
+bool kv_buf_addc(struct kv_buf *b, char c)
+{
+	return kv_buf_add(b, &c, 1);
+}
+
+bool kv_buf_addf(struct kv_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+	bool ok;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return false;
+	s = kv_malloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	ok = kv_buf_add(b, s, (size_t)n);
+	free(s);
+	return ok;
+}
+
+char *kv_buf_detach(struct kv_buf *b)
+{
+	char *p = b->data ? b->data : kv_strdup("");
+
+	kv_buf_init(b, b->max);
+	return p;
+}
+
+char *kv_read_file(const char *path, size_t max, size_t *len, struct kv_err *err)
+{
+	FILE *f = NULL;
+	struct stat st;
+	char *data = NULL, *ret = NULL;
+	size_t n = 0;
+
+	f = fopen(path, "rb");
+	if (!f) {
+		kv_err_set(err, "cannot open '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(fileno(f), &st) != 0) {
+		kv_err_set(err, "cannot read '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		kv_err_set(err, "'%s' is a directory, not a file", path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		kv_err_set(err, "'%s' is not a regular file", path);
+		goto out;
+	}
+	if ((unsigned long long)st.st_size > max) {
+		kv_err_set(err, "'%s' is too large (%lld bytes, the limit is %zu)", path,
+		           (long long)st.st_size, max);
+		goto out;
+	}
+	data = kv_malloc((size_t)st.st_size + 1);
+	n = fread(data, 1, (size_t)st.st_size, f);
+	if (ferror(f)) {
+		kv_err_set(err, "cannot read '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	data[n] = '\0';
+	if (len)
+		*len = n;
+	ret = data;
+	data = NULL;
+out:
+	free(data);
+	if (f)
+		fclose(f);
+	return ret;
+}
+
+void kv_utc_now(char *out, size_t n)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

@@ -1,0 +1,74 @@
+/*
+ * util.h - small helpers shared by every part of kvaudit: error buffers,
+ * allocation that cannot return NULL, case-insensitive strings, growable
+ * string buffers with a cap, and reading whole files safely.
+ */
+#ifndef KVAUDIT_UTIL_H
+#define KVAUDIT_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * An error is reported once, where it happens, into a caller-owned buffer;
+ * callers only propagate it.  Messages are lowercase, without a final
+ * period, and name their subject (a file, a JSON path, a rule ID).
+ */
+struct kv_err {
+	char msg[1024];
+};
+
+void kv_err_set(struct kv_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Prepends "prefix: " to an existing message. */
+void kv_err_prefix(struct kv_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Allocation that aborts the process on exhaustion (there is no sane recovery). */
+void *kv_malloc(size_t n);
+void *kv_calloc(size_t n, size_t size);
+void *kv_realloc(void *p, size_t n);
+char *kv_strdup(const char *s);             /* NULL in, NULL out */
+char *kv_strndup(const char *s, size_t n);
+char *kv_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ASCII case-insensitive comparisons; NULL equals only NULL. */
+bool kv_streq_ci(const char *a, const char *b);
+bool kv_startswith_ci(const char *s, const char *prefix);
+bool kv_endswith_ci(const char *s, const char *suffix);
+/* Empty means NULL or "". */
+static inline bool kv_empty(const char *s) { return s == NULL || *s == '\0'; }
+/* Lower-cases s in place and returns it. */
+char *kv_lower(char *s);
+
+/* A growable buffer with an owner and a hard cap (curl's dynbuf, git's strbuf). */
+struct kv_buf {
+	char *data;     /* always NUL-terminated when len > 0 or after kv_buf_init */
+	size_t len;
+	size_t cap;
+	size_t max;     /* 0 means unlimited */
+	bool overflow;  /* set once an append would have exceeded max */
+};
+
+void kv_buf_init(struct kv_buf *b, size_t max);
+void kv_buf_release(struct kv_buf *b);
+/* Returns false (and sets overflow) when the cap would be exceeded. */
+bool kv_buf_add(struct kv_buf *b, const void *p, size_t n);
+bool kv_buf_adds(struct kv_buf *b, const char *s);
+bool kv_buf_addc(struct kv_buf *b, char c);
+bool kv_buf_addf(struct kv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Hands the string to the caller (never NULL) and resets the buffer. */
+char *kv_buf_detach(struct kv_buf *b);
+
+/*
+ * Reads a whole regular file into memory (NUL-terminated).  Refuses
+ * directories, devices and files over max bytes, with a message naming the
+ * path.  Returns NULL on error.
+ */
+char *kv_read_file(const char *path, size_t max, size_t *len, struct kv_err *err);
+
+/* The current UTC time as "2026-11-28T12:00:00Z" into out (at least 21 bytes). */
+void kv_utc_now(char *out, size_t n);
+
+#endif

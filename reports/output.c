@@ -1,0 +1,296 @@
+/*
+ * output.c - the table of report formats and report_output(), which writes
+ * a report in one or more formats to standard output, a directory or a
+ * file (DESIGN.md, "CLI": "--out -" is one format on standard output;
+ * files are named kvaudit-<UTC timestamp>.<ext> unless --out names one).
+ *
+ * A report file is written to "<path>.tmp.<pid>", flushed, fsync'ed and
+ * closed with every step checked, then renamed into place: a reader never
+ * sees half a report, and a full disk is an error, not a truncated file
+ * (STYLE.md 15).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "audit/util/util.h"
+#include "reports/report.h"
+
+/* Add html, sarif, ... here; the CLI lists and checks names from this table. */
+const struct report_format report_formats[] = {
+	{ "json", "json", report_write_json },
+	{ "csv", "csv", report_write_csv },
+	{ NULL, NULL, NULL },
+};
+
+#define MAX_FORMATS (sizeof(report_formats) / sizeof(report_formats[0]) - 1)
+
+const struct report_format *report_format_find(const char *name)
+{
+	const struct report_format *fmt;
+
+	for (fmt = report_formats; fmt->name != NULL; fmt++)
+		if (kv_streq_ci(fmt->name, name))
+			return fmt;
+	return NULL;
+}
+
+/* "json, csv": the known format names, for messages (owned by the caller). */
+static char *known_formats(void)
+{
+	struct kv_buf b;
+	const struct report_format *k;
+
+	kv_buf_init(&b, 0);
+	for (k = report_formats; k->name != NULL; k++)
+		kv_buf_addf(&b, "%s%s", k == report_formats ? "" : ", ", k->name);
+	return kv_buf_detach(&b);
+}
+
+/*
+ * Parses "json,csv" into the distinct formats, in the order given; names
+ * are trimmed of blanks and compared case-insensitively, empty items are
+ * ignored.  Returns the count, or -1 with err set.
+ */
+static int parse_formats(const char *formats, const struct report_format **out, struct kv_err *err)
+{
+	const char *p = formats != NULL ? formats : "";
+	int n = 0;
+
+	while (*p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		const struct report_format *fmt;
+		char *name;
+		int i;
+		bool dup = false;
+
+		while (len > 0 && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len > 0) {
+			name = kv_strndup(p, len);
+			fmt = report_format_find(name);
+			if (fmt == NULL) {
+				char *known = known_formats();
+
+				kv_err_set(err, "unknown report format '%s' (known: %s)", name, known);
+				free(known);
+				free(name);
+				return -1;
+			}
+			free(name);
+			for (i = 0; i < n && !dup; i++)
+				dup = out[i] == fmt;
+			if (!dup)
+				out[n++] = fmt;
+		}
+		p += len;
+		while (*p != '\0' && *p != ',')
+			p++;
+		if (*p == ',')
+			p++;
+	}
+	if (n == 0) {
+		char *known = known_formats();
+
+		kv_err_set(err, "no report format given (known: %s)", known);
+		free(known);
+		return -1;
+	}
+	return n;
+}
+
+/* mkdir -p path, mode 0755 (less the umask).  False with err naming the path. */
+static bool make_dirs(const char *path, struct kv_err *err)
+{
+	char *copy = kv_strdup(path);
+	char *p;
+	struct stat st;
+	bool ok = false;
+
+	for (p = copy + 1; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		{
+			char saved = *p;
+
+			*p = '\0';
+			if (mkdir(copy, 0755) != 0 && errno != EEXIST) {
+				kv_err_set(err, "cannot create directory '%s': %s", copy, strerror(errno));
+				goto out;
+			}
+			*p = saved;
+		}
+		if (*p == '\0')
+			break;
+	}
+	if (stat(path, &st) != 0) {
+		kv_err_set(err, "cannot create directory '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		kv_err_set(err, "cannot create directory '%s': %s", path, strerror(ENOTDIR));
+		goto out;
+	}
+	ok = true;
+out:
+	free(copy);
+	return ok;
+}
+
+/*
+ * Writes the report in fmt to path through "<path>.tmp.<pid>" and a
+ * rename.  On failure removes the temporary file and sets err naming path.
+ */
+static bool write_file(const cJSON *report, const struct report_format *fmt, const char *path,
+                       struct kv_err *err)
+{
+	char *tmp = kv_asprintf("%s.tmp.%ld", path, (long)getpid());
+	FILE *f = NULL;
+	int fd = -1;
+	bool ok = false, created = false;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	if (fd < 0) {
+		kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	created = true;
+	f = fdopen(fd, "w");
+	if (f == NULL) {
+		kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	fd = -1;        /* f owns it now */
+	if (!fmt->write(report, f, err)) {
+		kv_err_prefix(err, "'%s'", path);
+		goto out;
+	}
+	errno = 0;
+	if (fflush(f) == EOF || ferror(f) || fsync(fileno(f)) != 0) {
+		kv_err_set(err, "cannot write '%s': %s", path, errno != 0 ? strerror(errno) : "write error");
+		goto out;
+	}
+	errno = 0;
+	if (fclose(f) != 0) {
+		f = NULL;
+		kv_err_set(err, "cannot write '%s': %s", path, errno != 0 ? strerror(errno) : "write error");
+		goto out;
+	}
+	f = NULL;
+	if (rename(tmp, path) != 0) {
+		kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	created = false;
+	ok = true;
+out:
+	if (f != NULL)
+		fclose(f);
+	if (fd >= 0)
+		close(fd);
+	if (created)
+		unlink(tmp);
+	free(tmp);
+	return ok;
+}
+
+/* Writes one format to standard output, checking the flush. */
+static bool write_stdout(const cJSON *report, const struct report_format *fmt, struct kv_err *err)
+{
+	if (!fmt->write(report, stdout, err)) {
+		kv_err_prefix(err, "standard output");
+		return false;
+	}
+	errno = 0;
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		kv_err_set(err, "cannot write to standard output: %s",
+		           errno != 0 ? strerror(errno) : "write error");
+		return false;
+	}
+	return true;
+}
+
+/* "20261128T120000Z" from the current time, for a NULL or empty stamp. */
+static void stamp_now(char *out, size_t n)
+{
+	char iso[32];
+	size_t i, j = 0;
+
+	kv_utc_now(iso, sizeof(iso));
+	for (i = 0; iso[i] != '\0' && j + 1 < n; i++)
+		if (iso[i] != '-' && iso[i] != ':')
+			out[j++] = iso[i];
+	out[j] = '\0';
+}
+
+bool report_output(const cJSON *report, const char *formats, const char *out,
+                   const char *stamp, FILE *info, struct kv_err *err)
+{
+	const struct report_format *fmts[MAX_FORMATS];
+	char now[32];
+	char *path = NULL;
+	struct stat st;
+	int n, i;
+	bool ok = false, is_dir;
+
+	n = parse_formats(formats, fmts, err);
+	if (n < 0)
+		goto out;
+	if (kv_empty(out))
+		out = ".";
+	if (strcmp(out, "-") == 0) {
+		if (n > 1) {
+			kv_err_set(err, "--out - takes one format, got %d", n);
+			goto out;
+		}
+		ok = write_stdout(report, fmts[0], err);
+		goto out;
+	}
+
+	is_dir = out[strlen(out) - 1] == '/' || (stat(out, &st) == 0 && S_ISDIR(st.st_mode));
+	if (!is_dir) {
+		if (n > 1) {
+			kv_err_set(err, "--out '%s' takes one format, got %d (name a directory to write several)",
+			           out, n);
+			goto out;
+		}
+		if (!write_file(report, fmts[0], out, err))
+			goto out;
+		if (info != NULL)
+			fprintf(info, "wrote %s\n", out);
+		ok = true;
+		goto out;
+	}
+
+	if (!make_dirs(out, err))
+		goto out;
+	if (kv_empty(stamp)) {
+		stamp_now(now, sizeof(now));
+		stamp = now;
+	}
+	for (i = 0; i < n; i++) {
+		free(path);
+		path = kv_asprintf("%s%skvaudit-%s.%s", out, out[strlen(out) - 1] == '/' ? "" : "/",
+		                   stamp, fmts[i]->ext);
+		if (!write_file(report, fmts[i], path, err))
+			goto out;
+		if (info != NULL)
+			fprintf(info, "wrote %s\n", path);
+	}
+	ok = true;
+out:
+	free(path);
+	return ok;
+}

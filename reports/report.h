@@ -1,0 +1,66 @@
+/*
+ * report.h - report writers.  Each renders the kvaudit.report JSON document
+ * (docs/report.md), never raw ARM JSON, so that a saved report can be
+ * rendered again later.  Text from Azure is untrusted: each writer escapes
+ * it its own way (CSV neutralises formula triggers; the terminal summary
+ * drops control characters).
+ */
+#ifndef KVAUDIT_REPORT_H
+#define KVAUDIT_REPORT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "audit/util/util.h"
+
+struct report_format {
+	const char *name;   /* "json", "csv" */
+	const char *ext;    /* file extension without dot */
+	/* Writes the report to f; returns false with err set on a write error. */
+	bool (*write)(const cJSON *report, FILE *f, struct kv_err *err);
+};
+
+/* The table of formats; NULL-terminated by a zero entry. */
+extern const struct report_format report_formats[];
+const struct report_format *report_format_find(const char *name);
+
+bool report_write_json(const cJSON *report, FILE *f, struct kv_err *err);
+/* One row a listed finding, RFC 4180, header row, formula-injection safe. */
+bool report_write_csv(const cJSON *report, FILE *f, struct kv_err *err);
+
+/*
+ * The short human summary for stderr: counts by severity and status, the
+ * worst failing findings (at most max_worst), errors.  color: ANSI colours.
+ */
+void report_write_summary(const cJSON *report, FILE *f, bool color, int max_worst);
+
+/* CSV cell escaping (exposed for tests): quotes when needed, neutralises = + - @ \t \r leaders. */
+void csv_cell(struct kv_buf *b, const char *s);
+/*
+ * Terminal-safe copy: C0 controls (ESC included) and DEL become '?'; valid
+ * UTF-8 is kept except C1 controls and bidi overrides, which become '?', as
+ * does each byte of invalid UTF-8.  Returns a new string; NULL in, NULL out.
+ */
+char *term_safe(const char *s);
+
+/* Inventory ("inventory" member of a report) as a table, CSV or JSON. */
+bool inventory_write_table(const cJSON *inventory, FILE *f, struct kv_err *err);
+bool inventory_write_csv(const cJSON *inventory, FILE *f, struct kv_err *err);
+bool inventory_write_json(const cJSON *inventory, FILE *f, struct kv_err *err);
+
+/*
+ * Writes the report in each of formats (comma-separated names) to out:
+ * "-" is standard output (one format only), an existing directory or a path
+ * ending in '/' receives kvaudit-<UTC timestamp>.<ext> per format (created
+ * if missing), anything else is a file name (one format only).  stamp is
+ * the scan time "20261128T120000Z" (NULL: now).  out NULL or "" means the
+ * current directory.  Format names are case-insensitive; repeats are
+ * ignored.  Writes via a temporary file renamed into place, checks fclose.
+ * Prints each written path to info (may be NULL).
+ */
+bool report_output(const cJSON *report, const char *formats, const char *out,
+                   const char *stamp, FILE *info, struct kv_err *err);
+
+#endif
