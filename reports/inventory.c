@@ -6,7 +6,8 @@
  * a KEK wraps the BEK, the vaults it depends on) and the key vaults (name,
  * access model, tenant, the caller's user type there, how many ADE VMs
  * depend on it, whether Backup Management Service was found, its secret
- * and key permissions on access-policy vaults, its roles on RBAC vaults).
+ * and key permissions on access-policy vaults (the ones Backup needs, and a
+ * count of the others), its roles on RBAC vaults).
  * Every cell passes through term_safe().
  *
  * The CSV is one table (docs/report.md, "Inventory"), with the same rules
@@ -207,6 +208,47 @@ static char *vm_vaults(const cJSON *inventory, const cJSON *vm)
 	return kv_buf_detach(&b);
 }
 
+/*
+ * A permission list as the table shows it: only what Backup needs (get,
+ * list, backup: AZURE-FACTS, "Backup Management Service"), in that order and
+ * as spelt in the vault, then "(+N)" for the others, so a vault granting
+ * everything does not make the column hundreds of characters wide.  "all"
+ * grants every permission.  NULL for null or absent, "none" for empty.
+ */
+static char *perm_summary(const cJSON *list)
+{
+	static const char *const needed[] = { "get", "list", "backup" };
+	const cJSON *v;
+	struct kv_buf b;
+	size_t i;
+	int total = 0, shown = 0;
+
+	if (!cJSON_IsArray(list))
+		return NULL;
+	kv_buf_init(&b, 0);
+	cJSON_ArrayForEach(v, list) {
+		if (cJSON_IsString(v) && kv_streq_ci(v->valuestring, "all")) {
+			kv_buf_release(&b);
+			return kv_strdup(v->valuestring);
+		}
+		total += cJSON_IsString(v);
+	}
+	for (i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
+		cJSON_ArrayForEach(v, list) {
+			if (cJSON_IsString(v) && kv_streq_ci(v->valuestring, needed[i])) {
+				kv_buf_addf(&b, "%s%s", shown > 0 ? "," : "", v->valuestring);
+				shown++;
+				break;
+			}
+		}
+	}
+	if (total == 0)
+		kv_buf_adds(&b, "none");
+	else if (total > shown)
+		kv_buf_addf(&b, "%s(+%d)", shown > 0 ? " " : "", total - shown);
+	return kv_buf_detach(&b);
+}
+
 static const char *yes_no(const cJSON *v)
 {
 	return cJSON_IsTrue(v) ? "yes" : cJSON_IsFalse(v) ? "no" : NULL;
@@ -240,8 +282,8 @@ bool inventory_write_table(const cJSON *inventory, FILE *f, struct kv_err *err)
 		const cJSON *sp = cJSON_GetObjectItemCaseSensitive(vault, "backupSp");
 		const cJSON *nvms = cJSON_GetObjectItemCaseSensitive(vault, "adeVms");
 		char count[32] = "";
-		char *secrets = join_list(cJSON_GetObjectItemCaseSensitive(perms, "secrets"), ",", "none");
-		char *keys = join_list(cJSON_GetObjectItemCaseSensitive(perms, "keys"), ",", "none");
+		char *secrets = perm_summary(cJSON_GetObjectItemCaseSensitive(perms, "secrets"));
+		char *keys = perm_summary(cJSON_GetObjectItemCaseSensitive(perms, "keys"));
 		char *roles = join_list(cJSON_GetObjectItemCaseSensitive(vault, "backupRoles"), ", ", "none");
 		const char *row[] = { string_of(vault, "name"), string_of(vault, "accessModel"),
 		                      string_of(vault, "tenantId"), string_of(vault, "callerUserType"),

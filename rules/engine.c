@@ -1028,14 +1028,18 @@ void rule_outcome_release(struct rule_outcome *o)
 /* Appends s[0..n) without passing RENDER_MAX bytes or splitting a UTF-8 sequence. */
 static void put(struct kv_buf *b, const char *s, size_t n)
 {
-	size_t room = RENDER_MAX - b->len;
+	size_t room;
 
-	if (b->len >= RENDER_MAX)
+	if (b->overflow || b->len >= RENDER_MAX)
 		return;
+	room = RENDER_MAX - b->len;
 	if (n > room) {
 		n = room;
 		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
 			n--;
+		kv_buf_add(b, s, n);
+		b->overflow = true;    /* full: nothing more, not even a shorter piece */
+		return;
 	}
 	kv_buf_add(b, s, n);
 }

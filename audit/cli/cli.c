@@ -162,7 +162,7 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+:qvh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'f': formats = optarg; break;
 		case 'o': out = optarg; break;
@@ -270,7 +270,7 @@ static int cmd_inventory(int argc, char **argv, const struct command *self)
 
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+:qvh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'f': format = optarg; break;
 		case 'b': strlist_add(&sps, optarg); break;

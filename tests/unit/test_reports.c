@@ -476,6 +476,23 @@ static void inventory_table_aligns_both_sections(void **state)
 	cJSON_Delete(inv);
 }
 
+static void inventory_table_shows_the_permissions_backup_needs_and_counts_the_others(void **state)
+{
+	cJSON *inv = parse_or_fail(
+		"{\"vms\":[],\"vaults\":["
+		" {\"name\":\"kv-a\",\"accessModel\":\"accessPolicy\",\"backupPermissions\":"
+		"  {\"secrets\":[\"Set\",\"Backup\",\"delete\",\"Get\",\"purge\"],\"keys\":[\"wrapKey\",\"unwrapKey\"]}},"
+		" {\"name\":\"kv-b\",\"accessModel\":\"accessPolicy\",\"backupPermissions\":"
+		"  {\"secrets\":[\"get\",\"All\"],\"keys\":[\"list\",\"get\"]}}]}");
+	char *text = render(inventory_write_table, inv);
+
+	(void)state;
+	assert_non_null(strstr(text, "  kv-a  accessPolicy  -       -       -        -          Get,Backup (+3)  (+2)      -\n"));
+	assert_non_null(strstr(text, "  kv-b  accessPolicy  -       -       -        -          All              get,list  -\n"));
+	free(text);
+	cJSON_Delete(inv);
+}
+
 static void inventory_table_of_an_empty_estate_says_none(void **state)
 {
 	cJSON *inv = parse_or_fail("{\"vms\":[],\"vaults\":[]}");
@@ -783,6 +800,38 @@ static void output_to_stdout_takes_one_format(void **state)
 	cJSON_Delete(report);
 }
 
+static void output_to_a_fifo_writes_through_it_rather_than_replacing_it(void **state)
+{
+	struct tmpdir *t = *state;
+	cJSON *report = sample_report();
+	char *fifo = kv_asprintf("%s/pipe", t->path), *want, *names;
+	char got[1 << 15];
+	struct kv_err err = { "" };
+	struct stat st;
+	ssize_t n;
+	int rd;
+
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	rd = open(fifo, O_RDONLY | O_NONBLOCK);
+	assert_true(rd >= 0);
+	if (!report_output(report, "csv", fifo, "x", NULL, &err))
+		fail_msg("%s", err.msg);
+	n = read(rd, got, sizeof(got) - 1);
+	close(rd);
+	assert_true(n > 0);
+	got[n] = '\0';
+	want = render(report_write_csv, report);
+	assert_string_equal(got, want);
+	assert_int_equal(lstat(fifo, &st), 0);
+	assert_true(S_ISFIFO(st.st_mode));
+	names = list_dir(t->path);
+	assert_string_equal(names, "pipe");
+	free(names);
+	free(want);
+	free(fifo);
+	cJSON_Delete(report);
+}
+
 static void output_rejects_unknown_and_missing_formats(void **state)
 {
 	struct tmpdir *t = *state;
@@ -859,6 +908,7 @@ int main(void)
 		cmocka_unit_test(summary_of_a_clean_complete_scan_says_exit_code_zero),
 		cmocka_unit_test(term_safe_neutralises_terminal_controls_and_keeps_utf8),
 		cmocka_unit_test(inventory_table_aligns_both_sections),
+		cmocka_unit_test(inventory_table_shows_the_permissions_backup_needs_and_counts_the_others),
 		cmocka_unit_test(inventory_table_of_an_empty_estate_says_none),
 		cmocka_unit_test(inventory_csv_has_a_row_a_volume_and_a_row_a_vault),
 		cmocka_unit_test(inventory_json_round_trips),
@@ -870,6 +920,8 @@ int main(void)
 		                                tmpdir_teardown),
 		cmocka_unit_test_setup_teardown(output_to_stdout_takes_one_format, tmpdir_setup,
 		                                tmpdir_teardown),
+		cmocka_unit_test_setup_teardown(output_to_a_fifo_writes_through_it_rather_than_replacing_it,
+		                                tmpdir_setup, tmpdir_teardown),
 		cmocka_unit_test_setup_teardown(output_rejects_unknown_and_missing_formats, tmpdir_setup,
 		                                tmpdir_teardown),
 		cmocka_unit_test_setup_teardown(output_to_an_unwritable_path_names_it_and_leaves_no_temp_file,
