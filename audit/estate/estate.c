@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <stddef.h>
 
 #include "audit/estate/ade.h"
 #include "audit/estate/estate.h"
@@ -21,6 +23,21 @@ struct loader {
 	struct kv_err *err;
 	bool failed;
 };
+
+/* A copy of snapshot text safe for a one-line message: controls become '?', long text is cut. */
+static const char *printable(const char *s, char *out, size_t n)
+{
+	size_t j = 0;
+
+	for (; s && *s && j + 4 < n; s++)
+		out[j++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
+	if (s && *s && j + 3 < n) {
+		memcpy(out + j, "...", 3);
+		j += 3;
+	}
+	out[j] = '\0';
+	return out;
+}
 
 static const char *type_name(const cJSON *j)
 {
@@ -203,6 +220,14 @@ static enum vm_os parse_os(const char *s)
 	return OS_UNKNOWN;
 }
 
+/* The instance view's osName is a product name ("Windows Server 2016 Datacenter", "ubuntu"). */
+static enum vm_os os_from_name(const char *s)
+{
+	if (kv_empty(s))
+		return OS_UNKNOWN;
+	return kv_startswith_ci(s, "Windows") ? OS_WINDOWS : OS_LINUX;
+}
+
 static enum user_type parse_user_type(const char *s)
 {
 	if (kv_streq_ci(s, "Member"))
@@ -246,17 +271,32 @@ static void add_extension(struct vm *vm, cJSON *ext)
 	vm->extensions[vm->nextensions++] = ext;
 }
 
-/* The VM ID that an extension ID (".../virtualMachines/vm/extensions/x") belongs to. */
+/*
+ * The VM ID that an extension ID belongs to: the ID must end in
+ * ".../virtualMachines/<vm>/extensions/<name>" with non-empty names.
+ */
 static char *extension_vm_id(const char *ext_id)
 {
-	const char *p = ext_id, *hit = NULL;
+	const char *p = ext_id, *hit = NULL, *vms, *name;
 
 	while ((p = strchr(p, '/')) != NULL) {
 		if (kv_startswith_ci(p, "/extensions/"))
 			hit = p;
 		p++;
 	}
-	return hit ? kv_strndup(ext_id, (size_t)(hit - ext_id)) : NULL;
+	if (!hit)
+		return NULL;
+	name = hit + strlen("/extensions/");
+	if (*name == '\0' || *name == '/' || strchr(name, '/'))
+		return NULL;
+	/* The segment pair before it must be virtualMachines/<vm>. */
+	vms = hit;
+	while (vms > ext_id && vms[-1] != '/')
+		vms--;
+	if (vms == hit || vms - ext_id < (ptrdiff_t)strlen("/virtualMachines/") ||
+	    strncasecmp(vms - strlen("/virtualMachines/"), "/virtualMachines/", strlen("/virtualMachines/")) != 0)
+		return NULL;
+	return kv_strndup(ext_id, (size_t)(hit - ext_id));
 }
 
 static void load_vms(struct loader *L, struct estate *e, const cJSON *arr)
@@ -285,12 +325,12 @@ static void load_vms(struct loader *L, struct estate *e, const cJSON *arr)
 
 			snprintf(p3, sizeof(p3), "%s.storageProfile", p2);
 			osd = obj_at(L, sp, "osDisk", p3);
+			(void)arr_at(L, sp, "dataDisks", p3);
 			if (osd) {
 				snprintf(p3, sizeof(p3), "%s.storageProfile.osDisk", p2);
 				vm->os = parse_os(str_at(L, osd, "osType", p3));
 				(void)obj_at(L, osd, "encryptionSettings", p3);
 			}
-			(void)arr_at(L, sp, "dataDisks", p3);
 		}
 		iv = props ? obj_at(L, props, "instanceView", p2) : NULL;
 		if (iv) {
@@ -302,7 +342,7 @@ static void load_vms(struct loader *L, struct estate *e, const cJSON *arr)
 			agent = obj_at(L, iv, "vmAgent", p3);
 			(void)arr_at(L, iv, "disks", p3);
 			if (vm->os == OS_UNKNOWN)
-				vm->os = parse_os(str_at(L, iv, "osName", p3));
+				vm->os = os_from_name(str_at(L, iv, "osName", p3));
 			vm->agent = agent ? AGENT_NOT_READY : AGENT_UNKNOWN;
 			if (agent) {
 				char p4[320];
@@ -332,7 +372,10 @@ static void load_vms(struct loader *L, struct estate *e, const cJSON *arr)
 		copy_segment(vm->id, "subscriptions", vm->sub, sizeof(vm->sub));
 		copy_segment(vm->id, "resourceGroups", vm->rg, sizeof(vm->rg));
 		if (!idmap_put(&e->vm_ix, vm->id, e->nvms - 1)) {
-			kv_err_set(L->err, "%s: %s.id: duplicate virtual machine '%s'", L->name, path, vm->id);
+			char b[300];
+
+			kv_err_set(L->err, "%s: %s.id: duplicate virtual machine '%s'", L->name, path,
+			           printable(vm->id, b, sizeof(b)));
 			L->failed = true;
 			return;
 		}
@@ -358,8 +401,10 @@ static void join_vm_extensions(struct loader *L, struct estate *e, const cJSON *
 			return;
 		vmid = extension_vm_id(id);
 		if (!vmid) {
+			char b[300];
+
 			kv_err_set(L->err, "%s: %s.id: '%s' is not a VM extension ID (.../virtualMachines/<vm>/extensions/<name>)",
-			           L->name, path, id);
+			           L->name, path, printable(id, b, sizeof(b)));
 			L->failed = true;
 			return;
 		}
@@ -809,8 +854,10 @@ static void load_tenants(struct loader *L, struct estate *e, const cJSON *arr)
 		if (L->failed)
 			return;
 		if (st && !kv_streq_ci(st, "found") && !kv_streq_ci(st, "absent") && !kv_streq_ci(st, "unknown")) {
+			char b[64];
+
 			kv_err_set(L->err, "%s: %s.status: expected \"found\", \"absent\" or \"unknown\", got \"%s\"",
-			           L->name, p2, st);
+			           L->name, p2, printable(st, b, sizeof(b)));
 			L->failed = true;
 			return;
 		}
@@ -893,6 +940,36 @@ static bool apply_overrides(struct estate *e, const struct estate_opts *o, struc
 	return true;
 }
 
+static bool is_json_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* True when the text ends inside a string or with brackets still open: a cut-off file. */
+static bool looks_truncated(const char *data, size_t len)
+{
+	size_t depth = 0;
+	bool in_str = false;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = data[i];
+
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = false;
+		} else if (c == '"') {
+			in_str = true;
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if ((c == '}' || c == ']') && depth > 0) {
+			depth--;
+		}
+	}
+	return in_str || depth > 0;
+}
+
 /* 1-based line and column of a byte offset, for JSON syntax errors. */
 static void line_col(const char *data, size_t off, size_t *line, size_t *col)
 {
@@ -916,9 +993,10 @@ struct estate *estate_parse(const char *data, size_t len, const char *name,
 	const char *end = NULL;
 	const cJSON *kind, *ver, *a, *c;
 	size_t ws = 0;
+	char buf[128];
 
 	e->path = kv_strdup(name);
-	while (ws < len && strchr(" \t\r\n", data[ws]))
+	while (ws < len && is_json_space(data[ws]))
 		ws++;
 	if (ws == len) {
 		kv_err_set(err, "%s: the file is empty: expected a kvaudit.estate JSON document", name);
@@ -931,7 +1009,7 @@ struct estate *estate_parse(const char *data, size_t len, const char *name,
 		if (off > len)
 			off = len;
 		line_col(data, off, &line, &col);
-		if (off >= len)
+		if (looks_truncated(data, len))
 			kv_err_set(err, "%s: invalid JSON: unexpected end of data at byte %zu (line %zu): the file looks truncated",
 			           name, off, line);
 		else
@@ -941,7 +1019,7 @@ struct estate *estate_parse(const char *data, size_t len, const char *name,
 	if (end) {
 		const char *p = end;
 
-		while ((size_t)(p - data) < len && strchr(" \t\r\n", *p))
+		while ((size_t)(p - data) < len && is_json_space(*p))
 			p++;
 		if ((size_t)(p - data) < len) {
 			kv_err_set(err, "%s: invalid JSON: unexpected data after the document at byte %zu", name,
@@ -956,8 +1034,8 @@ struct estate *estate_parse(const char *data, size_t len, const char *name,
 	kind = cJSON_GetObjectItemCaseSensitive(e->doc, "kind");
 	if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "kvaudit.estate") != 0) {
 		if (cJSON_IsString(kind))
-			kv_err_set(err, "%s: $.kind: expected \"kvaudit.estate\", got \"%.100s\": not a kvaudit estate snapshot",
-			           name, kind->valuestring);
+			kv_err_set(err, "%s: $.kind: expected \"kvaudit.estate\", got \"%s\": not a kvaudit estate snapshot",
+			           name, printable(kind->valuestring, buf, sizeof(buf)));
 		else
 			kv_err_set(err, "%s: $.kind: expected \"kvaudit.estate\", got %s: not a kvaudit estate snapshot",
 			           name, type_name(kind));
@@ -1105,6 +1183,42 @@ struct vault *estate_vault_by_url(const struct estate *e, const char *url)
 	return idmap_get(&e->vault_host_ix, host, &i) ? &e->vaults[i] : NULL;
 }
 
+/*
+ * A failed list ("/subscriptions/s[/resourceGroups/rg]/providers/<ns>/<type>")
+ * explains every resource of that type below its scope.
+ */
+static bool list_scope_contains(const char *scope, const char *id)
+{
+	const char *prov = NULL, *p = scope, *type, *slash;
+	char parent[1024], needle[300];
+	size_t n;
+
+	while ((p = strchr(p, '/')) != NULL) {
+		if (kv_startswith_ci(p, "/providers/"))
+			prov = p;
+		p++;
+	}
+	if (!prov)
+		return false;
+	type = prov + strlen("/providers/");
+	slash = strchr(type, '/');
+	/* Exactly <namespace>/<type>: a collection, not a resource. */
+	if (!slash || slash == type || slash[1] == '\0' || strchr(slash + 1, '/'))
+		return false;
+	n = (size_t)(prov - scope);
+	if (n == 0 || n >= sizeof(parent) || strlen(prov) + 2 > sizeof(needle))
+		return false;
+	memcpy(parent, scope, n);
+	parent[n] = '\0';
+	snprintf(needle, sizeof(needle), "%s/", prov);
+	if (!armid_scope_contains(parent, id))
+		return false;
+	for (p = id + n; *p; p++)
+		if (kv_startswith_ci(p, needle))
+			return true;
+	return false;
+}
+
 const struct estate_error *estate_error_for(const struct estate *e, const char *id)
 {
 	for (size_t i = 0; i < e->nerrors; i++) {
@@ -1127,7 +1241,7 @@ const struct estate_error *estate_error_for(const struct estate *e, const char *
 			path[n] = '\0';
 			scope = path;
 		}
-		if (armid_scope_contains(scope, id))
+		if (armid_scope_contains(scope, id) || list_scope_contains(scope, id))
 			return &e->errors[i];
 	}
 	return NULL;

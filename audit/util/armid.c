@@ -30,7 +30,7 @@ bool armid_scope_contains(const char *scope, const char *id)
 {
 	size_t ls;
 
-	if (!scope || !id)
+	if (!scope || !id || !*scope)
 		return false;
 	ls = trimmed_len(scope);
 	if (ls == 1 && scope[0] == '/')
