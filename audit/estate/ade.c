@@ -27,6 +27,12 @@ static const cJSON *child(const cJSON *obj, const char *key)
 	return cJSON_GetObjectItemCaseSensitive(obj, key);
 }
 
+/* enabled: false, as a boolean or the string "false" (IMDS-style values). */
+static bool is_false(const cJSON *j)
+{
+	return cJSON_IsFalse(j) || (cJSON_IsString(j) && kv_streq_ci(j->valuestring, "false"));
+}
+
 static bool is_true(const cJSON *obj, const char *key)
 {
 	const cJSON *j = child(obj, key);
@@ -144,7 +150,7 @@ static void from_vm_model(const struct estate *e, struct vm *vm)
 	if (!cJSON_IsObject(es))
 		return;
 	/* enabled is documented as a bool; settings without it but with keys are in effect. */
-	if (cJSON_IsFalse(child(es, "enabled")))
+	if (is_false(child(es, "enabled")))
 		return;
 	add_settings(e, &vm->ade, name ? name : "osDisk", es, ADE_SRC_VM_MODEL);
 }
@@ -158,7 +164,7 @@ static void from_instance_view(const struct estate *e, struct vm *vm)
 		const char *name = nonempty(d, "name");
 
 		cJSON_ArrayForEach(s, child(d, "encryptionSettings")) {
-			if (cJSON_IsFalse(child(s, "enabled")))
+			if (is_false(child(s, "enabled")))
 				continue;
 			add_settings(e, &vm->ade, name ? name : "disk", s, ADE_SRC_INSTANCE_VIEW);
 		}
@@ -231,7 +237,9 @@ static void from_extension(const struct estate *e, struct vm *vm, const cJSON *e
 		v = volume_for(a, label);
 		v->sources |= ADE_SRC_EXTENSION;
 		set_if_empty(&v->bek_vault, bekv);
-		set_if_empty(&v->kek_vault, kekv ? kekv : NULL);
+		if (!bekv)
+			set_if_empty(&v->bek_vault_url, bekurl);
+		set_if_empty(&v->kek_vault, kekv);
 		set_if_empty(&v->key_url, kekurl);
 	}
 out:
@@ -257,7 +265,7 @@ void ade_detect(const struct estate *e, struct vm *vm)
 	/* In effect when some source names a BEK; a disabled extension alone says nothing. */
 	a->encrypted = false;
 	for (size_t i = 0; i < a->nvolumes; i++)
-		if (a->volumes[i].bek_vault || a->volumes[i].secret_url)
+		if (a->volumes[i].bek_vault || a->volumes[i].secret_url || a->volumes[i].bek_vault_url)
 			a->encrypted = true;
 	if (!a->encrypted)
 		a->legacy_aad = false;
@@ -271,6 +279,7 @@ void ade_info_release(struct ade_info *a)
 		free(a->volumes[i].secret_url);
 		free(a->volumes[i].kek_vault);
 		free(a->volumes[i].key_url);
+		free(a->volumes[i].bek_vault_url);
 	}
 	free(a->volumes);
 	free(a->ext_type);

@@ -287,7 +287,8 @@ static char *extension_vm_id(const char *ext_id)
 	if (!hit)
 		return NULL;
 	name = hit + strlen("/extensions/");
-	if (*name == '\0' || *name == '/' || strchr(name, '/'))
+	/* One trailing '/' is tolerated, as everywhere in ARM IDs. */
+	if (*name == '\0' || *name == '/' || (strchr(name, '/') && strcmp(strchr(name, '/'), "/") != 0))
 		return NULL;
 	/* The segment pair before it must be virtualMachines/<vm>. */
 	vms = hit;

@@ -46,6 +46,7 @@ struct ade_volume {
 	char *secret_url;    /* BEK secret URL, or NULL */
 	char *kek_vault;     /* ARM ID of the vault holding the KEK, or NULL */
 	char *key_url;       /* KEK key URL, or NULL */
+	char *bek_vault_url; /* the extension's KeyVaultURL when no vault of the snapshot matches it */
 	unsigned sources;    /* enum ade_source bits */
 };
 

@@ -135,6 +135,23 @@ static bool arr_has_ci(const cJSON *a, const char *s)
 	return false;
 }
 
+/* Like arr_has_ci for ARM IDs (a trailing '/' does not make another resource). */
+static bool arr_has_id(const cJSON *a, const char *id)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, a)
+		if (cJSON_IsString(it) && armid_eq(it->valuestring, id))
+			return true;
+	return false;
+}
+
+static void arr_add_id(cJSON *a, const char *id)
+{
+	if (id && !arr_has_id(a, id))
+		cJSON_AddItemToArray(a, cJSON_CreateString(id));
+}
+
 static void arr_add_unique(cJSON *a, const char *s)
 {
 	if (s && !arr_has_ci(a, s))
@@ -198,6 +215,38 @@ static bool actions_cover(const cJSON *allow, const cJSON *deny, const char *act
 		if (cJSON_IsString(it) && glob_ci(it->valuestring, action))
 			ok = false;
 	return ok;
+}
+
+/*
+ * The vault a volume's BEK or KEK is in: its ARM ID, or, when no vault of
+ * the snapshot matches the key's URL, the URL's origin ("https://host"), so
+ * that the key is still audited (as a vault that could not be read).
+ */
+static const char *url_origin(const char *url, char *buf, size_t n)
+{
+	const char *host;
+	size_t len;
+
+	if (!url || !kv_startswith_ci(url, "https://"))
+		return NULL;
+	host = url + strlen("https://");
+	len = strcspn(host, "/?#");
+	if (len == 0 || strlen("https://") + len >= n)
+		return NULL;
+	snprintf(buf, n, "https://%.*s", (int)len, host);
+	return kv_lower(buf);
+}
+
+static const char *bek_ref(const struct ade_volume *v, char *buf, size_t n)
+{
+	if (v->bek_vault)
+		return v->bek_vault;
+	return v->secret_url ? url_origin(v->secret_url, buf, n) : url_origin(v->bek_vault_url, buf, n);
+}
+
+static const char *kek_ref(const struct ade_volume *v, char *buf, size_t n)
+{
+	return v->kek_vault ? v->kek_vault : url_origin(v->key_url, buf, n);
 }
 
 /* ---- tenants ---- */
@@ -320,13 +369,34 @@ static const struct builtin_role *builtin_role(const char *role_definition_id)
  * the vault or an enclosing scope, and whether their data actions together
  * cover what Backup needs for secrets and for keys.
  */
+/* Marks in got[] the needed actions that one role's data actions grant (its own not-actions subtract). */
+static void role_grants(const cJSON *allow, const cJSON *deny, const char *const *need, bool *got)
+{
+	for (size_t i = 0; need[i]; i++)
+		if (actions_cover(allow, deny, need[i]))
+			got[i] = true;
+}
+
+static bool all_true(const bool *got, const char *const *need)
+{
+	for (size_t i = 0; need[i]; i++)
+		if (!got[i])
+			return false;
+	return true;
+}
+
+/*
+ * Backup Management Service's RBAC on a vault: every role assigned to it at
+ * the vault or an enclosing scope, and whether their data actions together
+ * cover what Backup needs for secrets and for keys.  A role's notDataActions
+ * subtract from that role only (Azure RBAC semantics).
+ */
 static void rbac_facts(struct facts_ctx *c, struct vault_use *u, const char *oid, cJSON *out)
 {
 	const struct estate *e = c->e;
 	cJSON *roles = cJSON_AddArrayToObject(out, "roles");
-	cJSON *allow = cJSON_CreateArray(), *deny = cJSON_CreateArray();
 	const char *unknown_role = NULL, *unknown_scope = NULL;
-	bool secrets = true, keys = true;
+	bool got_s[4] = {false}, got_k[4] = {false}, secrets, keys;
 
 	for (size_t i = 0; i < e->nras; i++) {
 		const struct role_assignment *ra = &e->ras[i];
@@ -336,45 +406,36 @@ static void rbac_facts(struct facts_ctx *c, struct vault_use *u, const char *oid
 		if (!kv_streq_ci(ra->principal_id, oid) || !armid_scope_contains(ra->scope, u->id))
 			continue;
 		if ((b = builtin_role(ra->role_definition_id))) {
+			cJSON *allow = cJSON_CreateArray();
+
 			arr_add_unique(roles, b->name);
 			for (size_t k = 0; k < 4 && b->data_actions[k]; k++)
 				cJSON_AddItemToArray(allow, cJSON_CreateString(b->data_actions[k]));
+			role_grants(allow, NULL, NEED_SECRETS, got_s);
+			role_grants(allow, NULL, NEED_KEYS, got_k);
+			cJSON_Delete(allow);
 		} else if ((rd = estate_role_definition(e, ra->role_definition_id))) {
-			const cJSON *it;
-
 			arr_add_unique(roles, rd->role_name ? rd->role_name : rd->id);
-			cJSON_ArrayForEach(it, rd->data_actions)
-				cJSON_AddItemToArray(allow, cJSON_CreateString(it->valuestring));
-			cJSON_ArrayForEach(it, rd->not_data_actions)
-				cJSON_AddItemToArray(deny, cJSON_CreateString(it->valuestring));
+			role_grants(rd->data_actions, rd->not_data_actions, NEED_SECRETS, got_s);
+			role_grants(rd->data_actions, rd->not_data_actions, NEED_KEYS, got_k);
 		} else {
 			arr_add_unique(roles, ra->role_definition_id);
 			unknown_role = ra->role_definition_id;
 			unknown_scope = ra->scope;
 		}
 	}
-	/*
-	 * notDataActions subtract within one role only; merging them across roles is
-	 * conservative (it can only under-report coverage), which never hides a gap.
-	 */
-	for (size_t i = 0; NEED_SECRETS[i]; i++)
-		secrets = secrets && actions_cover(allow, deny, NEED_SECRETS[i]);
-	for (size_t i = 0; NEED_KEYS[i]; i++)
-		keys = keys && actions_cover(allow, deny, NEED_KEYS[i]);
+	secrets = all_true(got_s, NEED_SECRETS);
+	keys = all_true(got_k, NEED_KEYS);
 	cJSON_AddBoolToObject(out, "coversSecrets", secrets);
 	cJSON_AddBoolToObject(out, "coversKeys", keys);
-	if (unknown_role && !(secrets && keys)) {
-		if (!secrets)
-			unavailable(u->unavail, "vault.backupRbac.coversSecrets", "error",
-			            "role definition '%s' assigned to Backup Management Service at '%s' is not in the snapshot",
-			            unknown_role, unknown_scope);
-		if (!keys)
-			unavailable(u->unavail, "vault.backupRbac.coversKeys", "error",
-			            "role definition '%s' assigned to Backup Management Service at '%s' is not in the snapshot",
-			            unknown_role, unknown_scope);
-	}
-	cJSON_Delete(allow);
-	cJSON_Delete(deny);
+	if (unknown_role && !secrets)
+		unavailable(u->unavail, "vault.backupRbac.coversSecrets", "error",
+		            "role definition '%s' assigned to Backup Management Service at '%s' is not in the snapshot",
+		            unknown_role, unknown_scope);
+	if (unknown_role && !keys)
+		unavailable(u->unavail, "vault.backupRbac.coversKeys", "error",
+		            "role definition '%s' assigned to Backup Management Service at '%s' is not in the snapshot",
+		            unknown_role, unknown_scope);
 }
 
 /* Backup Management Service's access-policy entries on a vault, merged and normalised. */
@@ -565,8 +626,10 @@ struct facts_ctx *facts_prepare(const struct estate *e)
 		if (!vm->ade.encrypted)
 			continue;
 		for (size_t k = 0; k < vm->ade.nvolumes; k++) {
-			note_use(c, vm->ade.volumes[k].bek_vault, vm, true);
-			note_use(c, vm->ade.volumes[k].kek_vault, vm, false);
+			char b1[300], b2[300];
+
+			note_use(c, bek_ref(&vm->ade.volumes[k], b1, sizeof(b1)), vm, true);
+			note_use(c, kek_ref(&vm->ade.volumes[k], b2, sizeof(b2)), vm, false);
 		}
 	}
 	for (size_t i = 0; i < e->nitems; i++)
@@ -643,9 +706,11 @@ static void build_vm_facts(struct facts_ctx *c, const struct vm *vm, cJSON *f, c
 		if (a->sources & (1u << i))
 			cJSON_AddItemToArray(src, cJSON_CreateString(SOURCE_NAMES[i]));
 	for (size_t i = 0; i < a->nvolumes; i++) {
+		char b1[300], b2[300];
+
 		kek = kek || a->volumes[i].kek_vault || a->volumes[i].key_url;
-		arr_add_unique(vaults, a->volumes[i].bek_vault);
-		arr_add_unique(vaults, a->volumes[i].kek_vault);
+		arr_add_id(vaults, bek_ref(&a->volumes[i], b1, sizeof(b1)));
+		arr_add_id(vaults, kek_ref(&a->volumes[i], b2, sizeof(b2)));
 	}
 	cJSON_AddBoolToObject(ade, "kek", a->encrypted && kek);
 	cJSON_AddItemToObject(ade, "sources", src);
@@ -748,13 +813,14 @@ static void binding_facts(const struct vm *vm, const struct vault_use *u, cJSON 
 
 	for (size_t i = 0; i < vm->ade.nvolumes; i++) {
 		const struct ade_volume *v = &vm->ade.volumes[i];
+		char b1[300], b2[300];
 		bool here = false;
 
-		if (armid_eq(v->bek_vault, u->id)) {
+		if (armid_eq(bek_ref(v, b1, sizeof(b1)), u->id)) {
 			bek = here = true;
 			arr_add_unique(secrets, v->secret_url);
 		}
-		if (armid_eq(v->kek_vault, u->id)) {
+		if (armid_eq(kek_ref(v, b2, sizeof(b2)), u->id)) {
 			kek = here = true;
 			arr_add_unique(keys, v->key_url);
 		}
@@ -771,16 +837,27 @@ static void binding_facts(const struct vm *vm, const struct vault_use *u, cJSON 
 	cJSON_AddItemToObject(b, "secretUrls", secrets);
 	cJSON_AddItemToObject(b, "keyUrls", keys);
 	cJSON_AddItemToObject(b, "disks", disks);
-	armid_segment(u->id, "subscriptions", vsub, sizeof(vsub));
-	cJSON_AddBoolToObject(b, "sameSubscription", kv_streq_ci(vsub, vm->sub));
-	if (u->vault && u->vault->location && vm->location) {
-		region_norm(u->vault->location, vloc, sizeof(vloc));
-		region_norm(vm->location, mloc, sizeof(mloc));
-		cJSON_AddBoolToObject(b, "sameRegion", strcmp(vloc, mloc) == 0);
-	} else {
+	/* A vault that could not be read leaves the binding's own facts unknown too: never a pass. */
+	if (!u->vault) {
+		const cJSON *why = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(u->unavail, "vault"),
+		                                                  "reason");
+
+		cJSON_AddNullToObject(b, "sameSubscription");
 		cJSON_AddNullToObject(b, "sameRegion");
-		unavailable(un, "binding.sameRegion", u->vault ? "skipped" : "error",
-		            "the region of VM '%s' or key vault '%s' is not in the snapshot", vm->id, u->id);
+		unavailable(un, "binding.sameSubscription", "error", "%s", cJSON_GetStringValue(why));
+		unavailable(un, "binding.sameRegion", "error", "%s", cJSON_GetStringValue(why));
+	} else {
+		armid_segment(u->id, "subscriptions", vsub, sizeof(vsub));
+		cJSON_AddBoolToObject(b, "sameSubscription", kv_streq_ci(vsub, vm->sub));
+		if (u->vault->location && vm->location) {
+			region_norm(u->vault->location, vloc, sizeof(vloc));
+			region_norm(vm->location, mloc, sizeof(mloc));
+			cJSON_AddBoolToObject(b, "sameRegion", strcmp(vloc, mloc) == 0);
+		} else {
+			cJSON_AddNullToObject(b, "sameRegion");
+			unavailable(un, "binding.sameRegion", "skipped", "%s '%s' has no location in the snapshot",
+			            vm->location ? "key vault" : "VM", vm->location ? u->id : vm->id);
+		}
 	}
 
 	/* Certificate-backed KEKs (managed: true) need the data-plane key bundles (b5). */
@@ -847,14 +924,16 @@ void facts_each(struct facts_ctx *c, subject_fn fn, void *arg)
 			cJSON *seen = cJSON_CreateArray();
 
 			for (size_t k = 0; k < vm->ade.nvolumes; k++) {
-				const char *ids[2] = {vm->ade.volumes[k].bek_vault, vm->ade.volumes[k].kek_vault};
+				char b1[300], b2[300];
+				const char *ids[2] = {bek_ref(&vm->ade.volumes[k], b1, sizeof(b1)),
+				                      kek_ref(&vm->ade.volumes[k], b2, sizeof(b2))};
 
 				for (size_t j = 0; j < 2; j++) {
 					size_t ux;
 					struct vault_use *u;
 					cJSON *b;
 
-					if (!ids[j] || arr_has_ci(seen, ids[j]) || !idmap_get(&c->use_ix, ids[j], &ux))
+					if (!ids[j] || arr_has_id(seen, ids[j]) || !idmap_get(&c->use_ix, ids[j], &ux))
 						continue;
 					cJSON_AddItemToArray(seen, cJSON_CreateString(ids[j]));
 					u = &c->uses[ux];
