@@ -9,6 +9,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "audit/util/json.h"
 #include "rules/engine.h"
 
 /* Longest rendered message: a finding's message is one line, not a document. */
@@ -83,23 +84,6 @@ const char *status_name(enum finding_status s)
 static bool is_scalar(const cJSON *v)
 {
 	return cJSON_IsString(v) || cJSON_IsNumber(v) || cJSON_IsBool(v);
-}
-
-static const char *json_type_name(const cJSON *v)
-{
-	if (cJSON_IsString(v))
-		return "a string";
-	if (cJSON_IsNumber(v))
-		return "a number";
-	if (cJSON_IsBool(v))
-		return "a boolean";
-	if (cJSON_IsNull(v))
-		return "null";
-	if (cJSON_IsArray(v))
-		return "an array";
-	if (cJSON_IsObject(v))
-		return "an object";
-	return "an invalid value";
 }
 
 /* Field names that are comments, not fields: "$comment", "x-owner". */

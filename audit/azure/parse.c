@@ -9,32 +9,11 @@
 #include <cjson/cJSON.h>
 
 #include "audit/azure/parse.h"
+#include "audit/util/json.h"
 #include "audit/util/util.h"
 
 /* How much of an unrecognised error body azure_error_parse keeps. */
 #define RAW_ERROR_BYTES 200
-
-static const char *type_name(const cJSON *j)
-{
-	if (cJSON_IsString(j))
-		return "a string";
-	if (cJSON_IsNumber(j))
-		return "a number";
-	if (cJSON_IsBool(j))
-		return "a boolean";
-	if (cJSON_IsNull(j))
-		return "null";
-	if (cJSON_IsArray(j))
-		return "an array";
-	if (cJSON_IsObject(j))
-		return "an object";
-	return "an invalid value";
-}
-
-static bool is_json_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
 
 /*
  * Parses exactly body[0..len) as one JSON document, without needing a NUL
@@ -49,7 +28,7 @@ static cJSON *parse_body(const char *body, size_t len, struct kv_err *err)
 
 	if (body == NULL)
 		len = 0;
-	while (ws < len && is_json_space(body[ws]))
+	while (ws < len && json_is_space(body[ws]))
 		ws++;
 	if (ws == len) {
 		kv_err_set(err, "empty response body: expected a JSON document");
@@ -67,7 +46,7 @@ static cJSON *parse_body(const char *body, size_t len, struct kv_err *err)
 	if (end != NULL && end >= body) {
 		size_t at = (size_t)(end - body);
 
-		while (at < len && is_json_space(body[at]))
+		while (at < len && json_is_space(body[at]))
 			at++;
 		if (at < len) {
 			kv_err_set(err, "invalid JSON: unexpected data after the document at byte %zu", at);
@@ -124,7 +103,7 @@ static void copy_printable(char *dst, size_t dstsz, const char *src, size_t srcl
 		size_t n = utf8_seq_len(s + i, srclen - i);
 
 		if (n == 1 && (s[i] < 0x20 || s[i] == 0x7f)) {
-			dst[o++] = ws_to_space && is_json_space((char)s[i]) ? ' ' : '?';
+			dst[o++] = ws_to_space && json_is_space((char)s[i]) ? ' ' : '?';
 			i++;
 		} else if (n == 0 || (n == 2 && s[i] == 0xc2 && s[i + 1] < 0xa0)) {
 			dst[o++] = '?';
@@ -155,7 +134,7 @@ static bool optional_string(const cJSON *obj, const char *key, const char *path,
 	if (j == NULL || cJSON_IsNull(j))
 		return true;
 	if (!cJSON_IsString(j)) {
-		kv_err_set(err, "%s: expected a string or null, got %s", path, type_name(j));
+		kv_err_set(err, "%s: expected a string or null, got %s", path, json_type_name(j));
 		return false;
 	}
 	if (j->valuestring[0] != '\0')
@@ -174,7 +153,7 @@ bool arm_page_parse(const char *body, size_t len, struct arm_page *out, struct k
 	if (doc == NULL)
 		return false;
 	if (!cJSON_IsObject(doc)) {
-		kv_err_set(err, "$: expected an object with a \"value\" array, got %s", type_name(doc));
+		kv_err_set(err, "$: expected an object with a \"value\" array, got %s", json_type_name(doc));
 		goto fail;
 	}
 	value = cJSON_GetObjectItemCaseSensitive(doc, "value");
@@ -183,7 +162,7 @@ bool arm_page_parse(const char *body, size_t len, struct arm_page *out, struct k
 		goto fail;
 	}
 	if (!cJSON_IsArray(value)) {
-		kv_err_set(err, "$.value: expected an array, got %s", type_name(value));
+		kv_err_set(err, "$.value: expected an array, got %s", json_type_name(value));
 		goto fail;
 	}
 	if (!optional_string(doc, "nextLink", "$.nextLink", &next, err))
@@ -233,7 +212,7 @@ bool rg_page_parse(const char *body, size_t len, struct rg_page *out, struct kv_
 	if (doc == NULL)
 		return false;
 	if (!cJSON_IsObject(doc)) {
-		kv_err_set(err, "$: expected a Resource Graph response object, got %s", type_name(doc));
+		kv_err_set(err, "$: expected a Resource Graph response object, got %s", json_type_name(doc));
 		goto fail;
 	}
 	data = cJSON_GetObjectItemCaseSensitive(doc, "data");
@@ -247,7 +226,7 @@ bool rg_page_parse(const char *body, size_t len, struct rg_page *out, struct kv_
 		goto fail;
 	}
 	if (!cJSON_IsArray(data)) {
-		kv_err_set(err, "$.data: expected an array, got %s", type_name(data));
+		kv_err_set(err, "$.data: expected an array, got %s", json_type_name(data));
 		goto fail;
 	}
 
@@ -255,7 +234,7 @@ bool rg_page_parse(const char *body, size_t len, struct rg_page *out, struct kv_
 	j = cJSON_GetObjectItemCaseSensitive(doc, "totalRecords");
 	if (j != NULL && !cJSON_IsNull(j)) {
 		if (!whole_number(j, 0, 9007199254740992.0, &out->total_records)) {
-			kv_err_set(err, "$.totalRecords: expected a non-negative integer, got %s", type_name(j));
+			kv_err_set(err, "$.totalRecords: expected a non-negative integer, got %s", json_type_name(j));
 			goto fail;
 		}
 	}
@@ -263,7 +242,7 @@ bool rg_page_parse(const char *body, size_t len, struct rg_page *out, struct kv_
 	j = cJSON_GetObjectItemCaseSensitive(doc, "count");
 	if (j != NULL && !cJSON_IsNull(j)) {
 		if (!whole_number(j, 0, INT_MAX, &n)) {
-			kv_err_set(err, "$.count: expected a non-negative integer, got %s", type_name(j));
+			kv_err_set(err, "$.count: expected a non-negative integer, got %s", json_type_name(j));
 			goto fail;
 		}
 		out->count = (int)n;
@@ -279,7 +258,7 @@ bool rg_page_parse(const char *body, size_t len, struct rg_page *out, struct kv_
 		out->truncated = false;
 	} else if (j != NULL && !cJSON_IsNull(j)) {
 		kv_err_set(err, "$.resultTruncated: expected \"true\" or \"false\", got %s",
-		           cJSON_IsString(j) ? "another string" : type_name(j));
+		           cJSON_IsString(j) ? "another string" : json_type_name(j));
 		goto fail;
 	}
 
@@ -688,7 +667,7 @@ bool token_response_parse(const char *body, size_t len, long long now, struct to
 		return false;
 	}
 	if (!cJSON_IsObject(doc)) {
-		kv_err_set(err, "token response: $: expected an object, got %s", type_name(doc));
+		kv_err_set(err, "token response: $: expected an object, got %s", json_type_name(doc));
 		goto out;
 	}
 	tok = cJSON_GetObjectItemCaseSensitive(doc, "access_token");
@@ -713,7 +692,7 @@ bool token_response_parse(const char *body, size_t len, long long now, struct to
 		goto out;
 	}
 	if (!cJSON_IsString(tok)) {
-		kv_err_set(err, "token response: %s: expected a string, got %s", tok_path, type_name(tok));
+		kv_err_set(err, "token response: %s: expected a string, got %s", tok_path, json_type_name(tok));
 		goto out;
 	}
 	if (tok->valuestring[0] == '\0') {

@@ -14,6 +14,7 @@
 #include "audit/estate/ade.h"
 #include "audit/estate/estate.h"
 #include "audit/util/armid.h"
+#include "audit/util/json.h"
 
 /* A snapshot larger than this is refused (50k VMs is a few hundred MB). */
 #define ESTATE_MAX_BYTES ((size_t)2 << 30)
@@ -39,32 +40,13 @@ static const char *printable(const char *s, char *out, size_t n)
 	return out;
 }
 
-static const char *type_name(const cJSON *j)
-{
-	if (!j)
-		return "nothing";
-	if (cJSON_IsString(j))
-		return "a string";
-	if (cJSON_IsNumber(j))
-		return "a number";
-	if (cJSON_IsBool(j))
-		return "a boolean";
-	if (cJSON_IsNull(j))
-		return "null";
-	if (cJSON_IsArray(j))
-		return "an array";
-	if (cJSON_IsObject(j))
-		return "an object";
-	return "an invalid value";
-}
-
 static void fail(struct loader *L, const char *path, const char *what, const cJSON *got)
 {
 	if (L->failed)
 		return;
 	L->failed = true;
 	if (got)
-		kv_err_set(L->err, "%s: %s: expected %s, got %s", L->name, path, what, type_name(got));
+		kv_err_set(L->err, "%s: %s: expected %s, got %s", L->name, path, what, json_type_name(got));
 	else
 		kv_err_set(L->err, "%s: %s: %s", L->name, path, what);
 }
@@ -941,11 +923,6 @@ static bool apply_overrides(struct estate *e, const struct estate_opts *o, struc
 	return true;
 }
 
-static bool is_json_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 /* True when the text ends inside a string or with brackets still open: a cut-off file. */
 static bool looks_truncated(const char *data, size_t len)
 {
@@ -997,7 +974,7 @@ struct estate *estate_parse(const char *data, size_t len, const char *name,
 	char buf[128];
 
 	e->path = kv_strdup(name);
-	while (ws < len && is_json_space(data[ws]))
+	while (ws < len && json_is_space(data[ws]))
 		ws++;
 	if (ws == len) {
 		kv_err_set(err, "%s: the file is empty: expected a kvaudit.estate JSON document", name);
@@ -1020,7 +997,7 @@ struct estate *estate_parse(const char *data, size_t len, const char *name,
 	if (end) {
 		const char *p = end;
 
-		while ((size_t)(p - data) < len && is_json_space(*p))
+		while ((size_t)(p - data) < len && json_is_space(*p))
 			p++;
 		if ((size_t)(p - data) < len) {
 			kv_err_set(err, "%s: invalid JSON: unexpected data after the document at byte %zu", name,
@@ -1039,7 +1016,7 @@ struct estate *estate_parse(const char *data, size_t len, const char *name,
 			           name, printable(kind->valuestring, buf, sizeof(buf)));
 		else
 			kv_err_set(err, "%s: $.kind: expected \"kvaudit.estate\", got %s: not a kvaudit estate snapshot",
-			           name, type_name(kind));
+			           name, json_type_name(kind));
 		goto fail;
 	}
 	ver = cJSON_GetObjectItemCaseSensitive(e->doc, "version");
@@ -1048,7 +1025,7 @@ struct estate *estate_parse(const char *data, size_t len, const char *name,
 			kv_err_set(err, "%s: $.version: unsupported estate version %g (this kvaudit reads version 1)",
 			           name, ver->valuedouble);
 		else
-			kv_err_set(err, "%s: $.version: expected 1, got %s", name, type_name(ver));
+			kv_err_set(err, "%s: $.version: expected 1, got %s", name, json_type_name(ver));
 		goto fail;
 	}
 	e->collected_at = str_at(&L, e->doc, "collectedAt", "$");
@@ -1243,6 +1220,30 @@ const struct estate_error *estate_error_for(const struct estate *e, const char *
 			scope = path;
 		}
 		if (armid_scope_contains(scope, id) || list_scope_contains(scope, id))
+			return &e->errors[i];
+	}
+	return NULL;
+}
+
+const struct estate_error *estate_error_for_url(const struct estate *e, const char *url)
+{
+	size_t lu;
+
+	if (!url || !kv_startswith_ci(url, "https://"))
+		return NULL;
+	lu = strcspn(url, "?#");
+	while (lu > 0 && url[lu - 1] == '/')
+		lu--;
+	for (size_t i = 0; i < e->nerrors; i++) {
+		const char *scope = e->errors[i].scope;
+		size_t ls;
+
+		if (!scope || !kv_startswith_ci(scope, "https://"))
+			continue;
+		ls = strcspn(scope, "?#");
+		while (ls > 0 && scope[ls - 1] == '/')
+			ls--;
+		if (ls <= lu && strncasecmp(scope, url, ls) == 0 && (ls == lu || url[ls] == '/'))
 			return &e->errors[i];
 	}
 	return NULL;

@@ -227,5 +227,10 @@ struct vault *estate_vault_by_url(const struct estate *e, const char *url);
  * resource group).  NULL when none does.
  */
 const struct estate_error *estate_error_for(const struct estate *e, const char *id);
+/*
+ * The same for a data-plane URL (a key or secret URL): an error whose scope,
+ * without its query, is url or an ancestor of it ("https://kv.vault.azure.net/keys").
+ */
+const struct estate_error *estate_error_for_url(const struct estate *e, const char *url);
 
 #endif

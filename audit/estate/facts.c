@@ -881,9 +881,18 @@ static void binding_facts(const struct vm *vm, const struct vault_use *u, cJSON 
 			}
 		}
 		if (unknown_key && !managed) {
+			const struct estate_error *err = estate_error_for_url(e, missing_kid);
+
+			if (!err)
+				err = estate_error_for(e, u->id);
 			cJSON_AddNullToObject(b, "kekManaged");
-			unavailable(un, "binding.kekManaged", estate_error_for(e, u->id) ? "error" : "skipped",
-			            "the key bundle of KEK '%s' is not in the snapshot", missing_kid);
+			if (err)
+				unavailable(un, "binding.kekManaged", "error", "the key bundle of KEK '%s' could not be read: %d %s: %s",
+				            missing_kid, err->status, err->code ? err->code : "error",
+				            err->message ? err->message : "no message");
+			else
+				unavailable(un, "binding.kekManaged", "skipped", "the key bundle of KEK '%s' is not in the snapshot",
+				            missing_kid);
 		} else {
 			cJSON_AddBoolToObject(b, "kekManaged", managed);
 		}

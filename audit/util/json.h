@@ -1,0 +1,18 @@
+/* json.h - small helpers for reporting on JSON input, shared by every parser. */
+#ifndef KVAUDIT_JSON_H
+#define KVAUDIT_JSON_H
+
+#include <stdbool.h>
+
+#include <cjson/cJSON.h>
+
+/* "a string", "a number", "a boolean", "null", "an array", "an object" or "nothing" (NULL). */
+const char *json_type_name(const cJSON *j);
+
+/* JSON's four whitespace characters (NUL is not one). */
+static inline bool json_is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+#endif
