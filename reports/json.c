@@ -15,8 +15,30 @@
 #include "reports/report.h"
 
 /*
- * Prints the report (pretty, tabs as cJSON indents) and a newline to f,
- * then flushes and checks the stream.
+ * cJSON pretty-prints with tabs; reports read better with two-space
+ * indents and "key": value.  A raw tab in cJSON's output is always
+ * formatting (tabs inside strings are escaped as \t), so this is safe.
+ */
+static int put_indented(const char *text, FILE *f)
+{
+	for (const char *p = text; *p; p++) {
+		int rc;
+
+		if (*p != '\t')
+			rc = fputc(*p, f);
+		else if (p > text && p[-1] == ':')
+			rc = fputc(' ', f);
+		else
+			rc = fputs("  ", f);
+		if (rc == EOF)
+			return EOF;
+	}
+	return 0;
+}
+
+/*
+ * Prints the report (pretty, two-space indents) and a newline to f, then
+ * flushes and checks the stream.
  */
 bool report_write_json(const cJSON *report, FILE *f, struct kv_err *err)
 {
@@ -33,7 +55,7 @@ bool report_write_json(const cJSON *report, FILE *f, struct kv_err *err)
 		goto out;
 	}
 	errno = 0;
-	if (fputs(text, f) == EOF || fputc('\n', f) == EOF || fflush(f) == EOF || ferror(f)) {
+	if (put_indented(text, f) == EOF || fputc('\n', f) == EOF || fflush(f) == EOF || ferror(f)) {
 		kv_err_set(err, "cannot write the JSON report: %s",
 		           errno != 0 ? strerror(errno) : "write error");
 		goto out;

@@ -296,7 +296,8 @@ static void json_report_round_trips_and_ends_with_a_newline(void **state)
 	(void)state;
 	assert_true(strlen(text) > 2);
 	assert_int_equal(text[strlen(text) - 1], '\n');
-	assert_non_null(strchr(text, '\t'));        /* pretty-printed */
+	assert_non_null(strstr(text, "\n  \""));      /* pretty-printed, two-space indents */
+	assert_null(strchr(text, '\t'));             /* no raw tabs: strings keep theirs escaped */
 	back = parse_or_fail(text);
 	assert_true(cJSON_Compare(report, back, true));
 	cJSON_Delete(back);
