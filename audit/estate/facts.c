@@ -230,7 +230,7 @@ static const char *url_origin(const char *url, char *buf, size_t n)
 	if (!url || !kv_startswith_ci(url, "https://"))
 		return NULL;
 	host = url + strlen("https://");
-	len = strcspn(host, "/?#");
+	len = strcspn(host, "/?#:");   /* ":443" names the same vault */
 	if (len == 0 || strlen("https://") + len >= n)
 		return NULL;
 	snprintf(buf, n, "https://%.*s", (int)len, host);
@@ -395,7 +395,7 @@ static void rbac_facts(struct facts_ctx *c, struct vault_use *u, const char *oid
 {
 	const struct estate *e = c->e;
 	cJSON *roles = cJSON_AddArrayToObject(out, "roles");
-	const char *unknown_role = NULL, *unknown_scope = NULL;
+	const char *unknown_role = NULL, *unknown_scope = NULL, *mg_scope = NULL;
 	bool got_s[4] = {false}, got_k[4] = {false}, secrets, keys;
 
 	for (size_t i = 0; i < e->nras; i++) {
@@ -403,7 +403,18 @@ static void rbac_facts(struct facts_ctx *c, struct vault_use *u, const char *oid
 		const struct builtin_role *b;
 		const struct role_definition *rd;
 
-		if (!kv_streq_ci(ra->principal_id, oid) || !armid_scope_contains(ra->scope, u->id))
+		if (!kv_streq_ci(ra->principal_id, oid))
+			continue;
+		/*
+		 * A management group's subscriptions are not in the snapshot, so an
+		 * assignment there may or may not reach the vault: it can never make a
+		 * pass, but it makes a fail unknown.
+		 */
+		if (kv_startswith_ci(ra->scope, "/providers/Microsoft.Management/managementGroups/")) {
+			mg_scope = ra->scope;
+			continue;
+		}
+		if (!armid_scope_contains(ra->scope, u->id))
 			continue;
 		if ((b = builtin_role(ra->role_definition_id))) {
 			cJSON *allow = cJSON_CreateArray();
@@ -436,6 +447,14 @@ static void rbac_facts(struct facts_ctx *c, struct vault_use *u, const char *oid
 		unavailable(u->unavail, "vault.backupRbac.coversKeys", "error",
 		            "role definition '%s' assigned to Backup Management Service at '%s' is not in the snapshot",
 		            unknown_role, unknown_scope);
+	if (mg_scope && !secrets)
+		unavailable(u->unavail, "vault.backupRbac.coversSecrets", "error",
+		            "Backup Management Service has a role at management group '%s', which may include the vault's "
+		            "subscription; the snapshot does not say", mg_scope);
+	if (mg_scope && !keys)
+		unavailable(u->unavail, "vault.backupRbac.coversKeys", "error",
+		            "Backup Management Service has a role at management group '%s', which may include the vault's "
+		            "subscription; the snapshot does not say", mg_scope);
 }
 
 /* Backup Management Service's access-policy entries on a vault, merged and normalised. */

@@ -169,9 +169,27 @@ static void collect(enum subject_kind kind, const cJSON *facts, void *arg)
 	r->n++;
 }
 
+/*
+ * Runs that are still alive, so that a test failing half-way (fail_msg
+ * jumps out of it) still frees everything in teardown: ASan stays clean.
+ */
+static struct run live_runs[8];
+static char *last_shown;
+
+static void run_release(struct run *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		cJSON_Delete(r->s[i].f);
+	free(r->s);
+	cJSON_Delete(r->inv);
+	estate_free(r->e);
+	memset(r, 0, sizeof(*r));
+}
+
 static void run_estate(struct run *r, struct estate *e)
 {
 	struct facts_ctx *c;
+	size_t slot = 0;
 
 	memset(r, 0, sizeof(*r));
 	r->e = e;
@@ -180,6 +198,10 @@ static void run_estate(struct run *r, struct estate *e)
 	facts_each(c, collect, r);
 	r->inv = facts_inventory(c);
 	facts_ctx_free(c);
+	while (slot < ARRAY_LEN(live_runs) && live_runs[slot].e)
+		slot++;
+	assert_true(slot < ARRAY_LEN(live_runs));
+	live_runs[slot] = *r;
 }
 
 static void run_sq(struct run *r, const char *s)
@@ -189,12 +211,21 @@ static void run_sq(struct run *r, const char *s)
 
 static void run_free(struct run *r)
 {
-	for (size_t i = 0; i < r->n; i++)
-		cJSON_Delete(r->s[i].f);
-	free(r->s);
-	cJSON_Delete(r->inv);
-	estate_free(r->e);
-	memset(r, 0, sizeof(*r));
+	for (size_t i = 0; i < ARRAY_LEN(live_runs); i++)
+		if (live_runs[i].e == r->e)
+			memset(&live_runs[i], 0, sizeof(live_runs[i]));
+	run_release(r);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(live_runs); i++)
+		if (live_runs[i].e)
+			run_release(&live_runs[i]);
+	free(last_shown);
+	last_shown = NULL;
+	return 0;
 }
 
 /* The value at a dotted path, or NULL when some part is missing. */
@@ -253,9 +284,12 @@ static size_t count(const struct run *r, enum subject_kind k, const char *vm)
 	return n;
 }
 
+/* Text of f for a failure message (kept until the next call or teardown). */
 static char *show(const cJSON *f)
 {
-	return cJSON_PrintUnformatted(f);
+	free(last_shown);
+	last_shown = f ? cJSON_PrintUnformatted(f) : kv_strdup("(nothing)");
+	return last_shown;
 }
 
 static const cJSON *present(const cJSON *f, const char *path)
@@ -657,15 +691,16 @@ static void backup_rbac_coverage_by_role_scope_and_principal(void **state)
 }
 
 /*
- * BUG: notDataActions only subtract from their own role's dataActions; a
- * second role that grants the action still grants it (Azure RBAC is additive:
- * learn.microsoft.com/azure/role-based-access-control/role-definitions,
- * "NotDataActions": "is not a deny rule"; Key Vault SDK KeyVaultPermission.
- * NotDataActions: "excluded but not denied.  They may be granted by other
- * role definitions").  rbac_facts merges every role's notDataActions into
- * one deny list, so "all but secrets/backup" + Key Vault Secrets Officer is
- * reported as NOT covering secrets: a false "fail" for KVA-BKP-004, and a fix
- * would add a role Backup already has.
+ * BUG (reported; passes since the fix): notDataActions subtract from their
+ * own role's dataActions only; a second role that grants the action still
+ * grants it (Azure RBAC is additive: learn.microsoft.com/azure/
+ * role-based-access-control/role-definitions, NotDataActions "is not a deny
+ * rule"; Key Vault SDK KeyVaultPermission.NotDataActions: "excluded but not
+ * denied.  They may be granted by other role definitions").  rbac_facts
+ * merged every role's notDataActions into one deny list, so "all but
+ * secrets/backup" + Key Vault Secrets Officer was reported as NOT covering
+ * secrets: a false "fail" of KVA-BKP-004, and a fix would add a role Backup
+ * already has.
  */
 static void backup_rbac_not_data_actions_only_subtract_within_their_role(void **state)
 {
@@ -683,6 +718,29 @@ static void backup_rbac_not_data_actions_only_subtract_within_their_role(void **
 	if (!cJSON_IsTrue(at(v, "vault.backupRbac.coversSecrets")))
 		fail_msg("BUG facts.c rbac_facts: 'all but secrets/backup/action' + Key Vault Secrets Officer must cover "
 		         "secrets (notDataActions are not a deny across roles), got coversSecrets false");
+	run_free(&r);
+}
+
+/*
+ * An assignment at a management group may reach the vault (the snapshot has
+ * no management-group hierarchy): it never makes a pass, and it turns a
+ * missing grant into an error instead of a fail.
+ */
+static void backup_rbac_at_a_management_group_is_unknown_not_a_fail(void **state)
+{
+	struct run r;
+	const cJSON *v;
+
+	(void)state;
+	run_sq(&r, E("'virtualMachines':[" ADE_VM(VM_A, "westeurope", BEK(KV_A, SEC_A) "," KEKEY(KV_A, KEY_A)) "],"
+	             "'vaults':[" KV(KV_A, "westeurope", T1, ",'enableRbacAuthorization':true", "") "],"
+	             "'roleAssignments':[" RA("/providers/Microsoft.Management/managementGroups/mg-prod", BMS, RDEF(R_ADMIN)) ","
+	             RA(KV_A, BMS, RDEF(R_SECRETS_OFFICER)) "]," SUBS "," TENANTS(BMS_FOUND)));
+	v = must(&r, SUBJ_VAULT, NULL, KV_A, NULL);
+	fact_set(v, "vault.backupRbac.roles", "Key Vault Secrets Officer");
+	fact_bool(v, "vault.backupRbac.coversSecrets", true);
+	no_unavail(v, "vault.backupRbac.coversSecrets");
+	unavail_is(v, "vault.backupRbac.coversKeys", "error", "mg-prod", (char *)NULL);
 	run_free(&r);
 }
 
@@ -1061,11 +1119,12 @@ static void a_failed_subscription_wide_list_explains_what_is_missing(void **stat
 }
 
 /*
- * BUG: binding.kekManaged is "skipped" when the KEK's key bundle could not be
- * read on the data plane (403: the caller needs keys:get, AZURE-FACTS b5),
- * because binding_facts asks estate_error_for about the vault's ARM ID only.
- * DESIGN.md: "A fact that could not be read makes the rule error, not pass";
- * "skipped" is for what was not collected at all.
+ * BUG (reported; passes since the fix): binding.kekManaged was "skipped" when
+ * the KEK's key bundle could not be read on the data plane (403: the caller
+ * needs keys:get, AZURE-FACTS b5), because binding_facts asked
+ * estate_error_for about the vault's ARM ID only.  DESIGN.md: "A fact that
+ * could not be read makes the rule error, not pass"; "skipped" is for what
+ * was not collected at all.
  */
 static void an_unreadable_kek_bundle_is_an_error_not_a_skip(void **state)
 {
@@ -1088,32 +1147,51 @@ static void an_unreadable_kek_bundle_is_an_error_not_a_skip(void **state)
 }
 
 /*
- * BUG: an ADE VM whose BEK is known only by a secret URL whose vault is not
- * in the snapshot (no sourceVault.id; AZURE-FACTS a5 says to use the ARM ID,
- * which this VM's source lacks) gets no binding, no vault subject and no
- * "$unavailable" entry: every Backup rule on its key vault silently never
- * runs, and the audit reads clean.  Expected: some error-status
- * "$unavailable" on the VM (e.g. "vm.ade.vaults") or a binding.
+ * BUG (reported; passes since the fix): an ADE VM whose BEK (or KEK) is known
+ * only by a URL whose vault is not in the snapshot (no sourceVault.id,
+ * AZURE-FACTS a5) got no binding, no vault subject and no "$unavailable":
+ * every Backup rule on that key vault silently never ran and the audit read
+ * clean.  Expected: a binding per such key, whose vault part is an error.
  */
 static void an_ade_key_in_an_unidentified_vault_is_not_silently_dropped(void **state)
 {
 	struct run r;
-	const cJSON *vm, *k;
-	bool flagged = false;
+	const cJSON *vm, *b, *bek = NULL, *kek = NULL;
 
 	(void)state;
 	run_sq(&r, E("'virtualMachines':[{'id':'" VM_A "','location':'westeurope','properties':{'instanceView':{'disks':["
 	             "{'name':'osdisk','encryptionSettings':[{'enabled':true,'diskEncryptionKey':{"
-	             "'secretUrl':'https://kv-elsewhere.vault.azure.net/secrets/S/1'}}]}]}}}],"
+	             "'secretUrl':'https://kv-elsewhere.vault.azure.net/secrets/S/1'}}]},"
+	             "{'name':'data0','encryptionSettings':[{'enabled':true," BEK(KV_A, SEC_A2) ",'keyEncryptionKey':{"
+	             "'keyUrl':'https://kv-kek-elsewhere.vault.azure.net/keys/K/1'}}]}]}}}],"
 	             "'vaults':[" KV(KV_A, "westeurope", T1, "", "") "]," SUBS "," TENANTS(BMS_FOUND)));
 	vm = must(&r, SUBJ_VM, VM_A, NULL, NULL);
 	fact_bool(vm, "vm.ade.encrypted", true);
-	cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(vm, "$unavailable"))
-		if (strncmp(k->string, "vm.ade", 6) == 0 && kv_streq_ci(sat(k, "status"), "error"))
-			flagged = true;
-	if (!flagged && count(&r, SUBJ_BINDING, VM_A) == 0)
-		fail_msg("BUG facts.c/ade.c: ADE VM %s has a BEK (https://kv-elsewhere.vault.azure.net/...) in a vault "
-		         "that cannot be identified, yet it has no binding and no \"$unavailable\" error", VM_A);
+	fact_bool(vm, "vm.ade.kek", true);
+	for (size_t i = 0; i < r.n; i++) {
+		const cJSON *roles;
+
+		if (r.s[i].kind != SUBJ_BINDING || kv_streq_ci(sat(r.s[i].f, "vault.id"), KV_A))
+			continue;
+		roles = at(r.s[i].f, "binding.roles");
+		if (cJSON_GetArraySize(roles) == 1 && strcmp(cJSON_GetStringValue(cJSON_GetArrayItem(roles, 0)), "BEK") == 0)
+			bek = r.s[i].f;
+		if (cJSON_GetArraySize(roles) == 1 && strcmp(cJSON_GetStringValue(cJSON_GetArrayItem(roles, 0)), "KEK") == 0)
+			kek = r.s[i].f;
+	}
+	if (!bek || !kek)
+		fail_msg("BUG facts.c/ade.c: ADE VM %s has keys in vaults that cannot be identified "
+		         "(kv-elsewhere: BEK, kv-kek-elsewhere: KEK), yet %s binding for them", VM_A,
+		         !bek && !kek ? "no" : !bek ? "no BEK" : "no KEK");
+	unavail_is(bek, "vault", "error", (char *)NULL);
+	fact_set(bek, "binding.secretUrls", "https://kv-elsewhere.vault.azure.net/secrets/S/1");
+	unavail_is(kek, "vault", "error", (char *)NULL);
+	fact_set(kek, "binding.keyUrls", "https://kv-kek-elsewhere.vault.azure.net/keys/K/1");
+	/* The known vault still gets its ordinary BEK binding. */
+	b = must(&r, SUBJ_BINDING, VM_A, KV_A, NULL);
+	fact_set(b, "binding.roles", "BEK");
+	no_unavail(b, "vault");
+	assert_int_equal(count(&r, SUBJ_BINDING, VM_A), 3);
 	run_free(&r);
 }
 
@@ -1666,34 +1744,35 @@ static void every_registered_fact_is_built_or_marked_unavailable(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(backup_policy_is_normalised_merged_and_ignores_others),
-		cmocka_unit_test(backup_policy_all_expands_to_the_whole_category),
-		cmocka_unit_test(backup_policy_not_present_without_an_entry_of_its_own),
-		cmocka_unit_test(backup_sp_absent_from_the_tenant_means_no_grant),
-		cmocka_unit_test(backup_sp_unknown_is_an_error_until_overridden),
-		cmocka_unit_test(backup_rbac_coverage_by_role_scope_and_principal),
-		cmocka_unit_test(backup_rbac_not_data_actions_only_subtract_within_their_role),
-		cmocka_unit_test(backup_rbac_not_collected_is_skipped),
-		cmocka_unit_test(vault_defaults_when_properties_are_absent),
-		cmocka_unit_test(vault_network_acls_decide_whether_trusted_services_pass),
-		cmocka_unit_test(vault_explicit_values_are_kept),
-		cmocka_unit_test(fixture_cli_2022_vault_with_all_permissions),
-		cmocka_unit_test(vault_tenant_against_its_subscription_tenant),
-		cmocka_unit_test(tenancy_skipped_without_subscriptions),
-		cmocka_unit_test(caller_user_type_per_tenant),
-		cmocka_unit_test(vaults_know_what_they_hold_and_for_which_vms),
-		cmocka_unit_test(a_vault_missing_from_the_snapshot_is_an_error_subject),
-		cmocka_unit_test(a_failed_subscription_wide_list_explains_what_is_missing),
-		cmocka_unit_test(an_unreadable_kek_bundle_is_an_error_not_a_skip),
-		cmocka_unit_test(an_ade_key_in_an_unidentified_vault_is_not_silently_dropped),
-		cmocka_unit_test(one_binding_per_vm_and_vault_with_its_roles),
-		cmocka_unit_test(kek_managed_from_the_key_bundles),
-		cmocka_unit_test(vm_agent_status_from_the_instance_view),
-		cmocka_unit_test(vm_backup_protection_from_protected_items),
-		cmocka_unit_test(non_ade_vms_are_subjects_without_bindings),
-		cmocka_unit_test(inventory_lists_ade_vms_and_every_vault),
-		cmocka_unit_test(rich_estate_subjects_say_what_the_snapshot_says),
-		cmocka_unit_test(every_registered_fact_is_built_or_marked_unavailable),
+		cmocka_unit_test_teardown(backup_policy_is_normalised_merged_and_ignores_others, teardown),
+		cmocka_unit_test_teardown(backup_policy_all_expands_to_the_whole_category, teardown),
+		cmocka_unit_test_teardown(backup_policy_not_present_without_an_entry_of_its_own, teardown),
+		cmocka_unit_test_teardown(backup_sp_absent_from_the_tenant_means_no_grant, teardown),
+		cmocka_unit_test_teardown(backup_sp_unknown_is_an_error_until_overridden, teardown),
+		cmocka_unit_test_teardown(backup_rbac_coverage_by_role_scope_and_principal, teardown),
+		cmocka_unit_test_teardown(backup_rbac_not_data_actions_only_subtract_within_their_role, teardown),
+		cmocka_unit_test_teardown(backup_rbac_at_a_management_group_is_unknown_not_a_fail, teardown),
+		cmocka_unit_test_teardown(backup_rbac_not_collected_is_skipped, teardown),
+		cmocka_unit_test_teardown(vault_defaults_when_properties_are_absent, teardown),
+		cmocka_unit_test_teardown(vault_network_acls_decide_whether_trusted_services_pass, teardown),
+		cmocka_unit_test_teardown(vault_explicit_values_are_kept, teardown),
+		cmocka_unit_test_teardown(fixture_cli_2022_vault_with_all_permissions, teardown),
+		cmocka_unit_test_teardown(vault_tenant_against_its_subscription_tenant, teardown),
+		cmocka_unit_test_teardown(tenancy_skipped_without_subscriptions, teardown),
+		cmocka_unit_test_teardown(caller_user_type_per_tenant, teardown),
+		cmocka_unit_test_teardown(vaults_know_what_they_hold_and_for_which_vms, teardown),
+		cmocka_unit_test_teardown(a_vault_missing_from_the_snapshot_is_an_error_subject, teardown),
+		cmocka_unit_test_teardown(a_failed_subscription_wide_list_explains_what_is_missing, teardown),
+		cmocka_unit_test_teardown(an_unreadable_kek_bundle_is_an_error_not_a_skip, teardown),
+		cmocka_unit_test_teardown(an_ade_key_in_an_unidentified_vault_is_not_silently_dropped, teardown),
+		cmocka_unit_test_teardown(one_binding_per_vm_and_vault_with_its_roles, teardown),
+		cmocka_unit_test_teardown(kek_managed_from_the_key_bundles, teardown),
+		cmocka_unit_test_teardown(vm_agent_status_from_the_instance_view, teardown),
+		cmocka_unit_test_teardown(vm_backup_protection_from_protected_items, teardown),
+		cmocka_unit_test_teardown(non_ade_vms_are_subjects_without_bindings, teardown),
+		cmocka_unit_test_teardown(inventory_lists_ade_vms_and_every_vault, teardown),
+		cmocka_unit_test_teardown(rich_estate_subjects_say_what_the_snapshot_says, teardown),
+		cmocka_unit_test_teardown(every_registered_fact_is_built_or_marked_unavailable, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
