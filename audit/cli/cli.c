@@ -14,20 +14,13 @@
 
 #include "audit/audit.h"
 #include "audit/cli/cli.h"
+#include "audit/cli/cli_internal.h"
 #include "audit/estate/estate.h"
 #include "audit/estate/facts.h"
 #include "reports/report.h"
 #include "rules/engine.h"
 
-struct command {
-	const char *name, *summary, *usage;
-	int (*run)(int argc, char **argv, const struct command *self);
-};
-
-static void die_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* One line on stderr: "kvaudit: <message>". */
-static void die_line(const char *fmt, ...)
+void cli_error(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -38,32 +31,26 @@ static void die_line(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static int usage_error(const struct command *c, const char *what)
+int cli_usage_error(const struct command *c, const char *what)
 {
-	die_line("%s (see 'kvaudit %s --help')", what, c->name);
+	cli_error("%s (see 'kvaudit %s --help')", what, c->name);
 	return KV_EXIT_USAGE;
 }
 
-static int print_help(const struct command *c)
+int cli_print_help(const struct command *c)
 {
 	fputs(c->usage, stdout);
 	return fflush(stdout) == 0 ? KV_EXIT_OK : KV_EXIT_USAGE;
 }
 
-/* A string list option (repeatable flag). */
-struct strlist {
-	const char **v;
-	size_t n;
-};
-
-static void strlist_add(struct strlist *l, const char *s)
+void strlist_add(struct strlist *l, const char *s)
 {
 	l->v = kv_realloc(l->v, (l->n + 1) * sizeof(*l->v));
 	l->v[l->n++] = s;
 }
 
 /* getopt_long error messages are replaced by ours: opterr = 0 and report here. */
-static int bad_option(const struct command *c, char **argv, int opt)
+int cli_bad_option(const struct command *c, char **argv, int opt)
 {
 	char msg[256];
 	const char *arg = argv[optind - 1];
@@ -72,23 +59,47 @@ static int bad_option(const struct command *c, char **argv, int opt)
 		snprintf(msg, sizeof(msg), "option '%s' needs a value", arg);
 	else
 		snprintf(msg, sizeof(msg), "unknown option '%s'", arg);
-	return usage_error(c, msg);
+	return cli_usage_error(c, msg);
 }
 
-static bool load_catalog(struct rule_catalog *cat, const struct strlist *dirs)
+bool cli_load_catalog(struct rule_catalog *cat, const struct strlist *dirs)
 {
 	struct kv_err err = {{0}};
 
 	if (!rule_catalog_load_builtin(cat, &err)) {
-		die_line("built-in rule catalog is invalid: %s", err.msg);
+		cli_error("built-in rule catalog is invalid: %s", err.msg);
 		return false;
 	}
 	for (size_t i = 0; i < dirs->n; i++) {
 		if (!rule_catalog_load_dir(cat, dirs->v[i], &err)) {
-			die_line("%s", err.msg);
+			cli_error("%s", err.msg);
 			rule_catalog_release(cat);
 			return false;
 		}
+	}
+	return true;
+}
+
+bool cli_formats_valid(const struct command *c, const char *formats)
+{
+	for (const char *p = formats; *p;) {
+		size_t n = strcspn(p, ",");
+		char name[32];
+
+		if (n == 0 || n >= sizeof(name)) {
+			cli_usage_error(c, "--format takes a comma-separated list of json, csv");
+			return false;
+		}
+		memcpy(name, p, n);
+		name[n] = '\0';
+		if (!report_format_find(name)) {
+			char msg[128];
+
+			snprintf(msg, sizeof(msg), "unknown report format '%s' (known: json, csv)", name);
+			cli_usage_error(c, msg);
+			return false;
+		}
+		p += n + (p[n] == ',');
 	}
 	return true;
 }
@@ -119,14 +130,14 @@ static const char AUDIT_USAGE[] =
 	"exit codes: 0 no failing finding at or above --fail-on, 1 failing findings,\n"
 	"2 bad usage or bad input, 3 scan incomplete (some facts could not be read)\n";
 
-static bool use_color(void)
+bool cli_use_color(void)
 {
 	const char *nc = getenv("NO_COLOR");
 
 	return isatty(fileno(stderr)) && (!nc || !*nc) && !kv_streq_ci(getenv("TERM"), "dumb");
 }
 
-static void scan_stamp(char *out, size_t n)
+void cli_scan_stamp(char *out, size_t n)
 {
 	time_t t = time(NULL);
 	struct tm tm;
@@ -168,7 +179,7 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 		case 'o': out = optarg; break;
 		case 'F':
 			if (!severity_parse(optarg, &ao.fail_on)) {
-				rc = usage_error(self, "--fail-on takes info, low, medium, high or critical");
+				rc = cli_usage_error(self, "--fail-on takes info, low, medium, high or critical");
 				goto out;
 			}
 			break;
@@ -177,53 +188,36 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 		case 'b': strlist_add(&sps, optarg); break;
 		case 'q': quiet = 1; break;
 		case 'v': verbose = 1; break;
-		case 'h': rc = print_help(self); goto out;
-		default: rc = bad_option(self, argv, opt); goto out;
+		case 'h': rc = cli_print_help(self); goto out;
+		default: rc = cli_bad_option(self, argv, opt); goto out;
 		}
 	}
 	if (argc - optind != 1) {
-		rc = usage_error(self, argc - optind == 0 ? "an estate file is required"
+		rc = cli_usage_error(self, argc - optind == 0 ? "an estate file is required"
 		                                          : "exactly one estate file is expected");
 		goto out;
 	}
 	/* Validate the output request before any work, so a typo costs nothing. */
-	for (const char *p = formats; *p;) {
-		size_t n = strcspn(p, ",");
-		char name[32];
-
-		if (n == 0 || n >= sizeof(name)) {
-			rc = usage_error(self, "--format takes a comma-separated list of json, csv");
-			goto out;
-		}
-		memcpy(name, p, n);
-		name[n] = '\0';
-		if (!report_format_find(name)) {
-			char msg[128];
-
-			snprintf(msg, sizeof(msg), "unknown report format '%s' (known: json, csv)", name);
-			rc = usage_error(self, msg);
-			goto out;
-		}
-		p += n + (p[n] == ',');
-	}
-	if (!load_catalog(&cat, &rules))
+	if (!cli_formats_valid(self, formats))
+		goto out;
+	if (!cli_load_catalog(&cat, &rules))
 		goto out;
 	eo.sp_overrides = sps.v;
 	eo.nsp_overrides = sps.n;
 	ao.source = argv[optind];
 	e = estate_load(argv[optind], &eo, &err);
 	if (!e) {
-		die_line("%s", err.msg);
+		cli_error("%s", err.msg);
 		goto out;
 	}
 	report = audit_run(e, &cat, &ao);
-	scan_stamp(stamp, sizeof(stamp));
+	cli_scan_stamp(stamp, sizeof(stamp));
 	if (!report_output(report, formats, out, stamp, verbose ? stderr : NULL, &err)) {
-		die_line("%s", err.msg);
+		cli_error("%s", err.msg);
 		goto out;
 	}
 	if (!quiet)
-		report_write_summary(report, stderr, use_color(), 5);
+		report_write_summary(report, stderr, cli_use_color(), 5);
 	rc = audit_exit_code(report, ao.fail_on);
 out:
 	cJSON_Delete(report);
@@ -275,8 +269,8 @@ static int cmd_inventory(int argc, char **argv, const struct command *self)
 		case 'f': format = optarg; break;
 		case 'b': strlist_add(&sps, optarg); break;
 		case 'q': case 'v': break;
-		case 'h': rc = print_help(self); goto out;
-		default: rc = bad_option(self, argv, opt); goto out;
+		case 'h': rc = cli_print_help(self); goto out;
+		default: rc = cli_bad_option(self, argv, opt); goto out;
 		}
 	}
 	if (strcmp(format, "table") == 0)
@@ -286,24 +280,24 @@ static int cmd_inventory(int argc, char **argv, const struct command *self)
 	else if (strcmp(format, "json") == 0)
 		write = inventory_write_json;
 	else {
-		rc = usage_error(self, "--format takes table, csv or json");
+		rc = cli_usage_error(self, "--format takes table, csv or json");
 		goto out;
 	}
 	if (argc - optind != 1) {
-		rc = usage_error(self, "exactly one estate file is expected");
+		rc = cli_usage_error(self, "exactly one estate file is expected");
 		goto out;
 	}
 	eo.sp_overrides = sps.v;
 	eo.nsp_overrides = sps.n;
 	e = estate_load(argv[optind], &eo, &err);
 	if (!e) {
-		die_line("%s", err.msg);
+		cli_error("%s", err.msg);
 		goto out;
 	}
 	ctx = facts_prepare(e);
 	inv = facts_inventory(ctx);
 	if (!write(inv, stdout, &err) || fflush(stdout) != 0 || ferror(stdout)) {
-		die_line("cannot write the inventory to standard output: %s", err.msg[0] ? err.msg : strerror(errno));
+		cli_error("cannot write the inventory to standard output: %s", err.msg[0] ? err.msg : strerror(errno));
 		goto out;
 	}
 	rc = KV_EXIT_OK;
@@ -346,17 +340,17 @@ static int cmd_rules(int argc, char **argv, const struct command *self)
 	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'r': strlist_add(&dirs, optarg); break;
-		case 'h': rc = print_help(self); goto out;
-		default: rc = bad_option(self, argv, opt); goto out;
+		case 'h': rc = cli_print_help(self); goto out;
+		default: rc = cli_bad_option(self, argv, opt); goto out;
 		}
 	}
 	if (optind >= argc) {
-		rc = usage_error(self, "a subcommand is required: list, show ID, check DIR or facts");
+		rc = cli_usage_error(self, "a subcommand is required: list, show ID, check DIR or facts");
 		goto out;
 	}
 	sub = argv[optind++];
 	if (strcmp(sub, "list") == 0 && optind == argc) {
-		if (!load_catalog(&cat, &dirs))
+		if (!cli_load_catalog(&cat, &dirs))
 			goto out;
 		for (size_t i = 0; i < cat.n; i++)
 			printf("%-12s %-8s %-9s %s\n", cat.rules[i].id, subject_name(cat.rules[i].subject),
@@ -366,10 +360,10 @@ static int cmd_rules(int argc, char **argv, const struct command *self)
 		const struct rule *r;
 		char *text;
 
-		if (!load_catalog(&cat, &dirs))
+		if (!cli_load_catalog(&cat, &dirs))
 			goto out;
 		if (!(r = rule_catalog_find(&cat, argv[optind]))) {
-			die_line("no rule '%s' (see 'kvaudit rules list')", argv[optind]);
+			cli_error("no rule '%s' (see 'kvaudit rules list')", argv[optind]);
 			goto out;
 		}
 		text = cJSON_Print(r->json);
@@ -404,10 +398,10 @@ static int cmd_rules(int argc, char **argv, const struct command *self)
 		char msg[160];
 
 		snprintf(msg, sizeof(msg), "unknown or incomplete subcommand 'rules %s'", sub);
-		rc = usage_error(self, msg);
+		rc = cli_usage_error(self, msg);
 	}
 	if (rc == KV_EXIT_OK && (fflush(stdout) != 0 || ferror(stdout))) {
-		die_line("cannot write to standard output: %s", strerror(errno));
+		cli_error("cannot write to standard output: %s", strerror(errno));
 		rc = KV_EXIT_USAGE;
 	}
 out:
@@ -451,8 +445,8 @@ int kv_main(int argc, char **argv)
 		if (argc > 2 && strcmp(cmd, "help") == 0) {
 			for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 				if (strcmp(commands[i].name, argv[2]) == 0)
-					return print_help(&commands[i]);
-			die_line("no command '%s' (see 'kvaudit --help')", argv[2]);
+					return cli_print_help(&commands[i]);
+			cli_error("no command '%s' (see 'kvaudit --help')", argv[2]);
 			return KV_EXIT_USAGE;
 		}
 		main_usage(stdout);
@@ -465,6 +459,6 @@ int kv_main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(commands[i].name, cmd) == 0)
 			return commands[i].run(argc - 1, argv + 1, &commands[i]);
-	die_line("unknown command '%s' (see 'kvaudit --help')", cmd);
+	cli_error("unknown command '%s' (see 'kvaudit --help')", cmd);
 	return KV_EXIT_USAGE;
 }

@@ -364,11 +364,11 @@ static const struct builtin_role *builtin_role(const char *role_definition_id)
 	return NULL;
 }
 
-/*
- * Backup Management Service's RBAC on a vault: every role assigned to it at
- * the vault or an enclosing scope, and whether their data actions together
- * cover what Backup needs for secrets and for keys.
- */
+bool facts_role_is_builtin(const char *role_definition_id)
+{
+	return role_definition_id && builtin_role(role_definition_id) != NULL;
+}
+
 /* Marks in got[] the needed actions that one role's data actions grant (its own not-actions subtract). */
 static void role_grants(const cJSON *allow, const cJSON *deny, const char *const *need, bool *got)
 {
@@ -745,8 +745,15 @@ static void build_vm_facts(struct facts_ctx *c, const struct vm *vm, cJSON *f, c
 	} else {
 		add_str(agent, "status", NULL);
 		add_str(agent, "version", NULL);
-		unavailable(un, "vm.agent", "skipped", "the snapshot has no instance view for VM '%s'",
-		            vm->name ? vm->name : vm->id);
+		const struct estate_error *err = estate_error_for(e, vm->id);
+
+		if (err)
+			unavailable(un, "vm.agent", "error", "the instance view of VM '%s' could not be read: %d %s: %s",
+			            vm->name ? vm->name : vm->id, err->status, err->code ? err->code : "error",
+			            err->message ? err->message : "no message");
+		else
+			unavailable(un, "vm.agent", "skipped", "the snapshot has no instance view for VM '%s'",
+			            vm->name ? vm->name : vm->id);
 	}
 
 	bk = cJSON_AddObjectToObject(f, "backup");

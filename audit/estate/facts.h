@@ -51,6 +51,9 @@ bool subject_parse(const char *s, enum subject_kind *out);
 /* The Backup Management Service template (AZURE-FACTS c2). */
 extern const char *const BACKUP_TEMPLATE_SECRETS[3];   /* get, list, backup */
 extern const char *const BACKUP_TEMPLATE_KEYS[3];      /* get, list, backup */
+/* True when a role definition ID (or GUID) is a built-in role kvaudit knows the data actions of. */
+bool facts_role_is_builtin(const char *role_definition_id);
+
 /* Key Vault Administrator role definition GUID (AZURE-FACTS c3). */
 #define ROLE_KEY_VAULT_ADMINISTRATOR "00482a5a-887f-4fb3-b363-3b7fe8e74483"
 

@@ -115,3 +115,28 @@ void region_norm(const char *in, char *out, size_t n)
 			out[j++] = (char)tolower((unsigned char)*in);
 	out[j] = '\0';
 }
+
+bool armid_valid_for_url(const char *id)
+{
+	const char *seg;
+
+	if (!id || !(kv_startswith_ci(id, "/subscriptions/") || kv_startswith_ci(id, "/providers/")))
+		return false;
+	if (strlen(id) > 2048)
+		return false;
+	for (const char *p = id; *p; p++)
+		if (!(isalnum((unsigned char)*p) || strchr("-_.()/", *p)))
+			return false;
+	for (seg = id + 1;;) {
+		size_t n = strcspn(seg, "/");
+
+		if (n == 0 && seg[n] != '\0')
+			return false;
+		if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+			return false;
+		if (seg[n] == '\0')
+			break;
+		seg += n + 1;
+	}
+	return true;
+}

@@ -36,6 +36,14 @@ bool armid_subscription_scope(const char *id, char *out, size_t n);
 /* A freshly allocated key for hashing: lower-cased, without trailing '/'. */
 char *armid_key(const char *id);
 
+/*
+ * True when id is safe to put into a URL path: it starts with
+ * "/subscriptions/" or "/providers/", and holds only letters, digits and
+ * - _ . ( ) / (ARM name characters), with no empty, "." or ".." segment.
+ * Anything else (%, ?, #, @, \, spaces, control characters) is refused.
+ */
+bool armid_valid_for_url(const char *id);
+
 /* Normalises an Azure region name: lower case without spaces ("West US" -> "westus"). */
 void region_norm(const char *in, char *out, size_t n);
 

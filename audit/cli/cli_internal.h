@@ -1,0 +1,44 @@
+/* cli_internal.h - what the command files of audit/cli share (not a public API). */
+#ifndef KVAUDIT_CLI_INTERNAL_H
+#define KVAUDIT_CLI_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "rules/engine.h"
+
+struct command {
+	const char *name, *summary, *usage;
+	int (*run)(int argc, char **argv, const struct command *self);
+};
+
+/* A repeatable option's values (borrowed from argv). */
+struct strlist {
+	const char **v;
+	size_t n;
+};
+
+void strlist_add(struct strlist *l, const char *s);
+
+/* One line on stderr: "kvaudit: <message>". */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "kvaudit: <what> (see 'kvaudit <cmd> --help')"; returns the usage exit code. */
+int cli_usage_error(const struct command *c, const char *what);
+/* Reports getopt's unknown option or missing value; returns the usage exit code. */
+int cli_bad_option(const struct command *c, char **argv, int opt);
+int cli_print_help(const struct command *c);
+/* Built-in catalog plus --rules directories; prints the error and returns false on failure. */
+bool cli_load_catalog(struct rule_catalog *cat, const struct strlist *dirs);
+/* Checks a comma-separated --format list against the report formats. */
+bool cli_formats_valid(const struct command *c, const char *formats);
+bool cli_use_color(void);
+/* "20261128T120000Z" */
+void cli_scan_stamp(char *out, size_t n);
+
+/* The live commands (live.c). */
+int cmd_collect(int argc, char **argv, const struct command *self);
+int cmd_scan(int argc, char **argv, const struct command *self);
+int cmd_whoami(int argc, char **argv, const struct command *self);
+extern const char COLLECT_USAGE[], SCAN_USAGE[], WHOAMI_USAGE[];
+
+#endif
