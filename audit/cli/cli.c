@@ -416,6 +416,9 @@ static const struct command commands[] = {
 	{"audit", "judge an estate snapshot offline and write reports", AUDIT_USAGE, cmd_audit},
 	{"inventory", "list ADE VMs and their key vaults from a snapshot", INVENTORY_USAGE, cmd_inventory},
 	{"rules", "list, show and check rules", RULES_USAGE, cmd_rules},
+	{"collect", "read the estate live from Azure into a snapshot", COLLECT_USAGE, cmd_collect},
+	{"scan", "collect live and audit in one go", SCAN_USAGE, cmd_scan},
+	{"whoami", "show the identity kvaudit signs in as and what it can read", WHOAMI_USAGE, cmd_whoami},
 };
 
 static void main_usage(FILE *f)
@@ -429,7 +432,8 @@ static void main_usage(FILE *f)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fputs("\n'kvaudit COMMAND --help' shows a command's options.\n"
-	      "exit codes: 0 ok, 1 failing findings, 2 bad usage or input, 3 scan incomplete\n", f);
+	      "exit codes: 0 ok, 1 failing findings, 2 bad usage or input, 3 scan incomplete,\n"
+	      "5 authentication failed\n", f);
 }
 
 int kv_main(int argc, char **argv)

@@ -118,6 +118,18 @@ char *kv_asprintf(const char *fmt, ...)
 	return p;
 }
 
+void kv_strlcpy(char *dst, const char *src, size_t n)
+{
+	size_t len;
+
+	if (n == 0)
+		return;
+	len = src ? strnlen(src, n - 1) : 0;
+	if (len)
+		memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
 bool kv_streq_ci(const char *a, const char *b)
 {
 	if (!a || !b)

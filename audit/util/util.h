@@ -37,6 +37,8 @@ char *kv_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 bool kv_streq_ci(const char *a, const char *b);
 bool kv_startswith_ci(const char *s, const char *prefix);
 bool kv_endswith_ci(const char *s, const char *suffix);
+/* Copies src into dst[n], truncating (always NUL-terminated; NULL src gives ""). */
+void kv_strlcpy(char *dst, const char *src, size_t n);
 /* Empty means NULL or "". */
 static inline bool kv_empty(const char *s) { return s == NULL || *s == '\0'; }
 /* Lower-cases s in place and returns it. */

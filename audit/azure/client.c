@@ -1,0 +1,185 @@
+/* client.c - see client.h. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/azure/client.h"
+#include "audit/azure/parse.h"
+
+static void fail_set(struct az_failure *f, enum http_outcome o, const struct http_response *r)
+{
+	struct azure_error ae;
+
+	if (!f)
+		return;
+	memset(f, 0, sizeof(*f));
+	f->outcome = o;
+	if (!r)
+		return;
+	f->status = (int)r->status;
+	if (r->body.len) {
+		azure_error_parse(r->body.data, r->body.len, (int)r->status, &ae);
+		kv_strlcpy(f->code, ae.code, sizeof(f->code));
+		kv_strlcpy(f->message, ae.message, sizeof(f->message));
+	}
+}
+
+/* The URL without its query (which may hold a $skiptoken), for messages. */
+static void url_for_message(const char *url, char *out, size_t n)
+{
+	size_t len = strcspn(url, "?#");
+
+	snprintf(out, n, "%.*s", (int)(len < n ? len : n - 1), url);
+}
+
+enum http_outcome az_get_json(struct az_client *c, const char *url, const char *tenant, cJSON **out,
+                              struct az_failure *fail, struct kv_err *err)
+{
+	enum cloud_target t = cloud_classify(c->cloud, url);
+	char *scope = NULL;
+	const char *token;
+	struct http_response r;
+	enum http_outcome o = HTTP_FATAL;
+	const char *end = NULL;
+	char shown[512];
+
+	*out = NULL;
+	memset(&r, 0, sizeof(r));
+	url_for_message(url, shown, sizeof(shown));
+	if (t == TARGET_NONE || t == TARGET_LOGIN || !(scope = cloud_scope(c->cloud, t))) {
+		kv_err_set(err, "refusing to send a token to '%s': it is not an endpoint of cloud %s", shown,
+		           c->cloud->name);
+		fail_set(fail, HTTP_FATAL, NULL);
+		if (fail)
+			snprintf(fail->code, sizeof(fail->code), "ForeignHost");
+		return HTTP_FATAL;
+	}
+	for (int attempt = 0; attempt < 2; attempt++) {
+		token = credential_token(c->cred, scope, tenant, attempt > 0, err);
+		if (!token) {
+			fail_set(fail, HTTP_UNAUTHORIZED, NULL);
+			if (fail) {
+				snprintf(fail->code, sizeof(fail->code), "TokenUnavailable");
+				kv_strlcpy(fail->message, err->msg, sizeof(fail->message));
+			}
+			o = HTTP_UNAUTHORIZED;
+			goto out;
+		}
+		http_response_release(&r);
+		o = http_request(c->http, "GET", url, token, (const char *const[]){"Accept: application/json", NULL},
+		                 NULL, 0, &r, err);
+		c->requests += r.attempts;
+		c->throttled += r.throttled;
+		/* An expired or revoked token: renew it once. */
+		if (o != HTTP_UNAUTHORIZED)
+			break;
+	}
+	if (o != HTTP_OK) {
+		fail_set(fail, o, &r);
+		goto out;
+	}
+	*out = cJSON_ParseWithLengthOpts(r.body.data ? r.body.data : "", r.body.len, &end, false);
+	if (!*out) {
+		size_t off = end && r.body.data ? (size_t)(end - r.body.data) : 0;
+
+		kv_err_set(err, "GET %s: the response is not valid JSON (at byte %zu of %zu)", shown, off, r.body.len);
+		fail_set(fail, HTTP_FATAL, &r);
+		if (fail) {
+			snprintf(fail->code, sizeof(fail->code), "MalformedResponse");
+			kv_strlcpy(fail->message, err->msg, sizeof(fail->message));
+		}
+		o = HTTP_FATAL;
+	}
+out:
+	http_response_release(&r);
+	free(scope);
+	return o;
+}
+
+enum http_outcome az_list(struct az_client *c, const char *url, const char *tenant, cJSON *items,
+                          struct az_failure *fail, struct kv_err *err)
+{
+	enum cloud_target first = cloud_classify(c->cloud, url);
+	cJSON *seen = cJSON_CreateArray();
+	char *next = kv_strdup(url);
+	enum http_outcome o = HTTP_OK;
+	int pages = 0, max = c->max_pages > 0 ? c->max_pages : 10000;
+
+	while (next) {
+		cJSON *page = NULL, *value, *link;
+		const cJSON *it;
+		char shown[512];
+
+		url_for_message(next, shown, sizeof(shown));
+		if (++pages > max) {
+			kv_err_set(err, "GET %s: more than %d pages: stopping", shown, max);
+			o = HTTP_FATAL;
+			break;
+		}
+		o = az_get_json(c, next, tenant, &page, fail, err);
+		if (o != HTTP_OK)
+			break;
+		cJSON_AddItemToArray(seen, cJSON_CreateString(next));
+		free(next);
+		next = NULL;
+		value = cJSON_GetObjectItemCaseSensitive(page, "value");
+		if (!cJSON_IsArray(value)) {
+			kv_err_set(err, "GET %s: $.value: expected an array, got something else", shown);
+			cJSON_Delete(page);
+			o = HTTP_FATAL;
+			if (fail) {
+				memset(fail, 0, sizeof(*fail));
+				fail->outcome = o;
+				snprintf(fail->code, sizeof(fail->code), "MalformedResponse");
+				kv_strlcpy(fail->message, err->msg, sizeof(fail->message));
+			}
+			break;
+		}
+		while ((it = value->child) != NULL)
+			cJSON_AddItemToArray(items, cJSON_DetachItemViaPointer(value, (cJSON *)(uintptr_t)it));
+		link = cJSON_GetObjectItemCaseSensitive(page, "nextLink");
+		if (cJSON_IsString(link) && link->valuestring[0]) {
+			const cJSON *s;
+			bool loop = false;
+
+			cJSON_ArrayForEach(s, seen)
+				if (strcmp(s->valuestring, link->valuestring) == 0)
+					loop = true;
+			if (loop || cloud_classify(c->cloud, link->valuestring) != first) {
+				url_for_message(link->valuestring, shown, sizeof(shown));
+				kv_err_set(err, loop ? "nextLink '%s' repeats a page already read: stopping"
+				                     : "nextLink '%s' leaves the endpoint of the first page: not followed", shown);
+				o = HTTP_FATAL;
+				if (fail) {
+					memset(fail, 0, sizeof(*fail));
+					fail->outcome = o;
+					snprintf(fail->code, sizeof(fail->code), loop ? "PagingLoop" : "ForeignHost");
+					kv_strlcpy(fail->message, err->msg, sizeof(fail->message));
+				}
+				cJSON_Delete(page);
+				break;
+			}
+			next = kv_strdup(link->valuestring);
+		}
+		cJSON_Delete(page);
+	}
+	free(next);
+	cJSON_Delete(seen);
+	return o;
+}
+
+void az_failure_record(cJSON *errors, const char *scope, const struct az_failure *f, const char *fallback)
+{
+	cJSON *e = cJSON_CreateObject();
+	char shown[1024];
+
+	url_for_message(scope, shown, sizeof(shown));
+	cJSON_AddStringToObject(e, "scope", shown);
+	if (f && f->status)
+		cJSON_AddNumberToObject(e, "status", f->status);
+	else
+		cJSON_AddNullToObject(e, "status");
+	cJSON_AddStringToObject(e, "code", f && f->code[0] ? f->code : http_outcome_name(f ? f->outcome : HTTP_FATAL));
+	cJSON_AddStringToObject(e, "message", f && f->message[0] ? f->message : fallback ? fallback : "");
+	cJSON_AddItemToArray(errors, e);
+}

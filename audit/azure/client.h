@@ -1,0 +1,56 @@
+/*
+ * client.h - authenticated Azure requests: picks the token for a URL's host
+ * (ARM, Graph or Key Vault of the selected cloud), refuses every other host,
+ * renews a token once on 401, parses JSON and follows nextLink paging.
+ */
+#ifndef KVAUDIT_CLIENT_H
+#define KVAUDIT_CLIENT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "audit/azure/auth.h"
+#include "audit/azure/cloud.h"
+#include "audit/azure/http.h"
+
+struct az_client {
+	const struct cloud *cloud;
+	struct http_client *http;
+	struct credential *cred;
+	int requests;          /* HTTP requests made (attempts included) */
+	int throttled;         /* of which answered 429 */
+	int max_pages;         /* paging guard, default 10000 */
+};
+
+/* What went wrong with one call, for the estate's errors[] (scope, status, code, message). */
+struct az_failure {
+	enum http_outcome outcome;
+	int status;
+	char code[128];
+	char message[512];
+};
+
+/*
+ * GET url with the token its host calls for, issued by tenant (NULL: the
+ * credential's own).  On HTTP_OK *out is the parsed body (caller frees).
+ * A URL outside the cloud's endpoints is refused (HTTP_FATAL) before any
+ * request is made.  err gets one line; fail (may be NULL) the parts.
+ */
+enum http_outcome az_get_json(struct az_client *c, const char *url, const char *tenant, cJSON **out,
+                              struct az_failure *fail, struct kv_err *err);
+
+/*
+ * GET a list and every page after it (nextLink, until absent, null or "";
+ * empty pages are followed; a nextLink already seen, or to another endpoint
+ * than the first page's, stops with an error), appending each value[] item
+ * to items.  On failure items keeps what was read.
+ */
+enum http_outcome az_list(struct az_client *c, const char *url, const char *tenant, cJSON *items,
+                          struct az_failure *fail, struct kv_err *err);
+
+/* Adds {"scope","status","code","message"} for a failure to errors. */
+void az_failure_record(cJSON *errors, const char *scope, const struct az_failure *f, const char *fallback);
+
+#endif

@@ -1,0 +1,824 @@
+/*
+ * http.c - see http.h.  One libcurl easy handle per client, reset (which
+ * keeps its live connections, DNS and TLS session caches) and configured
+ * from scratch for every attempt, so that no option of one request leaks
+ * into the next.  Modelled on git's http.c handle_curl_result (one place
+ * maps transport error and status to an outcome) and curl's tool_operate.c
+ * retrycheck/retry_sleep (one bounded retry policy).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "audit/azure/http.h"
+#include "audit/azure/parse.h"
+
+#ifndef KVAUDIT_VERSION
+#define KVAUDIT_VERSION "0"
+#endif
+
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define DEFAULT_TIMEOUT_MS 60000L
+#define DEFAULT_MAX_BODY ((size_t)256 * 1024 * 1024)
+#define DEFAULT_MAX_RETRIES 4
+#define DEFAULT_MAX_RETRY_AFTER 60
+#define BACKOFF_FIRST_MS 500L
+#define BACKOFF_MAX_MS 30000L
+#define CA_FILE_MAX ((size_t)16 * 1024 * 1024)
+/* Where Debian's libcurl looks when asked nothing else (curl-config --ca). */
+#define SYSTEM_CA_FALLBACK "/etc/ssl/certs/ca-certificates.crt"
+
+struct http_client {
+	CURL *curl;
+	struct http_opts o;          /* with the defaults applied; log is borrowed */
+	char *ca_blob;               /* system bundle + the extra PEM, or NULL to use curl's default */
+	size_t ca_blob_len;
+	struct curl_slist *resolve;
+	struct curl_slist *connect_to;
+	void (*sleep_ms)(long ms);
+	uint64_t rng;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+const char *http_outcome_name(enum http_outcome o)
+{
+	switch (o) {
+	case HTTP_OK: return "ok";
+	case HTTP_NOT_FOUND: return "not_found";
+	case HTTP_UNAUTHORIZED: return "unauthorized";
+	case HTTP_FORBIDDEN: return "forbidden";
+	case HTTP_THROTTLED: return "throttled";
+	case HTTP_TRANSIENT: return "transient";
+	case HTTP_FATAL: return "fatal";
+	}
+	return "fatal";
+}
+
+/* ---- small helpers ---- */
+
+/* memset that the compiler may not drop: for memory that held a bearer token. */
+static void wipe(void *p, size_t n)
+{
+	volatile unsigned char *v = p;
+
+	while (n--)
+		*v++ = 0;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void real_sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* xorshift64*: jitter only, no need for anything stronger. */
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* Exponential backoff before retry n (1-based): 0.5 s, 1 s, 2 s, ... +-20%, at most 30 s. */
+static long backoff_ms(struct http_client *h, int n)
+{
+	long base = BACKOFF_FIRST_MS;
+	long span, ms;
+
+	for (int i = 1; i < n && base < BACKOFF_MAX_MS; i++)
+		base *= 2;
+	if (base > BACKOFF_MAX_MS)
+		base = BACKOFF_MAX_MS;
+	span = base * 2 / 5; /* 40%: [-20%, +20%] */
+	ms = base - base / 5 + (long)(rng_next(&h->rng) % (uint64_t)(span + 1));
+	return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
+}
+
+/* "2 s" or "0.5 s". */
+static void fmt_secs(long ms, char *out, size_t n)
+{
+	if (ms % 1000 == 0)
+		snprintf(out, n, "%ld s", ms / 1000);
+	else
+		snprintf(out, n, "%.1f s", (double)ms / 1000.0);
+}
+
+/* Parses "a,b , c" into a curl list; false with err for an entry with too few ':' or odd bytes. */
+static bool parse_list(const char *spec, int min_colons, const char *what, const char *format,
+                       struct curl_slist **out, struct kv_err *err)
+{
+	const char *p = spec;
+
+	*out = NULL;
+	if (kv_empty(spec))
+		return true;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		const char *s = p, *e = p + n;
+		int colons = 0;
+		char *entry;
+		struct curl_slist *l;
+
+		p = *e ? e + 1 : e;
+		while (s < e && (*s == ' ' || *s == '\t'))
+			s++;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (s == e)
+			continue;
+		for (const char *q = s; q < e; q++) {
+			unsigned char c = (unsigned char)*q;
+
+			if (c <= 0x20 || c >= 0x7f) {
+				kv_err_set(err, "%s: bad entry: expected %s, without spaces or control characters", what,
+				           format);
+				goto fail;
+			}
+			colons += *q == ':';
+		}
+		entry = kv_strndup(s, (size_t)(e - s));
+		if (colons < min_colons) {
+			kv_err_set(err, "%s: bad entry '%s': expected %s", what, entry, format);
+			free(entry);
+			goto fail;
+		}
+		l = curl_slist_append(*out, entry);
+		free(entry);
+		if (!l) {
+			kv_err_set(err, "%s: out of memory", what);
+			goto fail;
+		}
+		*out = l;
+	}
+	return true;
+fail:
+	curl_slist_free_all(*out);
+	*out = NULL;
+	return false;
+}
+
+/*
+ * The system bundle followed by the extra PEM file, for CURLOPT_CAINFO_BLOB:
+ * libcurl takes one CA file, and kvaudit must trust both (a cloud file's
+ * caBundle adds to the system's trust, it does not replace it).
+ */
+static bool build_ca_blob(struct http_client *h, const char *extra, struct kv_err *err)
+{
+	struct kv_buf b;
+	char *sys = NULL, *pem = NULL, *curl_path = NULL;
+	const char *sys_path;
+	size_t sys_len = 0, pem_len = 0;
+	struct kv_err ignored;
+	bool ok = false;
+
+	kv_buf_init(&b, 0);
+	pem = kv_read_file(extra, CA_FILE_MAX, &pem_len, err);
+	if (!pem) {
+		kv_err_prefix(err, "CA bundle");
+		goto out;
+	}
+	if (!strstr(pem, "-----BEGIN CERTIFICATE-----")) {
+		kv_err_set(err, "CA bundle '%s' holds no PEM certificate", extra);
+		goto out;
+	}
+	/* The bundle libcurl was built to use; CURLINFO_CAINFO is libcurl 7.84+. */
+	if (curl_easy_getinfo(h->curl, CURLINFO_CAINFO, &curl_path) != CURLE_OK || kv_empty(curl_path))
+		sys_path = SYSTEM_CA_FALLBACK;
+	else
+		sys_path = curl_path;
+	sys = kv_read_file(sys_path, CA_FILE_MAX, &sys_len, &ignored);
+	if (sys) {
+		kv_buf_add(&b, sys, sys_len);
+		kv_buf_addc(&b, '\n');
+	}
+	kv_buf_add(&b, pem, pem_len);
+	kv_buf_addc(&b, '\n');
+	h->ca_blob_len = b.len;
+	h->ca_blob = kv_buf_detach(&b);
+	ok = true;
+out:
+	kv_buf_release(&b);
+	free(sys);
+	free(pem);
+	return ok;
+}
+
+struct http_client *http_client_new(const struct http_opts *o, struct kv_err *err)
+{
+	static bool curl_ready;
+	struct http_client *h = kv_calloc(1, sizeof(*h));
+
+	if (o)
+		h->o = *o;
+	if (h->o.connect_timeout_ms <= 0)
+		h->o.connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+	if (h->o.timeout_ms <= 0)
+		h->o.timeout_ms = DEFAULT_TIMEOUT_MS;
+	if (h->o.max_body == 0)
+		h->o.max_body = DEFAULT_MAX_BODY;
+	if (h->o.max_retries == 0)
+		h->o.max_retries = DEFAULT_MAX_RETRIES;
+	else if (h->o.max_retries < 0)
+		h->o.max_retries = 0;
+	if (h->o.max_retry_after <= 0)
+		h->o.max_retry_after = DEFAULT_MAX_RETRY_AFTER;
+	/* Strings are consumed here; none is kept. */
+	h->o.ca_bundle = NULL;
+	h->o.resolve = NULL;
+	h->o.connect_to = NULL;
+	h->sleep_ms = real_sleep_ms;
+	h->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)h;
+	if (h->rng == 0)
+		h->rng = 0x9E3779B97F4A7C15ULL;
+
+	/* libcurl 7.84+ makes this thread-safe; calling it once is all kvaudit needs. */
+	if (!curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			kv_err_set(err, "cannot initialise libcurl");
+			goto fail;
+		}
+		curl_ready = true;
+	}
+	h->curl = curl_easy_init();
+	if (!h->curl) {
+		kv_err_set(err, "cannot create a libcurl handle");
+		goto fail;
+	}
+	if (o && !kv_empty(o->ca_bundle) && !build_ca_blob(h, o->ca_bundle, err))
+		goto fail;
+	if (o && !parse_list(o->resolve, 2, "resolve", "host:port:address", &h->resolve, err))
+		goto fail;
+	if (o && !parse_list(o->connect_to, 3, "connect-to", "host:port:connect-host:connect-port", &h->connect_to,
+	                     err))
+		goto fail;
+	return h;
+fail:
+	http_client_free(h);
+	return NULL;
+}
+
+void http_client_free(struct http_client *h)
+{
+	if (!h)
+		return;
+	if (h->curl)
+		curl_easy_cleanup(h->curl);
+	curl_slist_free_all(h->resolve);
+	curl_slist_free_all(h->connect_to);
+	free(h->ca_blob);
+	free(h);
+}
+
+void http_set_sleep_hook(struct http_client *h, void (*sleep_ms)(long ms))
+{
+	if (h)
+		h->sleep_ms = sleep_ms ? sleep_ms : real_sleep_ms;
+}
+
+void http_response_release(struct http_response *r)
+{
+	if (!r)
+		return;
+	kv_buf_release(&r->body);
+	memset(r, 0, sizeof(*r));
+	r->retry_after = -1;
+	r->ratelimit_remaining = -1;
+}
+
+/* ---- libcurl callbacks ---- */
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud)
+{
+	struct http_response *r = ud;
+
+	(void)size; /* always 1 */
+	/* Returning less than given aborts the transfer with CURLE_WRITE_ERROR. */
+	return kv_buf_add(&r->body, data, n) ? n : 0;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *ud)
+{
+	struct http_response *r = ud;
+	const char *colon, *v, *e;
+	size_t name_len;
+	char *value;
+
+	(void)size; /* always 1 */
+
+	/* A new response (after "100 Continue", say): only the last one counts. */
+	if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+		r->request_id[0] = '\0';
+		r->retry_after = -1;
+		r->ratelimit_remaining = -1;
+		return n;
+	}
+	colon = memchr(data, ':', n);
+	if (!colon)
+		return n;
+	name_len = (size_t)(colon - data);
+	v = colon + 1;
+	e = data + n;
+	while (v < e && (*v == ' ' || *v == '\t'))
+		v++;
+	while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	value = kv_strndup(v, (size_t)(e - v));
+	if (name_len == 15 && kv_startswith_ci(data, "x-ms-request-id")) {
+		size_t o = 0;
+
+		/* Server text: keep visible ASCII only, it goes into messages. */
+		for (const char *p = value; *p && o + 1 < sizeof(r->request_id); p++)
+			if (*p > 0x20 && *p < 0x7f)
+				r->request_id[o++] = *p;
+		r->request_id[o] = '\0';
+	} else if (name_len == 11 && kv_startswith_ci(data, "retry-after")) {
+		int s;
+
+		if (retry_after_parse(value, (long long)time(NULL), &s))
+			r->retry_after = s;
+	} else if (name_len > 25 && kv_startswith_ci(data, "x-ms-ratelimit-remaining-")) {
+		int left = ratelimit_remaining(value);
+
+		if (left >= 0 && (r->ratelimit_remaining < 0 || left < r->ratelimit_remaining))
+			r->ratelimit_remaining = left;
+	}
+	free(value);
+	return n;
+}
+
+/* ---- one request ---- */
+
+/* The parts of the URL that messages may show: never the query (a $skiptoken) nor user info. */
+struct target {
+	char *shown;   /* scheme://host[:port]/path */
+	char *host;    /* as curl parsed it, IPv6 with brackets */
+	bool https;
+};
+
+static void target_release(struct target *t)
+{
+	free(t->shown);
+	free(t->host);
+	memset(t, 0, sizeof(*t));
+}
+
+static bool target_parse(const struct http_client *h, const char *url, struct target *t, struct kv_err *err)
+{
+	CURLU *u = NULL;
+	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *user = NULL, *pass = NULL;
+	bool ok = false;
+	char safe[160];
+	size_t i;
+
+	memset(t, 0, sizeof(*t));
+	/* A placeholder for messages about URLs we will not even parse: printable, no query. */
+	for (i = 0; url && url[i] && url[i] != '?' && url[i] != '#' && i + 4 < sizeof(safe); i++)
+		safe[i] = (url[i] > 0x20 && url[i] < 0x7f) ? url[i] : '?';
+	safe[i] = '\0';
+	if (!url) {
+		kv_err_set(err, "no URL given");
+		return false;
+	}
+	for (const char *p = url; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c <= 0x20 || c >= 0x7f) {
+			kv_err_set(err, "bad URL '%s': it has a space, a control or a non-ASCII character", safe);
+			return false;
+		}
+	}
+	u = curl_url();
+	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
+		kv_err_set(err, "bad URL '%s'", safe);
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PASSWORD, &pass, 0) == CURLUE_OK) {
+		kv_err_set(err, "refusing a URL with user info: '%s://%s%s'", scheme, host, path);
+		goto out;
+	}
+	curl_url_get(u, CURLUPART_PORT, &port, 0); /* NULL unless explicit */
+	t->https = kv_streq_ci(scheme, "https");
+	if (!t->https) {
+		bool imds = kv_streq_ci(scheme, "http") && h->o.allow_http_loopback_imds &&
+		            (strcmp(host, "169.254.169.254") == 0 || strcmp(host, "127.0.0.1") == 0);
+
+		if (!imds) {
+			kv_err_set(err, "refusing '%s://%s%s': kvaudit speaks https only", scheme, host, path);
+			goto out;
+		}
+	}
+	t->host = kv_strdup(host);
+	t->shown = port ? kv_asprintf("%s://%s:%s%s", scheme, host, port, path)
+	                : kv_asprintf("%s://%s%s", scheme, host, path);
+	ok = true;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_free(path);
+	curl_free(user);
+	curl_free(pass);
+	curl_url_cleanup(u);
+	if (!ok)
+		target_release(t);
+	return ok;
+}
+
+static bool method_idempotent(const char *m)
+{
+	return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "PUT") == 0 ||
+	       strcmp(m, "DELETE") == 0;
+}
+
+static bool method_known(const char *m)
+{
+	return method_idempotent(m) || strcmp(m, "POST") == 0 || strcmp(m, "PATCH") == 0;
+}
+
+/* Transport errors worth another attempt (the server or the path may recover). */
+static bool transport_retryable(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_GOT_NOTHING:
+	case CURLE_SSL_CONNECT_ERROR: /* also a reset during the TLS handshake */
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool tls_rejected(CURLcode rc)
+{
+	return rc == CURLE_PEER_FAILED_VERIFICATION;
+}
+
+static bool tls_problem(CURLcode rc)
+{
+	return rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_ISSUER_ERROR ||
+	       rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH || rc == CURLE_SSL_INVALIDCERTSTATUS ||
+	       rc == CURLE_SSL_CRL_BADFILE || rc == CURLE_SSL_ENGINE_INITFAILED || rc == CURLE_SSL_CIPHER;
+}
+
+static const char *status_phrase(long s)
+{
+	switch (s) {
+	case 301: case 302: case 303: case 307: case 308: return "redirect, not followed";
+	case 400: return "bad request";
+	case 401: return "unauthorized";
+	case 403: return "forbidden";
+	case 404: return "not found";
+	case 405: return "method not allowed";
+	case 409: return "conflict";
+	case 429: return "too many requests";
+	case 500: return "internal server error";
+	case 502: return "bad gateway";
+	case 503: return "service unavailable";
+	case 504: return "gateway timeout";
+	default: return "unexpected status";
+	}
+}
+
+static enum http_outcome outcome_of_status(long s)
+{
+	if (s >= 200 && s < 300)
+		return HTTP_OK;
+	if (s == 401)
+		return HTTP_UNAUTHORIZED;
+	if (s == 403)
+		return HTTP_FORBIDDEN;
+	if (s == 404)
+		return HTTP_NOT_FOUND;
+	if (s == 429)
+		return HTTP_THROTTLED;
+	if (s >= 500 && s < 600)
+		return HTTP_TRANSIENT;
+	return HTTP_FATAL; /* 1xx, 3xx (never followed), other 4xx */
+}
+
+#define SETOPT(opt, val)                                              \
+	do {                                                          \
+		if (rc == CURLE_OK)                                   \
+			rc = curl_easy_setopt(h->curl, opt, val);     \
+	} while (0)
+
+/* Configures the handle from scratch for one attempt. */
+static CURLcode configure(struct http_client *h, const char *method, const char *url, const struct target *t,
+                          struct curl_slist *hdrs, const char *body, size_t body_len, struct http_response *r)
+{
+	CURLcode rc = CURLE_OK;
+	struct curl_blob blob = {h->ca_blob, h->ca_blob_len, CURL_BLOB_NOCOPY};
+
+	curl_easy_reset(h->curl);
+	h->errbuf[0] = '\0';
+	SETOPT(CURLOPT_ERRORBUFFER, h->errbuf);
+	SETOPT(CURLOPT_URL, url);
+	/* https only; plain http only for the loopback/IMDS URLs target_parse let through. */
+	SETOPT(CURLOPT_PROTOCOLS_STR, t->https ? "https" : "http");
+	SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "https");
+	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+	SETOPT(CURLOPT_MAXREDIRS, 0L);
+	SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
+	SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+	SETOPT(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (h->ca_blob)
+		SETOPT(CURLOPT_CAINFO_BLOB, &blob);
+	if (!t->https)
+		SETOPT(CURLOPT_NOPROXY, "*"); /* IMDS is link-local: never through a proxy */
+	SETOPT(CURLOPT_NOSIGNAL, 1L);
+	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+	SETOPT(CURLOPT_CONNECTTIMEOUT_MS, h->o.connect_timeout_ms);
+	SETOPT(CURLOPT_TIMEOUT_MS, h->o.timeout_ms);
+	SETOPT(CURLOPT_USERAGENT, "kvaudit/" KVAUDIT_VERSION);
+	SETOPT(CURLOPT_ACCEPT_ENCODING, ""); /* decoded bytes count against max_body */
+	SETOPT(CURLOPT_HTTPHEADER, hdrs);
+	SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+	SETOPT(CURLOPT_WRITEDATA, r);
+	SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+	SETOPT(CURLOPT_HEADERDATA, r);
+	if (h->o.max_body < (size_t)INT64_MAX)
+		SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->o.max_body);
+	if (h->resolve)
+		SETOPT(CURLOPT_RESOLVE, h->resolve);
+	if (h->connect_to)
+		SETOPT(CURLOPT_CONNECT_TO, h->connect_to);
+	if (strcmp(method, "GET") == 0) {
+		SETOPT(CURLOPT_HTTPGET, 1L);
+	} else if (strcmp(method, "HEAD") == 0) {
+		SETOPT(CURLOPT_NOBODY, 1L);
+	} else if (strcmp(method, "DELETE") == 0 && !body) {
+		SETOPT(CURLOPT_CUSTOMREQUEST, method);
+	} else {
+		/* POST, PUT, PATCH (and DELETE with a body): always send a body, possibly empty. */
+		SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
+		SETOPT(CURLOPT_POSTFIELDS, body ? body : "");
+		if (strcmp(method, "POST") != 0)
+			SETOPT(CURLOPT_CUSTOMREQUEST, method);
+	}
+	return rc;
+}
+
+/* The request headers: the caller's, then Authorization (never logged), and no "Expect: 100-continue". */
+static bool build_headers(const char *bearer, const char *const *headers, struct curl_slist **out,
+                          struct kv_err *err)
+{
+	struct curl_slist *l = NULL, *n;
+
+	*out = NULL;
+	for (size_t i = 0; headers && headers[i]; i++) {
+		if (strpbrk(headers[i], "\r\n") || !strchr(headers[i], ':') ||
+		    kv_startswith_ci(headers[i], "authorization:")) {
+			kv_err_set(err, "bad request header #%zu", i + 1);
+			goto fail;
+		}
+		if (!(n = curl_slist_append(l, headers[i])))
+			goto oom;
+		l = n;
+	}
+	if (!(n = curl_slist_append(l, "Expect:")))
+		goto oom;
+	l = n;
+	if (bearer) {
+		char *a;
+
+		for (const char *p = bearer; *p; p++) {
+			if (*p <= 0x20 || *p >= 0x7f) {
+				kv_err_set(err, "the bearer token has a character that cannot go into a header");
+				goto fail;
+			}
+		}
+		a = kv_asprintf("Authorization: Bearer %s", bearer);
+		n = curl_slist_append(l, a);
+		wipe(a, strlen(a));
+		free(a);
+		if (!n)
+			goto oom;
+		l = n;
+	}
+	*out = l;
+	return true;
+oom:
+	kv_err_set(err, "out of memory building request headers");
+fail:
+	curl_slist_free_all(l);
+	return false;
+}
+
+/* Frees a header list, wiping each entry first: one of them holds the bearer token. */
+static void free_headers(struct curl_slist *l)
+{
+	for (struct curl_slist *p = l; p; p = p->next)
+		if (p->data)
+			wipe(p->data, strlen(p->data));
+	curl_slist_free_all(l);
+}
+
+/* Appends " after N attempts" to a message when there were retries. */
+static void add_attempts(struct kv_buf *m, int attempts)
+{
+	if (attempts > 1)
+		kv_buf_addf(m, " after %d attempts", attempts);
+}
+
+enum http_outcome http_request(struct http_client *h, const char *method, const char *url,
+                               const char *bearer, const char *const *headers,
+                               const char *body, size_t body_len,
+                               struct http_response *resp, struct kv_err *err)
+{
+	struct target t = {0};
+	struct curl_slist *hdrs = NULL;
+	struct kv_buf m;
+	enum http_outcome o = HTTP_FATAL;
+	CURLcode rc = CURLE_OK;
+	bool idempotent;
+	char detail[CURL_ERROR_SIZE + 64];
+
+	memset(resp, 0, sizeof(*resp));
+	resp->retry_after = -1;
+	resp->ratelimit_remaining = -1;
+	kv_buf_init(&m, 0);
+	if (!h || !h->curl || kv_empty(method)) {
+		kv_err_set(err, "http_request: no client or no method");
+		return HTTP_FATAL;
+	}
+	kv_buf_init(&resp->body, h->o.max_body);
+	if (!method_known(method)) {
+		kv_err_set(err, "http_request: unsupported method '%.16s'", method);
+		return HTTP_FATAL;
+	}
+	if (!target_parse(h, url, &t, err)) {
+		kv_err_prefix(err, "%s", method);
+		return HTTP_FATAL;
+	}
+	if (bearer && !t.https) {
+		kv_err_set(err, "%s %s: refusing to send a bearer token over plain http", method, t.shown);
+		goto out;
+	}
+	if (!build_headers(bearer, headers, &hdrs, err)) {
+		kv_err_prefix(err, "%s %s", method, t.shown);
+		goto out;
+	}
+	idempotent = method_idempotent(method);
+
+	for (;;) {
+		long t0, took, wait_ms = -1, status = 0;
+		long sent = 0;
+		bool retry = false, has_ra;
+
+		kv_buf_release(&resp->body);
+		kv_buf_init(&resp->body, h->o.max_body);
+		resp->status = 0;
+		resp->request_id[0] = '\0';
+		resp->retry_after = -1;
+		resp->ratelimit_remaining = -1;
+		resp->attempts++;
+
+		rc = configure(h, method, url, &t, hdrs, body, body_len, resp);
+		if (rc != CURLE_OK) {
+			kv_err_set(err, "%s %s: libcurl refused an option: %s", method, t.shown, curl_easy_strerror(rc));
+			o = HTTP_FATAL;
+			goto out;
+		}
+		t0 = now_ms();
+		rc = curl_easy_perform(h->curl);
+		took = now_ms() - t0;
+		curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE, &sent);
+		has_ra = resp->retry_after >= 0;
+
+		if (rc == CURLE_OK) {
+			resp->status = status;
+			if (status == 429)
+				resp->throttled++;
+			o = outcome_of_status(status);
+			if (status == 429 || status == 503)
+				retry = idempotent || has_ra;
+			else if (status == 500 || status == 502 || status == 504)
+				retry = idempotent;
+			if (retry)
+				wait_ms = has_ra ? (long)(resp->retry_after < h->o.max_retry_after ? resp->retry_after
+				                                                                   : h->o.max_retry_after) *
+				                           1000L
+				                 : -1;
+			snprintf(detail, sizeof(detail), "%ld", status);
+		} else {
+			const char *why = h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc);
+
+			if (resp->body.overflow || rc == CURLE_FILESIZE_EXCEEDED) {
+				resp->status = status;
+				kv_err_set(err, "%s %s: response larger than %zu bytes", method, t.shown, h->o.max_body);
+				o = HTTP_FATAL;
+			} else if (tls_rejected(rc)) {
+				kv_err_set(err,
+				           "%s %s: TLS certificate of %s not trusted: %s; kvaudit never skips verification; "
+				           "add the CA to the cloud file's caBundle",
+				           method, t.shown, t.host, why);
+				o = HTTP_FATAL;
+			} else if (tls_problem(rc)) {
+				kv_err_set(err, "%s %s: TLS connection to %s failed: %s", method, t.shown, t.host, why);
+				o = HTTP_FATAL;
+			} else if (transport_retryable(rc)) {
+				o = HTTP_TRANSIENT;
+				/* Nothing left the machine when the connection was never made. */
+				retry = idempotent || rc == CURLE_COULDNT_CONNECT || sent == 0;
+			} else {
+				kv_err_set(err, "%s %s: %s", method, t.shown, why);
+				o = HTTP_FATAL;
+			}
+			snprintf(detail, sizeof(detail), "%s", why);
+			if (o == HTTP_TRANSIENT) {
+				/* A cut-short body is not a response. */
+				kv_buf_release(&resp->body);
+				kv_buf_init(&resp->body, h->o.max_body);
+				resp->request_id[0] = '\0';
+			}
+		}
+		if (retry && resp->attempts > h->o.max_retries)
+			retry = false;
+		if (retry && wait_ms < 0)
+			wait_ms = backoff_ms(h, resp->attempts);
+
+		if (h->o.log) {
+			fprintf(h->o.log, "%s %s -> %s in %ld ms", method, t.shown, detail, took);
+			if (retry) {
+				char secs[32];
+
+				fmt_secs(wait_ms, secs, sizeof(secs));
+				fprintf(h->o.log, ", retry %d/%d after %s", resp->attempts, h->o.max_retries, secs);
+			}
+			if (resp->request_id[0])
+				fprintf(h->o.log, " [%s]", resp->request_id);
+			fputc('\n', h->o.log);
+			fflush(h->o.log);
+		}
+		if (!retry)
+			break;
+		h->sleep_ms(wait_ms);
+	}
+
+	if (o == HTTP_OK)
+		goto out;
+	if (rc != CURLE_OK) {
+		if (o == HTTP_TRANSIENT) {
+			kv_buf_addf(&m, "%s %s: %s", method, t.shown, detail);
+			add_attempts(&m, resp->attempts);
+			kv_err_set(err, "%s", m.data ? m.data : "");
+		}
+		goto out;
+	}
+	{
+		struct azure_error ae;
+
+		azure_error_parse(resp->body.data ? resp->body.data : "", resp->body.len, (int)resp->status, &ae);
+		kv_buf_addf(&m, "%s %s: %ld", method, t.shown, resp->status);
+		if (ae.code[0])
+			kv_buf_addf(&m, " %s", ae.code);
+		if (ae.message[0])
+			kv_buf_addf(&m, ": %s", ae.message);
+		else if (!ae.code[0])
+			kv_buf_addf(&m, " %s", status_phrase(resp->status));
+		if (resp->request_id[0])
+			kv_buf_addf(&m, " (request %s)", resp->request_id);
+		add_attempts(&m, resp->attempts);
+		/* The buffer's cap truncates a long message; whatever fit is the message. */
+		kv_err_set(err, "%s", m.data ? m.data : "");
+	}
+out:
+	/* Drop the handle's pointers to this call's header list and body before they go. */
+	curl_easy_reset(h->curl);
+	free_headers(hdrs);
+	target_release(&t);
+	kv_buf_release(&m);
+	return o;
+}

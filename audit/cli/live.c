@@ -1,0 +1,481 @@
+/*
+ * live.c - the commands that talk to Azure: collect, scan, whoami.  They
+ * share one set-up (cloud, HTTP client, credential) and the scope options.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "audit/azure/collect.h"
+#include "audit/cli/cli.h"
+#include "audit/cli/cli_internal.h"
+#include "audit/estate/estate.h"
+#include "reports/report.h"
+
+#define SCOPE_USAGE \
+	"scope:\n" \
+	"  --subscription ID          only this subscription (repeatable)\n" \
+	"  --all-subscriptions        every subscription the identity can read (the default)\n" \
+	"  --cloud NAME|FILE          AzureCloud (default), AzureUSGovernment, AzureChinaCloud, or a\n" \
+	"                             JSON file as 'az cloud show' prints it (plus \"caBundle\")\n" \
+	"  --auth auto|env|msi|cli    credential source (default auto: env, then managed identity,\n" \
+	"                             then the Azure CLI); secrets come only from the environment\n" \
+	"  --data-plane               also read KEK key bundles (certificate-backed key check)\n"
+
+const char COLLECT_USAGE[] =
+	"usage: kvaudit collect [scope] [--out FILE] [-v]\n"
+	"\n"
+	"Read the estate live from Azure and write a snapshot (kvaudit.estate) for 'kvaudit audit'.\n"
+	"\n" SCOPE_USAGE
+	"  --out FILE                 the snapshot (default kvaudit-estate-<UTC time>.json), mode 0600\n"
+	"  -v, --verbose              progress and one line per HTTP request on stderr\n"
+	"  -q, --quiet                no progress\n"
+	"\n"
+	"exit codes: 0 written (unreadable resources are listed in its errors[]), 2 bad usage,\n"
+	"5 authentication failed\n";
+
+const char SCAN_USAGE[] =
+	"usage: kvaudit scan [scope] [audit options] [--save-estate FILE]\n"
+	"\n"
+	"Collect live and audit in one go: 'kvaudit collect' followed by 'kvaudit audit'.\n"
+	"\n" SCOPE_USAGE
+	"  --save-estate FILE         keep the snapshot too (mode 0600)\n"
+	"  --format, --out, --fail-on, --include-pass, --rules, --backup-sp-object-id, -q, -v\n"
+	"                             as for 'kvaudit audit' (see 'kvaudit audit --help')\n"
+	"\n"
+	"exit codes: as 'kvaudit audit', and 5 when authentication failed\n";
+
+const char WHOAMI_USAGE[] =
+	"usage: kvaudit whoami [--cloud NAME|FILE] [--auth METHOD] [-v]\n"
+	"\n"
+	"Show who kvaudit signs in as (identity, tenant, user type) and what it can read.\n"
+	"exit codes: 0 signed in, 2 bad usage, 5 authentication failed\n";
+
+static bool is_guid(const char *s)
+{
+	static const char pattern[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+
+	if (!s || strlen(s) != sizeof(pattern) - 1)
+		return false;
+	for (size_t i = 0; pattern[i]; i++)
+		if (pattern[i] == '-' ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i]))
+			return false;
+	return true;
+}
+
+struct live {
+	struct cloud cloud;
+	struct http_client *http;
+	struct credential *cred;
+	struct az_client client;
+	bool loaded;
+};
+
+struct scope_opts {
+	const char *cloud, *auth;
+	struct strlist subs;
+	bool data_plane, verbose, quiet;
+};
+
+enum { OPT_SUB = 1000, OPT_ALL, OPT_CLOUD, OPT_AUTH, OPT_DATA_PLANE };
+
+#define SCOPE_OPTIONS \
+	{"subscription", required_argument, NULL, OPT_SUB}, \
+	{"all-subscriptions", no_argument, NULL, OPT_ALL}, \
+	{"cloud", required_argument, NULL, OPT_CLOUD}, \
+	{"auth", required_argument, NULL, OPT_AUTH}, \
+	{"data-plane", no_argument, NULL, OPT_DATA_PLANE}
+
+/* Handles a scope option; false when opt is not one. */
+static bool scope_option(struct scope_opts *s, int opt)
+{
+	switch (opt) {
+	case OPT_SUB: strlist_add(&s->subs, optarg); return true;
+	case OPT_ALL: return true;
+	case OPT_CLOUD: s->cloud = optarg; return true;
+	case OPT_AUTH: s->auth = optarg; return true;
+	case OPT_DATA_PLANE: s->data_plane = true; return true;
+	default: return false;
+	}
+}
+
+static void live_release(struct live *l)
+{
+	credential_free(l->cred);
+	http_client_free(l->http);
+	if (l->loaded)
+		cloud_release(&l->cloud);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Cloud, HTTP and credential; returns an exit code (0 on success). */
+static int live_setup(const struct command *self, const struct scope_opts *s, struct live *l)
+{
+	struct http_opts ho;
+	enum auth_method m = AUTH_AUTO;
+	struct kv_err err = {{0}};
+
+	memset(l, 0, sizeof(*l));
+	if (s->auth && !auth_method_parse(s->auth, &m))
+		return cli_usage_error(self, "--auth takes auto, env, msi or cli");
+	for (size_t i = 0; i < s->subs.n; i++)
+		if (!is_guid(s->subs.v[i])) {
+			char msg[200];
+
+			snprintf(msg, sizeof(msg), "--subscription '%.64s' is not a subscription ID (a GUID)", s->subs.v[i]);
+			return cli_usage_error(self, msg);
+		}
+	if (!cloud_load(s->cloud ? s->cloud : "AzureCloud", &l->cloud, &err)) {
+		cli_error("%s", err.msg);
+		return KV_EXIT_USAGE;
+	}
+	l->loaded = true;
+	memset(&ho, 0, sizeof(ho));
+	ho.ca_bundle = l->cloud.ca_bundle;
+	ho.log = s->verbose ? stderr : NULL;
+	ho.resolve = getenv("KVAUDIT_RESOLVE");
+	/* Managed identity endpoints (IMDS, App Service) are plain http on local addresses by design. */
+	ho.allow_http_loopback_imds = m == AUTH_AUTO || m == AUTH_MSI;
+	l->http = http_client_new(&ho, &err);
+	if (!l->http) {
+		cli_error("%s", err.msg);
+		live_release(l);
+		return KV_EXIT_USAGE;
+	}
+	l->cred = credential_new(m, &l->cloud, l->http, &err);
+	if (!l->cred) {
+		cli_error("%s", err.msg);
+		live_release(l);
+		return KV_EXIT_AUTH;
+	}
+	l->client.cloud = &l->cloud;
+	l->client.http = l->http;
+	l->client.cred = l->cred;
+	return KV_EXIT_OK;
+}
+
+/* Writes doc to path via a temporary file, mode 0600 (it names identities). */
+static bool write_private_json(const char *path, const cJSON *doc, struct kv_err *err)
+{
+	char *tmp = kv_asprintf("%s.tmp.%ld", path, (long)getpid());
+	char *text = cJSON_Print(doc);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	size_t len = strlen(text), off = 0;
+	bool ok = false;
+
+	if (fd < 0) {
+		kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	while (off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
+		kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	ok = true;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (!ok)
+		unlink(tmp);
+	free(tmp);
+	free(text);
+	return ok;
+}
+
+/* Collects per the scope options; returns an exit code, *doc on success. */
+static int live_collect(const struct command *self, const struct scope_opts *s, cJSON **doc)
+{
+	struct live l;
+	struct collect_opts co;
+	struct kv_err err = {{0}};
+	enum collect_result r;
+	int rc = live_setup(self, s, &l);
+
+	*doc = NULL;
+	if (rc != KV_EXIT_OK)
+		return rc;
+	memset(&co, 0, sizeof(co));
+	co.subscriptions = s->subs.v;
+	co.nsubscriptions = s->subs.n;
+	co.data_plane = s->data_plane;
+	co.progress = s->quiet ? NULL : (s->verbose || isatty(fileno(stderr))) ? stderr : NULL;
+	r = collect_estate(&l.client, &co, doc, &err);
+	if (r != COLLECT_OK) {
+		cli_error("%s", err.msg);
+		rc = r == COLLECT_AUTH ? KV_EXIT_AUTH : KV_EXIT_INCOMPLETE;
+	} else if (co.progress) {
+		fprintf(stderr, "kvaudit: %d requests (%d throttled), %d errors\n", l.client.requests, l.client.throttled,
+		        cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(*doc, "errors")));
+	}
+	live_release(&l);
+	return rc;
+}
+
+int cmd_collect(int argc, char **argv, const struct command *self)
+{
+	static const struct option opts[] = {
+		SCOPE_OPTIONS,
+		{"out", required_argument, NULL, 'o'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct scope_opts s;
+	const char *out = NULL;
+	char *deflt = NULL;
+	cJSON *doc = NULL;
+	struct kv_err err = {{0}};
+	int opt, rc = KV_EXIT_USAGE;
+
+	memset(&s, 0, sizeof(s));
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
+		if (scope_option(&s, opt))
+			continue;
+		switch (opt) {
+		case 'o': out = optarg; break;
+		case 'q': s.quiet = true; break;
+		case 'v': s.verbose = true; break;
+		case 'h': rc = cli_print_help(self); goto out;
+		default: rc = cli_bad_option(self, argv, opt); goto out;
+		}
+	}
+	if (optind != argc) {
+		rc = cli_usage_error(self, "collect takes no positional arguments");
+		goto out;
+	}
+	if (!out) {
+		char stamp[32];
+
+		cli_scan_stamp(stamp, sizeof(stamp));
+		out = deflt = kv_asprintf("kvaudit-estate-%s.json", stamp);
+	}
+	rc = live_collect(self, &s, &doc);
+	if (rc != KV_EXIT_OK)
+		goto out;
+	if (!write_private_json(out, doc, &err)) {
+		cli_error("%s", err.msg);
+		rc = KV_EXIT_USAGE;
+		goto out;
+	}
+	if (!s.quiet)
+		fprintf(stderr, "kvaudit: wrote %s\n", out);
+out:
+	cJSON_Delete(doc);
+	free(deflt);
+	free(s.subs.v);
+	return rc;
+}
+
+int cmd_scan(int argc, char **argv, const struct command *self)
+{
+	static const struct option opts[] = {
+		SCOPE_OPTIONS,
+		{"format", required_argument, NULL, 'f'},
+		{"out", required_argument, NULL, 'o'},
+		{"fail-on", required_argument, NULL, 'F'},
+		{"include-pass", no_argument, NULL, 'P'},
+		{"rules", required_argument, NULL, 'r'},
+		{"backup-sp-object-id", required_argument, NULL, 'b'},
+		{"save-estate", required_argument, NULL, 'S'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct scope_opts s;
+	const char *formats = "json", *out = ".", *save = NULL;
+	struct audit_opts ao = {SEV_LOW, false, "live"};
+	struct strlist rules = {0}, sps = {0};
+	struct estate_opts eo = {0};
+	struct rule_catalog cat = {0};
+	struct estate *e = NULL;
+	struct kv_err err = {{0}};
+	cJSON *doc = NULL, *report = NULL;
+	char *text = NULL, stamp[32];
+	int opt, rc = KV_EXIT_USAGE;
+
+	memset(&s, 0, sizeof(s));
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
+		if (scope_option(&s, opt))
+			continue;
+		switch (opt) {
+		case 'f': formats = optarg; break;
+		case 'o': out = optarg; break;
+		case 'F':
+			if (!severity_parse(optarg, &ao.fail_on)) {
+				rc = cli_usage_error(self, "--fail-on takes info, low, medium, high or critical");
+				goto out;
+			}
+			break;
+		case 'P': ao.include_pass = true; break;
+		case 'r': strlist_add(&rules, optarg); break;
+		case 'b': strlist_add(&sps, optarg); break;
+		case 'S': save = optarg; break;
+		case 'q': s.quiet = true; break;
+		case 'v': s.verbose = true; break;
+		case 'h': rc = cli_print_help(self); goto out;
+		default: rc = cli_bad_option(self, argv, opt); goto out;
+		}
+	}
+	if (optind != argc) {
+		rc = cli_usage_error(self, "scan takes no positional arguments (to audit a file: kvaudit audit FILE)");
+		goto out;
+	}
+	if (!cli_formats_valid(self, formats) || !cli_load_catalog(&cat, &rules))
+		goto out;
+	rc = live_collect(self, &s, &doc);
+	if (rc != KV_EXIT_OK)
+		goto out;
+	rc = KV_EXIT_USAGE;
+	if (save && !write_private_json(save, doc, &err)) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	text = cJSON_PrintUnformatted(doc);
+	eo.sp_overrides = sps.v;
+	eo.nsp_overrides = sps.n;
+	e = estate_parse(text, strlen(text), "collected estate", &eo, &err);
+	if (!e) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	report = audit_run(e, &cat, &ao);
+	cli_scan_stamp(stamp, sizeof(stamp));
+	if (!report_output(report, formats, out, stamp, s.verbose ? stderr : NULL, &err)) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	if (!s.quiet)
+		report_write_summary(report, stderr, cli_use_color(), 5);
+	rc = audit_exit_code(report, ao.fail_on);
+out:
+	cJSON_Delete(report);
+	estate_free(e);
+	free(text);
+	cJSON_Delete(doc);
+	rule_catalog_release(&cat);
+	free(rules.v);
+	free(sps.v);
+	free(s.subs.v);
+	return rc;
+}
+
+int cmd_whoami(int argc, char **argv, const struct command *self)
+{
+	static const struct option opts[] = {
+		{"cloud", required_argument, NULL, OPT_CLOUD},
+		{"auth", required_argument, NULL, OPT_AUTH},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct scope_opts s;
+	struct live l;
+	struct kv_err err = {{0}};
+	cJSON *caller = NULL, *items = NULL;
+	struct az_failure f;
+	int opt, rc = KV_EXIT_USAGE;
+	char *url = NULL;
+
+	memset(&s, 0, sizeof(s));
+	memset(&l, 0, sizeof(l));
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
+		if (scope_option(&s, opt))
+			continue;
+		switch (opt) {
+		case 'v': s.verbose = true; break;
+		case 'h': rc = cli_print_help(self); goto out;
+		default: rc = cli_bad_option(self, argv, opt); goto out;
+		}
+	}
+	if (optind != argc) {
+		rc = cli_usage_error(self, "whoami takes no positional arguments");
+		goto out;
+	}
+	rc = live_setup(self, &s, &l);
+	if (rc != KV_EXIT_OK)
+		goto out;
+	if (collect_caller(&l.client, &caller, &err) != COLLECT_OK) {
+		cli_error("%s", err.msg);
+		rc = KV_EXIT_AUTH;
+		goto out;
+	}
+	printf("identity:     %s (%s)\n", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(caller, "displayName")) ?
+	       cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(caller, "displayName")) : "-",
+	       cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(caller, "type")));
+	printf("object ID:    %s\n", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(caller, "objectId")));
+	printf("tenant:       %s\n", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(caller, "tenantId")));
+	printf("credential:   %s\n", credential_describe(l.cred));
+	printf("cloud:        %s\n", l.cloud.name);
+	/* What it may read: tenants and subscriptions through ARM, Backup's principal through Graph. */
+	items = cJSON_CreateArray();
+	url = kv_asprintf("%s/subscriptions?api-version=2022-12-01", l.cloud.arm);
+	if (az_list(&l.client, url, NULL, items, &f, &err) == HTTP_OK)
+		printf("ARM:          can list %d subscription(s) in this tenant\n", cJSON_GetArraySize(items));
+	else
+		printf("ARM:          cannot list subscriptions: %s\n", err.msg);
+	free(url);
+	url = NULL;
+	if (l.cloud.backup_app_id) {
+		cJSON *sp = NULL;
+
+		url = kv_asprintf("%s/v1.0/servicePrincipals(appId='%s')?$select=id", l.cloud.graph, l.cloud.backup_app_id);
+		switch (az_get_json(&l.client, url, NULL, &sp, &f, &err)) {
+		case HTTP_OK:
+			printf("Graph:        can read service principals (Backup Management Service: %s)\n",
+			       cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sp, "id")));
+			break;
+		case HTTP_NOT_FOUND:
+			printf("Graph:        can read service principals (Backup Management Service is absent here)\n");
+			break;
+		default:
+			printf("Graph:        cannot read service principals (needs Application.Read.All): %s\n", err.msg);
+		}
+		cJSON_Delete(sp);
+	} else {
+		printf("Graph:        not checked: Backup Management Service's appId in cloud %s is unknown "
+		       "(add \"backupAppId\" to the cloud file)\n", l.cloud.name);
+	}
+	rc = fflush(stdout) == 0 ? KV_EXIT_OK : KV_EXIT_USAGE;
+out:
+	free(url);
+	cJSON_Delete(items);
+	cJSON_Delete(caller);
+	live_release(&l);
+	free(s.subs.v);
+	return rc;
+}
