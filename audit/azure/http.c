@@ -424,8 +424,10 @@ static bool target_parse(const struct http_client *h, const char *url, struct ta
 	curl_url_get(u, CURLUPART_PORT, &port, 0); /* NULL unless explicit */
 	t->https = kv_streq_ci(scheme, "https");
 	if (!t->https) {
+		/* IMDS is 169.254.169.254; App Service's IDENTITY_ENDPOINT is localhost or 127.0.0.1. */
 		bool imds = kv_streq_ci(scheme, "http") && h->o.allow_http_loopback_imds &&
-		            (strcmp(host, "169.254.169.254") == 0 || strcmp(host, "127.0.0.1") == 0);
+		            (strcmp(host, "169.254.169.254") == 0 || strcmp(host, "127.0.0.1") == 0 ||
+		             kv_streq_ci(host, "localhost"));
 
 		if (!imds) {
 			kv_err_set(err, "refusing '%s://%s%s': kvaudit speaks https only", scheme, host, path);

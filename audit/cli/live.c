@@ -139,7 +139,9 @@ static int live_setup(const struct command *self, const struct scope_opts *s, st
 	memset(&ho, 0, sizeof(ho));
 	ho.ca_bundle = l->cloud.ca_bundle;
 	ho.log = s->verbose ? stderr : NULL;
+	/* Test and proxy set-ups only: map Azure host names to other addresses (curl's formats). */
 	ho.resolve = getenv("KVAUDIT_RESOLVE");
+	ho.connect_to = getenv("KVAUDIT_CONNECT_TO");
 	/* Managed identity endpoints (IMDS, App Service) are plain http on local addresses by design. */
 	ho.allow_http_loopback_imds = m == AUTH_AUTO || m == AUTH_MSI;
 	l->http = http_client_new(&ho, &err);
