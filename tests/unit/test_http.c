@@ -902,7 +902,8 @@ static void plain_http_only_to_loopback_imds_when_allowed(void **state)
 	assert_int_equal(req(fx, "GET", "http://10.0.0.1/metadata", NULL, hdrs, NULL, 0),
 	                 HTTP_FATAL);
 	assert_contains(fx->err.msg, "https only");
-	assert_int_equal(req(fx, "GET", "http://localhost/metadata", NULL, hdrs, NULL, 0),
+	/* localhost is App Service's identity endpoint: allowed; any other name is not. */
+	assert_int_equal(req(fx, "GET", "http://metadata.example/metadata", NULL, hdrs, NULL, 0),
 	                 HTTP_FATAL);
 	reqs = requests();
 	assert_int_equal(cJSON_GetArraySize(reqs), 1);
