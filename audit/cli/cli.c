@@ -232,6 +232,7 @@ out:
 
 static const char INVENTORY_USAGE[] =
 	"usage: kvaudit inventory ESTATE.json [options]\n"
+	"       kvaudit inventory [--subscription ID]... [--cloud NAME|FILE] [--auth METHOD] [options]\n"
 	"\n"
 	"List the ADE VMs (OS, ADE flavour, each disk's BEK and KEK vault) and the key vaults\n"
 	"(access model, tenant, Backup Management Service's permissions) of a snapshot.\n"
@@ -240,11 +241,14 @@ static const char INVENTORY_USAGE[] =
 	"  --format table|csv|json    output format (default table)\n"
 	"  --backup-sp-object-id TENANT=OID\n"
 	"                             Backup Management Service's object ID in TENANT (repeatable)\n"
+	"  without ESTATE.json, the estate is read live (scope options as for 'kvaudit scan')\n"
+	"  -q, --quiet, -v, --verbose progress on stderr\n"
 	"  -h, --help                 this help\n";
 
 static int cmd_inventory(int argc, char **argv, const struct command *self)
 {
 	static const struct option opts[] = {
+		SCOPE_OPTIONS,
 		{"format", required_argument, NULL, 'f'},
 		{"backup-sp-object-id", required_argument, NULL, 'b'},
 		{"quiet", no_argument, NULL, 'q'},
@@ -258,17 +262,22 @@ static int cmd_inventory(int argc, char **argv, const struct command *self)
 	struct estate *e = NULL;
 	struct facts_ctx *ctx = NULL;
 	struct kv_err err = {{0}};
-	cJSON *inv = NULL;
+	cJSON *inv = NULL, *doc = NULL;
 	bool (*write)(const cJSON *, FILE *, struct kv_err *) = NULL;
+	struct scope_opts s;
 	int opt, rc = KV_EXIT_USAGE;
 
+	memset(&s, 0, sizeof(s));
 	optind = 0;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
+		if (cli_scope_option(&s, opt))
+			continue;
 		switch (opt) {
 		case 'f': format = optarg; break;
 		case 'b': strlist_add(&sps, optarg); break;
-		case 'q': case 'v': break;
+		case 'q': s.quiet = true; break;
+		case 'v': s.verbose = true; break;
 		case 'h': rc = cli_print_help(self); goto out;
 		default: rc = cli_bad_option(self, argv, opt); goto out;
 		}
@@ -283,13 +292,25 @@ static int cmd_inventory(int argc, char **argv, const struct command *self)
 		rc = cli_usage_error(self, "--format takes table, csv or json");
 		goto out;
 	}
-	if (argc - optind != 1) {
-		rc = cli_usage_error(self, "exactly one estate file is expected");
+	if (argc - optind > 1 || (argc - optind == 1 && s.any)) {
+		rc = cli_usage_error(self, "give an estate file or a live scope, not both");
 		goto out;
 	}
 	eo.sp_overrides = sps.v;
 	eo.nsp_overrides = sps.n;
-	e = estate_load(argv[optind], &eo, &err);
+	if (argc - optind == 1) {
+		e = estate_load(argv[optind], &eo, &err);
+	} else {
+		char *text;
+
+		rc = cli_live_collect(self, &s, &doc);
+		if (rc != KV_EXIT_OK)
+			goto out;
+		rc = KV_EXIT_USAGE;
+		text = cJSON_PrintUnformatted(doc);
+		e = estate_parse(text, strlen(text), "collected estate", &eo, &err);
+		free(text);
+	}
 	if (!e) {
 		cli_error("%s", err.msg);
 		goto out;
@@ -303,9 +324,11 @@ static int cmd_inventory(int argc, char **argv, const struct command *self)
 	rc = KV_EXIT_OK;
 out:
 	cJSON_Delete(inv);
+	cJSON_Delete(doc);
 	facts_ctx_free(ctx);
 	estate_free(e);
 	free(sps.v);
+	free(s.subs.v);
 	return rc;
 }
 

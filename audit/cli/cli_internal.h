@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <cjson/cJSON.h>
+
 #include "rules/engine.h"
 
 struct command {
@@ -34,6 +36,27 @@ bool cli_formats_valid(const struct command *c, const char *formats);
 bool cli_use_color(void);
 /* "20261128T120000Z" */
 void cli_scan_stamp(char *out, size_t n);
+
+/* The scope of a live read (--subscription, --cloud, --auth, --data-plane). */
+struct scope_opts {
+	const char *cloud, *auth;
+	struct strlist subs;
+	bool data_plane, verbose, quiet, any;   /* any: some scope option was given */
+};
+
+enum { OPT_SUB = 1000, OPT_ALL, OPT_CLOUD, OPT_AUTH, OPT_DATA_PLANE };
+
+#define SCOPE_OPTIONS \
+	{"subscription", required_argument, NULL, OPT_SUB}, \
+	{"all-subscriptions", no_argument, NULL, OPT_ALL}, \
+	{"cloud", required_argument, NULL, OPT_CLOUD}, \
+	{"auth", required_argument, NULL, OPT_AUTH}, \
+	{"data-plane", no_argument, NULL, OPT_DATA_PLANE}
+
+/* Handles a scope option; false when opt is not one. */
+bool cli_scope_option(struct scope_opts *s, int opt);
+/* Reads the estate live per s; returns an exit code and, on 0, *doc (a kvaudit.estate). */
+int cli_live_collect(const struct command *self, const struct scope_opts *s, cJSON **doc);
 
 /* The live commands (live.c). */
 int cmd_collect(int argc, char **argv, const struct command *self);

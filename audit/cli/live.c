@@ -77,32 +77,18 @@ struct live {
 	bool loaded;
 };
 
-struct scope_opts {
-	const char *cloud, *auth;
-	struct strlist subs;
-	bool data_plane, verbose, quiet;
-};
-
-enum { OPT_SUB = 1000, OPT_ALL, OPT_CLOUD, OPT_AUTH, OPT_DATA_PLANE };
-
-#define SCOPE_OPTIONS \
-	{"subscription", required_argument, NULL, OPT_SUB}, \
-	{"all-subscriptions", no_argument, NULL, OPT_ALL}, \
-	{"cloud", required_argument, NULL, OPT_CLOUD}, \
-	{"auth", required_argument, NULL, OPT_AUTH}, \
-	{"data-plane", no_argument, NULL, OPT_DATA_PLANE}
-
-/* Handles a scope option; false when opt is not one. */
-static bool scope_option(struct scope_opts *s, int opt)
+bool cli_scope_option(struct scope_opts *s, int opt)
 {
 	switch (opt) {
-	case OPT_SUB: strlist_add(&s->subs, optarg); return true;
-	case OPT_ALL: return true;
-	case OPT_CLOUD: s->cloud = optarg; return true;
-	case OPT_AUTH: s->auth = optarg; return true;
-	case OPT_DATA_PLANE: s->data_plane = true; return true;
+	case OPT_SUB: strlist_add(&s->subs, optarg); break;
+	case OPT_ALL: break;
+	case OPT_CLOUD: s->cloud = optarg; break;
+	case OPT_AUTH: s->auth = optarg; break;
+	case OPT_DATA_PLANE: s->data_plane = true; break;
 	default: return false;
 	}
+	s->any = true;
+	return true;
 }
 
 static void live_release(struct live *l)
@@ -211,8 +197,7 @@ out:
 	return ok;
 }
 
-/* Collects per the scope options; returns an exit code, *doc on success. */
-static int live_collect(const struct command *self, const struct scope_opts *s, cJSON **doc)
+int cli_live_collect(const struct command *self, const struct scope_opts *s, cJSON **doc)
 {
 	struct live l;
 	struct collect_opts co;
@@ -261,7 +246,7 @@ int cmd_collect(int argc, char **argv, const struct command *self)
 	optind = 0;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
-		if (scope_option(&s, opt))
+		if (cli_scope_option(&s, opt))
 			continue;
 		switch (opt) {
 		case 'o': out = optarg; break;
@@ -281,7 +266,7 @@ int cmd_collect(int argc, char **argv, const struct command *self)
 		cli_scan_stamp(stamp, sizeof(stamp));
 		out = deflt = kv_asprintf("kvaudit-estate-%s.json", stamp);
 	}
-	rc = live_collect(self, &s, &doc);
+	rc = cli_live_collect(self, &s, &doc);
 	if (rc != KV_EXIT_OK)
 		goto out;
 	if (!write_private_json(out, doc, &err)) {
@@ -330,7 +315,7 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 	optind = 0;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
-		if (scope_option(&s, opt))
+		if (cli_scope_option(&s, opt))
 			continue;
 		switch (opt) {
 		case 'f': formats = optarg; break;
@@ -357,7 +342,7 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 	}
 	if (!cli_formats_valid(self, formats) || !cli_load_catalog(&cat, &rules))
 		goto out;
-	rc = live_collect(self, &s, &doc);
+	rc = cli_live_collect(self, &s, &doc);
 	if (rc != KV_EXIT_OK)
 		goto out;
 	rc = KV_EXIT_USAGE;
@@ -416,7 +401,7 @@ int cmd_whoami(int argc, char **argv, const struct command *self)
 	optind = 0;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
-		if (scope_option(&s, opt))
+		if (cli_scope_option(&s, opt))
 			continue;
 		switch (opt) {
 		case 'v': s.verbose = true; break;

@@ -160,9 +160,7 @@ class DemoScan(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stderr)
         live = {key(f) for f in findings(self.out)["findings"]}
         off = {key(f) for f in findings(offline)["findings"]}
-        # Azure always returns an instance view; the demo snapshot lacks one for one VM (VM-001 skipped).
-        diff = {k for k in live ^ off if k[0] != "KVA-VM-001"}
-        self.assertEqual(diff, set())
+        self.assertEqual(live ^ off, set())
         self.assertEqual(len(live), len(off))
 
     def test_the_guest_tenant_is_flagged(self):
@@ -213,6 +211,89 @@ class DemoScan(unittest.TestCase):
         self.assertGreater(len(kv), 0)
         managed = [f for f in findings(self.out)["findings"] if f["rule"] == "KVA-LIM-003" and f["status"] == "fail"]
         self.assertEqual(len(managed), 1)
+
+
+class CollectThenAudit(unittest.TestCase):
+    """`kvaudit collect` writes the snapshot that `kvaudit audit` judges like `scan` does."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator(overlay={"emulator": {"emptyPage": "middle"}})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+
+    def test_collect_then_audit_equals_scan(self):
+        estate = os.path.join(self.emu.dir, "collected.json")
+        r = kvaudit(self.emu, ["collect", "--out", estate, "-q"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(os.stat(estate).st_mode & 0o777, 0o600)
+        snap = findings(estate)
+        self.assertEqual(snap["kind"], "kvaudit.estate")
+        self.assertEqual(snap["errors"], [])
+        self.assertEqual(len(snap["subscriptions"]), 4)
+        offline = os.path.join(self.emu.dir, "offline.json")
+        r = subprocess.run([ARGS["kvaudit"], "audit", estate, "--include-pass", "--out", offline, "-q"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        live = os.path.join(self.emu.dir, "live.json")
+        r = kvaudit(self.emu, ["scan", "--include-pass", "--out", live, "-q"])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual({key(f) for f in findings(offline)["findings"]},
+                         {key(f) for f in findings(live)["findings"]})
+
+    def test_empty_pages_in_the_middle_are_followed(self):
+        estate = os.path.join(self.emu.dir, "paged.json")
+        r = kvaudit(self.emu, ["collect", "--out", estate, "-q"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        demo = findings(os.path.join(ARGS["source"], "examples/demo-estate.json"))
+        self.assertEqual(len(findings(estate)["virtualMachines"]), len(demo["virtualMachines"]))
+
+    def test_one_subscription_only(self):
+        estate = os.path.join(self.emu.dir, "one.json")
+        sub = findings(os.path.join(ARGS["source"], "examples/demo-estate.json"))["subscriptions"][0]["subscriptionId"]
+        r = kvaudit(self.emu, ["collect", "--subscription", sub, "--out", estate, "-q"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([s["subscriptionId"] for s in findings(estate)["subscriptions"]], [sub])
+
+    def test_a_subscription_that_is_not_a_guid_is_bad_usage(self):
+        r = kvaudit(self.emu, ["collect", "--subscription", "../../x", "--out", "x.json"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--subscription", r.stderr)
+
+    def test_live_inventory(self):
+        r = kvaudit(self.emu, ["inventory", "--format", "json", "-q"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        inv = json.loads(r.stdout)
+        self.assertEqual(len(inv["vms"]), 12)
+
+
+class ForeignKeyUrl(unittest.TestCase):
+    """A key URL outside the cloud's Key Vault suffix is never requested with a token."""
+
+    def test_foreign_key_url_is_refused(self):
+        demo = findings(os.path.join(ARGS["source"], "examples/demo-estate.json"))
+        changed = 0
+        for d in demo["disks"]:
+            for es in (d.get("properties", {}).get("encryptionSettingsCollection") or {}).get("encryptionSettings", []):
+                kek = es.get("keyEncryptionKey")
+                if kek and not changed:
+                    kek["keyUrl"] = "https://kv-evil.attacker.example/keys/k/0123456789abcdef"
+                    changed += 1
+        self.assertEqual(changed, 1)
+        emu = Emulator(overlay={"disks": demo["disks"]})
+        try:
+            out = os.path.join(emu.dir, "r.json")
+            estate = os.path.join(emu.dir, "e.json")
+            r = kvaudit(emu, ["scan", "--data-plane", "--out", out, "--save-estate", estate, "-q"])
+            self.assertEqual(r.returncode, 3, r.stderr)
+            errs = [e for e in findings(estate)["errors"] if "attacker" in e["scope"]]
+            self.assertEqual(len(errs), 1, findings(estate)["errors"])
+            self.assertEqual(errs[0]["code"], "ForeignHost")
+            self.assertFalse(any("attacker" in (x.get("host") or "") for x in emu.requests()))
+        finally:
+            emu.stop()
 
 
 class Credentials(unittest.TestCase):
