@@ -384,36 +384,35 @@ class Faults(unittest.TestCase):
         self.emu.clear()
         self.out = os.path.join(self.emu.dir, f"{self._testMethodName}.json")
 
-    def scan(self, *extra):
-        return kvaudit(self.emu, ["scan", "--out", self.out, "-q"] + list(extra))
+    def scan(self, fault=None):
+        """Injects fault (an emulator fault or a list of them), then scans."""
+        if fault:
+            self.emu.call("POST", "/_emulator/faults", fault)
+        return kvaudit(self.emu, ["scan", "--out", self.out, "-q"])
 
     def test_429_with_retry_after_is_retried_then_succeeds(self):
-        self.emu.call("POST", "/_emulator/faults", {"match": {"pathRegex": "Microsoft.KeyVault/vaults$"},
-                                                    "status": 429, "retryAfter": 1, "times": 2})
-        r = self.scan()
+        r = self.scan({"match": {"pathRegex": "Microsoft.KeyVault/vaults$"},
+                       "status": 429, "retryAfter": 1, "times": 2})
         self.assertEqual(r.returncode, 1, r.stderr)
         log = [x for x in self.emu.requests() if x["path"].endswith("Microsoft.KeyVault/vaults")]
         self.assertEqual([x["status"] for x in log].count(429), 2)
         self.assertTrue(findings(self.out)["scan"]["complete"])
 
     def test_5xx_is_retried_then_succeeds(self):
-        self.emu.call("POST", "/_emulator/faults", [
+        r = self.scan([
             {"match": {"pathRegex": "Microsoft.Compute/disks$"}, "status": 503, "times": 1},
             {"match": {"pathRegex": "Microsoft.RecoveryServices/vaults$"}, "status": 500, "times": 1}])
-        r = self.scan()
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertTrue(findings(self.out)["scan"]["complete"])
 
     def test_a_reset_mid_body_is_retried(self):
-        self.emu.call("POST", "/_emulator/faults", {"match": {"pathRegex": "Microsoft.Compute/disks$"},
-                                                    "reset": True, "times": 1})
-        r = self.scan()
+        r = self.scan({"match": {"pathRegex": "Microsoft.Compute/disks$"},
+                       "reset": True, "times": 1})
         self.assertEqual(r.returncode, 1, r.stderr)
 
     def test_a_forbidden_vault_list_makes_the_scan_incomplete_not_clean(self):
-        self.emu.call("POST", "/_emulator/faults", {"match": {"pathRegex": "Microsoft.KeyVault/vaults$"},
-                                                    "status": 403, "times": 0})
-        r = self.scan()
+        r = self.scan({"match": {"pathRegex": "Microsoft.KeyVault/vaults$"},
+                       "status": 403, "times": 0})
         self.assertEqual(r.returncode, 3, r.stderr)
         rep = findings(self.out)
         self.assertFalse(rep["scan"]["complete"])
@@ -422,18 +421,16 @@ class Faults(unittest.TestCase):
         self.assertTrue(bkp and all(f["status"] == "error" for f in bkp), [f["status"] for f in bkp])
 
     def test_expired_tokens_are_renewed_mid_scan(self):
-        self.emu.call("POST", "/_emulator/faults", {"match": {"pathRegex": "Microsoft.Compute/disks$"},
-                                                    "expireTokens": True, "times": 1})
-        r = self.scan()
+        r = self.scan({"match": {"pathRegex": "Microsoft.Compute/disks$"},
+                       "expireTokens": True, "times": 1})
         self.assertEqual(r.returncode, 1, r.stderr)
         statuses = [x["status"] for x in self.emu.requests()]
         self.assertIn(401, statuses)
         self.assertTrue(findings(self.out)["scan"]["complete"])
 
     def test_malformed_json_is_an_error_not_a_crash(self):
-        self.emu.call("POST", "/_emulator/faults", {"match": {"pathRegex": "Microsoft.Compute/disks$"},
-                                                    "malformed": True, "times": 0})
-        r = self.scan()
+        r = self.scan({"match": {"pathRegex": "Microsoft.Compute/disks$"},
+                       "malformed": True, "times": 0})
         self.assertEqual(r.returncode, 3, r.stderr)
 
     def test_a_next_link_to_a_foreign_host_is_not_followed(self):
