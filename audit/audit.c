@@ -125,7 +125,7 @@ static int status_rank(enum finding_status s)
 static cJSON *build_finding(const struct rule *r, enum subject_kind kind, const cJSON *facts,
                             struct rule_outcome *out)
 {
-	cJSON *f = cJSON_CreateObject(), *rem, *refs;
+	cJSON *f = cJSON_CreateObject(), *rem, *refs, *change;
 	const cJSON *rrem = cJSON_GetObjectItemCaseSensitive(r->json, "remediation");
 	const cJSON *rrefs = cJSON_GetObjectItemCaseSensitive(r->json, "references");
 	const char *vm = path_str(facts, "vm", "id"), *vault = path_str(facts, "vault", "id");
@@ -157,6 +157,8 @@ static cJSON *build_finding(const struct rule *r, enum subject_kind kind, const 
 	add_str_or_null(f, "tenant", tenant);
 	add_str_or_null(f, "message", out->message);
 	add_str_or_null(f, "reason", out->reason);
+	/* The change reads the evidence (which permission category was missing): before it moves. */
+	change = out->status == ST_FAIL ? change_for(fix, facts, out) : NULL;
 	cJSON_AddItemToObject(f, "evidence", out->evidence);
 	out->evidence = NULL;
 	rem = cJSON_AddObjectToObject(f, "remediation");
@@ -169,11 +171,7 @@ static cJSON *build_finding(const struct rule *r, enum subject_kind kind, const 
 		cJSON_AddNullToObject(rem, "text");
 	}
 	add_str_or_null(rem, "fix", fix);
-	{
-		cJSON *c = out->status == ST_FAIL ? change_for(fix, facts, out) : NULL;
-
-		cJSON_AddItemToObject(rem, "change", c ? c : cJSON_CreateNull());
-	}
+	cJSON_AddItemToObject(rem, "change", change ? change : cJSON_CreateNull());
 	refs = cJSON_IsArray(rrefs) ? cJSON_Duplicate(rrefs, true) : cJSON_CreateArray();
 	cJSON_AddItemToObject(f, "references", refs);
 	return f;
@@ -199,16 +197,31 @@ static void on_subject(enum subject_kind kind, const cJSON *facts, void *arg)
 		struct rule_outcome out;
 		struct finding_slot *slot;
 		enum finding_status status;
-		cJSON *f;
+		cJSON *f, *supp = NULL;
 
 		if (r->subject != kind)
 			continue;
 		rule_evaluate(r, facts, &out);
-		status = out.status;
-		if (status == ST_NOT_APPLICABLE) {
+		if (out.status == ST_NOT_APPLICABLE) {
 			rule_outcome_release(&out);
 			continue;
 		}
+		/* Only a failure can be an accepted risk: an unreadable fact is never suppressed. */
+		if (out.status == ST_FAIL && run->o->suppressions) {
+			char sub[128] = "";
+			const char *subid = path_str(facts, kind == SUBJ_VAULT ? "vault" : "vm", "subscriptionId");
+			const char *ids[4] = {path_str(facts, "vm", "id"), path_str(facts, "vault", "id"), NULL,
+			                      path_str(facts, "tenant", "id")};
+
+			if (subid) {
+				snprintf(sub, sizeof(sub), "/subscriptions/%s", subid);
+				ids[2] = sub;
+			}
+			supp = suppressions_match(run->o->suppressions, r->id, ids, 4);
+			if (supp && cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(supp, "expired")))
+				out.status = ST_SUPPRESSED;
+		}
+		status = out.status;
 		run->counts[r->severity][status_index(out.status)]++;
 		if (out.status == ST_PASS && !run->o->include_pass) {
 			rule_outcome_release(&out);
@@ -216,6 +229,8 @@ static void on_subject(enum subject_kind kind, const cJSON *facts, void *arg)
 		}
 		f = build_finding(r, kind, facts, &out);
 		rule_outcome_release(&out);
+		if (supp)
+			cJSON_AddItemToObject(f, "suppression", supp);
 		if (run->nfound == run->capfound) {
 			run->capfound = run->capfound ? run->capfound * 2 : 256;
 			run->found = kv_realloc(run->found, run->capfound * sizeof(*run->found));

@@ -11,12 +11,14 @@
 #include <cjson/cJSON.h>
 
 #include "audit/estate/estate.h"
+#include "audit/suppress.h"
 #include "rules/engine.h"
 
 struct audit_opts {
 	enum severity fail_on;      /* failing findings at or above it make exit code 1 */
 	bool include_pass;          /* list passing findings too (they are always counted) */
 	const char *source;         /* the estate file, for scan.source */
+	struct suppressions *suppressions; /* accepted risks (--suppressions), or NULL */
 };
 
 /* Returns the report (owned by the caller). */

@@ -25,10 +25,14 @@
 #include "audit/util/util.h"
 #include "reports/report.h"
 
-/* Add html, sarif, ... here; the CLI lists and checks names from this table. */
+/* The CLI lists and checks names from this table (docs/report.md, "Output files"). */
 const struct report_format report_formats[] = {
 	{ "json", "json", report_write_json },
 	{ "csv", "csv", report_write_csv },
+	{ "html", "html", report_write_html },
+	{ "sarif", "sarif", report_write_sarif },
+	{ "junit", "junit.xml", report_write_junit },
+	{ "md", "md", report_write_markdown },
 	{ NULL, NULL, NULL },
 };
 

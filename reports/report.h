@@ -16,7 +16,7 @@
 #include "audit/util/util.h"
 
 struct report_format {
-	const char *name;   /* "json", "csv" */
+	const char *name;   /* "json", "csv", "html", "sarif", "junit", "md" */
 	const char *ext;    /* file extension without dot */
 	/* Writes the report to f; returns false with err set on a write error. */
 	bool (*write)(const cJSON *report, FILE *f, struct kv_err *err);
@@ -29,6 +29,36 @@ const struct report_format *report_format_find(const char *name);
 bool report_write_json(const cJSON *report, FILE *f, struct kv_err *err);
 /* One row a listed finding, RFC 4180, header row, formula-injection safe. */
 bool report_write_csv(const cJSON *report, FILE *f, struct kv_err *err);
+
+/*
+ * Self-contained HTML page (inline CSS, inline SVG chart, no script, no
+ * external resource): summary cards, severity x status chart, per-vault
+ * permission matrix, findings by vault and by VM with their remediation.
+ */
+bool report_write_html(const cJSON *report, FILE *f, struct kv_err *err);
+/* SARIF 2.1.0: one run, rules[] and the fail, error and suppressed findings as results. */
+bool report_write_sarif(const cJSON *report, FILE *f, struct kv_err *err);
+/* JUnit XML: one testsuite a rule, one testcase a listed finding. */
+bool report_write_junit(const cJSON *report, FILE *f, struct kv_err *err);
+/* Markdown summary for pull-request comments and CI step summaries. */
+bool report_write_markdown(const cJSON *report, FILE *f, struct kv_err *err);
+
+/*
+ * XML 1.0 and HTML escaping for text and quoted attribute values (exposed
+ * for tests): & < > " ' become references, as do tab, LF and CR; other C0
+ * controls, DEL, C1 controls, U+FFFE and U+FFFF are dropped; each invalid
+ * UTF-8 byte and each bidi override becomes U+FFFD.  NULL appends nothing.
+ */
+void xml_escape(struct kv_buf *b, const char *s);
+/*
+ * Markdown (GFM) escaping for one table cell or line: < > & as entities,
+ * \ ` * _ [ ] ( ) | ~ # ! { } backslash-escaped, control characters
+ * (line breaks included) as spaces, bidi overrides as U+FFFD.  NULL
+ * appends nothing.
+ */
+void md_escape(struct kv_buf *b, const char *s);
+/* What a kvaudit exit code means, for reports ("failing findings at or above ..."). */
+const char *report_exit_meaning(int code);
 
 /*
  * The short human summary for stderr: counts by severity and status, the

@@ -5,4 +5,5 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	ca-certificates build-essential cmake pkg-config python3 \
-	libcjson-dev libpcre2-dev libcmocka-dev libcurl4-openssl-dev libssl-dev python3-cryptography >/dev/null
+	libcjson-dev libpcre2-dev libcmocka-dev libcurl4-openssl-dev libssl-dev python3-cryptography \
+	clang libclang-rt-14-dev >/dev/null

@@ -32,18 +32,26 @@ static void url_for_message(const char *url, char *out, size_t n)
 	snprintf(out, n, "%.*s", (int)(len < n ? len : n - 1), url);
 }
 
-enum http_outcome az_get_json(struct az_client *c, const char *url, const char *tenant, cJSON **out,
-                              struct az_failure *fail, struct kv_err *err)
+/*
+ * One authenticated request: the token its host calls for (renewed once on
+ * 401), an optional JSON body, and the response parsed when it has one.
+ */
+static enum http_outcome az_send(struct az_client *c, const char *method, const char *url, const char *tenant,
+                                 const cJSON *body, bool want_body, cJSON **out, struct az_failure *fail,
+                                 struct kv_err *err)
 {
 	enum cloud_target t = cloud_classify(c->cloud, url);
-	char *scope = NULL;
+	char *scope = NULL, *text = NULL;
 	const char *token;
 	struct http_response r;
 	enum http_outcome o = HTTP_FATAL;
 	const char *end = NULL;
 	char shown[512];
+	const char *const get_headers[] = {"Accept: application/json", NULL};
+	const char *const body_headers[] = {"Accept: application/json", "Content-Type: application/json", NULL};
 
-	*out = NULL;
+	if (out)
+		*out = NULL;
 	memset(&r, 0, sizeof(r));
 	url_for_message(url, shown, sizeof(shown));
 	if (t == TARGET_NONE || t == TARGET_LOGIN || !(scope = cloud_scope(c->cloud, t))) {
@@ -54,6 +62,8 @@ enum http_outcome az_get_json(struct az_client *c, const char *url, const char *
 			snprintf(fail->code, sizeof(fail->code), "ForeignHost");
 		return HTTP_FATAL;
 	}
+	if (body)
+		text = cJSON_PrintUnformatted(body);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		token = credential_token(c->cred, scope, tenant, attempt > 0, err);
 		if (!token) {
@@ -66,8 +76,8 @@ enum http_outcome az_get_json(struct az_client *c, const char *url, const char *
 			goto out;
 		}
 		http_response_release(&r);
-		o = http_request(c->http, "GET", url, token, (const char *const[]){"Accept: application/json", NULL},
-		                 NULL, 0, &r, err);
+		o = http_request(c->http, method, url, token, text ? body_headers : get_headers,
+		                 text, text ? strlen(text) : 0, &r, err);
 		c->requests += r.attempts;
 		c->throttled += r.throttled;
 		/* An expired or revoked token: renew it once. */
@@ -78,11 +88,14 @@ enum http_outcome az_get_json(struct az_client *c, const char *url, const char *
 		fail_set(fail, o, &r);
 		goto out;
 	}
+	if (!out || (!want_body && r.body.len == 0))
+		goto out;
 	*out = cJSON_ParseWithLengthOpts(r.body.data ? r.body.data : "", r.body.len, &end, false);
 	if (!*out) {
 		size_t off = end && r.body.data ? (size_t)(end - r.body.data) : 0;
 
-		kv_err_set(err, "GET %s: the response is not valid JSON (at byte %zu of %zu)", shown, off, r.body.len);
+		kv_err_set(err, "%s %s: the response is not valid JSON (at byte %zu of %zu)", method, shown, off,
+		           r.body.len);
 		fail_set(fail, HTTP_FATAL, &r);
 		if (fail) {
 			snprintf(fail->code, sizeof(fail->code), "MalformedResponse");
@@ -92,8 +105,27 @@ enum http_outcome az_get_json(struct az_client *c, const char *url, const char *
 	}
 out:
 	http_response_release(&r);
+	free(text);
 	free(scope);
 	return o;
+}
+
+enum http_outcome az_get_json(struct az_client *c, const char *url, const char *tenant, cJSON **out,
+                              struct az_failure *fail, struct kv_err *err)
+{
+	return az_send(c, "GET", url, tenant, NULL, true, out, fail, err);
+}
+
+enum http_outcome az_put_json(struct az_client *c, const char *url, const char *tenant, const cJSON *body,
+                              cJSON **out, struct az_failure *fail, struct kv_err *err)
+{
+	return az_send(c, "PUT", url, tenant, body, false, out, fail, err);
+}
+
+enum http_outcome az_delete(struct az_client *c, const char *url, const char *tenant, struct az_failure *fail,
+                            struct kv_err *err)
+{
+	return az_send(c, "DELETE", url, tenant, NULL, false, NULL, fail, err);
 }
 
 enum http_outcome az_list(struct az_client *c, const char *url, const char *tenant, cJSON *items,

@@ -42,6 +42,20 @@ enum http_outcome az_get_json(struct az_client *c, const char *url, const char *
                               struct az_failure *fail, struct kv_err *err);
 
 /*
+ * PUT url with body (a JSON document, sent as application/json) under the
+ * same token and host policy as az_get_json.  On HTTP_OK *out is the parsed
+ * response, or NULL when the response has no body; out may be NULL.  PUT is
+ * retried on transport errors (it is idempotent: callers only PUT requests
+ * whose repetition does no harm).
+ */
+enum http_outcome az_put_json(struct az_client *c, const char *url, const char *tenant, const cJSON *body,
+                              cJSON **out, struct az_failure *fail, struct kv_err *err);
+
+/* DELETE url (same policy); HTTP_OK for any 2xx, 204 (already absent) included. */
+enum http_outcome az_delete(struct az_client *c, const char *url, const char *tenant, struct az_failure *fail,
+                            struct kv_err *err);
+
+/*
  * GET a list and every page after it (nextLink, until absent, null or "";
  * empty pages are followed; a nextLink already seen, or to another endpoint
  * than the first page's, stops with an error), appending each value[] item

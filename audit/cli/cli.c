@@ -87,7 +87,7 @@ bool cli_formats_valid(const struct command *c, const char *formats)
 		char name[32];
 
 		if (n == 0 || n >= sizeof(name)) {
-			cli_usage_error(c, "--format takes a comma-separated list of json, csv");
+			cli_usage_error(c, "--format takes a comma-separated list of json, csv, html, sarif, junit, md");
 			return false;
 		}
 		memcpy(name, p, n);
@@ -95,7 +95,7 @@ bool cli_formats_valid(const struct command *c, const char *formats)
 		if (!report_format_find(name)) {
 			char msg[128];
 
-			snprintf(msg, sizeof(msg), "unknown report format '%s' (known: json, csv)", name);
+			snprintf(msg, sizeof(msg), "unknown report format '%s' (known: json, csv, html, sarif, junit, md)", name);
 			cli_usage_error(c, msg);
 			return false;
 		}
@@ -112,13 +112,16 @@ static const char AUDIT_USAGE[] =
 	"Judge an estate snapshot (kvaudit.estate v1) offline and write reports.\n"
 	"\n"
 	"options:\n"
-	"  --format LIST              report formats, comma-separated: json, csv (default json)\n"
+	"  --format LIST              report formats, comma-separated: json, csv, html, sarif,\n"
+	"                             junit, md (default json)\n"
 	"  --out DIR|FILE|-           a directory receives kvaudit-<UTC time>.<ext> per format\n"
 	"                             (created if missing); FILE or - (stdout) take one format\n"
 	"                             (default: the current directory)\n"
 	"  --fail-on SEV              exit 1 for failing findings at or above SEV:\n"
 	"                             info, low, medium, high, critical (default low)\n"
 	"  --include-pass             list passing findings too (they are always counted)\n"
+	"  --suppressions FILE        accepted risks (docs/suppressions.md): matching failures become\n"
+	"                             \"suppressed\" until their expiry date\n"
 	"  --rules DIR                add the rules in DIR/*.json (repeatable)\n"
 	"  --backup-sp-object-id TENANT=OID\n"
 	"                             Backup Management Service's object ID in TENANT, when the\n"
@@ -129,6 +132,32 @@ static const char AUDIT_USAGE[] =
 	"\n"
 	"exit codes: 0 no failing finding at or above --fail-on, 1 failing findings,\n"
 	"2 bad usage or bad input, 3 scan incomplete (some facts could not be read)\n";
+
+bool cli_load_suppressions(const char *path, const struct rule_catalog *cat, struct suppressions *out,
+                           struct audit_opts *ao)
+{
+	struct kv_err err = {{0}};
+
+	if (!path)
+		return true;
+	if (!suppressions_load(path, cat, NULL, out, &err)) {
+		cli_error("%s", err.msg);
+		return false;
+	}
+	ao->suppressions = out;
+	return true;
+}
+
+static void warn_line(const char *line, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "kvaudit: warning: %s\n", line);
+}
+
+void cli_warn_expired(const struct suppressions *s)
+{
+	suppressions_each_expired_hit(s, warn_line, NULL);
+}
 
 bool cli_use_color(void)
 {
@@ -153,6 +182,7 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 		{"out", required_argument, NULL, 'o'},
 		{"fail-on", required_argument, NULL, 'F'},
 		{"include-pass", no_argument, NULL, 'P'},
+		{"suppressions", required_argument, NULL, 'X'},
 		{"rules", required_argument, NULL, 'r'},
 		{"backup-sp-object-id", required_argument, NULL, 'b'},
 		{"quiet", no_argument, NULL, 'q'},
@@ -160,8 +190,9 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *formats = "json", *out = ".";
-	struct audit_opts ao = {SEV_LOW, false, NULL};
+	const char *formats = "json", *out = ".", *supp_path = NULL;
+	struct suppressions supp = {0};
+	struct audit_opts ao = {SEV_LOW, false, NULL, NULL};
 	struct strlist rules = {0}, sps = {0};
 	struct estate_opts eo = {0};
 	struct rule_catalog cat = {0};
@@ -184,6 +215,7 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 			}
 			break;
 		case 'P': ao.include_pass = true; break;
+		case 'X': supp_path = optarg; break;
 		case 'r': strlist_add(&rules, optarg); break;
 		case 'b': strlist_add(&sps, optarg); break;
 		case 'q': quiet = 1; break;
@@ -200,7 +232,7 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 	/* Validate the output request before any work, so a typo costs nothing. */
 	if (!cli_formats_valid(self, formats))
 		goto out;
-	if (!cli_load_catalog(&cat, &rules))
+	if (!cli_load_catalog(&cat, &rules) || !cli_load_suppressions(supp_path, &cat, &supp, &ao))
 		goto out;
 	eo.sp_overrides = sps.v;
 	eo.nsp_overrides = sps.n;
@@ -211,6 +243,7 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 		goto out;
 	}
 	report = audit_run(e, &cat, &ao);
+	cli_warn_expired(&supp);
 	cli_scan_stamp(stamp, sizeof(stamp));
 	if (!report_output(report, formats, out, stamp, verbose ? stderr : NULL, &err)) {
 		cli_error("%s", err.msg);
@@ -222,6 +255,7 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 out:
 	cJSON_Delete(report);
 	estate_free(e);
+	suppressions_release(&supp);
 	rule_catalog_release(&cat);
 	free(rules.v);
 	free(sps.v);
@@ -442,6 +476,10 @@ static const struct command commands[] = {
 	{"collect", "read the estate live from Azure into a snapshot", COLLECT_USAGE, cmd_collect},
 	{"scan", "collect live and audit in one go", SCAN_USAGE, cmd_scan},
 	{"whoami", "show the identity kvaudit signs in as and what it can read", WHOAMI_USAGE, cmd_whoami},
+	{"report", "render a saved JSON report as html, sarif, junit, md, csv or json", REPORT_USAGE, cmd_report},
+	{"diff", "new, resolved and unchanged failing findings between two reports", DIFF_USAGE, cmd_diff},
+	{"fix", "plan, and with --apply make, the grants Azure Backup needs", FIX_USAGE, cmd_fix},
+	{"rollback", "undo what a fix journal says was added", ROLLBACK_USAGE, cmd_rollback},
 };
 
 static void main_usage(FILE *f)
@@ -456,7 +494,7 @@ static void main_usage(FILE *f)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fputs("\n'kvaudit COMMAND --help' shows a command's options.\n"
 	      "exit codes: 0 ok, 1 failing findings, 2 bad usage or input, 3 scan incomplete,\n"
-	      "5 authentication failed\n", f);
+	      "4 a fix or rollback did not fully apply, 5 authentication failed\n", f);
 }
 
 int kv_main(int argc, char **argv)

@@ -34,6 +34,13 @@ bool cli_load_catalog(struct rule_catalog *cat, const struct strlist *dirs);
 /* Checks a comma-separated --format list against the report formats. */
 bool cli_formats_valid(const struct command *c, const char *formats);
 bool cli_use_color(void);
+/* --suppressions: loads path (NULL: none) into out and points ao at it; prints the error. */
+struct suppressions;
+struct audit_opts;
+bool cli_load_suppressions(const char *path, const struct rule_catalog *cat, struct suppressions *out,
+                           struct audit_opts *ao);
+/* One warning line per expired suppression that matched a finding. */
+void cli_warn_expired(const struct suppressions *s);
 /* "20261128T120000Z" */
 void cli_scan_stamp(char *out, size_t n);
 
@@ -58,10 +65,35 @@ bool cli_scope_option(struct scope_opts *s, int opt);
 /* Reads the estate live per s; returns an exit code and, on 0, *doc (a kvaudit.estate). */
 int cli_live_collect(const struct command *self, const struct scope_opts *s, cJSON **doc);
 
+/* A live connection (cloud, HTTP client, credential) for commands that write (fix, rollback). */
+struct cli_live;
+struct az_client;
+/* NULL with *rc the exit code (usage or auth) when it cannot be set up. */
+struct cli_live *cli_live_open(const struct command *self, const struct scope_opts *s, int *rc);
+struct az_client *cli_live_client(struct cli_live *cl);
+void cli_live_close(struct cli_live *cl);
+
+/*
+ * Loads a saved kvaudit.report (version 1); NULL with one line in err naming
+ * the file and what is wrong (reportcmd.c).
+ */
+cJSON *cli_report_load(const char *path, struct kv_err *err);
+int cmd_diff(int argc, char **argv, const struct command *self);
+extern const char DIFF_USAGE[];
+
 /* The live commands (live.c). */
 int cmd_collect(int argc, char **argv, const struct command *self);
 int cmd_scan(int argc, char **argv, const struct command *self);
 int cmd_whoami(int argc, char **argv, const struct command *self);
 extern const char COLLECT_USAGE[], SCAN_USAGE[], WHOAMI_USAGE[];
+
+/* kvaudit report (reportcmd.c): render a saved kvaudit.report in other formats. */
+int cmd_report(int argc, char **argv, const struct command *self);
+extern const char REPORT_USAGE[];
+
+/* Remediation (fixcmd.c). */
+int cmd_fix(int argc, char **argv, const struct command *self);
+int cmd_rollback(int argc, char **argv, const struct command *self);
+extern const char FIX_USAGE[], ROLLBACK_USAGE[];
 
 #endif

@@ -46,7 +46,8 @@ const char SCAN_USAGE[] =
 	"Collect live and audit in one go: 'kvaudit collect' followed by 'kvaudit audit'.\n"
 	"\n" SCOPE_USAGE
 	"  --save-estate FILE         keep the snapshot too (mode 0600)\n"
-	"  --format, --out, --fail-on, --include-pass, --rules, --backup-sp-object-id, -q, -v\n"
+	"  --format, --out, --fail-on, --include-pass, --suppressions, --rules, --backup-sp-object-id,\n"
+	"  -q, -v\n"
 	"                             as for 'kvaudit audit' (see 'kvaudit audit --help')\n"
 	"\n"
 	"exit codes: as 'kvaudit audit', and 5 when authentication failed\n";
@@ -146,6 +147,35 @@ static int live_setup(const struct command *self, const struct scope_opts *s, st
 	l->client.http = l->http;
 	l->client.cred = l->cred;
 	return KV_EXIT_OK;
+}
+
+struct cli_live {
+	struct live l;
+};
+
+struct cli_live *cli_live_open(const struct command *self, const struct scope_opts *s, int *rc)
+{
+	struct cli_live *cl = kv_calloc(1, sizeof(*cl));
+
+	*rc = live_setup(self, s, &cl->l);
+	if (*rc != KV_EXIT_OK) {
+		free(cl);
+		return NULL;
+	}
+	return cl;
+}
+
+struct az_client *cli_live_client(struct cli_live *cl)
+{
+	return &cl->l.client;
+}
+
+void cli_live_close(struct cli_live *cl)
+{
+	if (!cl)
+		return;
+	live_release(&cl->l);
+	free(cl);
 }
 
 /* Writes doc to path via a temporary file, mode 0600 (it names identities). */
@@ -291,6 +321,7 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 		{"out", required_argument, NULL, 'o'},
 		{"fail-on", required_argument, NULL, 'F'},
 		{"include-pass", no_argument, NULL, 'P'},
+		{"suppressions", required_argument, NULL, 'X'},
 		{"rules", required_argument, NULL, 'r'},
 		{"backup-sp-object-id", required_argument, NULL, 'b'},
 		{"save-estate", required_argument, NULL, 'S'},
@@ -300,8 +331,9 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 		{NULL, 0, NULL, 0},
 	};
 	struct scope_opts s;
-	const char *formats = "json", *out = ".", *save = NULL;
-	struct audit_opts ao = {SEV_LOW, false, "live"};
+	const char *formats = "json", *out = ".", *save = NULL, *supp_path = NULL;
+	struct suppressions supp = {0};
+	struct audit_opts ao = {SEV_LOW, false, "live", NULL};
 	struct strlist rules = {0}, sps = {0};
 	struct estate_opts eo = {0};
 	struct rule_catalog cat = {0};
@@ -327,6 +359,7 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 			}
 			break;
 		case 'P': ao.include_pass = true; break;
+		case 'X': supp_path = optarg; break;
 		case 'r': strlist_add(&rules, optarg); break;
 		case 'b': strlist_add(&sps, optarg); break;
 		case 'S': save = optarg; break;
@@ -340,7 +373,8 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 		rc = cli_usage_error(self, "scan takes no positional arguments (to audit a file: kvaudit audit FILE)");
 		goto out;
 	}
-	if (!cli_formats_valid(self, formats) || !cli_load_catalog(&cat, &rules))
+	if (!cli_formats_valid(self, formats) || !cli_load_catalog(&cat, &rules) ||
+	    !cli_load_suppressions(supp_path, &cat, &supp, &ao))
 		goto out;
 	rc = cli_live_collect(self, &s, &doc);
 	if (rc != KV_EXIT_OK)
@@ -359,6 +393,7 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 		goto out;
 	}
 	report = audit_run(e, &cat, &ao);
+	cli_warn_expired(&supp);
 	cli_scan_stamp(stamp, sizeof(stamp));
 	if (!report_output(report, formats, out, stamp, s.verbose ? stderr : NULL, &err)) {
 		cli_error("%s", err.msg);
@@ -372,6 +407,7 @@ out:
 	estate_free(e);
 	free(text);
 	cJSON_Delete(doc);
+	suppressions_release(&supp);
 	rule_catalog_release(&cat);
 	free(rules.v);
 	free(sps.v);

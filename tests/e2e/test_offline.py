@@ -492,6 +492,90 @@ class DemoAudit(unittest.TestCase):
                 self.assertFalse(cell.startswith(FORMULA_LEADERS), cell)
 
 
+class RemediationChanges(unittest.TestCase):
+    """A failing finding's remediation.change is the exact change a fix would make."""
+
+    def test_missing_permissions_are_granted_in_their_own_category(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            r, rep = audit_json(demo_path(), cwd=tmp)
+        self.assertIsNotNone(rep, r)
+        seen = set()
+        for f in rep["findings"]:
+            if f["status"] != "fail" or f["rule"] not in ("KVA-BKP-001", "KVA-BKP-002"):
+                continue
+            change = f["remediation"]["change"]
+            self.assertEqual(change["operation"], "PUT accessPolicies/add")
+            perms = change["accessPolicy"]["permissions"]
+            category = "secrets" if f["rule"] == "KVA-BKP-001" else "keys"
+            self.assertEqual(list(perms), [category], f)
+            self.assertTrue(set(perms[category]) <= {"get", "list", "backup"})
+            seen.add(category)
+        self.assertEqual(seen, {"secrets", "keys"})
+
+
+class SuppressionsAndDiff(unittest.TestCase):
+    """--suppressions turns accepted failures into `suppressed`; `kvaudit diff` alerts only on new ones."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="kvaudit-e2e-")
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def supp(self, expires, rule="KVA-BKP-003", resource="/vaults/kv-nw-dev-neu$"):
+        path = os.path.join(self.dir, "supp.json")
+        write_json(path, {"kind": "kvaudit.suppressions", "version": 1, "suppressions": [
+            {"rule": rule, "resource": resource, "reason": "dev vault", "owner": "platform", "expires": expires}]})
+        return path
+
+    def test_a_suppressed_failure_stays_listed_and_does_not_count(self):
+        r, base = audit_json(demo_path(), cwd=self.dir)
+        r, rep = audit_json(demo_path(), "--suppressions", self.supp("2099-12-31"), cwd=self.dir)
+        self.assertEqual(r.rc, 1)
+        sup = [f for f in rep["findings"] if f["status"] == "suppressed"]
+        self.assertEqual([(f["rule"], f["vaultName"]) for f in sup], [("KVA-BKP-003", "kv-nw-dev-neu")])
+        self.assertEqual(sup[0]["suppression"]["owner"], "platform")
+        self.assertEqual(rep["summary"]["byStatus"]["suppressed"], 1)
+        self.assertEqual(rep["summary"]["failing"], base["summary"]["failing"] - 1)
+
+    def test_an_expired_suppression_warns_and_suppresses_nothing(self):
+        r, rep = audit_json(demo_path(), "--suppressions", self.supp("2020-01-01"), cwd=self.dir)
+        self.assertIn("expired on 2020-01-01", r.err)
+        self.assertEqual(rep["summary"]["byStatus"]["suppressed"], 0)
+        hit = [f for f in rep["findings"] if f.get("suppression")]
+        self.assertTrue(hit and hit[0]["suppression"]["expired"] and hit[0]["status"] == "fail")
+
+    def test_bad_suppressions_are_bad_input(self):
+        r = kv("audit", demo_path(), "--suppressions", self.supp("2099-12-31", rule="KVA-NOPE-001"),
+               "--out", "-", "-q", cwd=self.dir)
+        one_line_error(self, r, "supp.json", "KVA-NOPE-001")
+        r = kv("audit", demo_path(), "--suppressions", self.supp("2099-12-31", resource="(x"),
+               "--out", "-", "-q", cwd=self.dir)
+        one_line_error(self, r, "supp.json", "pattern")
+
+    def test_diff_alerts_on_new_failures_only(self):
+        old = os.path.join(self.dir, "old.json")
+        new = os.path.join(self.dir, "new.json")
+        self.assertEqual(kv("audit", demo_path(), "--suppressions", self.supp("2099-12-31"), "--out", old,
+                            "-q", cwd=self.dir).rc, 1)
+        self.assertEqual(kv("audit", demo_path(), "--out", new, "-q", cwd=self.dir).rc, 1)
+        same = kv("diff", old, old, cwd=self.dir)
+        self.assertEqual(same.rc, 0, same.err)
+        self.assertIn("new failing findings (0)", same.out)
+        grew = kv("diff", old, new, "--format", "json", cwd=self.dir)
+        self.assertEqual(grew.rc, 1, grew.err)
+        d = json.loads(grew.out)
+        self.assertEqual([f["rule"] for f in d["new"]], ["KVA-BKP-003"])
+        self.assertEqual(d["resolved"], [])
+        self.assertEqual(kv("diff", old, new, "--fail-on", "medium", cwd=self.dir).rc, 0)
+        shrank = kv("diff", new, old, cwd=self.dir)
+        self.assertEqual(shrank.rc, 0)
+        self.assertIn("resolved (1)", shrank.out)
+        bad = kv("diff", old, demo_path(), cwd=self.dir)
+        self.assertEqual(bad.rc, 2)
+
+
 class DemoOptions(unittest.TestCase):
     """Output options, --fail-on, -q, determinism, overrides."""
 

@@ -841,15 +841,15 @@ static void output_rejects_unknown_and_missing_formats(void **state)
 	char *names;
 
 	assert_false(report_output(report, "json,xml", t->path, "x", NULL, &err));
-	assert_string_equal(err.msg, "unknown report format 'xml' (known: json, csv)");
+	assert_string_equal(err.msg, "unknown report format 'xml' (known: json, csv, html, sarif, junit, md)");
 	assert_false(report_output(report, " , ", t->path, "x", NULL, &err));
-	assert_string_equal(err.msg, "no report format given (known: json, csv)");
+	assert_string_equal(err.msg, "no report format given (known: json, csv, html, sarif, junit, md)");
 	assert_false(report_output(report, NULL, t->path, "x", NULL, &err));
 	names = list_dir(t->path);
 	assert_string_equal(names, "");             /* nothing written before the check */
 	assert_non_null(report_format_find("json"));
 	assert_string_equal(report_format_find("CSV")->ext, "csv");
-	assert_null(report_format_find("html"));
+	assert_null(report_format_find("pdf"));
 	assert_null(report_format_find(NULL));
 	free(names);
 	cJSON_Delete(report);

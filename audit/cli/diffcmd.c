@@ -1,0 +1,174 @@
+/*
+ * diffcmd.c - `kvaudit diff OLD.json NEW.json`: what changed between two
+ * saved reports, so a nightly job alerts only on new failures.  A failing
+ * finding is identified by its rule and subject IDs (compared as Azure
+ * compares IDs: case-insensitively); its message may change between runs.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/cli/cli.h"
+#include "audit/cli/cli_internal.h"
+#include "audit/util/armid.h"
+#include "reports/report.h"
+
+const char DIFF_USAGE[] =
+	"usage: kvaudit diff OLD.json NEW.json [--format text|json] [--fail-on SEV]\n"
+	"\n"
+	"Compare the failing findings of two JSON reports: new, resolved and unchanged.\n"
+	"\n"
+	"options:\n"
+	"  --format text|json         output on stdout (default text)\n"
+	"  --fail-on SEV              exit 1 when a NEW failing finding is at or above SEV\n"
+	"                             (info, low, medium, high, critical; default low)\n"
+	"  -h, --help                 this help\n"
+	"\n"
+	"exit codes: 0 nothing new at or above --fail-on, 1 new failing findings, 2 bad usage or input\n";
+
+static const char *s_of(const cJSON *o, const char *k)
+{
+	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+/* Same finding: same rule and subject, same resources (IDs case-insensitively). */
+static bool same_finding(const cJSON *a, const cJSON *b)
+{
+	return kv_streq_ci(s_of(a, "rule"), s_of(b, "rule")) && kv_streq_ci(s_of(a, "subject"), s_of(b, "subject")) &&
+	       armid_eq(s_of(a, "vm"), s_of(b, "vm")) && armid_eq(s_of(a, "vault"), s_of(b, "vault")) &&
+	       kv_streq_ci(s_of(a, "tenant"), s_of(b, "tenant"));
+}
+
+static bool failing(const cJSON *f)
+{
+	return kv_streq_ci(s_of(f, "status"), "fail");
+}
+
+static bool contains(const cJSON *findings, const cJSON *f)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, findings)
+		if (failing(it) && same_finding(it, f))
+			return true;
+	return false;
+}
+
+/* The failing findings of `from` that are (or are not) failing in `other`. */
+static cJSON *select_findings(const cJSON *from, const cJSON *other, bool in_other)
+{
+	cJSON *out = cJSON_CreateArray();
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, from)
+		if (failing(it) && contains(other, it) == in_other)
+			cJSON_AddItemToArray(out, cJSON_Duplicate(it, true));
+	return out;
+}
+
+static void print_list(const char *title, const cJSON *list)
+{
+	const cJSON *it;
+
+	printf("%s (%d)\n", title, cJSON_GetArraySize(list));
+	cJSON_ArrayForEach(it, list) {
+		char *sev = term_safe(s_of(it, "severity")), *rule = term_safe(s_of(it, "rule"));
+		char *msg = term_safe(s_of(it, "message"));
+
+		printf("  %-8s %-12s %s\n", sev ? sev : "?", rule ? rule : "?", msg ? msg : "");
+		free(sev);
+		free(rule);
+		free(msg);
+	}
+}
+
+int cmd_diff(int argc, char **argv, const struct command *self)
+{
+	static const struct option opts[] = {
+		{"format", required_argument, NULL, 'f'},
+		{"fail-on", required_argument, NULL, 'F'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *format = "text";
+	enum severity fail_on = SEV_LOW;
+	cJSON *old = NULL, *new = NULL, *added = NULL, *resolved = NULL, *kept = NULL;
+	const cJSON *it, *fo, *fn;
+	struct kv_err err = {{0}};
+	int opt, rc = KV_EXIT_USAGE, alerts = 0;
+
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'f': format = optarg; break;
+		case 'F':
+			if (!severity_parse(optarg, &fail_on)) {
+				rc = cli_usage_error(self, "--fail-on takes info, low, medium, high or critical");
+				goto out;
+			}
+			break;
+		case 'h': rc = cli_print_help(self); goto out;
+		default: rc = cli_bad_option(self, argv, opt); goto out;
+		}
+	}
+	if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
+		rc = cli_usage_error(self, "--format takes text or json");
+		goto out;
+	}
+	if (argc - optind != 2) {
+		rc = cli_usage_error(self, "two reports are expected: OLD.json NEW.json");
+		goto out;
+	}
+	if (!(old = cli_report_load(argv[optind], &err)) || !(new = cli_report_load(argv[optind + 1], &err))) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	fo = cJSON_GetObjectItemCaseSensitive(old, "findings");
+	fn = cJSON_GetObjectItemCaseSensitive(new, "findings");
+	added = select_findings(fn, fo, false);
+	resolved = select_findings(fo, fn, false);
+	kept = select_findings(fn, fo, true);
+	cJSON_ArrayForEach(it, added) {
+		enum severity s;
+
+		if (severity_parse(s_of(it, "severity"), &s) && s >= fail_on)
+			alerts++;
+	}
+	if (strcmp(format, "json") == 0) {
+		cJSON *d = cJSON_CreateObject();
+		char *text;
+
+		cJSON_AddStringToObject(d, "kind", "kvaudit.diff");
+		cJSON_AddNumberToObject(d, "version", 1);
+		cJSON_AddItemToObject(d, "old", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(old, "scan"), true));
+		cJSON_AddItemToObject(d, "newScan", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(new, "scan"), true));
+		cJSON_AddStringToObject(d, "failOn", severity_name(fail_on));
+		cJSON_AddNumberToObject(d, "alerts", alerts);
+		cJSON_AddItemToObject(d, "new", added);
+		cJSON_AddItemToObject(d, "resolved", resolved);
+		cJSON_AddItemToObject(d, "unchanged", kept);
+		added = resolved = kept = NULL;
+		text = cJSON_Print(d);
+		printf("%s\n", text);
+		free(text);
+		cJSON_Delete(d);
+	} else {
+		print_list("new failing findings", added);
+		print_list("resolved", resolved);
+		printf("unchanged failing findings: %d\n", cJSON_GetArraySize(kept));
+	}
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		cli_error("cannot write to standard output");
+		goto out;
+	}
+	rc = alerts ? KV_EXIT_FINDINGS : KV_EXIT_OK;
+out:
+	cJSON_Delete(old);
+	cJSON_Delete(new);
+	cJSON_Delete(added);
+	cJSON_Delete(resolved);
+	cJSON_Delete(kept);
+	return rc;
+}

@@ -1,0 +1,551 @@
+/*
+ * fixcmd.c - the remediation commands: fix (plan, and with --apply make,
+ * the grants Azure Backup needs) and rollback (undo what a journal says was
+ * added).  The work is in audit/fix/fix.c; this file parses options, asks
+ * for confirmation, prints and picks the exit code.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "audit/cli/cli.h"
+#include "audit/cli/cli_internal.h"
+#include "audit/estate/estate.h"
+#include "audit/fix/fix.h"
+
+#define FIX_SCOPE_USAGE \
+	"scope (the live read, and the connection used to apply):\n" \
+	"  --subscription ID          only this subscription (repeatable)\n" \
+	"  --all-subscriptions        every subscription the identity can read (the default)\n" \
+	"  --cloud NAME|FILE          AzureCloud (default), AzureUSGovernment, AzureChinaCloud or a file\n" \
+	"  --auth auto|env|msi|cli    credential source (default auto)\n"
+
+const char FIX_USAGE[] =
+	"usage: kvaudit fix [scope | --estate FILE] [--rule ID]... [--vault NAME|ID]...\n"
+	"                   [--apply [--yes]] [--journal FILE] [--rbac-role ID]\n"
+	"                   [--include-vault-settings] [--out FILE.json]\n"
+	"\n"
+	"Plan the access Azure Backup needs on each key vault with a failing finding, and with\n"
+	"--apply make it: access-policy vaults get Backup Management Service's missing template\n"
+	"permissions through accessPolicies/add (secrets get, list, backup where a BEK is kept; keys\n"
+	"get, list, backup where a KEK is kept); RBAC vaults get one role assignment at the vault.\n"
+	"Nothing else is touched.  Without --apply nothing is written.\n"
+	"\n" FIX_SCOPE_USAGE
+	"options:\n"
+	"  --estate FILE              plan from a snapshot (apply still re-reads each vault live)\n"
+	"  --rule ID                  only findings of this rule (repeatable)\n"
+	"  --vault NAME|ID            only this vault (repeatable)\n"
+	"  --apply                    make the changes (asks on a terminal; see --yes)\n"
+	"  --yes                      do not ask (required when standard input is not a terminal)\n"
+	"  --journal FILE             where writes are journaled first (default\n"
+	"                             kvaudit-fix-<UTC time>.journal), JSON lines, mode 0600\n"
+	"  --rbac-role ID             role definition for RBAC vaults (default Key Vault Administrator,\n"
+	"                             00482a5a-887f-4fb3-b363-3b7fe8e74483)\n"
+	"  --include-vault-settings   also plan vault settings fixes (some are irreversible)\n"
+	"  --backup-sp-object-id TENANT=OID\n"
+	"                             Backup Management Service's object ID in TENANT (repeatable)\n"
+	"  --out FILE.json            the run as JSON: the plan and every change with before/after\n"
+	"  -q, --quiet, -v, --verbose progress on stderr\n"
+	"  -h, --help                 this help\n"
+	"\n"
+	"exit codes: 0 planned, or every vault applied or already compliant, 2 bad usage,\n"
+	"4 some vault failed, 5 authentication failed\n";
+
+const char ROLLBACK_USAGE[] =
+	"usage: kvaudit rollback JOURNAL [--cloud NAME|FILE] [--auth METHOD] [--yes] [--out FILE.json]\n"
+	"\n"
+	"Undo what a fix journal says was added, the last write first: remove exactly the permissions\n"
+	"the fix added (spelt as the vault stores them) and delete the role assignments it created.\n"
+	"Each vault is re-read first, so an interrupted run is undone as far as it got.  The rollback\n"
+	"is journaled into JOURNAL too.\n"
+	"\n"
+	"options:\n"
+	"  --cloud, --auth            as for 'kvaudit scan'\n"
+	"  --yes                      do not ask (required when standard input is not a terminal)\n"
+	"  --out FILE.json            the rollback as JSON\n"
+	"  -q, --quiet, -v, --verbose progress on stderr\n"
+	"  -h, --help                 this help\n"
+	"\n"
+	"exit codes: 0 undone (or nothing left to undo), 2 bad usage, 4 something could not be\n"
+	"undone, 5 authentication failed\n";
+
+enum {
+	OPT_ESTATE = 2000, OPT_RULE, OPT_VAULT, OPT_APPLY, OPT_YES, OPT_JOURNAL, OPT_RBAC_ROLE, OPT_SETTINGS,
+	OPT_OUT, OPT_BMS,
+};
+
+static bool write_report(const char *path, const cJSON *doc, struct kv_err *err)
+{
+	char *text = cJSON_Print(doc);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	size_t len = strlen(text), off = 0;
+	bool ok = false;
+
+	if (fd < 0) {
+		kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	while (off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (write(fd, "\n", 1) != 1) {
+		kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	ok = true;
+out:
+	if (fd >= 0 && close(fd) != 0 && ok) {
+		kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
+		ok = false;
+	}
+	free(text);
+	return ok;
+}
+
+/* Asks on the terminal; false unless the answer is y or yes. */
+static bool confirm(const char *question)
+{
+	char line[32];
+
+	fprintf(stderr, "%s [y/N] ", question);
+	fflush(stderr);
+	if (!fgets(line, sizeof(line), stdin))
+		return false;
+	line[strcspn(line, "\r\n")] = '\0';
+	return kv_streq_ci(line, "y") || kv_streq_ci(line, "yes");
+}
+
+static bool is_guid(const char *s)
+{
+	static const char pattern[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+
+	if (strlen(s) != sizeof(pattern) - 1)
+		return false;
+	for (size_t i = 0; pattern[i]; i++)
+		if (pattern[i] == '-' ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i]))
+			return false;
+	return true;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+static void print_perms(FILE *f, const cJSON *body)
+{
+	const cJSON *perms = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(body, "properties"),
+		                                                    "accessPolicies"), 0), "permissions");
+	const cJSON *cat, *p;
+
+	cJSON_ArrayForEach(cat, perms) {
+		bool first = true;
+
+		fprintf(f, " %s ", cat->string);
+		cJSON_ArrayForEach(p, cat) {
+			fprintf(f, "%s%s", first ? "" : ",", cJSON_IsString(p) ? p->valuestring : "?");
+			first = false;
+		}
+	}
+}
+
+static void run_id(char *out, size_t n)
+{
+	char stamp[32];
+
+	cli_scan_stamp(stamp, sizeof(stamp));
+	snprintf(out, n, "%s-%ld", stamp, (long)getpid());
+}
+
+static cJSON *summary_of(const cJSON *results, int *failed)
+{
+	cJSON *s = cJSON_CreateObject();
+	const cJSON *r;
+
+	*failed = 0;
+	cJSON_ArrayForEach(r, results) {
+		const char *st = jstr(r, "status");
+		cJSON *n = cJSON_GetObjectItemCaseSensitive(s, st);
+
+		if (n)
+			cJSON_SetNumberValue(n, n->valuedouble + 1);
+		else
+			cJSON_AddNumberToObject(s, st, 1);
+		if (strcmp(st, "failed") == 0)
+			(*failed)++;
+	}
+	return s;
+}
+
+int cmd_fix(int argc, char **argv, const struct command *self)
+{
+	static const struct option opts[] = {
+		SCOPE_OPTIONS,
+		{"estate", required_argument, NULL, OPT_ESTATE},
+		{"rule", required_argument, NULL, OPT_RULE},
+		{"vault", required_argument, NULL, OPT_VAULT},
+		{"apply", no_argument, NULL, OPT_APPLY},
+		{"yes", no_argument, NULL, OPT_YES},
+		{"journal", required_argument, NULL, OPT_JOURNAL},
+		{"rbac-role", required_argument, NULL, OPT_RBAC_ROLE},
+		{"include-vault-settings", no_argument, NULL, OPT_SETTINGS},
+		{"backup-sp-object-id", required_argument, NULL, OPT_BMS},
+		{"out", required_argument, NULL, OPT_OUT},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct scope_opts s;
+	struct fix_plan_opts po;
+	struct strlist rules = {0}, vaults = {0}, sps = {0}, none = {0};
+	const char *estate_path = NULL, *journal_path = NULL, *out = NULL;
+	bool apply = false, yes = false;
+	struct estate_opts eo = {0};
+	struct rule_catalog cat = {0};
+	struct audit_opts ao = {SEV_LOW, false, NULL, NULL};
+	struct estate *e = NULL;
+	struct kv_err err = {{0}};
+	struct fix_journal j = {-1, NULL};
+	struct cli_live *live = NULL;
+	cJSON *doc = NULL, *report = NULL, *plan = NULL, *results = NULL, *run = NULL;
+	char *deflt_journal = NULL, rid[64];
+	int opt, rc = KV_EXIT_USAGE, actionable = 0, failed = 0;
+
+	memset(&s, 0, sizeof(s));
+	memset(&po, 0, sizeof(po));
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
+		if (cli_scope_option(&s, opt))
+			continue;
+		switch (opt) {
+		case OPT_ESTATE: estate_path = optarg; break;
+		case OPT_RULE: strlist_add(&rules, optarg); break;
+		case OPT_VAULT: strlist_add(&vaults, optarg); break;
+		case OPT_APPLY: apply = true; break;
+		case OPT_YES: yes = true; break;
+		case OPT_JOURNAL: journal_path = optarg; break;
+		case OPT_RBAC_ROLE: po.rbac_role = optarg; break;
+		case OPT_SETTINGS: po.include_vault_settings = true; break;
+		case OPT_BMS: strlist_add(&sps, optarg); break;
+		case OPT_OUT: out = optarg; break;
+		case 'q': s.quiet = true; break;
+		case 'v': s.verbose = true; break;
+		case 'h': rc = cli_print_help(self); goto out;
+		default: rc = cli_bad_option(self, argv, opt); goto out;
+		}
+	}
+	if (optind != argc) {
+		rc = cli_usage_error(self, "fix takes no positional arguments (a snapshot goes with --estate FILE)");
+		goto out;
+	}
+	if (apply && !yes && !isatty(STDIN_FILENO)) {
+		rc = cli_usage_error(self, "refusing to apply: standard input is not a terminal to confirm on; "
+		                           "pass --yes to apply without asking");
+		goto out;
+	}
+	if (s.data_plane) {
+		rc = cli_usage_error(self, "fix does not take --data-plane");
+		goto out;
+	}
+	if (po.rbac_role && !(po.rbac_role[0] == '/' && strstr(po.rbac_role, "/roleDefinitions/")) &&
+	    !is_guid(po.rbac_role)) {
+		rc = cli_usage_error(self, "--rbac-role takes a role definition GUID or its full ID");
+		goto out;
+	}
+	if (!cli_load_catalog(&cat, &none))
+		goto out;
+	for (size_t i = 0; i < rules.n; i++)
+		if (!rule_catalog_find(&cat, rules.v[i])) {
+			char msg[160];
+
+			snprintf(msg, sizeof(msg), "--rule: no rule '%.64s' (see 'kvaudit rules list')", rules.v[i]);
+			rc = cli_usage_error(self, msg);
+			goto out;
+		}
+	eo.sp_overrides = sps.v;
+	eo.nsp_overrides = sps.n;
+	if (estate_path) {
+		e = estate_load(estate_path, &eo, &err);
+		ao.source = estate_path;
+	} else {
+		char *text;
+
+		rc = cli_live_collect(self, &s, &doc);
+		if (rc != KV_EXIT_OK)
+			goto out;
+		rc = KV_EXIT_USAGE;
+		text = cJSON_PrintUnformatted(doc);
+		e = estate_parse(text, strlen(text), "collected estate", &eo, &err);
+		free(text);
+		ao.source = "live";
+	}
+	if (!e) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	report = audit_run(e, &cat, &ao);
+	po.rules = rules.v;
+	po.nrules = rules.n;
+	po.vaults = vaults.v;
+	po.nvaults = vaults.n;
+	po.subscriptions = s.subs.v;
+	po.nsubscriptions = s.subs.n;
+	plan = fix_plan(report, e, &po);
+	fix_plan_print(plan, stdout);
+	fflush(stdout);
+	run_id(rid, sizeof(rid));
+	run = cJSON_CreateObject();
+	cJSON_AddStringToObject(run, "kind", "kvaudit.fix");
+	cJSON_AddNumberToObject(run, "version", 1);
+	cJSON_AddStringToObject(run, "run", rid);
+	cJSON_AddStringToObject(run, "mode", apply ? "apply" : "plan");
+	cJSON_AddStringToObject(run, "source", ao.source);
+	cJSON_AddItemToObject(run, "plan", cJSON_Duplicate(plan, true));
+	{
+		const cJSON *it;
+
+		cJSON_ArrayForEach(it, plan)
+			if (!jstr(it, "skip") && strcmp(jstr(it, "kind"), "none") != 0)
+				actionable++;
+	}
+	if (!apply) {
+		if (actionable)
+			printf("plan only: nothing was changed (add --apply to make these changes)\n");
+		cJSON_AddNullToObject(run, "journal");
+		cJSON_AddNullToObject(run, "results");
+		rc = KV_EXIT_OK;
+		goto report;
+	}
+	if (actionable == 0) {
+		printf("nothing to change: no vault needs a grant\n");
+		cJSON_AddNullToObject(run, "journal");
+		cJSON_AddItemToObject(run, "results", cJSON_CreateArray());
+		rc = KV_EXIT_OK;
+		goto report;
+	}
+	if (!yes) {
+		char q[128];
+
+		snprintf(q, sizeof(q), "kvaudit: apply these changes to %d vault(s)?", actionable);
+		if (!confirm(q)) {
+			printf("not applied: nothing was changed\n");
+			rc = KV_EXIT_OK;
+			cJSON_AddNullToObject(run, "journal");
+			cJSON_AddNullToObject(run, "results");
+			goto report;
+		}
+	}
+	if (!journal_path) {
+		char stamp[32];
+
+		cli_scan_stamp(stamp, sizeof(stamp));
+		journal_path = deflt_journal = kv_asprintf("kvaudit-fix-%s.journal", stamp);
+	}
+	live = cli_live_open(self, &s, &rc);
+	if (!live)
+		goto out;
+	rc = KV_EXIT_USAGE;
+	if (!fix_journal_open(&j, journal_path, &err)) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	cJSON_AddStringToObject(run, "journal", journal_path);
+	results = cJSON_AddArrayToObject(run, "results");
+	{
+		struct fix_ctx ctx = {cli_live_client(live), &j, rid, s.quiet ? NULL : s.verbose ? stderr : NULL, false};
+		const cJSON *it;
+		int changed = 0;
+		cJSON *sum;
+
+		cJSON_ArrayForEach(it, plan) {
+			cJSON *r = fix_apply_item(&ctx, it);
+			const char *st = jstr(r, "status");
+
+			if (strcmp(st, "applied") == 0) {
+				changed++;
+				printf("vault %s: applied", jstr(r, "name"));
+				if (strcmp(jstr(r, "kind"), "access-policy") == 0)
+					print_perms(stdout, cJSON_GetObjectItemCaseSensitive(r, "change"));
+				else
+					printf(" role assignment");
+				printf(" (verified)\n");
+			} else if (strcmp(st, "already-compliant") == 0) {
+				printf("vault %s: already compliant, nothing changed\n", jstr(r, "name"));
+			} else {
+				printf("%s: %s\n", st, jstr(r, "error") ? jstr(r, "error") : jstr(r, "name"));
+				if (strcmp(st, "failed") == 0)
+					cli_error("%s", jstr(r, "error") ? jstr(r, "error") : "failed");
+			}
+			cJSON_AddItemToArray(results, r);
+		}
+		sum = summary_of(results, &failed);
+		cJSON_AddItemToObject(run, "summary", sum);
+		if (changed == 0 && failed == 0)
+			printf("nothing changed: every vault was already compliant or skipped\n");
+		printf("journal: %s\n", journal_path);
+		rc = ctx.auth_failed ? KV_EXIT_AUTH : failed ? KV_EXIT_FIX : KV_EXIT_OK;
+	}
+report:
+	if (out && !write_report(out, run, &err)) {
+		cli_error("%s", err.msg);
+		if (rc == KV_EXIT_OK)
+			rc = KV_EXIT_USAGE;
+	}
+	if (fflush(stdout) != 0 && rc == KV_EXIT_OK)
+		rc = KV_EXIT_USAGE;
+out:
+	cli_live_close(live);
+	fix_journal_close(&j);
+	cJSON_Delete(run);
+	cJSON_Delete(plan);
+	cJSON_Delete(report);
+	cJSON_Delete(doc);
+	estate_free(e);
+	rule_catalog_release(&cat);
+	free(deflt_journal);
+	free(rules.v);
+	free(vaults.v);
+	free(sps.v);
+	free(s.subs.v);
+	return rc;
+}
+
+int cmd_rollback(int argc, char **argv, const struct command *self)
+{
+	static const struct option opts[] = {
+		{"cloud", required_argument, NULL, OPT_CLOUD},
+		{"auth", required_argument, NULL, OPT_AUTH},
+		{"yes", no_argument, NULL, OPT_YES},
+		{"out", required_argument, NULL, OPT_OUT},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct scope_opts s;
+	const char *out = NULL, *path;
+	bool yes = false;
+	struct kv_err err = {{0}};
+	struct fix_journal j = {-1, NULL};
+	struct cli_live *live = NULL;
+	cJSON *entries = NULL, *run = NULL, *results;
+	char rid[64];
+	int opt, rc = KV_EXIT_USAGE, writes = 0, failed = 0;
+	const cJSON *e;
+
+	memset(&s, 0, sizeof(s));
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
+		if (cli_scope_option(&s, opt))
+			continue;
+		switch (opt) {
+		case OPT_YES: yes = true; break;
+		case OPT_OUT: out = optarg; break;
+		case 'q': s.quiet = true; break;
+		case 'v': s.verbose = true; break;
+		case 'h': rc = cli_print_help(self); goto out;
+		default: rc = cli_bad_option(self, argv, opt); goto out;
+		}
+	}
+	if (argc - optind != 1) {
+		rc = cli_usage_error(self, argc - optind == 0 ? "a journal file is required"
+		                                          : "exactly one journal file is expected");
+		goto out;
+	}
+	path = argv[optind];
+	if (!yes && !isatty(STDIN_FILENO)) {
+		rc = cli_usage_error(self, "refusing to roll back: standard input is not a terminal to confirm on; "
+		                           "pass --yes to roll back without asking");
+		goto out;
+	}
+	if (!(entries = fix_journal_read(path, &err))) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	cJSON_ArrayForEach(e, entries)
+		if (kv_streq_ci(jstr(e, "phase"), "intent") &&
+		    (kv_streq_ci(jstr(e, "type"), "grant") || kv_streq_ci(jstr(e, "type"), "role")))
+			writes++;
+	if (writes == 0) {
+		printf("%s: the journal records no write: nothing to roll back\n", path);
+		rc = KV_EXIT_OK;
+		goto out;
+	}
+	printf("%s: %d write(s) to undo, the last first\n", path, writes);
+	if (!yes) {
+		char q[128];
+
+		snprintf(q, sizeof(q), "kvaudit: undo %d write(s)?", writes);
+		if (!confirm(q)) {
+			printf("not rolled back: nothing was changed\n");
+			rc = KV_EXIT_OK;
+			goto out;
+		}
+	}
+	live = cli_live_open(self, &s, &rc);
+	if (!live)
+		goto out;
+	rc = KV_EXIT_USAGE;
+	if (!fix_journal_open(&j, path, &err)) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	run_id(rid, sizeof(rid));
+	run = cJSON_CreateObject();
+	cJSON_AddStringToObject(run, "kind", "kvaudit.rollback");
+	cJSON_AddNumberToObject(run, "version", 1);
+	cJSON_AddStringToObject(run, "run", rid);
+	cJSON_AddStringToObject(run, "journal", path);
+	results = cJSON_AddArrayToObject(run, "results");
+	{
+		struct fix_ctx ctx = {cli_live_client(live), &j, rid, s.quiet ? NULL : s.verbose ? stderr : NULL, false};
+		const cJSON *r;
+
+		fix_rollback(&ctx, entries, results);
+		cJSON_ArrayForEach(r, results) {
+			const char *st = jstr(r, "status");
+
+			if (strcmp(st, "rolled-back") == 0)
+				printf("vault %s: rolled back %s\n", jstr(r, "name"),
+				       strcmp(jstr(r, "kind"), "role-assignment") == 0 ? "(role assignment deleted)" :
+				       "(added permissions removed)");
+			else if (strcmp(st, "nothing-to-undo") == 0)
+				printf("vault %s: nothing to undo\n", jstr(r, "name"));
+			else
+				cli_error("%s", jstr(r, "error") ? jstr(r, "error") : "failed");
+		}
+		cJSON_AddItemToObject(run, "summary", summary_of(results, &failed));
+		rc = ctx.auth_failed ? KV_EXIT_AUTH : failed ? KV_EXIT_FIX : KV_EXIT_OK;
+	}
+	if (out && !write_report(out, run, &err)) {
+		cli_error("%s", err.msg);
+		if (rc == KV_EXIT_OK)
+			rc = KV_EXIT_USAGE;
+	}
+	if (fflush(stdout) != 0 && rc == KV_EXIT_OK)
+		rc = KV_EXIT_USAGE;
+out:
+	cli_live_close(live);
+	fix_journal_close(&j);
+	cJSON_Delete(run);
+	cJSON_Delete(entries);
+	free(s.subs.v);
+	return rc;
+}

@@ -1,0 +1,240 @@
+/*
+ * reportcmd.c - `kvaudit report REPORT.json [--format LIST] [--out DIR|FILE|-]`:
+ * renders a saved kvaudit.report (docs/report.md) in any report format,
+ * with the same --out rules as `kvaudit audit`.  Files written to a
+ * directory are named after the report's own generatedAt time, so
+ * rendering a report again gives the names the scan would have given.
+ *
+ * The report is loaded as the estate loader loads an estate: one line
+ * naming the file and the JSON path or byte offset, exit 2.  Only the
+ * envelope is checked (kind, version, the member types the writers walk);
+ * the writers tolerate missing or mistyped members inside.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "audit/cli/cli.h"
+#include "audit/cli/cli_internal.h"
+#include "audit/util/json.h"
+#include "audit/util/util.h"
+#include "reports/report.h"
+
+/* A saved report is at most this big (a large estate's report with --include-pass is a few MiB). */
+#define REPORT_MAX_BYTES (256u * 1024 * 1024)
+
+const char REPORT_USAGE[] =
+	"usage: kvaudit report REPORT.json [--format LIST] [--out DIR|FILE|-]\n"
+	"\n"
+	"Render a saved JSON report (kvaudit.report v1, from 'kvaudit audit' or 'kvaudit scan')\n"
+	"in other formats.\n"
+	"\n"
+	"options:\n"
+	"  --format LIST              report formats, comma-separated: html, sarif, junit, md,\n"
+	"                             csv, json (default html)\n"
+	"  --out DIR|FILE|-           a directory receives kvaudit-<report time>.<ext> per format\n"
+	"                             (created if missing); FILE or - (stdout) take one format\n"
+	"                             (default: the current directory)\n"
+	"  -v, --verbose              list where each report was written\n"
+	"  -h, --help                 this help\n"
+	"\n"
+	"exit codes: 0 rendered, 2 bad usage, an unreadable or invalid report, or a failed write\n";
+
+/* Copies s into out[n] with control characters as '?', cut at n - 4 with "...". */
+static const char *printable(const char *s, char *out, size_t n)
+{
+	size_t j = 0;
+
+	for (; s != NULL && *s != '\0' && j + 4 < n; s++)
+		out[j++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
+	if (s != NULL && *s != '\0' && j + 3 < n) {
+		memcpy(out + j, "...", 3);
+		j += 3;
+	}
+	out[j] = '\0';
+	return out;
+}
+
+/* 1-based line of a byte offset. */
+static size_t line_of(const char *data, size_t off)
+{
+	size_t line = 1;
+
+	for (size_t i = 0; i < off; i++)
+		if (data[i] == '\n')
+			line++;
+	return line;
+}
+
+/* Checks that member key of doc, when present, has the type check accepts. */
+static bool member_ok(const cJSON *doc, const char *key, cJSON_bool (*check)(const cJSON *),
+                      const char *what, const char *name, struct kv_err *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, key);
+
+	if (v == NULL || check(v))
+		return true;
+	kv_err_set(err, "%s: $.%s: expected %s, got %s", name, key, what, json_type_name(v));
+	return false;
+}
+
+/*
+ * Reads and checks a saved report.  Returns the document (owned by the
+ * caller) or NULL with err set, naming the file.
+ */
+cJSON *cli_report_load(const char *path, struct kv_err *err)
+{
+	size_t len = 0, ws = 0;
+	char *data = kv_read_file(path, REPORT_MAX_BYTES, &len, err);
+	const char *end = NULL;
+	const cJSON *kind, *ver;
+	cJSON *doc = NULL;
+	char buf[128];
+
+	if (data == NULL)
+		return NULL;
+	while (ws < len && json_is_space(data[ws]))
+		ws++;
+	if (ws == len) {
+		kv_err_set(err, "%s: the file is empty: expected a kvaudit.report JSON document", path);
+		goto fail;
+	}
+	doc = cJSON_ParseWithLengthOpts(data, len, &end, false);
+	if (doc == NULL) {
+		size_t off = end != NULL && end >= data ? (size_t)(end - data) : 0;
+
+		if (off > len)
+			off = len;
+		kv_err_set(err, "%s: invalid JSON at byte %zu (line %zu)", path, off, line_of(data, off));
+		goto fail;
+	}
+	if (end != NULL) {
+		const char *p = end;
+
+		while ((size_t)(p - data) < len && json_is_space(*p))
+			p++;
+		if ((size_t)(p - data) < len) {
+			kv_err_set(err, "%s: invalid JSON: unexpected data after the document at byte %zu", path,
+			           (size_t)(p - data));
+			goto fail;
+		}
+	}
+	if (!cJSON_IsObject(doc)) {
+		kv_err_set(err, "%s: $: expected an object, got %s: not a kvaudit report", path, json_type_name(doc));
+		goto fail;
+	}
+	kind = cJSON_GetObjectItemCaseSensitive(doc, "kind");
+	if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "kvaudit.report") != 0) {
+		if (cJSON_IsString(kind))
+			kv_err_set(err, "%s: $.kind: expected \"kvaudit.report\", got \"%s\": not a kvaudit report",
+			           path, printable(kind->valuestring, buf, sizeof(buf)));
+		else
+			kv_err_set(err, "%s: $.kind: expected \"kvaudit.report\", got %s: not a kvaudit report",
+			           path, json_type_name(kind));
+		goto fail;
+	}
+	ver = cJSON_GetObjectItemCaseSensitive(doc, "version");
+	if (!cJSON_IsNumber(ver) || ver->valuedouble != 1.0) {
+		if (cJSON_IsNumber(ver))
+			kv_err_set(err, "%s: $.version: unsupported report version %g (this kvaudit reads version 1)",
+			           path, ver->valuedouble);
+		else
+			kv_err_set(err, "%s: $.version: expected 1, got %s", path, json_type_name(ver));
+		goto fail;
+	}
+	if (!member_ok(doc, "findings", cJSON_IsArray, "an array", path, err) ||
+	    !member_ok(doc, "errors", cJSON_IsArray, "an array", path, err) ||
+	    !member_ok(doc, "summary", cJSON_IsObject, "an object", path, err) ||
+	    !member_ok(doc, "scan", cJSON_IsObject, "an object", path, err) ||
+	    !member_ok(doc, "inventory", cJSON_IsObject, "an object", path, err))
+		goto fail;
+	if (cJSON_GetObjectItemCaseSensitive(doc, "findings") == NULL) {
+		kv_err_set(err, "%s: $.findings: missing: not a complete kvaudit report", path);
+		goto fail;
+	}
+	free(data);
+	return doc;
+fail:
+	cJSON_Delete(doc);
+	free(data);
+	return NULL;
+}
+
+/* "20261128T120500Z" from the report's scan.generatedAt; false when it has none or another form. */
+static bool report_stamp(const cJSON *report, char *out, size_t n)
+{
+	const cJSON *g = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(report, "scan"),
+	                                                  "generatedAt");
+	const char *s;
+	size_t i, j = 0;
+
+	if (!cJSON_IsString(g))
+		return false;
+	s = g->valuestring;
+	/* Exactly YYYY-MM-DDTHH:MM:SSZ: the stamp becomes part of a file name. */
+	if (strlen(s) != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+	    s[19] != 'Z')
+		return false;
+	for (i = 0; s[i] != '\0' && j + 1 < n; i++) {
+		if (s[i] == '-' || s[i] == ':')
+			continue;
+		if (!(s[i] >= '0' && s[i] <= '9') && s[i] != 'T' && s[i] != 'Z')
+			return false;
+		out[j++] = s[i];
+	}
+	out[j] = '\0';
+	return j == 16;
+}
+
+int cmd_report(int argc, char **argv, const struct command *self)
+{
+	static const struct option opts[] = {
+		{"format", required_argument, NULL, 'f'},
+		{"out", required_argument, NULL, 'o'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *formats = "html", *out = ".";
+	struct kv_err err = {{0}};
+	cJSON *report = NULL;
+	char stamp[32];
+	int opt, verbose = 0, rc = KV_EXIT_USAGE;
+
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'f': formats = optarg; break;
+		case 'o': out = optarg; break;
+		case 'v': verbose = 1; break;
+		case 'h': rc = cli_print_help(self); goto out;
+		default: rc = cli_bad_option(self, argv, opt); goto out;
+		}
+	}
+	if (argc - optind != 1) {
+		rc = cli_usage_error(self, argc - optind == 0 ? "a report file is required"
+		                                          : "exactly one report file is expected");
+		goto out;
+	}
+	if (!cli_formats_valid(self, formats))
+		goto out;
+	report = cli_report_load(argv[optind], &err);
+	if (report == NULL) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	if (!report_stamp(report, stamp, sizeof(stamp)))
+		cli_scan_stamp(stamp, sizeof(stamp));
+	if (!report_output(report, formats, out, stamp, verbose ? stderr : NULL, &err)) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	rc = KV_EXIT_OK;
+out:
+	cJSON_Delete(report);
+	return rc;
+}

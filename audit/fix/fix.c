@@ -1,0 +1,1119 @@
+/* fix.c - see fix.h and docs/fix.md. */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit/fix/fix.h"
+
+static const char *const TEMPLATE[] = {"get", "list", "backup"};
+#define NTEMPLATE (sizeof(TEMPLATE) / sizeof(TEMPLATE[0]))
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+static bool jtrue(const cJSON *o, const char *k)
+{
+	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+/* ---- pure computations ---- */
+
+bool fix_list_grants(const cJSON *list, const char *perm)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, list)
+		if (cJSON_IsString(it) && (kv_streq_ci(it->valuestring, perm) || kv_streq_ci(it->valuestring, "all")))
+			return true;
+	return false;
+}
+
+const cJSON *fix_find_entry(const cJSON *vault, const char *tenant, const char *object_id)
+{
+	const cJSON *props = cJSON_GetObjectItemCaseSensitive(vault, "properties");
+	const cJSON *list, *e;
+
+	list = cJSON_GetObjectItemCaseSensitive(props ? props : vault, "accessPolicies");
+	cJSON_ArrayForEach(e, list) {
+		const char *app = jstr(e, "applicationId");
+
+		if (kv_streq_ci(jstr(e, "objectId"), object_id) && (!tenant || kv_streq_ci(jstr(e, "tenantId"), tenant)) &&
+		    kv_empty(app))
+			return e;
+	}
+	return NULL;
+}
+
+static const cJSON *entry_perms(const cJSON *entry, const char *cat)
+{
+	return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(entry, "permissions"), cat);
+}
+
+cJSON *fix_missing(const cJSON *entry, bool secrets, bool keys)
+{
+	cJSON *out = cJSON_CreateObject();
+	const char *cats[2] = {secrets ? "secrets" : NULL, keys ? "keys" : NULL};
+
+	for (size_t c = 0; c < 2; c++) {
+		cJSON *list;
+
+		if (!cats[c])
+			continue;
+		list = cJSON_CreateArray();
+		for (size_t i = 0; i < NTEMPLATE; i++)
+			if (!fix_list_grants(entry_perms(entry, cats[c]), TEMPLATE[i]))
+				cJSON_AddItemToArray(list, cJSON_CreateString(TEMPLATE[i]));
+		if (cJSON_GetArraySize(list) > 0)
+			cJSON_AddItemToObject(out, cats[c], list);
+		else
+			cJSON_Delete(list);
+	}
+	return out;
+}
+
+bool fix_perms_empty(const cJSON *perms)
+{
+	const cJSON *cat;
+
+	cJSON_ArrayForEach(cat, perms)
+		if (cJSON_GetArraySize(cat) > 0)
+			return false;
+	return true;
+}
+
+cJSON *fix_policy_request(const char *tenant, const char *object_id, const cJSON *perms)
+{
+	cJSON *body = cJSON_CreateObject(), *props = cJSON_AddObjectToObject(body, "properties");
+	cJSON *list = cJSON_AddArrayToObject(props, "accessPolicies"), *entry = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(entry, "tenantId", tenant ? tenant : "");
+	cJSON_AddStringToObject(entry, "objectId", object_id ? object_id : "");
+	cJSON_AddItemToObject(entry, "permissions", cJSON_Duplicate(perms, true));
+	cJSON_AddItemToArray(list, entry);
+	return body;
+}
+
+cJSON *fix_removal(const cJSON *prior, const cJSON *requested, const cJSON *current)
+{
+	cJSON *out = cJSON_CreateObject();
+	const cJSON *cat;
+
+	cJSON_ArrayForEach(cat, requested) {
+		const cJSON *name, *have = entry_perms(current, cat->string);
+		cJSON *list = cJSON_CreateArray();
+
+		cJSON_ArrayForEach(name, cat) {
+			const cJSON *h;
+
+			if (!cJSON_IsString(name) || fix_list_grants(entry_perms(prior, cat->string), name->valuestring))
+				continue;
+			/* The name exactly as the service stores it now (remove is case-sensitive). */
+			cJSON_ArrayForEach(h, have)
+				if (cJSON_IsString(h) && kv_streq_ci(h->valuestring, name->valuestring)) {
+					cJSON_AddItemToArray(list, cJSON_CreateString(h->valuestring));
+					break;
+				}
+		}
+		if (cJSON_GetArraySize(list) > 0)
+			cJSON_AddItemToObject(out, cat->string, list);
+		else
+			cJSON_Delete(list);
+	}
+	return out;
+}
+
+/* ---- the journal ---- */
+
+bool fix_journal_open(struct fix_journal *j, const char *path, struct kv_err *err)
+{
+	memset(j, 0, sizeof(*j));
+	j->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (j->fd < 0) {
+		kv_err_set(err, "cannot open the journal '%s': %s", path, strerror(errno));
+		j->fd = -1;
+		return false;
+	}
+	/* An existing file keeps its mode only if it is private already. */
+	if (fchmod(j->fd, 0600) != 0) {
+		kv_err_set(err, "cannot make the journal '%s' private: %s", path, strerror(errno));
+		close(j->fd);
+		j->fd = -1;
+		return false;
+	}
+	j->path = kv_strdup(path);
+	return true;
+}
+
+bool fix_journal_append(struct fix_journal *j, const cJSON *entry, struct kv_err *err)
+{
+	char *text = cJSON_PrintUnformatted(entry);
+	char *line = kv_asprintf("%s\n", text);
+	size_t len = strlen(line), off = 0;
+	bool ok = false;
+
+	while (off < len) {
+		ssize_t n = write(j->fd, line + off, len - off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			kv_err_set(err, "cannot write the journal '%s': %s", j->path, strerror(errno));
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(j->fd) != 0) {
+		kv_err_set(err, "cannot sync the journal '%s': %s", j->path, strerror(errno));
+		goto out;
+	}
+	ok = true;
+out:
+	free(line);
+	free(text);
+	return ok;
+}
+
+void fix_journal_close(struct fix_journal *j)
+{
+	if (j->fd >= 0)
+		close(j->fd);
+	free(j->path);
+	j->fd = -1;
+	j->path = NULL;
+}
+
+cJSON *fix_journal_read(const char *path, struct kv_err *err)
+{
+	size_t len = 0;
+	char *text = kv_read_file(path, 64u << 20, &len, err);
+	cJSON *out;
+	size_t lineno = 0;
+
+	if (!text)
+		return NULL;
+	out = cJSON_CreateArray();
+	for (size_t off = 0; off < len;) {
+		char *nl = memchr(text + off, '\n', len - off);
+		size_t n = nl ? (size_t)(nl - (text + off)) : len - off;
+		cJSON *e;
+
+		lineno++;
+		if (!nl)
+			break; /* a line cut short by an interrupted run */
+		if (n == 0) {
+			off++;
+			continue;
+		}
+		e = cJSON_ParseWithLength(text + off, n);
+		if (!cJSON_IsObject(e)) {
+			kv_err_set(err, "%s: line %zu is not a journal entry (a JSON object)", path, lineno);
+			cJSON_Delete(e);
+			cJSON_Delete(out);
+			free(text);
+			return NULL;
+		}
+		cJSON_AddItemToArray(out, e);
+		off += n + 1;
+	}
+	free(text);
+	return out;
+}
+
+/* ---- planning ---- */
+
+static bool in_list(const char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (kv_streq_ci(v[i], s))
+			return true;
+	return false;
+}
+
+static const cJSON *inventory_vault(const cJSON *report, const char *id)
+{
+	const cJSON *v;
+
+	cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(report, "inventory"),
+	                                                     "vaults"))
+		if (kv_streq_ci(jstr(v, "id"), id))
+			return v;
+	return NULL;
+}
+
+static cJSON *plan_item_for(cJSON *plan, const char *id)
+{
+	cJSON *it;
+
+	cJSON_ArrayForEach(it, plan)
+		if (kv_streq_ci(jstr(it, "vault"), id))
+			return it;
+	return NULL;
+}
+
+static bool vault_selected(const struct fix_plan_opts *o, const struct vault *v)
+{
+	if (o->nvaults && !in_list(o->vaults, o->nvaults, v->name) && !in_list(o->vaults, o->nvaults, v->id))
+		return false;
+	if (o->nsubscriptions && !in_list(o->subscriptions, o->nsubscriptions, v->sub))
+		return false;
+	return true;
+}
+
+static cJSON *new_item(const cJSON *report, const struct estate *e, const struct vault *v, const char *role)
+{
+	cJSON *it = cJSON_CreateObject();
+	const cJSON *inv = inventory_vault(report, v->id);
+	const struct subscription *s = estate_subscription(e, v->sub);
+	const char *oid = jstr(cJSON_GetObjectItemCaseSensitive(inv, "backupSp"), "objectId");
+	const char *bms = jstr(cJSON_GetObjectItemCaseSensitive(inv, "backupSp"), "status");
+	size_t others = 0;
+
+	cJSON_AddStringToObject(it, "vault", v->id);
+	cJSON_AddStringToObject(it, "name", v->name);
+	cJSON_AddStringToObject(it, "subscriptionId", v->sub);
+	cJSON_AddStringToObject(it, "armTenant", s && s->tenant_id ? s->tenant_id : v->tenant_id ? v->tenant_id : "");
+	cJSON_AddStringToObject(it, "tenantId", v->tenant_id ? v->tenant_id : "");
+	cJSON_AddStringToObject(it, "accessModel", v->rbac ? "rbac" : "accessPolicy");
+	cJSON_AddStringToObject(it, "kind", "none");
+	if (oid)
+		cJSON_AddStringToObject(it, "principal", oid);
+	else
+		cJSON_AddNullToObject(it, "principal");
+	cJSON_AddBoolToObject(it, "secrets", false);
+	cJSON_AddBoolToObject(it, "keys", false);
+	cJSON_AddBoolToObject(it, "holdsBek", jtrue(inv, "holdsBek"));
+	cJSON_AddBoolToObject(it, "holdsKek", jtrue(inv, "holdsKek"));
+	cJSON_AddStringToObject(it, "roleDefinition", role);
+	cJSON_AddNullToObject(it, "change");
+	cJSON_AddArrayToObject(it, "resolves");
+	if (jstr(inv, "callerUserType"))
+		cJSON_AddStringToObject(it, "callerUserType", jstr(inv, "callerUserType"));
+	else
+		cJSON_AddNullToObject(it, "callerUserType");
+	cJSON_AddNullToObject(it, "settings");
+	if (!oid)
+		cJSON_AddItemToObject(it, "skip", cJSON_CreateString(kv_streq_ci(bms, "absent") ?
+			"backup management service does not exist in the vault's tenant (KVA-BKP-005): it has to be "
+			"created there first" :
+			"backup management service's object ID in the vault's tenant is unknown "
+			"(pass --backup-sp-object-id TENANT=OID)"));
+	else
+		cJSON_AddNullToObject(it, "skip");
+	for (size_t i = 0; i < v->npolicies; i++)
+		if (!oid || !kv_streq_ci(v->policies[i].object_id, oid) || !kv_empty(v->policies[i].application_id))
+			others++;
+	cJSON_AddNumberToObject(it, "otherPrincipals", (double)others);
+	return it;
+}
+
+static const char *fix_kind_of(const cJSON *f)
+{
+	return jstr(cJSON_GetObjectItemCaseSensitive(f, "remediation"), "fix");
+}
+
+cJSON *fix_plan(const cJSON *report, const struct estate *e, const struct fix_plan_opts *o)
+{
+	cJSON *plan = cJSON_CreateArray();
+	const cJSON *f;
+	char *role;
+
+	if (!o->rbac_role)
+		role = kv_strdup(FIX_ROLE_KV_ADMINISTRATOR);
+	else
+		role = kv_strdup(o->rbac_role);
+	cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(report, "findings")) {
+		const char *rule = jstr(f, "rule"), *kind = fix_kind_of(f), *vid = jstr(f, "vault");
+		const struct vault *v;
+		cJSON *it, *r;
+
+		if (!kv_streq_ci(jstr(f, "status"), "fail") || !kind || !vid)
+			continue;
+		if (o->nrules && !in_list(o->rules, o->nrules, rule))
+			continue;
+		if (!(v = estate_vault(e, vid)) || !vault_selected(o, v))
+			continue;
+		if (strcmp(kind, "vault-settings") == 0 && !o->include_vault_settings) {
+			it = plan_item_for(plan, v->id);
+			if (it) {
+				cJSON *u = cJSON_GetObjectItemCaseSensitive(it, "settingsNotTouched");
+				if (!u)
+					u = cJSON_AddArrayToObject(it, "settingsNotTouched");
+				cJSON_AddItemToArray(u, cJSON_CreateString(rule));
+			}
+			continue;
+		}
+		if (strcmp(kind, "grant-backup-access") != 0 && strcmp(kind, "assign-backup-role") != 0 &&
+		    strcmp(kind, "vault-settings") != 0)
+			continue;
+		if (!(it = plan_item_for(plan, v->id))) {
+			it = new_item(report, e, v, role);
+			cJSON_AddItemToArray(plan, it);
+		}
+		if (strcmp(kind, "grant-backup-access") == 0 && !v->rbac) {
+			cJSON_ReplaceItemInObjectCaseSensitive(it, "kind", cJSON_CreateString("access-policy"));
+			/* The template per what the vault holds, limited to the rules asked for. */
+			if (jtrue(it, "holdsBek") || kv_streq_ci(rule, "KVA-BKP-001"))
+				if (!o->nrules || in_list(o->rules, o->nrules, "KVA-BKP-001"))
+					cJSON_ReplaceItemInObjectCaseSensitive(it, "secrets", cJSON_CreateTrue());
+			if (jtrue(it, "holdsKek") || kv_streq_ci(rule, "KVA-BKP-002"))
+				if (!o->nrules || in_list(o->rules, o->nrules, "KVA-BKP-002"))
+					cJSON_ReplaceItemInObjectCaseSensitive(it, "keys", cJSON_CreateTrue());
+		} else if (strcmp(kind, "assign-backup-role") == 0 && v->rbac) {
+			cJSON_ReplaceItemInObjectCaseSensitive(it, "kind", cJSON_CreateString("role-assignment"));
+		} else if (strcmp(kind, "vault-settings") == 0) {
+			cJSON *set = cJSON_GetObjectItemCaseSensitive(it, "settings");
+
+			if (!cJSON_IsObject(set)) {
+				set = cJSON_CreateObject();
+				cJSON_ReplaceItemInObjectCaseSensitive(it, "settings", set);
+			}
+			/* From the vault as the snapshot has it (KVA-VLT-001: disk encryption; 002: soft delete, purge). */
+			if (kv_streq_ci(rule, "KVA-VLT-001") && !v->enabled_for_disk_encryption &&
+			    !cJSON_GetObjectItemCaseSensitive(set, "enabledForDiskEncryption"))
+				cJSON_AddTrueToObject(set, "enabledForDiskEncryption");
+			if (kv_streq_ci(rule, "KVA-VLT-002") && !v->soft_delete &&
+			    !cJSON_GetObjectItemCaseSensitive(set, "enableSoftDelete"))
+				cJSON_AddTrueToObject(set, "enableSoftDelete");
+			if (kv_streq_ci(rule, "KVA-VLT-002") && !v->purge_protection &&
+			    !cJSON_GetObjectItemCaseSensitive(set, "enablePurgeProtection"))
+				cJSON_AddTrueToObject(set, "enablePurgeProtection");
+		}
+		r = cJSON_CreateObject();
+		cJSON_AddStringToObject(r, "rule", rule);
+		cJSON_AddItemToObject(r, "vm", jstr(f, "vm") ? cJSON_CreateString(jstr(f, "vm")) : cJSON_CreateNull());
+		cJSON_AddItemToObject(r, "vmName", jstr(f, "vmName") ? cJSON_CreateString(jstr(f, "vmName")) :
+		                                                         cJSON_CreateNull());
+		cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(it, "resolves"), r);
+	}
+	/* The change each item will make, as the snapshot sees it (apply recomputes it live). */
+	{
+		cJSON *it;
+
+		cJSON_ArrayForEach(it, plan) {
+			const char *kind = jstr(it, "kind"), *oid = jstr(it, "principal");
+			cJSON *c = NULL;
+
+			if (strcmp(kind, "access-policy") == 0 && oid) {
+				const struct vault *v = estate_vault(e, jstr(it, "vault"));
+				const cJSON *entry = NULL;
+				cJSON *perms;
+
+				for (size_t i = 0; v && i < v->npolicies; i++)
+					if (kv_streq_ci(v->policies[i].object_id, oid) && kv_empty(v->policies[i].application_id) &&
+					    kv_streq_ci(v->policies[i].tenant_id, jstr(it, "tenantId"))) {
+						cJSON *tmp = cJSON_CreateObject(), *pp = cJSON_AddObjectToObject(tmp, "permissions");
+
+						if (v->policies[i].secrets)
+							cJSON_AddItemToObject(pp, "secrets", cJSON_Duplicate(v->policies[i].secrets, true));
+						if (v->policies[i].keys)
+							cJSON_AddItemToObject(pp, "keys", cJSON_Duplicate(v->policies[i].keys, true));
+						entry = tmp;
+						break;
+					}
+				perms = fix_missing(entry, jtrue(it, "secrets"), jtrue(it, "keys"));
+				cJSON_Delete((cJSON *)(uintptr_t)entry);
+				c = cJSON_CreateObject();
+				cJSON_AddStringToObject(c, "operation", "PUT accessPolicies/add");
+				cJSON_AddItemToObject(c, "accessPolicy", cJSON_CreateObject());
+				cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(c, "accessPolicy"), "tenantId",
+				                        jstr(it, "tenantId"));
+				cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(c, "accessPolicy"), "objectId", oid);
+				cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(c, "accessPolicy"), "permissions", perms);
+			} else if (strcmp(kind, "role-assignment") == 0 && oid) {
+				c = cJSON_CreateObject();
+				cJSON_AddStringToObject(c, "operation", "PUT roleAssignments/{new GUID}");
+				cJSON_AddStringToObject(c, "scope", jstr(it, "vault"));
+				cJSON_AddStringToObject(c, "roleDefinitionId", jstr(it, "roleDefinition"));
+				cJSON_AddStringToObject(c, "principalId", oid);
+				cJSON_AddStringToObject(c, "principalType", "ServicePrincipal");
+			}
+			if (c)
+				cJSON_ReplaceItemInObjectCaseSensitive(it, "change", c);
+		}
+	}
+	free(role);
+	return plan;
+}
+
+static void print_list(FILE *f, const cJSON *list)
+{
+	const cJSON *x;
+	bool first = true;
+
+	cJSON_ArrayForEach(x, list) {
+		fprintf(f, "%s%s", first ? "" : ", ", cJSON_IsString(x) ? x->valuestring : "?");
+		first = false;
+	}
+}
+
+void fix_plan_print(const cJSON *plan, FILE *f)
+{
+	const cJSON *it;
+
+	if (cJSON_GetArraySize(plan) == 0) {
+		fprintf(f, "nothing to fix: no failing finding has an automatic fix in this scope\n");
+		return;
+	}
+	cJSON_ArrayForEach(it, plan) {
+		const char *kind = jstr(it, "kind");
+		const cJSON *c = cJSON_GetObjectItemCaseSensitive(it, "change"), *r, *set;
+
+		fprintf(f, "vault %s (%s access, tenant %s)\n  %s\n", jstr(it, "name"),
+		        kv_streq_ci(jstr(it, "accessModel"), "rbac") ? "rbac" : "access-policy", jstr(it, "tenantId"),
+		        jstr(it, "vault"));
+		if (jstr(it, "skip")) {
+			fprintf(f, "  skip: %s\n", jstr(it, "skip"));
+		} else if (strcmp(kind, "access-policy") == 0) {
+			const cJSON *perms = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "accessPolicy"),
+			                                                      "permissions");
+			fprintf(f, "  change: PUT accessPolicies/add for backup management service (object ID %s, tenant %s):",
+			        jstr(it, "principal"), jstr(it, "tenantId"));
+			if (fix_perms_empty(perms))
+				fprintf(f, " nothing missing in the snapshot (re-checked live at apply)");
+			for (const cJSON *cat = perms ? perms->child : NULL; cat; cat = cat->next) {
+				fprintf(f, "%s %s ", cat == perms->child ? "" : ";", cat->string);
+				print_list(f, cat);
+			}
+			fprintf(f, "\n");
+		} else if (strcmp(kind, "role-assignment") == 0) {
+			const char *rd = jstr(c, "roleDefinitionId");
+
+			fprintf(f, "  change: PUT role assignment (new GUID name) of %s%s%s to backup management service "
+			        "(object ID %s) at the vault's scope\n",
+			        kv_endswith_ci(rd, FIX_ROLE_KV_ADMINISTRATOR) ? "key vault administrator (" : "", rd,
+			        kv_endswith_ci(rd, FIX_ROLE_KV_ADMINISTRATOR) ? ")" : "", jstr(it, "principal"));
+		}
+		set = cJSON_GetObjectItemCaseSensitive(it, "settings");
+		if (cJSON_IsObject(set)) {
+			const cJSON *p;
+
+			fprintf(f, "  vault settings (planned only, not written by this build; apply them by hand):");
+			cJSON_ArrayForEach(p, set)
+				fprintf(f, " %s=true%s", p->string,
+				        strcmp(p->string, "enabledForDiskEncryption") == 0 ? "" : " (irreversible)");
+			fprintf(f, "\n");
+		}
+		fprintf(f, "  resolves:");
+		cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(it, "resolves"))
+			fprintf(f, " %s%s%s%s", jstr(r, "rule"), jstr(r, "vmName") ? " (vm " : "",
+			        jstr(r, "vmName") ? jstr(r, "vmName") : "", jstr(r, "vmName") ? ")" : "");
+		fprintf(f, "\n");
+		if (kv_streq_ci(jstr(it, "callerUserType"), "Guest"))
+			fprintf(f, "  note: you are a guest in this vault's tenant, so backup will not add this grant by "
+			        "itself; writing it needs %s on the vault (a 403 is reported for this vault only)\n",
+			        strcmp(kind, "role-assignment") == 0 ? "Microsoft.Authorization/roleAssignments/write" :
+			        "Microsoft.KeyVault/vaults/accessPolicies/write");
+		if (strcmp(kind, "role-assignment") == 0)
+			fprintf(f, "  will not touch: other role assignments, the vault's access policies and other settings%s\n",
+			        cJSON_GetObjectItemCaseSensitive(it, "settingsNotTouched") ?
+			        " (vault-settings findings need --include-vault-settings)" : "");
+		else if (strcmp(kind, "none") == 0)
+			fprintf(f, "  will not touch: any access policy or role assignment\n");
+		else
+			fprintf(f, "  will not touch: the %d other access-policy entr%s, the vault's other settings%s\n",
+			        (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "otherPrincipals")),
+			        (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "otherPrincipals")) == 1 ?
+			        "y" : "ies",
+			        cJSON_GetObjectItemCaseSensitive(it, "settingsNotTouched") ?
+			        " (vault-settings findings need --include-vault-settings)" : "");
+	}
+}
+
+/* ---- applying ---- */
+
+static void logf_(struct fix_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(struct fix_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!c->log)
+		return;
+	va_start(ap, fmt);
+	vfprintf(c->log, fmt, ap);
+	va_end(ap);
+	fputc('\n', c->log);
+}
+
+static void note_failure(struct fix_ctx *c, enum http_outcome o, const struct az_failure *f)
+{
+	if (o == HTTP_UNAUTHORIZED && f && strcmp(f->code, "TokenUnavailable") == 0)
+		c->auth_failed = true;
+}
+
+static void set_error(cJSON *res, const char *status, const char *msg)
+{
+	cJSON_ReplaceItemInObjectCaseSensitive(res, "status", cJSON_CreateString(status));
+	cJSON_ReplaceItemInObjectCaseSensitive(res, "error", msg ? cJSON_CreateString(msg) : cJSON_CreateNull());
+}
+
+static char *arm_url(const struct fix_ctx *c, const char *id, const char *api, const char *extra)
+{
+	return kv_asprintf("%s%s?api-version=%s%s%s", c->az->cloud->arm, id, api, extra ? "&" : "", extra ? extra : "");
+}
+
+static bool new_guid(char *out, size_t n)
+{
+	unsigned char b[16];
+	FILE *f = fopen("/dev/urandom", "rb");
+	bool ok = f && fread(b, 1, sizeof(b), f) == sizeof(b);
+
+	if (f)
+		fclose(f);
+	if (!ok)
+		return false;
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(out, n, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
+	         b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+	return true;
+}
+
+static cJSON *journal_entry(struct fix_ctx *c, const char *type, const char *phase, const cJSON *item)
+{
+	cJSON *e = cJSON_CreateObject();
+	char stamp[32];
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	cJSON_AddStringToObject(e, "run", c->run ? c->run : "");
+	cJSON_AddStringToObject(e, "time", stamp);
+	cJSON_AddStringToObject(e, "type", type);
+	cJSON_AddStringToObject(e, "phase", phase);
+	cJSON_AddStringToObject(e, "vault", jstr(item, "vault"));
+	cJSON_AddStringToObject(e, "armTenant", jstr(item, "armTenant") ? jstr(item, "armTenant") : "");
+	cJSON_AddStringToObject(e, "tenantId", jstr(item, "tenantId") ? jstr(item, "tenantId") : "");
+	cJSON_AddStringToObject(e, "principal", jstr(item, "principal") ? jstr(item, "principal") : "");
+	return e;
+}
+
+static const char *tenant_of(const cJSON *item)
+{
+	const char *t = jstr(item, "armTenant");
+
+	return kv_empty(t) ? NULL : t;
+}
+
+/* GETs the vault; on failure sets the result's error and returns NULL. */
+static cJSON *read_vault(struct fix_ctx *c, const cJSON *item, cJSON *res)
+{
+	char *url = arm_url(c, jstr(item, "vault"), FIX_API_KEYVAULT, NULL);
+	struct az_failure f;
+	struct kv_err err = {{0}};
+	cJSON *v = NULL;
+	enum http_outcome o = az_get_json(c->az, url, tenant_of(item), &v, &f, &err);
+
+	free(url);
+	if (o != HTTP_OK) {
+		char *m = kv_asprintf("vault %s: cannot read it: %s", jstr(item, "name"), err.msg);
+
+		note_failure(c, o, &f);
+		set_error(res, "failed", m);
+		free(m);
+		return NULL;
+	}
+	return v;
+}
+
+static cJSON *dup_or_null(const cJSON *x)
+{
+	return x ? cJSON_Duplicate(x, true) : cJSON_CreateNull();
+}
+
+static cJSON *apply_policy(struct fix_ctx *c, const cJSON *item, cJSON *res)
+{
+	const char *name = jstr(item, "name"), *tenant = jstr(item, "tenantId"), *oid = jstr(item, "principal");
+	cJSON *vault = NULL, *perms = NULL, *body = NULL, *resp = NULL, *je = NULL, *still = NULL;
+	const cJSON *entry;
+	struct az_failure f;
+	struct kv_err err = {{0}};
+	enum http_outcome o;
+	char *url = NULL;
+
+	if (!(vault = read_vault(c, item, res)))
+		goto out;
+	if (jtrue(cJSON_GetObjectItemCaseSensitive(vault, "properties"), "enableRbacAuthorization")) {
+		char *m = kv_asprintf("vault %s now uses rbac authorization: plan again", name);
+
+		set_error(res, "skipped", m);
+		free(m);
+		goto out;
+	}
+	entry = fix_find_entry(vault, tenant, oid);
+	cJSON_ReplaceItemInObjectCaseSensitive(res, "before", dup_or_null(entry));
+	perms = fix_missing(entry, jtrue(item, "secrets"), jtrue(item, "keys"));
+	if (fix_perms_empty(perms)) {
+		cJSON_ReplaceItemInObjectCaseSensitive(res, "after", dup_or_null(entry));
+		cJSON_ReplaceItemInObjectCaseSensitive(res, "verified", cJSON_CreateTrue());
+		set_error(res, "already-compliant", NULL);
+		logf_(c, "kvaudit: vault %s: already compliant", name);
+		goto out;
+	}
+	body = fix_policy_request(tenant, oid, perms);
+	cJSON_ReplaceItemInObjectCaseSensitive(res, "change", cJSON_Duplicate(body, true));
+	/* The journal first: what was there, and what is about to be sent. */
+	je = journal_entry(c, "grant", "intent", item);
+	cJSON_AddItemToObject(je, "prior", dup_or_null(entry));
+	cJSON_AddStringToObject(je, "operation", "add");
+	cJSON_AddItemToObject(je, "request", cJSON_Duplicate(body, true));
+	if (!fix_journal_append(c->journal, je, &err)) {
+		char *m = kv_asprintf("vault %s: not changed: %s", name, err.msg);
+
+		set_error(res, "failed", m);
+		free(m);
+		goto out;
+	}
+	cJSON_Delete(je);
+	je = NULL;
+	url = kv_asprintf("%s%s/accessPolicies/add?api-version=%s", c->az->cloud->arm, jstr(item, "vault"),
+	                  FIX_API_KEYVAULT);
+	o = az_put_json(c->az, url, tenant_of(item), body, &resp, &f, &err);
+	if (o != HTTP_OK) {
+		char *m = kv_asprintf("vault %s: the access-policy add failed: %s", name, err.msg);
+
+		note_failure(c, o, &f);
+		set_error(res, "failed", m);
+		je = journal_entry(c, "grant", "result", item);
+		cJSON_AddFalseToObject(je, "ok");
+		cJSON_AddStringToObject(je, "error", m);
+		free(m);
+		fix_journal_append(c->journal, je, &err);
+		goto out;
+	}
+	/* Verify on a fresh read. */
+	cJSON_Delete(vault);
+	vault = NULL;
+	je = journal_entry(c, "grant", "result", item);
+	cJSON_AddItemToObject(je, "response", dup_or_null(resp));
+	if (!(vault = read_vault(c, item, res))) {
+		cJSON_AddFalseToObject(je, "ok");
+		cJSON_AddNullToObject(je, "after");
+		cJSON_AddFalseToObject(je, "verified");
+		fix_journal_append(c->journal, je, &err);
+		goto out;
+	}
+	entry = fix_find_entry(vault, tenant, oid);
+	still = fix_missing(entry, jtrue(item, "secrets"), jtrue(item, "keys"));
+	cJSON_ReplaceItemInObjectCaseSensitive(res, "after", dup_or_null(entry));
+	cJSON_ReplaceItemInObjectCaseSensitive(res, "verified", cJSON_CreateBool(fix_perms_empty(still)));
+	cJSON_AddBoolToObject(je, "ok", fix_perms_empty(still));
+	cJSON_AddItemToObject(je, "after", dup_or_null(entry));
+	cJSON_AddBoolToObject(je, "verified", fix_perms_empty(still));
+	if (!fix_journal_append(c->journal, je, &err))
+		logf_(c, "kvaudit: vault %s: %s", name, err.msg);
+	if (fix_perms_empty(still)) {
+		set_error(res, "applied", NULL);
+		logf_(c, "kvaudit: vault %s: applied and verified", name);
+	} else {
+		char *m = kv_asprintf("vault %s: the add was accepted but the permissions are not there on re-reading", name);
+
+		set_error(res, "failed", m);
+		free(m);
+	}
+out:
+	free(url);
+	cJSON_Delete(je);
+	cJSON_Delete(still);
+	cJSON_Delete(resp);
+	cJSON_Delete(body);
+	cJSON_Delete(perms);
+	cJSON_Delete(vault);
+	return res;
+}
+
+static char *role_definition_id(const cJSON *item)
+{
+	const char *role = jstr(item, "roleDefinition");
+
+	if (role && role[0] == '/')
+		return kv_strdup(role);
+	return kv_asprintf("/subscriptions/%s/providers/Microsoft.Authorization/roleDefinitions/%s",
+	                   jstr(item, "subscriptionId"), role ? role : FIX_ROLE_KV_ADMINISTRATOR);
+}
+
+static bool role_matches(const cJSON *ra, const char *oid, const char *role_id)
+{
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(ra, "properties");
+	const char *rd = jstr(p, "roleDefinitionId"), *slash = strrchr(role_id, '/');
+	const char *guid = slash ? slash + 1 : role_id;
+	size_t n = rd ? strlen(rd) : 0, g = strlen(guid);
+
+	return kv_streq_ci(jstr(p, "principalId"), oid) && rd && n >= g && kv_streq_ci(rd + n - g, guid);
+}
+
+static cJSON *apply_role(struct fix_ctx *c, const cJSON *item, cJSON *res)
+{
+	const char *name = jstr(item, "name"), *oid = jstr(item, "principal"), *vid = jstr(item, "vault");
+	char *url = NULL, *rd = role_definition_id(item), *ra_id = NULL, guid[40];
+	cJSON *found = cJSON_CreateArray(), *body = NULL, *resp = NULL, *je = NULL, *check = NULL;
+	const cJSON *ra;
+	struct az_failure f;
+	struct kv_err err = {{0}};
+	enum http_outcome o;
+
+	url = kv_asprintf("%s%s/providers/Microsoft.Authorization/roleAssignments?api-version=%s&$filter=atScope()",
+	                  c->az->cloud->arm, vid, FIX_API_AUTHORIZATION);
+	o = az_list(c->az, url, tenant_of(item), found, &f, &err);
+	if (o != HTTP_OK) {
+		char *m = kv_asprintf("vault %s: cannot read its role assignments: %s", name, err.msg);
+
+		note_failure(c, o, &f);
+		set_error(res, "failed", m);
+		free(m);
+		goto out;
+	}
+	cJSON_ArrayForEach(ra, found)
+		if (role_matches(ra, oid, rd)) {
+			cJSON_ReplaceItemInObjectCaseSensitive(res, "before", cJSON_Duplicate(ra, true));
+			cJSON_ReplaceItemInObjectCaseSensitive(res, "after", cJSON_Duplicate(ra, true));
+			cJSON_ReplaceItemInObjectCaseSensitive(res, "verified", cJSON_CreateTrue());
+			set_error(res, "already-compliant", NULL);
+			logf_(c, "kvaudit: vault %s: already compliant", name);
+			goto out;
+		}
+	if (!new_guid(guid, sizeof(guid))) {
+		char *m = kv_asprintf("vault %s: cannot make a role assignment name: /dev/urandom unreadable", name);
+
+		set_error(res, "failed", m);
+		free(m);
+		goto out;
+	}
+	ra_id = kv_asprintf("%s/providers/Microsoft.Authorization/roleAssignments/%s", vid, guid);
+	body = cJSON_CreateObject();
+	{
+		cJSON *p = cJSON_AddObjectToObject(body, "properties");
+
+		cJSON_AddStringToObject(p, "roleDefinitionId", rd);
+		cJSON_AddStringToObject(p, "principalId", oid);
+		cJSON_AddStringToObject(p, "principalType", "ServicePrincipal");
+	}
+	cJSON_ReplaceItemInObjectCaseSensitive(res, "change", cJSON_Duplicate(body, true));
+	cJSON_ReplaceItemInObjectCaseSensitive(res, "before", cJSON_CreateNull());
+	je = journal_entry(c, "role", "intent", item);
+	cJSON_AddStringToObject(je, "assignment", ra_id);
+	cJSON_AddItemToObject(je, "request", cJSON_Duplicate(body, true));
+	if (!fix_journal_append(c->journal, je, &err)) {
+		char *m = kv_asprintf("vault %s: not changed: %s", name, err.msg);
+
+		set_error(res, "failed", m);
+		free(m);
+		goto out;
+	}
+	cJSON_Delete(je);
+	je = NULL;
+	free(url);
+	url = arm_url(c, ra_id, FIX_API_AUTHORIZATION, NULL);
+	o = az_put_json(c->az, url, tenant_of(item), body, &resp, &f, &err);
+	je = journal_entry(c, "role", "result", item);
+	cJSON_AddStringToObject(je, "assignment", ra_id);
+	if (o != HTTP_OK) {
+		char *m = kv_asprintf("vault %s: the role assignment failed: %s", name, err.msg);
+
+		note_failure(c, o, &f);
+		set_error(res, "failed", m);
+		cJSON_AddFalseToObject(je, "ok");
+		cJSON_AddStringToObject(je, "error", m);
+		free(m);
+		fix_journal_append(c->journal, je, &err);
+		goto out;
+	}
+	cJSON_AddItemToObject(je, "response", dup_or_null(resp));
+	o = az_get_json(c->az, url, tenant_of(item), &check, &f, &err);
+	cJSON_AddBoolToObject(je, "ok", o == HTTP_OK);
+	cJSON_AddBoolToObject(je, "verified", o == HTTP_OK);
+	cJSON_AddItemToObject(je, "after", dup_or_null(check));
+	fix_journal_append(c->journal, je, &err);
+	cJSON_ReplaceItemInObjectCaseSensitive(res, "after", dup_or_null(check));
+	cJSON_ReplaceItemInObjectCaseSensitive(res, "verified", cJSON_CreateBool(o == HTTP_OK));
+	if (o == HTTP_OK) {
+		set_error(res, "applied", NULL);
+		logf_(c, "kvaudit: vault %s: role assignment %s created and verified", name, guid);
+	} else {
+		char *m = kv_asprintf("vault %s: the role assignment is not there on re-reading: %s", name, err.msg);
+
+		set_error(res, "failed", m);
+		free(m);
+	}
+out:
+	cJSON_Delete(check);
+	cJSON_Delete(resp);
+	cJSON_Delete(je);
+	cJSON_Delete(body);
+	cJSON_Delete(found);
+	free(ra_id);
+	free(rd);
+	free(url);
+	return res;
+}
+
+cJSON *fix_apply_item(struct fix_ctx *c, const cJSON *item)
+{
+	cJSON *res = cJSON_CreateObject();
+	const char *kind = jstr(item, "kind");
+
+	cJSON_AddStringToObject(res, "vault", jstr(item, "vault"));
+	cJSON_AddStringToObject(res, "name", jstr(item, "name"));
+	cJSON_AddStringToObject(res, "kind", kind);
+	cJSON_AddStringToObject(res, "status", "skipped");
+	cJSON_AddNullToObject(res, "error");
+	cJSON_AddNullToObject(res, "change");
+	cJSON_AddNullToObject(res, "before");
+	cJSON_AddNullToObject(res, "after");
+	cJSON_AddFalseToObject(res, "verified");
+	cJSON_AddItemToObject(res, "resolves", dup_or_null(cJSON_GetObjectItemCaseSensitive(item, "resolves")));
+	if (jstr(item, "skip")) {
+		char *m = kv_asprintf("vault %s: %s", jstr(item, "name"), jstr(item, "skip"));
+
+		set_error(res, "skipped", m);
+		free(m);
+	} else if (strcmp(kind, "access-policy") == 0) {
+		apply_policy(c, item, res);
+	} else if (strcmp(kind, "role-assignment") == 0) {
+		apply_role(c, item, res);
+	} else {
+		char *m = kv_asprintf("vault %s: vault settings are planned only: this build does not write them",
+		                      jstr(item, "name"));
+
+		set_error(res, "skipped", m);
+		free(m);
+	}
+	if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(item, "settings")) && strcmp(kind, "none") != 0)
+		cJSON_AddStringToObject(res, "settings", "not applied: vault settings are planned only in this build");
+	return res;
+}
+
+/* ---- rollback ---- */
+
+static cJSON *undo_grant(struct fix_ctx *c, const cJSON *intent)
+{
+	cJSON *res = cJSON_CreateObject(), *vault = NULL, *removal = NULL, *body = NULL, *je = NULL, *resp = NULL;
+	const char *vid = jstr(intent, "vault"), *tenant = jstr(intent, "tenantId"), *oid = jstr(intent, "principal");
+	const cJSON *requested = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(intent, "request"), "properties"),
+			"accessPolicies"), 0), "permissions");
+	const cJSON *entry, *prior = cJSON_GetObjectItemCaseSensitive(intent, "prior");
+	const char *slash = vid ? strrchr(vid, '/') : NULL;
+	cJSON *item = cJSON_CreateObject();
+	struct az_failure f;
+	struct kv_err err = {{0}};
+	char *url = NULL;
+	enum http_outcome o;
+
+	cJSON_AddStringToObject(item, "vault", vid ? vid : "");
+	cJSON_AddStringToObject(item, "name", slash ? slash + 1 : "?");
+	cJSON_AddStringToObject(item, "armTenant", jstr(intent, "armTenant") ? jstr(intent, "armTenant") : "");
+	cJSON_AddStringToObject(item, "tenantId", tenant ? tenant : "");
+	cJSON_AddStringToObject(item, "principal", oid ? oid : "");
+	cJSON_AddStringToObject(res, "vault", vid ? vid : "");
+	cJSON_AddStringToObject(res, "name", slash ? slash + 1 : "?");
+	cJSON_AddStringToObject(res, "kind", "access-policy");
+	cJSON_AddStringToObject(res, "status", "failed");
+	cJSON_AddNullToObject(res, "error");
+	cJSON_AddNullToObject(res, "removed");
+	cJSON_AddNullToObject(res, "before");
+	cJSON_AddNullToObject(res, "after");
+	if (cJSON_IsNull(prior))
+		prior = NULL;
+	if (!vid || !oid || !requested) {
+		set_error(res, "failed", "a journal entry lacks its vault, principal or request");
+		goto out;
+	}
+	if (!(vault = read_vault(c, item, res)))
+		goto out;
+	entry = fix_find_entry(vault, tenant, oid);
+	cJSON_ReplaceItemInObjectCaseSensitive(res, "before", dup_or_null(entry));
+	removal = fix_removal(prior, requested, entry);
+	if (fix_perms_empty(removal)) {
+		cJSON_ReplaceItemInObjectCaseSensitive(res, "after", dup_or_null(entry));
+		set_error(res, "nothing-to-undo", NULL);
+		logf_(c, "kvaudit: vault %s: nothing to undo", jstr(item, "name"));
+		goto out;
+	}
+	cJSON_ReplaceItemInObjectCaseSensitive(res, "removed", cJSON_Duplicate(removal, true));
+	body = fix_policy_request(tenant, oid, removal);
+	je = journal_entry(c, "undo-grant", "intent", item);
+	cJSON_AddStringToObject(je, "undoes", jstr(intent, "run") ? jstr(intent, "run") : "");
+	cJSON_AddItemToObject(je, "current", dup_or_null(entry));
+	cJSON_AddStringToObject(je, "operation", "remove");
+	cJSON_AddItemToObject(je, "request", cJSON_Duplicate(body, true));
+	if (!fix_journal_append(c->journal, je, &err)) {
+		char *m = kv_asprintf("vault %s: not changed: %s", jstr(item, "name"), err.msg);
+
+		set_error(res, "failed", m);
+		free(m);
+		goto out;
+	}
+	cJSON_Delete(je);
+	je = NULL;
+	url = kv_asprintf("%s%s/accessPolicies/remove?api-version=%s", c->az->cloud->arm, vid, FIX_API_KEYVAULT);
+	o = az_put_json(c->az, url, tenant_of(item), body, &resp, &f, &err);
+	je = journal_entry(c, "undo-grant", "result", item);
+	if (o != HTTP_OK) {
+		char *m = kv_asprintf("vault %s: the access-policy remove failed: %s", jstr(item, "name"), err.msg);
+
+		note_failure(c, o, &f);
+		set_error(res, "failed", m);
+		cJSON_AddFalseToObject(je, "ok");
+		cJSON_AddStringToObject(je, "error", m);
+		free(m);
+		fix_journal_append(c->journal, je, &err);
+		goto out;
+	}
+	cJSON_Delete(vault);
+	if (!(vault = read_vault(c, item, res))) {
+		cJSON_AddFalseToObject(je, "ok");
+		fix_journal_append(c->journal, je, &err);
+		goto out;
+	}
+	entry = fix_find_entry(vault, tenant, oid);
+	{
+		cJSON *left = fix_removal(NULL, removal, entry);
+		bool gone = fix_perms_empty(left);
+
+		cJSON_Delete(left);
+		cJSON_AddBoolToObject(je, "ok", gone);
+		cJSON_AddItemToObject(je, "after", dup_or_null(entry));
+		fix_journal_append(c->journal, je, &err);
+		cJSON_ReplaceItemInObjectCaseSensitive(res, "after", dup_or_null(entry));
+		if (gone) {
+			set_error(res, "rolled-back", NULL);
+			logf_(c, "kvaudit: vault %s: rolled back", jstr(item, "name"));
+		} else {
+			char *m = kv_asprintf("vault %s: the remove was accepted but the permissions are still there",
+			                      jstr(item, "name"));
+
+			set_error(res, "failed", m);
+			free(m);
+		}
+	}
+out:
+	free(url);
+	cJSON_Delete(resp);
+	cJSON_Delete(je);
+	cJSON_Delete(body);
+	cJSON_Delete(removal);
+	cJSON_Delete(vault);
+	cJSON_Delete(item);
+	return res;
+}
+
+static cJSON *undo_role(struct fix_ctx *c, const cJSON *intent)
+{
+	cJSON *res = cJSON_CreateObject(), *je = NULL, *check = NULL;
+	const char *vid = jstr(intent, "vault"), *ra = jstr(intent, "assignment");
+	const char *slash = vid ? strrchr(vid, '/') : NULL, *name = slash ? slash + 1 : "?";
+	const char *tenant = kv_empty(jstr(intent, "armTenant")) ? NULL : jstr(intent, "armTenant");
+	struct az_failure f;
+	struct kv_err err = {{0}};
+	char *url = NULL;
+	enum http_outcome o;
+
+	cJSON_AddStringToObject(res, "vault", vid ? vid : "");
+	cJSON_AddStringToObject(res, "name", name);
+	cJSON_AddStringToObject(res, "kind", "role-assignment");
+	cJSON_AddStringToObject(res, "status", "failed");
+	cJSON_AddNullToObject(res, "error");
+	cJSON_AddItemToObject(res, "assignment", ra ? cJSON_CreateString(ra) : cJSON_CreateNull());
+	if (!vid || !ra) {
+		set_error(res, "failed", "a journal entry lacks its vault or role assignment");
+		goto out;
+	}
+	url = kv_asprintf("%s%s?api-version=%s", c->az->cloud->arm, ra, FIX_API_AUTHORIZATION);
+	o = az_get_json(c->az, url, tenant, &check, &f, &err);
+	if (o == HTTP_NOT_FOUND) {
+		set_error(res, "nothing-to-undo", NULL);
+		logf_(c, "kvaudit: vault %s: role assignment already gone", name);
+		goto out;
+	}
+	if (o != HTTP_OK) {
+		char *m = kv_asprintf("vault %s: cannot read role assignment: %s", name, err.msg);
+
+		note_failure(c, o, &f);
+		set_error(res, "failed", m);
+		free(m);
+		goto out;
+	}
+	je = cJSON_CreateObject();
+	cJSON_AddStringToObject(je, "run", c->run ? c->run : "");
+	cJSON_AddStringToObject(je, "type", "undo-role");
+	cJSON_AddStringToObject(je, "phase", "intent");
+	cJSON_AddStringToObject(je, "vault", vid);
+	cJSON_AddStringToObject(je, "assignment", ra);
+	cJSON_AddItemToObject(je, "current", cJSON_Duplicate(check, true));
+	if (!fix_journal_append(c->journal, je, &err)) {
+		char *m = kv_asprintf("vault %s: not changed: %s", name, err.msg);
+
+		set_error(res, "failed", m);
+		free(m);
+		goto out;
+	}
+	cJSON_ReplaceItemInObjectCaseSensitive(je, "phase", cJSON_CreateString("result"));
+	cJSON_DeleteItemFromObjectCaseSensitive(je, "current");
+	o = az_delete(c->az, url, tenant, &f, &err);
+	if (o != HTTP_OK && o != HTTP_NOT_FOUND) {
+		char *m = kv_asprintf("vault %s: deleting the role assignment failed: %s", name, err.msg);
+
+		note_failure(c, o, &f);
+		set_error(res, "failed", m);
+		cJSON_AddFalseToObject(je, "ok");
+		cJSON_AddStringToObject(je, "error", m);
+		free(m);
+		fix_journal_append(c->journal, je, &err);
+		goto out;
+	}
+	cJSON_Delete(check);
+	check = NULL;
+	o = az_get_json(c->az, url, tenant, &check, &f, &err);
+	cJSON_AddBoolToObject(je, "ok", o == HTTP_NOT_FOUND);
+	fix_journal_append(c->journal, je, &err);
+	if (o == HTTP_NOT_FOUND) {
+		set_error(res, "rolled-back", NULL);
+		logf_(c, "kvaudit: vault %s: role assignment deleted", name);
+	} else {
+		char *m = kv_asprintf("vault %s: the role assignment is still there after deleting it", name);
+
+		set_error(res, "failed", m);
+		free(m);
+	}
+out:
+	cJSON_Delete(check);
+	cJSON_Delete(je);
+	free(url);
+	return res;
+}
+
+bool fix_rollback(struct fix_ctx *c, const cJSON *entries, cJSON *results)
+{
+	bool ok = true;
+
+	/* The last write first, so that later writes are undone before the ones they built on. */
+	for (int i = cJSON_GetArraySize(entries) - 1; i >= 0; i--) {
+		const cJSON *e = cJSON_GetArrayItem(entries, i);
+		const char *type = jstr(e, "type");
+		cJSON *r;
+
+		if (!kv_streq_ci(jstr(e, "phase"), "intent") || !type)
+			continue;
+		if (strcmp(type, "grant") == 0)
+			r = undo_grant(c, e);
+		else if (strcmp(type, "role") == 0)
+			r = undo_role(c, e);
+		else
+			continue;
+		if (kv_streq_ci(jstr(r, "status"), "failed"))
+			ok = false;
+		cJSON_AddItemToArray(results, r);
+	}
+	return ok;
+}

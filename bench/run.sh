@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# kvaudit benchmarks (issue 5, "Benchmarks"): offline audit of generated snapshots and a live scan
+# against the test emulator with added latency. Prints one table. Not part of the test suite.
+#
+#   bench/run.sh [--build] [--bin PATH] [--sizes "1k 10k 50k"] [--callgrind] [--live-10k] [--no-live]
+#                [--latency-ms 30] [--page-size 100] [--keep] [--workdir DIR]
+#
+#   --build       configure + build a Release binary into build-bench/ first (separate build dir)
+#   --bin PATH    the kvaudit binary (default: build-bench/kvaudit, else build/kvaudit)
+#   --callgrind   also count instructions of the offline 10k audit under callgrind (slow; needs valgrind)
+#   --live-10k    also run the live 10k VMs / 50 subscriptions scan (slow: one GET per VM today)
+#   --no-live     offline only
+#   --nagle       run the emulator as is (default: bench/emulator_nodelay.py, TCP_NODELAY; see there)
+#   --keep        keep the work directory (snapshots, reports, emulator logs)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=""
+SIZES="1k 10k 50k"
+CALLGRIND=0
+LIVE=1
+LIVE10K=0
+LATENCY=30
+PAGE=100
+KEEP=0
+BUILD=0
+NAGLE=0
+WORK=""
+SEED=1
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--build) BUILD=1 ;;
+	--bin) BIN=$2; shift ;;
+	--sizes) SIZES=$2; shift ;;
+	--callgrind) CALLGRIND=1 ;;
+	--live-10k) LIVE10K=1 ;;
+	--no-live) LIVE=0 ;;
+	--nagle) NAGLE=1 ;;
+	--latency-ms) LATENCY=$2; shift ;;
+	--page-size) PAGE=$2; shift ;;
+	--keep) KEEP=1 ;;
+	--workdir) WORK=$2; shift ;;
+	-h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+if [ "$BUILD" = 1 ]; then
+	cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release -DKVAUDIT_TESTS=OFF >/dev/null
+	cmake --build "$ROOT/build-bench" -j2 >/dev/null
+fi
+if [ -z "$BIN" ]; then
+	if [ -x "$ROOT/build-bench/kvaudit" ]; then BIN=$ROOT/build-bench/kvaudit; else BIN=$ROOT/build/kvaudit; fi
+fi
+[ -x "$BIN" ] || { echo "run.sh: no kvaudit binary at $BIN (use --build)" >&2; exit 2; }
+command -v /usr/bin/time >/dev/null || { echo "run.sh: needs GNU time at /usr/bin/time" >&2; exit 2; }
+
+if [ -z "$WORK" ]; then WORK=$(mktemp -d /tmp/kvaudit-bench.XXXXXX); fi
+mkdir -p "$WORK"
+EMU_PID=""
+cleanup() {
+	if [ -n "$EMU_PID" ] && kill -0 "$EMU_PID" 2>/dev/null; then kill "$EMU_PID" 2>/dev/null || true; fi
+	if [ "$KEEP" = 0 ]; then rm -rf "$WORK"; else echo "work directory kept: $WORK" >&2; fi
+}
+trap cleanup EXIT
+
+shape() {  # size -> "vms subs tenants"
+	case "$1" in
+	1k) echo "1000 10 2" ;;
+	10k) echo "10000 50 2" ;;
+	50k) echo "50000 200 3" ;;
+	*) echo "run.sh: unknown size $1" >&2; exit 2 ;;
+	esac
+}
+
+gen() {  # size [scenario] -> writes $WORK/estate-SIZE.json (and scenario-SIZE.json)
+	local size=$1 sc=${2:-} vms subs ten
+	read -r vms subs ten <<<"$(shape "$size")"
+	if [ -n "$sc" ]; then
+		[ -f "$WORK/scenario-$size.json" ] && return 0
+		python3 "$ROOT/bench/gen_estate.py" --vms "$vms" --subs "$subs" --tenants "$ten" --seed "$SEED" \
+			--page-size "$PAGE" --out "$WORK/estate-$size.json" --scenario "$WORK/scenario-$size.json"
+	else
+		[ -f "$WORK/estate-$size.json" ] && return 0
+		python3 "$ROOT/bench/gen_estate.py" --vms "$vms" --subs "$subs" --tenants "$ten" --seed "$SEED" \
+			--out "$WORK/estate-$size.json"
+	fi
+}
+
+ROWS=()
+row() { ROWS+=("$(printf '%-30s %8s %8s %7s %7s %9s %9s %5s %5s  %s' "$@")"); }
+
+# ---------------------------------------------------------------------------------------------- offline
+for size in $SIZES; do
+	gen "$size"
+	f=$WORK/estate-$size.json
+	mb=$(( $(stat -c %s "$f") / 1048576 ))
+	rc=0
+	/usr/bin/time -f '%e %U %S %M' -o "$WORK/time-$size.txt" \
+		"$BIN" audit "$f" --out "$WORK/report-$size.json" -q >/dev/null 2>"$WORK/audit-$size.err" || rc=$?
+	read -r wall user sys rss < <(tail -n1 "$WORK/time-$size.txt")
+	findings=$(python3 -c "import json,sys; s=json.load(open(sys.argv[1]))['summary']; print(sum(s['byStatus'].values()))" \
+		"$WORK/report-$size.json" 2>/dev/null || echo "?")
+	row "offline audit $size (${mb} MB)" "$wall" "$user" "$sys" "$(( rss / 1024 ))" "-" "-" "-" "$rc" "findings=$findings"
+done
+
+if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null; then
+	gen 10k
+	valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.10k.out" \
+		"$BIN" audit "$WORK/estate-10k.json" --out "$WORK/report-10k-cg.json" -q >/dev/null 2>"$WORK/callgrind.err" || true
+	ir=$(grep -m1 '^summary:' "$WORK/callgrind.10k.out" | awk '{print $2}')
+	row "callgrind audit 10k" "-" "-" "-" "-" "-" "-" "-" "-" "Ir=$ir ($WORK/callgrind.10k.out)"
+fi
+
+# ---------------------------------------------------------------------------------------------- live
+live() {  # size
+	local size=$1 D rc=0 port
+	gen "$size" scenario
+	D=$WORK/emu-$size
+	rm -rf "$D"; mkdir -p "$D"
+	cat >"$WORK/overlay-latency.json" <<EOF
+{"emulator": {"pageSize": $PAGE,
+  "faults": [{"match": {"pathRegex": "."}, "times": 0, "latencyMs": $LATENCY}]}}
+EOF
+	local emu=$ROOT/bench/emulator_nodelay.py
+	[ "$NAGLE" = 1 ] && emu=$ROOT/tests/emulator/emulator.py
+	python3 "$emu" --scenario "$WORK/scenario-$size.json" \
+		--overlay "$WORK/overlay-latency.json" --workdir "$D" --max-seconds 3600 2>"$D/emulator.err" &
+	EMU_PID=$!
+	for _ in $(seq 1 1200); do [ -f "$D/ready" ] && break; sleep 0.1; done
+	[ -f "$D/ready" ] || { echo "run.sh: emulator did not start (see $D/emulator.err)" >&2; cat "$D/emulator.err" >&2; exit 1; }
+	port=$(cat "$D/ready")
+	(
+		# shellcheck disable=SC1091
+		. "$D/env.sh"
+		/usr/bin/time -f '%e %U %S %M' -o "$D/time.txt" \
+			"$BIN" scan --cloud "$D/cloud.json" -q --out "$D/report.json" >/dev/null 2>"$D/scan.err"
+	) || rc=$?
+	curl -s --cacert "$D/ca.pem" "https://127.0.0.1:$port/_emulator/log" >"$D/log.json"
+	curl -s --cacert "$D/ca.pem" -X POST "https://127.0.0.1:$port/_emulator/shutdown" >/dev/null || true
+	wait "$EMU_PID" 2>/dev/null || true
+	EMU_PID=""
+	read -r wall user sys rss < <(tail -n1 "$D/time.txt")
+	python3 - "$D/log.json" "$LATENCY" >"$D/stats.txt" <<'EOF'
+import collections, json, sys
+log = json.load(open(sys.argv[1])); lat = float(sys.argv[2])
+n = len(log)
+n429 = sum(1 for e in log if e.get("status") == 429)
+surf = collections.Counter(e.get("surface") for e in log)
+kinds = collections.Counter()
+for e in log:
+    p = e["path"].lower()
+    if e.get("surface") != "arm": kinds[e.get("surface")] += 1
+    elif "/virtualmachines/" in p: kinds["vmGET"] += 1
+    elif p.endswith("/virtualmachines"): kinds["vmList"] += 1
+    elif p.endswith("/disks"): kinds["diskList"] += 1
+    elif p.endswith("microsoft.keyvault/vaults"): kinds["kvList"] += 1
+    elif "roleassignments" in p: kinds["raList"] += 1
+    elif "roledefinitions" in p: kinds["rdGET"] += 1
+    elif p.endswith("microsoft.recoveryservices/vaults"): kinds["rsvList"] += 1
+    elif "backupprotecteditems" in p: kinds["itemsList"] += 1
+    elif p.endswith("/subscriptions"): kinds["subList"] += 1
+    elif p.endswith("/tenants"): kinds["tenantList"] += 1
+    else: kinds["other"] += 1
+srv = sum(e.get("durationMs", 0) for e in log) / 1000.0 - n * lat / 1000.0
+print(n, n429, "%.1f" % srv, " ".join("%s=%d" % kv for kv in sorted(kinds.items())))
+EOF
+	read -r nreq n429 srv detail <"$D/stats.txt"
+	local vms subs ten
+	read -r vms subs ten <<<"$(shape "$size")"
+	local tag=""
+	[ "$NAGLE" = 1 ] && tag=" nagle"
+	row "live $size/${subs}subs ${LATENCY}ms$tag" "$wall" "$user" "$sys" "$(( rss / 1024 ))" "$nreq" "$n429" "$srv" "$rc" "$detail"
+}
+if [ "$LIVE" = 1 ]; then
+	live 1k
+	[ "$LIVE10K" = 1 ] && live 10k
+fi
+
+# ---------------------------------------------------------------------------------------------- table
+echo
+echo "kvaudit $("$BIN" --version 2>/dev/null | head -1) on $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+printf '%-30s %8s %8s %7s %7s %9s %9s %5s %5s  %s\n' case "wall s" "user s" "sys s" "RSS MB" requests "429s" "srv s" exit notes
+for r in "${ROWS[@]}"; do echo "$r"; done
+echo "(srv s: emulator-side processing time summed over requests, excluding the injected latency;"
+echo " exit: kvaudit's exit code, 1 = failing findings, expected)"

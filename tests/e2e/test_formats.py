@@ -1,0 +1,517 @@
+#!/usr/bin/env python3
+"""
+End-to-end tests of the report formats and `kvaudit report`.
+
+    python3 tests/e2e/test_formats.py --kvaudit build/kvaudit --source .  [unittest args]
+
+Audits examples/demo-estate.json once (--include-pass, JSON), then renders
+that saved report with `kvaudit report` in every format and checks each
+against the JSON: SARIF 2.1.0's required structure, JUnit counts (parsed
+with xml.etree), the HTML summary cards (parsed with html.parser) and the
+absence of scripts and external resources, the Markdown tables.  A report
+with hostile text (markup, quotes, "]]>", control characters, "|") must
+still give a well-formed JUnit file, parseable SARIF and HTML without a
+script.  Bad report inputs exit 2 with one line on stderr.
+
+A headless-browser check of the HTML is not part of this suite yet.
+
+Python 3 standard library only.  Prints "N passed, N failed" last and exits
+non-zero when any test failed.
+"""
+import argparse
+import copy
+import glob
+import html.parser
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+import xml.etree.ElementTree as ET
+
+KVAUDIT = None          # path of the binary (--kvaudit)
+SOURCE = None           # repository root (--source)
+TIMEOUT = 30
+STATUSES = ("fail", "error", "skipped", "suppressed", "pass")
+FORMATS = ("html", "sarif", "junit", "md", "csv", "json")
+
+
+class Result:
+    def __init__(self, p):
+        self.rc, self.out, self.err = p.returncode, p.stdout, p.stderr
+
+    def __repr__(self):
+        return "rc=%d\nstdout: %s\nstderr: %s" % (self.rc, self.out[-2000:], self.err[-2000:])
+
+
+def kv(*args, cwd=None):
+    p = subprocess.run([KVAUDIT] + list(args), cwd=cwd, capture_output=True, text=True,
+                       timeout=TIMEOUT, errors="replace")
+    return Result(p)
+
+
+def one_line_error(test, r, *needles):
+    test.assertEqual(r.rc, 2, r)
+    lines = [line for line in r.err.splitlines() if line.strip()]
+    test.assertEqual(len(lines), 1, r)
+    test.assertTrue(lines[0].startswith("kvaudit: "), r)
+    for n in needles:
+        test.assertIn(n, lines[0], r)
+
+
+class Page(html.parser.HTMLParser):
+    """Collects the summary cards, every src/href, and script/iframe/object elements."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.cards = {}         # card id (without "card-") -> text of its .num
+        self.links = []         # (tag, attribute, value)
+        self.forbidden = []     # tags that must not appear
+        self.stack = []
+        self._card = None
+        self._num = False
+        self.text = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag in ("script", "iframe", "object", "embed", "link", "img", "form", "base"):
+            self.forbidden.append(tag)
+        for k, v in attrs:
+            if k in ("src", "href", "action", "xlink:href", "data") and v is not None:
+                self.links.append((tag, k, v))
+            if k.startswith("on"):
+                self.forbidden.append("%s[%s]" % (tag, k))
+        if tag == "div" and (a.get("id") or "").startswith("card-"):
+            self._card = a["id"][5:]
+        elif tag == "div" and self._card and a.get("class") == "num":
+            self._num = True
+
+    def handle_endtag(self, tag):
+        if tag == "div" and self._num:
+            self._num = False
+            self._card = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._num and self._card:
+            self.cards[self._card] = self.cards.get(self._card, "") + data
+
+
+def parse_html(text):
+    p = Page()
+    p.feed(text)
+    p.close()
+    return p
+
+
+def failing_rows(md):
+    """The data rows of the Markdown's failing findings table."""
+    tail = md.split("### Failing findings", 1)[1]
+    return [line for line in tail.splitlines() if line.startswith("| ") and not line.startswith("| severity |")]
+
+
+def render(report_path, fmt, outdir):
+    """Renders report_path in fmt to a file in outdir; returns the text."""
+    out = os.path.join(outdir, "out." + fmt)
+    r = kv("report", report_path, "--format", fmt, "--out", out)
+    if r.rc != 0:
+        raise AssertionError("kvaudit report --format %s failed: %r" % (fmt, r))
+    with open(out, encoding="utf-8") as f:
+        return f.read()
+
+
+class Demo(unittest.TestCase):
+    """The demo's saved report, rendered in every format."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.d = cls.tmp.name
+        cls.report_path = os.path.join(cls.d, "report.json")
+        r = kv("audit", os.path.join(SOURCE, "examples", "demo-estate.json"), "--include-pass",
+               "--format", "json", "--out", cls.report_path, "-q")
+        if r.rc not in (0, 1):
+            raise AssertionError("audit of the demo failed: %r" % r)
+        with open(cls.report_path, encoding="utf-8") as f:
+            cls.report = json.load(f)
+        cls.text = {fmt: render(cls.report_path, fmt, cls.d) for fmt in FORMATS}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def by_status(self, status):
+        return sum(1 for f in self.report["findings"] if f["status"] == status)
+
+    # ---- SARIF
+    def test_sarif_required_structure(self):
+        s = json.loads(self.text["sarif"])
+        self.assertEqual(s["version"], "2.1.0")
+        self.assertIn("sarif-schema-2.1.0", s["$schema"])
+        self.assertEqual(len(s["runs"]), 1)
+        run = s["runs"][0]
+        driver = run["tool"]["driver"]
+        self.assertEqual(driver["name"], "kvaudit")
+        self.assertEqual(driver["version"], self.report["tool"]["version"])
+        self.assertTrue(driver["informationUri"].startswith("https://"))
+        rule_ids = [r["id"] for r in driver["rules"]]
+        self.assertEqual(len(rule_ids), len(set(rule_ids)))
+        self.assertEqual(set(rule_ids), {f["rule"] for f in self.report["findings"]})
+        for rule in driver["rules"]:
+            for k in ("shortDescription", "fullDescription", "help"):
+                self.assertTrue(rule[k]["text"], (rule["id"], k))
+            self.assertIn(rule["defaultConfiguration"]["level"], ("error", "warning", "note"))
+        results = run["results"]
+        want = [f for f in self.report["findings"] if f["status"] in ("fail", "error", "suppressed")]
+        self.assertEqual(len(results), len(want))
+        self.assertEqual(len(results), self.by_status("fail") + self.by_status("error")
+                         + self.by_status("suppressed"))
+        fingerprints = set()
+        for res, f in zip(results, want):
+            self.assertEqual(res["ruleId"], f["rule"])
+            self.assertEqual(driver["rules"][res["ruleIndex"]]["id"], f["rule"])
+            self.assertIn(res["level"], ("error", "warning", "note", "none"))
+            expected = {"critical": "error", "high": "error", "medium": "warning", "low": "note",
+                        "info": "note"}[f["severity"]]
+            if f["status"] == "fail":
+                self.assertEqual((res["kind"], res["level"]), ("fail", expected))
+            self.assertTrue(res["message"]["text"])
+            self.assertGreaterEqual(len(res["locations"]), 1)
+            fqns = [l["fullyQualifiedName"] for loc in res["locations"]
+                    for l in loc.get("logicalLocations", [])]
+            for key in ("vm", "vault"):
+                if f[key]:
+                    self.assertIn(f[key], fqns)
+            self.assertTrue(fqns)
+            fingerprints.add(res["partialFingerprints"]["kvaudit/v1"])
+        self.assertEqual(len(fingerprints), len(results), "fingerprints are unique per rule and subject")
+
+    def test_sarif_fingerprints_are_stable(self):
+        again = render(self.report_path, "sarif", self.d)
+        self.assertEqual(json.loads(again)["runs"][0]["results"],
+                         json.loads(self.text["sarif"])["runs"][0]["results"])
+
+    # ---- JUnit
+    def test_junit_counts_equal_the_report(self):
+        root = ET.fromstring(self.text["junit"].encode("utf-8"))
+        self.assertEqual(root.tag, "testsuites")
+        findings = self.report["findings"]
+        self.assertEqual(int(root.get("tests")), len(findings))
+        self.assertEqual(int(root.get("failures")), self.by_status("fail"))
+        self.assertEqual(int(root.get("errors")), self.by_status("error"))
+        self.assertEqual(int(root.get("skipped")), self.by_status("skipped") + self.by_status("suppressed"))
+        # --include-pass: every finding is listed, so the counts also equal the summary's.
+        bs = self.report["summary"]["byStatus"]
+        self.assertEqual(int(root.get("tests")), sum(bs.values()))
+        self.assertEqual(int(root.get("failures")), bs["fail"])
+        suites = root.findall("testsuite")
+        self.assertEqual([s.get("name") for s in suites],
+                         list(dict.fromkeys(f["rule"] for f in findings)))
+        for s in suites:
+            cases = s.findall("testcase")
+            self.assertEqual(int(s.get("tests")), len(cases))
+            self.assertEqual(int(s.get("failures")), sum(1 for c in cases if c.find("failure") is not None))
+            self.assertEqual(int(s.get("errors")), sum(1 for c in cases if c.find("error") is not None))
+            self.assertEqual(int(s.get("skipped")), sum(1 for c in cases if c.find("skipped") is not None))
+            for k in ("timestamp", "hostname", "time"):
+                self.assertIsNotNone(s.get(k), k)
+            for c in cases:
+                self.assertEqual(c.get("classname"), s.get("name"))
+                self.assertTrue(c.get("name"))
+        binding = next(f for f in findings if f["subject"] == "binding" and f["status"] == "fail")
+        names = [c.get("name") for c in root.iter("testcase") if c.get("classname") == binding["rule"]]
+        self.assertIn("%s -> %s" % (binding["vmName"], binding["vaultName"]), names)
+
+    # ---- HTML
+    def test_html_cards_equal_the_summary(self):
+        page = parse_html(self.text["html"])
+        s = self.report["summary"]
+        want = {st: s["byStatus"][st] for st in STATUSES}
+        want.update({"failing": s["failing"], "adeVms": s["adeVms"], "vaults": s["subjects"]["vault"],
+                     "tenants": s["subjects"]["tenant"], "exitCode": s["exitCode"]})
+        got = {k: int(v.strip()) for k, v in page.cards.items()}
+        self.assertEqual(got, want)
+
+    def test_html_is_self_contained(self):
+        page = parse_html(self.text["html"])
+        self.assertEqual(page.forbidden, [])
+        refs = {u for f in self.report["findings"] for u in f["references"]}
+        for tag, attr, value in page.links:
+            if value.startswith("#"):
+                continue
+            self.assertEqual((tag, attr), ("a", "href"), value)
+            self.assertTrue(value.startswith("https://"), value)
+            self.assertIn(value, refs, "only reference links may point outside the page")
+        self.assertNotIn("url(", self.text["html"].split("</style>")[0].split("<style>")[1])
+        self.assertNotIn("@import", self.text["html"])
+        self.assertIn("Content-Security-Policy", self.text["html"])
+
+    def test_html_shows_matrix_chart_and_remediation(self):
+        t = self.text["html"]
+        self.assertIn("<svg", t)
+        for v in self.report["inventory"]["vaults"]:
+            self.assertIn(v["name"], t)
+        self.assertIn("az keyvault set-policy", t)
+        self.assertIn("Set-AzKeyVaultAccessPolicy", t)
+        self.assertIn("az role assignment create", t)
+        self.assertIn("kvaudit fix --rule KVA-BKP-001 --vault /subscriptions/", t)
+        page = parse_html(t)
+        text = "".join(page.text)
+        for f in self.report["findings"]:
+            if f["status"] == "fail":
+                self.assertIn(f["message"], text)
+
+    # ---- Markdown
+    def test_markdown_tables(self):
+        md = self.text["md"]
+        s = self.report["summary"]
+        self.assertIn("| **total** | **%d** |" % s["byStatus"]["fail"], md)
+        rows = failing_rows(md)
+        self.assertEqual(len(rows), min(100, self.by_status("fail") + self.by_status("error")))
+        self.assertIn("Exit code **%d**" % s["exitCode"], md)
+
+    # ---- the command
+    def test_directory_output_names_files_after_the_report_time(self):
+        out = os.path.join(self.d, "all") + "/"
+        r = kv("report", self.report_path, "--format", ",".join(FORMATS), "--out", out)
+        self.assertEqual(r.rc, 0, r)
+        stamp = self.report["scan"]["generatedAt"].replace("-", "").replace(":", "")
+        names = sorted(os.listdir(out))
+        self.assertEqual(names, sorted("kvaudit-%s.%s" % (stamp, e)
+                                       for e in ("html", "sarif", "junit.xml", "md", "csv", "json")))
+
+    def test_json_round_trips(self):
+        self.assertEqual(json.loads(self.text["json"]), self.report)
+
+    def test_stdout_and_default_format(self):
+        r = kv("report", self.report_path, "--format", "md", "--out", "-")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.out, self.text["md"])
+        d = os.path.join(self.d, "default")
+        os.mkdir(d)
+        r = kv("report", self.report_path, cwd=d)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual([n[-5:] for n in os.listdir(d)], [".html"])
+
+    def test_formats_work_for_audit_too(self):
+        d = os.path.join(self.d, "audit-out")
+        r = kv("audit", os.path.join(SOURCE, "examples", "demo-estate.json"), "--format",
+               "html,sarif,junit,md", "--out", d + "/", "-q")
+        self.assertEqual(r.rc, 1, r)
+        self.assertEqual(sorted(n.split(".", 1)[1] for n in os.listdir(d)),
+                         ["html", "junit.xml", "md", "sarif"])
+
+
+class Suppressed(unittest.TestCase):
+    """A demo audit with one accepted risk: every format shows it as suppressed, with its reason."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.d = cls.tmp.name
+        if "--suppressions" not in kv("audit", "--help").out:
+            raise unittest.SkipTest("this build has no --suppressions")
+        sup = os.path.join(cls.d, "suppressions.json")
+        with open(sup, "w", encoding="utf-8") as f:
+            json.dump({"kind": "kvaudit.suppressions", "version": 1, "suppressions": [
+                {"rule": "KVA-BKP-001", "resource": "/vaults/kv-nwlog-ops-eus$",
+                 "reason": "migrating <soon> & \"quoted\"", "owner": "ops@example.com",
+                 "expires": "2099-12-31"}]}, f)
+        cls.path = os.path.join(cls.d, "report.json")
+        r = kv("audit", os.path.join(SOURCE, "examples", "demo-estate.json"), "--suppressions", sup,
+               "--format", "json", "--out", cls.path, "-q")
+        if r.rc not in (0, 1):
+            raise AssertionError("audit with suppressions failed: %r" % r)
+        with open(cls.path, encoding="utf-8") as f:
+            cls.report = json.load(f)
+        cls.n = sum(1 for f in cls.report["findings"] if f["status"] == "suppressed")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_the_demo_has_one_suppressed_finding(self):
+        self.assertEqual(self.n, 1)
+
+    def test_sarif_marks_it_accepted(self):
+        res = json.loads(render(self.path, "sarif", self.d))["runs"][0]["results"]
+        sup = [r for r in res if "suppressions" in r]
+        self.assertEqual(len(sup), self.n)
+        self.assertEqual(sup[0]["suppressions"][0]["justification"], "migrating <soon> & \"quoted\"")
+        self.assertEqual(sup[0]["suppressions"][0]["properties"]["owner"], "ops@example.com")
+
+    def test_junit_skips_it_with_the_reason(self):
+        root = ET.fromstring(render(self.path, "junit", self.d).encode("utf-8"))
+        msgs = [c.find("skipped").get("message") for c in root.iter("testcase") if c.find("skipped") is not None]
+        self.assertIn("suppressed: migrating <soon> & \"quoted\" (owner ops@example.com) (expires 2099-12-31)",
+                      msgs)
+
+    def test_html_shows_the_suppression(self):
+        page = parse_html(render(self.path, "html", self.d))
+        self.assertEqual(int(page.cards["suppressed"]), self.n)
+        self.assertIn("migrating <soon> & \"quoted\" (owner ops@example.com, expires 2099-12-31",
+                      "".join(page.text))
+
+
+HOSTILE = "<script>alert(1)</script> \"q\" 'a' ]]> & |pipe| `tick` \x01\x1b[31m\x7f \u202e\ufffe end"
+
+
+class Hostile(unittest.TestCase):
+    """A report whose text tries to break out of every format."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.d = cls.tmp.name
+        src = os.path.join(cls.d, "report.json")
+        r = kv("audit", os.path.join(SOURCE, "examples", "demo-estate.json"), "--include-pass",
+               "--format", "json", "--out", src, "-q")
+        if r.rc not in (0, 1):
+            raise AssertionError("audit of the demo failed: %r" % r)
+        with open(src, encoding="utf-8") as f:
+            rep = json.load(f)
+        for f in rep["findings"]:
+            for k in ("vmName", "vaultName", "message", "title", "reason"):
+                f[k] = HOSTILE + " " + k
+            f["evidence"][HOSTILE] = HOSTILE
+            f["references"] = ["javascript:alert(1)", "https://x.example/\"><script>alert(2)</script>"]
+            if f.get("remediation"):
+                f["remediation"]["text"] = HOSTILE
+        for v in rep["inventory"]["vaults"]:
+            v["name"] = HOSTILE
+        rep["scan"]["source"] = HOSTILE
+        rep["errors"] = [{"scope": HOSTILE, "status": 403, "code": HOSTILE, "message": HOSTILE}]
+        cls.path = os.path.join(cls.d, "hostile.json")
+        with open(cls.path, "w", encoding="utf-8") as f:
+            json.dump(rep, f)
+        cls.report = rep
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_html_has_no_script_from_data(self):
+        t = render(self.path, "html", self.d)
+        self.assertNotIn("<script", t.lower())
+        self.assertNotIn("\x1b", t)
+        self.assertNotIn("\x01", t)
+        page = parse_html(t)
+        self.assertEqual(page.forbidden, [])
+        for tag, attr, value in page.links:
+            self.assertTrue(value.startswith("#") or value.startswith("https://"), value)
+        self.assertNotIn("javascript:", [v[:11] for _, _, v in page.links])
+
+    def test_junit_is_well_formed(self):
+        t = render(self.path, "junit", self.d)
+        root = ET.fromstring(t.encode("utf-8"))
+        self.assertEqual(int(root.get("tests")), len(self.report["findings"]))
+        msgs = [c.find("failure").get("message") for c in root.iter("testcase") if c.find("failure") is not None]
+        self.assertTrue(msgs)
+        self.assertTrue(msgs[0].startswith("<script>alert(1)</script> \"q\" 'a' ]]> & |pipe|"), msgs[0])
+
+    def test_sarif_parses(self):
+        t = render(self.path, "sarif", self.d)
+        s = json.loads(t)
+        self.assertEqual(s["runs"][0]["results"][0]["message"]["text"], HOSTILE + " message")
+        self.assertEqual(len(s["runs"][0]["invocations"][0]["toolExecutionNotifications"]), 1)
+
+    def test_markdown_rows_stay_rows(self):
+        t = render(self.path, "md", self.d)
+        rows = failing_rows(t)
+        self.assertTrue(rows)
+        for row in rows:
+            self.assertEqual(row.replace("\\|", "").count("|"), 6, row)
+            self.assertNotIn("<script", row)
+            self.assertNotIn("\x1b", row)
+
+
+class BadInput(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.d = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def write(self, name, text):
+        p = os.path.join(self.d, name)
+        with open(p, "w", encoding="utf-8") as f:
+            f.write(text)
+        return p
+
+    def test_missing_file(self):
+        one_line_error(self, kv("report", os.path.join(self.d, "nope.json")), "nope.json")
+
+    def test_empty_file(self):
+        one_line_error(self, kv("report", self.write("e.json", "")), "e.json", "empty")
+
+    def test_invalid_json(self):
+        one_line_error(self, kv("report", self.write("b.json", '{"kind": ')), "b.json", "invalid JSON")
+
+    def test_an_estate_is_not_a_report(self):
+        est = os.path.join(SOURCE, "examples", "demo-estate.json")
+        one_line_error(self, kv("report", est), "$.kind", "kvaudit.report", "kvaudit.estate")
+
+    def test_wrong_version(self):
+        p = self.write("v.json", json.dumps({"kind": "kvaudit.report", "version": 2, "findings": []}))
+        one_line_error(self, kv("report", p), "$.version", "2")
+
+    def test_version_not_a_number(self):
+        p = self.write("v.json", json.dumps({"kind": "kvaudit.report", "version": "1", "findings": []}))
+        one_line_error(self, kv("report", p), "$.version")
+
+    def test_findings_not_an_array(self):
+        p = self.write("f.json", json.dumps({"kind": "kvaudit.report", "version": 1, "findings": {}}))
+        one_line_error(self, kv("report", p), "$.findings")
+
+    def test_not_an_object(self):
+        one_line_error(self, kv("report", self.write("a.json", "[]")), "$")
+
+    def test_unknown_format(self):
+        p = self.write("ok.json", json.dumps({"kind": "kvaudit.report", "version": 1, "findings": []}))
+        one_line_error(self, kv("report", p, "--format", "pdf"), "pdf")
+
+    def test_no_file(self):
+        one_line_error(self, kv("report"), "report file")
+
+    def test_minimal_report_renders(self):
+        p = self.write("ok.json", json.dumps({"kind": "kvaudit.report", "version": 1, "findings": []}))
+        for fmt in FORMATS:
+            r = kv("report", p, "--format", fmt, "--out", "-")
+            self.assertEqual(r.rc, 0, (fmt, r))
+        r = kv("report", p, "--format", "junit", "--out", "-")
+        self.assertEqual(ET.fromstring(r.out.encode()).get("tests"), "0")
+
+    def test_help(self):
+        r = kv("report", "--help")
+        self.assertEqual(r.rc, 0, r)
+        for opt in ("--format", "--out"):
+            self.assertIn(opt, r.out)
+        r = kv("--help")
+        self.assertIn("report", r.out)
+
+
+def main(argv):
+    global KVAUDIT, SOURCE
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--kvaudit", default=os.environ.get("KVAUDIT"))
+    ap.add_argument("--source", default=os.path.normpath(os.path.join(here, "..", "..")))
+    opts, rest = ap.parse_known_args(argv[1:])
+    SOURCE = os.path.abspath(opts.source)
+    KVAUDIT = os.path.abspath(opts.kvaudit or os.path.join(SOURCE, "build", "kvaudit"))
+    if not os.access(KVAUDIT, os.X_OK):
+        print("test_formats: %s is not an executable" % KVAUDIT, file=sys.stderr)
+        print("0 passed, 1 failed")
+        return 1
+    prog = unittest.main(argv=[argv[0]] + rest, exit=False, verbosity=2)
+    res = prog.result
+    failed = len(res.failures) + len(res.errors) + len(res.unexpectedSuccesses)
+    passed = res.testsRun - failed - len(res.skipped)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed or res.testsRun == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
