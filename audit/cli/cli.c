@@ -122,6 +122,8 @@ static const char AUDIT_USAGE[] =
 	"  --include-pass             list passing findings too (they are always counted)\n"
 	"  --suppressions FILE        accepted risks (docs/suppressions.md): matching failures become\n"
 	"                             \"suppressed\" until their expiry date\n"
+	"  --baseline OLD.json        exit 1 only for failing findings that are new against a\n"
+	"                             previous JSON report (see 'kvaudit diff')\n"
 	"  --rules DIR                add the rules in DIR/*.json (repeatable)\n"
 	"  --backup-sp-object-id TENANT=OID\n"
 	"                             Backup Management Service's object ID in TENANT, when the\n"
@@ -183,6 +185,7 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 		{"fail-on", required_argument, NULL, 'F'},
 		{"include-pass", no_argument, NULL, 'P'},
 		{"suppressions", required_argument, NULL, 'X'},
+		{"baseline", required_argument, NULL, 'B'},
 		{"rules", required_argument, NULL, 'r'},
 		{"backup-sp-object-id", required_argument, NULL, 'b'},
 		{"quiet", no_argument, NULL, 'q'},
@@ -192,6 +195,8 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 	};
 	const char *formats = "json", *out = ".", *supp_path = NULL;
 	struct suppressions supp = {0};
+	const char *baseline_path = NULL;
+	cJSON *baseline = NULL;
 	struct audit_opts ao = {SEV_LOW, false, NULL, NULL};
 	struct strlist rules = {0}, sps = {0};
 	struct estate_opts eo = {0};
@@ -216,6 +221,7 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 			break;
 		case 'P': ao.include_pass = true; break;
 		case 'X': supp_path = optarg; break;
+		case 'B': baseline_path = optarg; break;
 		case 'r': strlist_add(&rules, optarg); break;
 		case 'b': strlist_add(&sps, optarg); break;
 		case 'q': quiet = 1; break;
@@ -234,6 +240,10 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 		goto out;
 	if (!cli_load_catalog(&cat, &rules) || !cli_load_suppressions(supp_path, &cat, &supp, &ao))
 		goto out;
+	if (baseline_path && !(baseline = cli_report_load(baseline_path, &err))) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
 	eo.sp_overrides = sps.v;
 	eo.nsp_overrides = sps.n;
 	ao.source = argv[optind];
@@ -252,7 +262,11 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 	if (!quiet)
 		report_write_summary(report, stderr, cli_use_color(), 5);
 	rc = audit_exit_code(report, ao.fail_on);
+	/* With a baseline, only new failures fail the run (an incomplete scan still says so). */
+	if (baseline && rc != KV_EXIT_INCOMPLETE)
+		rc = cli_baseline_alerts(baseline, report, ao.fail_on, quiet ? NULL : stderr) ? KV_EXIT_FINDINGS : KV_EXIT_OK;
 out:
+	cJSON_Delete(baseline);
 	cJSON_Delete(report);
 	estate_free(e);
 	suppressions_release(&supp);

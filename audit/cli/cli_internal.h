@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include <cjson/cJSON.h>
 
@@ -79,6 +80,11 @@ void cli_live_close(struct cli_live *cl);
  */
 cJSON *cli_report_load(const char *path, struct kv_err *err);
 int cmd_diff(int argc, char **argv, const struct command *self);
+/*
+ * --baseline: the number of failing findings of report that are new against
+ * baseline and at or above fail_on; one summary line to out (may be NULL).
+ */
+int cli_baseline_alerts(const cJSON *baseline, const cJSON *report, enum severity fail_on, FILE *out);
 extern const char DIFF_USAGE[];
 
 /* The live commands (live.c). */

@@ -67,6 +67,35 @@ static cJSON *select_findings(const cJSON *from, const cJSON *other, bool in_oth
 	return out;
 }
 
+static int count_alerts(const cJSON *added, enum severity fail_on)
+{
+	const cJSON *it;
+	int alerts = 0;
+
+	cJSON_ArrayForEach(it, added) {
+		enum severity s;
+
+		if (severity_parse(s_of(it, "severity"), &s) && s >= fail_on)
+			alerts++;
+	}
+	return alerts;
+}
+
+int cli_baseline_alerts(const cJSON *baseline, const cJSON *report, enum severity fail_on, FILE *out)
+{
+	const cJSON *fo = cJSON_GetObjectItemCaseSensitive(baseline, "findings");
+	const cJSON *fn = cJSON_GetObjectItemCaseSensitive(report, "findings");
+	cJSON *added = select_findings(fn, fo, false), *resolved = select_findings(fo, fn, false);
+	int alerts = count_alerts(added, fail_on);
+
+	if (out)
+		fprintf(out, "kvaudit: against the baseline: %d new failing finding(s) (%d at or above %s), %d resolved\n",
+		        cJSON_GetArraySize(added), alerts, severity_name(fail_on), cJSON_GetArraySize(resolved));
+	cJSON_Delete(added);
+	cJSON_Delete(resolved);
+	return alerts;
+}
+
 static void print_list(const char *title, const cJSON *list)
 {
 	const cJSON *it;
@@ -94,7 +123,7 @@ int cmd_diff(int argc, char **argv, const struct command *self)
 	const char *format = "text";
 	enum severity fail_on = SEV_LOW;
 	cJSON *old = NULL, *new = NULL, *added = NULL, *resolved = NULL, *kept = NULL;
-	const cJSON *it, *fo, *fn;
+	const cJSON *fo, *fn;
 	struct kv_err err = {{0}};
 	int opt, rc = KV_EXIT_USAGE, alerts = 0;
 
@@ -130,12 +159,7 @@ int cmd_diff(int argc, char **argv, const struct command *self)
 	added = select_findings(fn, fo, false);
 	resolved = select_findings(fo, fn, false);
 	kept = select_findings(fn, fo, true);
-	cJSON_ArrayForEach(it, added) {
-		enum severity s;
-
-		if (severity_parse(s_of(it, "severity"), &s) && s >= fail_on)
-			alerts++;
-	}
+	alerts = count_alerts(added, fail_on);
 	if (strcmp(format, "json") == 0) {
 		cJSON *d = cJSON_CreateObject();
 		char *text;

@@ -46,7 +46,8 @@ const char SCAN_USAGE[] =
 	"Collect live and audit in one go: 'kvaudit collect' followed by 'kvaudit audit'.\n"
 	"\n" SCOPE_USAGE
 	"  --save-estate FILE         keep the snapshot too (mode 0600)\n"
-	"  --format, --out, --fail-on, --include-pass, --suppressions, --rules, --backup-sp-object-id,\n"
+	"  --format, --out, --fail-on, --include-pass, --suppressions, --baseline, --rules,\n"
+	"  --backup-sp-object-id,\n"
 	"  -q, -v\n"
 	"                             as for 'kvaudit audit' (see 'kvaudit audit --help')\n"
 	"\n"
@@ -322,6 +323,7 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 		{"fail-on", required_argument, NULL, 'F'},
 		{"include-pass", no_argument, NULL, 'P'},
 		{"suppressions", required_argument, NULL, 'X'},
+		{"baseline", required_argument, NULL, 'B'},
 		{"rules", required_argument, NULL, 'r'},
 		{"backup-sp-object-id", required_argument, NULL, 'b'},
 		{"save-estate", required_argument, NULL, 'S'},
@@ -333,6 +335,8 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 	struct scope_opts s;
 	const char *formats = "json", *out = ".", *save = NULL, *supp_path = NULL;
 	struct suppressions supp = {0};
+	const char *baseline_path = NULL;
+	cJSON *baseline = NULL;
 	struct audit_opts ao = {SEV_LOW, false, "live", NULL};
 	struct strlist rules = {0}, sps = {0};
 	struct estate_opts eo = {0};
@@ -360,6 +364,7 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 			break;
 		case 'P': ao.include_pass = true; break;
 		case 'X': supp_path = optarg; break;
+		case 'B': baseline_path = optarg; break;
 		case 'r': strlist_add(&rules, optarg); break;
 		case 'b': strlist_add(&sps, optarg); break;
 		case 'S': save = optarg; break;
@@ -376,6 +381,10 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 	if (!cli_formats_valid(self, formats) || !cli_load_catalog(&cat, &rules) ||
 	    !cli_load_suppressions(supp_path, &cat, &supp, &ao))
 		goto out;
+	if (baseline_path && !(baseline = cli_report_load(baseline_path, &err))) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
 	rc = cli_live_collect(self, &s, &doc);
 	if (rc != KV_EXIT_OK)
 		goto out;
@@ -402,7 +411,11 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 	if (!s.quiet)
 		report_write_summary(report, stderr, cli_use_color(), 5);
 	rc = audit_exit_code(report, ao.fail_on);
+	if (baseline && rc != KV_EXIT_INCOMPLETE)
+		rc = cli_baseline_alerts(baseline, report, ao.fail_on, s.quiet ? NULL : stderr) ? KV_EXIT_FINDINGS
+		                                                                                : KV_EXIT_OK;
 out:
+	cJSON_Delete(baseline);
 	cJSON_Delete(report);
 	estate_free(e);
 	free(text);

@@ -575,6 +575,21 @@ class SuppressionsAndDiff(unittest.TestCase):
         bad = kv("diff", old, demo_path(), cwd=self.dir)
         self.assertEqual(bad.rc, 2)
 
+    def test_audit_with_a_baseline_fails_only_on_new_findings(self):
+        old = os.path.join(self.dir, "old.json")
+        self.assertEqual(kv("audit", demo_path(), "--out", old, "-q", cwd=self.dir).rc, 1)
+        same = kv("audit", demo_path(), "--baseline", old, "--out", os.path.join(self.dir, "a.json"), cwd=self.dir)
+        self.assertEqual(same.rc, 0, same.err)
+        self.assertIn("0 new failing finding", same.err)
+        older = os.path.join(self.dir, "older.json")
+        self.assertEqual(kv("audit", demo_path(), "--suppressions", self.supp("2099-12-31"), "--out", older, "-q",
+                            cwd=self.dir).rc, 1)
+        grew = kv("audit", demo_path(), "--baseline", older, "--out", os.path.join(self.dir, "b.json"), "-q",
+                  cwd=self.dir)
+        self.assertEqual(grew.rc, 1)
+        bad = kv("audit", demo_path(), "--baseline", demo_path(), "--out", "-", "-q", cwd=self.dir)
+        one_line_error(self, bad, "kvaudit.report")
+
 
 class DemoOptions(unittest.TestCase):
     """Output options, --fail-on, -q, determinism, overrides."""
