@@ -124,6 +124,8 @@ static const char AUDIT_USAGE[] =
 	"                             \"suppressed\" until their expiry date\n"
 	"  --baseline OLD.json        exit 1 only for failing findings that are new against a\n"
 	"                             previous JSON report (see 'kvaudit diff')\n"
+	"  --config FILE              settings from a file (docs/config.md; also $KVAUDIT_CONFIG);\n"
+	"                             options given here win\n"
 	"  --rules DIR                add the rules in DIR/*.json (repeatable)\n"
 	"  --backup-sp-object-id TENANT=OID\n"
 	"                             Backup Management Service's object ID in TENANT, when the\n"
@@ -186,6 +188,7 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 		{"include-pass", no_argument, NULL, 'P'},
 		{"suppressions", required_argument, NULL, 'X'},
 		{"baseline", required_argument, NULL, 'B'},
+		{"config", required_argument, NULL, 'C'},
 		{"rules", required_argument, NULL, 'r'},
 		{"backup-sp-object-id", required_argument, NULL, 'b'},
 		{"quiet", no_argument, NULL, 'q'},
@@ -197,6 +200,7 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 	struct suppressions supp = {0};
 	const char *baseline_path = NULL;
 	cJSON *baseline = NULL;
+	struct cli_config cfg = {0};
 	struct audit_opts ao = {SEV_LOW, false, NULL, NULL};
 	struct strlist rules = {0}, sps = {0};
 	struct estate_opts eo = {0};
@@ -207,6 +211,21 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 	int quiet = 0, verbose = 0, opt, rc = KV_EXIT_USAGE;
 	char stamp[32];
 
+	if (cli_config_path(argc, argv)) {
+		if (!cli_config_load(cli_config_path(argc, argv), &cfg, &err)) {
+			cli_error("%s", err.msg);
+			goto out;
+		}
+		formats = cfg.formats ? cfg.formats : formats;
+		out = cfg.out ? cfg.out : out;
+		if (cfg.fail_on)
+			severity_parse(cfg.fail_on, &ao.fail_on);
+		ao.include_pass = cfg.include_pass == 1;
+		supp_path = cfg.suppressions;
+		baseline_path = cfg.baseline;
+		for (size_t i = 0; i < cfg.rules.n; i++)
+			strlist_add(&rules, cfg.rules.v[i]);
+	}
 	optind = 0;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
@@ -222,6 +241,7 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 		case 'P': ao.include_pass = true; break;
 		case 'X': supp_path = optarg; break;
 		case 'B': baseline_path = optarg; break;
+		case 'C': break; /* read before the options: they override it */
 		case 'r': strlist_add(&rules, optarg); break;
 		case 'b': strlist_add(&sps, optarg); break;
 		case 'q': quiet = 1; break;
@@ -267,6 +287,7 @@ static int cmd_audit(int argc, char **argv, const struct command *self)
 		rc = cli_baseline_alerts(baseline, report, ao.fail_on, quiet ? NULL : stderr) ? KV_EXIT_FINDINGS : KV_EXIT_OK;
 out:
 	cJSON_Delete(baseline);
+	cli_config_release(&cfg);
 	cJSON_Delete(report);
 	estate_free(e);
 	suppressions_release(&supp);
@@ -492,6 +513,7 @@ static const struct command commands[] = {
 	{"whoami", "show the identity kvaudit signs in as and what it can read", WHOAMI_USAGE, cmd_whoami},
 	{"report", "render a saved JSON report as html, sarif, junit, md, csv or json", REPORT_USAGE, cmd_report},
 	{"diff", "new, resolved and unchanged failing findings between two reports", DIFF_USAGE, cmd_diff},
+	{"config", "check a configuration file", CONFIG_USAGE, cmd_config},
 	{"fix", "plan, and with --apply make, the grants Azure Backup needs", FIX_USAGE, cmd_fix},
 	{"rollback", "undo what a fix journal says was added", ROLLBACK_USAGE, cmd_rollback},
 };

@@ -87,6 +87,24 @@ int cmd_diff(int argc, char **argv, const struct command *self);
 int cli_baseline_alerts(const cJSON *baseline, const cJSON *report, enum severity fail_on, FILE *out);
 extern const char DIFF_USAGE[];
 
+/* --config FILE / $KVAUDIT_CONFIG (config.c): defaults that command-line flags override. */
+struct cli_config {
+	const char *cloud, *auth, *formats, *out, *fail_on, *suppressions, *baseline;
+	int data_plane, include_pass;        /* -1 unset, else 0/1 */
+	struct strlist subscriptions, rules;
+	cJSON *doc;                          /* owns the strings above */
+	char **owned;
+	size_t nowned;
+};
+
+/* The config file named by --config in argv, else $KVAUDIT_CONFIG, else NULL. */
+const char *cli_config_path(int argc, char **argv);
+bool cli_config_load(const char *path, struct cli_config *c, struct kv_err *err);
+void cli_config_release(struct cli_config *c);
+bool cli_argv_has(int argc, char **argv, const char *option);
+int cmd_config(int argc, char **argv, const struct command *self);
+extern const char CONFIG_USAGE[];
+
 /* The live commands (live.c). */
 int cmd_collect(int argc, char **argv, const struct command *self);
 int cmd_scan(int argc, char **argv, const struct command *self);

@@ -46,7 +46,7 @@ const char SCAN_USAGE[] =
 	"Collect live and audit in one go: 'kvaudit collect' followed by 'kvaudit audit'.\n"
 	"\n" SCOPE_USAGE
 	"  --save-estate FILE         keep the snapshot too (mode 0600)\n"
-	"  --format, --out, --fail-on, --include-pass, --suppressions, --baseline, --rules,\n"
+	"  --format, --out, --fail-on, --include-pass, --suppressions, --baseline, --config, --rules,\n"
 	"  --backup-sp-object-id,\n"
 	"  -q, -v\n"
 	"                             as for 'kvaudit audit' (see 'kvaudit audit --help')\n"
@@ -324,6 +324,7 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 		{"include-pass", no_argument, NULL, 'P'},
 		{"suppressions", required_argument, NULL, 'X'},
 		{"baseline", required_argument, NULL, 'B'},
+		{"config", required_argument, NULL, 'C'},
 		{"rules", required_argument, NULL, 'r'},
 		{"backup-sp-object-id", required_argument, NULL, 'b'},
 		{"save-estate", required_argument, NULL, 'S'},
@@ -337,6 +338,7 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 	struct suppressions supp = {0};
 	const char *baseline_path = NULL;
 	cJSON *baseline = NULL;
+	struct cli_config cfg = {0};
 	struct audit_opts ao = {SEV_LOW, false, "live", NULL};
 	struct strlist rules = {0}, sps = {0};
 	struct estate_opts eo = {0};
@@ -348,6 +350,26 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 	int opt, rc = KV_EXIT_USAGE;
 
 	memset(&s, 0, sizeof(s));
+	if (cli_config_path(argc, argv)) {
+		if (!cli_config_load(cli_config_path(argc, argv), &cfg, &err)) {
+			cli_error("%s", err.msg);
+			goto out;
+		}
+		formats = cfg.formats ? cfg.formats : formats;
+		out = cfg.out ? cfg.out : out;
+		if (cfg.fail_on)
+			severity_parse(cfg.fail_on, &ao.fail_on);
+		ao.include_pass = cfg.include_pass == 1;
+		supp_path = cfg.suppressions;
+		baseline_path = cfg.baseline;
+		for (size_t i = 0; i < cfg.rules.n; i++)
+			strlist_add(&rules, cfg.rules.v[i]);
+		s.cloud = cfg.cloud;
+		s.auth = cfg.auth;
+		s.data_plane = cfg.data_plane == 1;
+		for (size_t i = 0; i < cfg.subscriptions.n && !cli_argv_has(argc, argv, "--subscription"); i++)
+			strlist_add(&s.subs, cfg.subscriptions.v[i]);
+	}
 	optind = 0;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
@@ -365,6 +387,7 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 		case 'P': ao.include_pass = true; break;
 		case 'X': supp_path = optarg; break;
 		case 'B': baseline_path = optarg; break;
+		case 'C': break; /* read before the options: they override it */
 		case 'r': strlist_add(&rules, optarg); break;
 		case 'b': strlist_add(&sps, optarg); break;
 		case 'S': save = optarg; break;
@@ -416,6 +439,7 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 		                                                                                : KV_EXIT_OK;
 out:
 	cJSON_Delete(baseline);
+	cli_config_release(&cfg);
 	cJSON_Delete(report);
 	estate_free(e);
 	free(text);

@@ -591,6 +591,39 @@ class SuppressionsAndDiff(unittest.TestCase):
         one_line_error(self, bad, "kvaudit.report")
 
 
+class ConfigFile(unittest.TestCase):
+    """--config / $KVAUDIT_CONFIG supply defaults; flags win; `config check` validates."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="kvaudit-e2e-")
+        self.dir = self.tmp.name
+        self.cfg = os.path.join(self.dir, "kvaudit.json")
+        write_json(self.cfg, {"kind": "kvaudit.config", "version": 1, "formats": ["json", "csv"],
+                              "out": "reports/", "failOn": "critical"})
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_settings_come_from_the_file_relative_to_it(self):
+        r = kv("audit", demo_path(), "--config", self.cfg, "-q", cwd="/")
+        self.assertEqual(r.rc, 0, r.err)            # failOn critical: the demo has no critical failure
+        names = sorted(os.listdir(os.path.join(self.dir, "reports")))
+        self.assertEqual([n.rsplit(".", 1)[1] for n in names], ["csv", "json"])
+
+    def test_flags_win_over_the_file(self):
+        r = kv("audit", demo_path(), "--config", self.cfg, "--fail-on", "low", "--format", "json",
+               "--out", os.path.join(self.dir, "r.json"), "-q", cwd=self.dir)
+        self.assertEqual(r.rc, 1, r.err)
+
+    def test_config_check_names_an_unknown_setting(self):
+        write_json(self.cfg, {"kind": "kvaudit.config", "fromats": "json"})
+        r = kv("config", "check", self.cfg, cwd=self.dir)
+        one_line_error(self, r, "kvaudit.json", "$.fromats")
+        ok = os.path.join(self.dir, "ok.json")
+        write_json(ok, {"kind": "kvaudit.config", "version": 1, "failOn": "high"})
+        self.assertEqual(kv("config", "check", ok, cwd=self.dir).rc, 0)
+
+
 class DemoOptions(unittest.TestCase):
     """Output options, --fail-on, -q, determinism, overrides."""
 

@@ -1,0 +1,240 @@
+/*
+ * config.c - `--config FILE` (or $KVAUDIT_CONFIG): the options of a
+ * scheduled scan kept in a file, so a cron line, a systemd unit and a CI job
+ * share one source of truth.  Command-line flags win over the file.
+ *
+ * { "kind": "kvaudit.config", "version": 1,
+ *   "subscriptions": ["<guid>", …], "cloud": "AzureCloud|FILE", "auth": "auto|env|msi|cli",
+ *   "dataPlane": false, "formats": "json,csv" | ["json","csv"], "out": "DIR/", "failOn": "low",
+ *   "includePass": false, "suppressions": "FILE", "baseline": "FILE", "rules": ["DIR", …] }
+ * Relative paths are relative to the file's directory.  Unknown keys are
+ * errors (a typo must not silently change a compliance scan).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/cli/cli.h"
+#include "audit/cli/cli_internal.h"
+#include "audit/util/json.h"
+
+#define CONFIG_MAX_BYTES (1u << 20)
+
+const char CONFIG_USAGE[] =
+	"usage: kvaudit config check FILE\n"
+	"\n"
+	"Validate a kvaudit configuration file (docs/config.md). audit, scan and inventory read one\n"
+	"with --config FILE or $KVAUDIT_CONFIG; options given on the command line win.\n";
+
+static const char *const KEYS[] = {"kind", "version", "subscriptions", "cloud", "auth", "dataPlane", "formats",
+                                   "out", "failOn", "includePass", "suppressions", "baseline", "rules", NULL};
+
+void cli_config_release(struct cli_config *c)
+{
+	for (size_t i = 0; i < c->nowned; i++)
+		free(c->owned[i]);
+	free(c->owned);
+	free(c->subscriptions.v);
+	free(c->rules.v);
+	cJSON_Delete(c->doc);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Keeps s alive as long as the config (the option code borrows strings). */
+static const char *keep(struct cli_config *c, char *s)
+{
+	c->owned = kv_realloc(c->owned, (c->nowned + 1) * sizeof(*c->owned));
+	c->owned[c->nowned++] = s;
+	return s;
+}
+
+static const char *path_in(struct cli_config *c, const char *dir, const char *p)
+{
+	return keep(c, p[0] == '/' || !dir[0] ? kv_strdup(p) : kv_asprintf("%s/%s", dir, p));
+}
+
+static bool get_str(const cJSON *doc, const char *k, const char *file, const char **out, struct kv_err *err)
+{
+	const cJSON *j = cJSON_GetObjectItemCaseSensitive(doc, k);
+
+	if (!j)
+		return true;
+	if (!cJSON_IsString(j) || !j->valuestring[0]) {
+		kv_err_set(err, "%s: $.%s: expected a non-empty string, got %s", file, k, json_type_name(j));
+		return false;
+	}
+	*out = j->valuestring;
+	return true;
+}
+
+static bool get_bool(const cJSON *doc, const char *k, const char *file, int *out, struct kv_err *err)
+{
+	const cJSON *j = cJSON_GetObjectItemCaseSensitive(doc, k);
+
+	if (!j)
+		return true;
+	if (!cJSON_IsBool(j)) {
+		kv_err_set(err, "%s: $.%s: expected true or false, got %s", file, k, json_type_name(j));
+		return false;
+	}
+	*out = cJSON_IsTrue(j) ? 1 : 0;
+	return true;
+}
+
+static bool get_list(struct cli_config *c, const cJSON *doc, const char *k, const char *file, const char *dir,
+                     struct strlist *out, struct kv_err *err)
+{
+	const cJSON *j = cJSON_GetObjectItemCaseSensitive(doc, k), *it;
+	int i = 0;
+
+	if (!j)
+		return true;
+	if (!cJSON_IsArray(j)) {
+		kv_err_set(err, "%s: $.%s: expected an array of strings, got %s", file, k, json_type_name(j));
+		return false;
+	}
+	cJSON_ArrayForEach(it, j) {
+		if (!cJSON_IsString(it) || !it->valuestring[0]) {
+			kv_err_set(err, "%s: $.%s[%d]: expected a non-empty string, got %s", file, k, i, json_type_name(it));
+			return false;
+		}
+		strlist_add(out, dir ? path_in(c, dir, it->valuestring) : it->valuestring);
+		i++;
+	}
+	return true;
+}
+
+bool cli_config_load(const char *path, struct cli_config *c, struct kv_err *err)
+{
+	size_t len = 0;
+	char *text = kv_read_file(path, CONFIG_MAX_BYTES, &len, err), *dir;
+	cJSON *doc = NULL;
+	const cJSON *it, *fmt;
+	const char *end = NULL, *slash;
+	bool ok = false;
+
+	memset(c, 0, sizeof(*c));
+	c->data_plane = c->include_pass = -1;
+	if (!text)
+		return false;
+	slash = strrchr(path, '/');
+	dir = slash ? kv_strndup(path, (size_t)(slash - path)) : kv_strdup("");
+	doc = cJSON_ParseWithLengthOpts(text, len, &end, false);
+	if (!doc) {
+		kv_err_set(err, "%s: invalid JSON at byte %zu", path, end ? (size_t)(end - text) : 0);
+		goto out;
+	}
+	if (!kv_streq_ci(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "kind")), "kvaudit.config")) {
+		kv_err_set(err, "%s: $.kind: expected \"kvaudit.config\": not a kvaudit configuration", path);
+		goto out;
+	}
+	cJSON_ArrayForEach(it, doc) {
+		bool known = false;
+
+		for (size_t i = 0; KEYS[i]; i++)
+			known = known || strcmp(KEYS[i], it->string) == 0;
+		if (!known) {
+			kv_err_set(err, "%s: $.%s: unknown setting (see docs/config.md)", path, it->string);
+			goto out;
+		}
+	}
+	fmt = cJSON_GetObjectItemCaseSensitive(doc, "formats");
+	if (cJSON_IsArray(fmt)) {
+		struct kv_buf b;
+
+		kv_buf_init(&b, 0);
+		cJSON_ArrayForEach(it, fmt) {
+			if (!cJSON_IsString(it)) {
+				kv_err_set(err, "%s: $.formats: expected format names", path);
+				kv_buf_release(&b);
+				goto out;
+			}
+			if (b.len)
+				kv_buf_addc(&b, ',');
+			kv_buf_adds(&b, it->valuestring);
+		}
+		c->formats = keep(c, kv_buf_detach(&b));
+	} else if (!get_str(doc, "formats", path, &c->formats, err)) {
+		goto out;
+	}
+	if (!get_str(doc, "cloud", path, &c->cloud, err) || !get_str(doc, "auth", path, &c->auth, err) ||
+	    !get_str(doc, "out", path, &c->out, err) || !get_str(doc, "failOn", path, &c->fail_on, err) ||
+	    !get_str(doc, "suppressions", path, &c->suppressions, err) ||
+	    !get_str(doc, "baseline", path, &c->baseline, err) ||
+	    !get_bool(doc, "dataPlane", path, &c->data_plane, err) ||
+	    !get_bool(doc, "includePass", path, &c->include_pass, err) ||
+	    !get_list(c, doc, "subscriptions", path, NULL, &c->subscriptions, err) ||
+	    !get_list(c, doc, "rules", path, dir, &c->rules, err))
+		goto out;
+	if (c->fail_on) {
+		enum severity s;
+
+		if (!severity_parse(c->fail_on, &s)) {
+			kv_err_set(err, "%s: $.failOn: expected info, low, medium, high or critical", path);
+			goto out;
+		}
+	}
+	/* Paths are relative to the file; a cloud name is not a path. */
+	if (c->out)
+		c->out = path_in(c, dir, c->out);
+	if (c->suppressions)
+		c->suppressions = path_in(c, dir, c->suppressions);
+	if (c->baseline)
+		c->baseline = path_in(c, dir, c->baseline);
+	if (c->cloud && (strchr(c->cloud, '/') || kv_endswith_ci(c->cloud, ".json")))
+		c->cloud = path_in(c, dir, c->cloud);
+	/* Strings above point into doc: keep it. */
+	c->doc = doc;
+	doc = NULL;
+	ok = true;
+out:
+	cJSON_Delete(doc);
+	free(text);
+	free(dir);
+	if (!ok)
+		cli_config_release(c);
+	return ok;
+}
+
+const char *cli_config_path(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			return argv[i + 1];
+		if (strncmp(argv[i], "--config=", 9) == 0)
+			return argv[i] + 9;
+	}
+	return getenv("KVAUDIT_CONFIG");
+}
+
+int cmd_config(int argc, char **argv, const struct command *self)
+{
+	struct cli_config c;
+	struct kv_err err = {{0}};
+
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+		return cli_print_help(self);
+	if (argc != 3 || strcmp(argv[1], "check") != 0)
+		return cli_usage_error(self, "usage: kvaudit config check FILE");
+	if (!cli_config_load(argv[2], &c, &err)) {
+		cli_error("%s", err.msg);
+		return KV_EXIT_USAGE;
+	}
+	printf("%s: valid\n", argv[2]);
+	cli_config_release(&c);
+	return fflush(stdout) == 0 ? KV_EXIT_OK : KV_EXIT_USAGE;
+}
+
+/* True when argv names option (as "--x" or "--x=…"): flags replace a config list. */
+bool cli_argv_has(int argc, char **argv, const char *option)
+{
+	size_t n = strlen(option);
+
+	for (int i = 1; i < argc; i++)
+		if (strncmp(argv[i], option, n) == 0 && (argv[i][n] == '\0' || argv[i][n] == '='))
+			return true;
+	return false;
+}
