@@ -15,6 +15,7 @@
 #include "audit/estate/estate.h"
 #include "audit/estate/facts.h"
 #include "audit/util/armid.h"
+#include "audit/util/log.h"
 
 #define API_TENANTS "2022-12-01"
 #define API_SUBSCRIPTIONS "2022-12-01"
@@ -37,16 +38,15 @@ static void progress(const struct run *r, const char *fmt, ...) __attribute__((f
 
 static void progress(const struct run *r, const char *fmt, ...)
 {
+	char msg[1024];
 	va_list ap;
 
 	if (!r->o->progress)
 		return;
-	fputs("kvaudit: ", r->o->progress);
 	va_start(ap, fmt);
-	vfprintf(r->o->progress, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', r->o->progress);
-	fflush(r->o->progress);
+	log_line(r->o->progress, "info", NULL, "%s", msg);
 }
 
 static const char *str(const cJSON *o, const char *k)

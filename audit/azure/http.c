@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 
 #include "audit/azure/http.h"
+#include "audit/util/log.h"
 #include "audit/azure/parse.h"
 
 #ifndef KVAUDIT_VERSION
@@ -772,17 +773,15 @@ enum http_outcome http_request(struct http_client *h, const char *method, const 
 			wait_ms = backoff_ms(h, resp->attempts);
 
 		if (h->o.log) {
-			fprintf(h->o.log, "%s %s -> %s in %ld ms", method, t.shown, detail, took);
-			if (retry) {
-				char secs[32];
+			char secs[32] = "", retry_text[96] = "";
 
+			if (retry) {
 				fmt_secs(wait_ms, secs, sizeof(secs));
-				fprintf(h->o.log, ", retry %d/%d after %s", resp->attempts, h->o.max_retries, secs);
+				snprintf(retry_text, sizeof(retry_text), ", retry %d/%d after %s", resp->attempts,
+				         h->o.max_retries, secs);
 			}
-			if (resp->request_id[0])
-				fprintf(h->o.log, " [%s]", resp->request_id);
-			fputc('\n', h->o.log);
-			fflush(h->o.log);
+			log_line(h->o.log, "debug", resp->request_id[0] ? resp->request_id : NULL, "%s %s -> %s in %ld ms%s",
+			         method, t.shown, detail, took, retry_text);
 		}
 		if (!retry)
 			break;

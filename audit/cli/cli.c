@@ -15,6 +15,7 @@
 #include "audit/audit.h"
 #include "audit/cli/cli.h"
 #include "audit/cli/cli_internal.h"
+#include "audit/util/log.h"
 #include "audit/estate/estate.h"
 #include "audit/estate/facts.h"
 #include "reports/report.h"
@@ -22,13 +23,13 @@
 
 void cli_error(const char *fmt, ...)
 {
+	char msg[2048];
 	va_list ap;
 
-	fputs("kvaudit: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	log_line(stderr, "error", NULL, "%s", msg);
 }
 
 int cli_usage_error(const struct command *c, const char *what)
@@ -155,7 +156,7 @@ bool cli_load_suppressions(const char *path, const struct rule_catalog *cat, str
 static void warn_line(const char *line, void *arg)
 {
 	(void)arg;
-	fprintf(stderr, "kvaudit: warning: %s\n", line);
+	log_line(stderr, "warning", NULL, "%s", line);
 }
 
 void cli_warn_expired(const struct suppressions *s)
@@ -528,14 +529,49 @@ static void main_usage(FILE *f)
 	      "commands:\n", f);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-	fputs("\n'kvaudit COMMAND --help' shows a command's options.\n"
+	fputs("\n'kvaudit COMMAND --help' shows a command's options; --log-format text|json (any\n"
+	      "command, or KVAUDIT_LOG_FORMAT) writes stderr lines as text or JSON lines.\n"
 	      "exit codes: 0 ok, 1 failing findings, 2 bad usage or input, 3 scan incomplete,\n"
 	      "4 a fix or rollback did not fully apply, 5 authentication failed\n", f);
+}
+
+/*
+ * --log-format text|json (or KVAUDIT_LOG_FORMAT) applies to every command:
+ * it is taken out of argv here, before the command parses its options.
+ */
+static bool take_log_format(int *argc, char **argv)
+{
+	const char *v = getenv("KVAUDIT_LOG_FORMAT");
+	enum log_format f = LOG_TEXT;
+	int j = 1;
+
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], "--log-format") == 0 && i + 1 < *argc) {
+			v = argv[++i];
+			continue;
+		}
+		if (strncmp(argv[i], "--log-format=", 13) == 0) {
+			v = argv[i] + 13;
+			continue;
+		}
+		argv[j++] = argv[i];
+	}
+	*argc = j;
+	argv[j] = NULL;
+	if (v && !log_format_parse(v, &f)) {
+		cli_error("--log-format takes text or json, got '%.40s'", v);
+		return false;
+	}
+	log_set_format(f);
+	return true;
 }
 
 int kv_main(int argc, char **argv)
 {
 	const char *cmd;
+
+	if (!take_log_format(&argc, argv))
+		return KV_EXIT_USAGE;
 
 	if (argc < 2) {
 		main_usage(stderr);

@@ -16,6 +16,7 @@
 #include "audit/cli/cli.h"
 #include "audit/cli/cli_internal.h"
 #include "audit/estate/estate.h"
+#include "audit/util/log.h"
 #include "reports/report.h"
 
 #define SCOPE_USAGE \
@@ -249,7 +250,7 @@ int cli_live_collect(const struct command *self, const struct scope_opts *s, cJS
 		cli_error("%s", err.msg);
 		rc = r == COLLECT_AUTH ? KV_EXIT_AUTH : KV_EXIT_INCOMPLETE;
 	} else if (co.progress) {
-		fprintf(stderr, "kvaudit: %d requests (%d throttled), %d errors\n", l.client.requests, l.client.throttled,
+		log_line(stderr, "info", NULL, "%d requests (%d throttled), %d errors", l.client.requests, l.client.throttled,
 		        cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(*doc, "errors")));
 	}
 	live_release(&l);
@@ -306,7 +307,7 @@ int cmd_collect(int argc, char **argv, const struct command *self)
 		goto out;
 	}
 	if (!s.quiet)
-		fprintf(stderr, "kvaudit: wrote %s\n", out);
+		log_line(stderr, "info", NULL, "wrote %s", out);
 out:
 	cJSON_Delete(doc);
 	free(deflt);

@@ -624,6 +624,26 @@ class ConfigFile(unittest.TestCase):
         self.assertEqual(kv("config", "check", ok, cwd=self.dir).rc, 0)
 
 
+class LogFormat(unittest.TestCase):
+    """--log-format json (or KVAUDIT_LOG_FORMAT=json) turns stderr lines into JSON lines."""
+
+    def test_errors_and_warnings_become_json_lines(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            r = kv("audit", os.path.join(tmp, "missing.json"), "--log-format", "json", cwd=tmp)
+            self.assertEqual(r.rc, 2)
+            lines = r.err.strip().splitlines()
+            self.assertEqual(len(lines), 1, r.err)
+            rec = json.loads(lines[0])
+            self.assertEqual(rec["level"], "error")
+            self.assertIn("missing.json", rec["msg"])
+            self.assertRegex(rec["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+    def test_a_bad_log_format_is_bad_usage(self):
+        r = kv("--log-format", "xml", "rules", "list")
+        self.assertEqual(r.rc, 2)
+        self.assertIn("--log-format", r.err)
+
+
 class DemoOptions(unittest.TestCase):
     """Output options, --fail-on, -q, determinism, overrides."""
 
