@@ -3,7 +3,7 @@
 # against the test emulator with added latency. Prints one table. Not part of the test suite.
 #
 #   bench/run.sh [--build] [--bin PATH] [--sizes "1k 10k 50k"] [--callgrind] [--live-10k] [--no-live]
-#                [--latency-ms 30] [--page-size 100] [--keep] [--workdir DIR]
+#                [--nagle] [--latency-ms 30] [--page-size 100] [--keep] [--workdir DIR]
 #
 #   --build       configure + build a Release binary into build-bench/ first (separate build dir)
 #   --bin PATH    the kvaudit binary (default: build-bench/kvaudit, else build/kvaudit)
@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
 	--page-size) PAGE=$2; shift ;;
 	--keep) KEEP=1 ;;
 	--workdir) WORK=$2; shift ;;
-	-h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,14p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -128,7 +128,7 @@ EOF
 	python3 "$emu" --scenario "$WORK/scenario-$size.json" \
 		--overlay "$WORK/overlay-latency.json" --workdir "$D" --max-seconds 3600 2>"$D/emulator.err" &
 	EMU_PID=$!
-	for _ in $(seq 1 1200); do [ -f "$D/ready" ] && break; sleep 0.1; done
+	for _ in $(seq 1 6000); do [ -f "$D/ready" ] && break; sleep 0.1; done
 	[ -f "$D/ready" ] || { echo "run.sh: emulator did not start (see $D/emulator.err)" >&2; cat "$D/emulator.err" >&2; exit 1; }
 	port=$(cat "$D/ready")
 	(

@@ -21,17 +21,20 @@
  */
 static int put_indented(const char *text, FILE *f)
 {
-	for (const char *p = text; *p; p++) {
-		int rc;
+	const char *p = text;
 
-		if (*p != '\t')
-			rc = fputc(*p, f);
-		else if (p > text && p[-1] == ':')
-			rc = fputc(' ', f);
-		else
-			rc = fputs("  ", f);
-		if (rc == EOF)
+	/* Copy runs without tabs in one write each; a tab becomes "  " or, after ':', " ". */
+	while (*p) {
+		size_t n = strcspn(p, "\t");
+
+		if (n && fwrite(p, 1, n, f) != n)
 			return EOF;
+		p += n;
+		if (*p == '\t') {
+			if (fputs(p > text && p[-1] == ':' ? " " : "  ", f) == EOF)
+				return EOF;
+			p++;
+		}
 	}
 	return 0;
 }
