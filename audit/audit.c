@@ -286,7 +286,8 @@ cJSON *audit_run(struct estate *e, const struct rule_catalog *cat, const struct 
 	run.cat = cat;
 	run.o = o;
 	facts_each(ctx, on_subject, &run);
-	qsort(run.found, run.nfound, sizeof(*run.found), cmp_findings);
+	if (run.nfound > 1)   /* qsort(NULL, 0, …) is undefined */
+		qsort(run.found, run.nfound, sizeof(*run.found), cmp_findings);
 
 	for (int s = 0; s < NSEV; s++) {
 		errs += run.counts[s][2];
