@@ -118,7 +118,8 @@ static char **list_json(const char *dir, size_t *count, struct kv_err *err)
 		return NULL;
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_names);
+	if (n > 1)   /* qsort(NULL, 0, …) is undefined */
+		qsort(names, n, sizeof(*names), cmp_names);
 	*count = n;
 	return names;
 }

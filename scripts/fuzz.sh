@@ -35,6 +35,14 @@ mkdir -p "$artifacts"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
+# What went wrong, from a libFuzzer log: the sanitizer's or invariant's message and the
+# stack frames in kvaudit's own code.
+excerpt() {
+	grep -E 'fuzz invariant|runtime error|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|SUMMARY' "$1" |
+		sort -u | head -6 || true
+	grep -E "^ +#[0-9]+ 0x[0-9a-f]+ in [^ ]+ $root/[^ ]*\\.c" "$1" | grep -v 'fuzz_common.h' | head -10 || true
+}
+
 failed=0
 for t in $targets; do
 	bin=$build/tests/fuzz/$t
@@ -46,7 +54,7 @@ for t in $targets; do
 			[ -f "$f" ] || continue
 			if ! "$bin" -rss_limit_mb=2048 -timeout=10 "$f" >"$log" 2>&1; then
 				echo "FAIL $t: regression input $f still fails:" >&2
-				grep -E 'ERROR|runtime error|invariant|SUMMARY|#[0-9]+ ' "$log" | head -20 >&2 || true
+				excerpt "$log" >&2
 				failed=1
 			fi
 		done
@@ -60,8 +68,8 @@ for t in $targets; do
 		printf 'ok   %-12s %s\n' "$t" "$(grep -E '^#[0-9]+.*DONE' "$log" | tail -1)"
 	else
 		echo "FAIL $t: fuzzing found a problem (log: $log)" >&2
-		grep -E 'ERROR|runtime error|invariant|SUMMARY|#[0-9]+ ' "$log" | head -30 >&2 || true
-		grep -E 'Test unit written to' "$log" | sed 's/.*written to /crash input: /' >&2 || true
+		excerpt "$log" >&2
+		grep -E 'Test unit written to' "$log" | sed 's/.*written to /crash input: /' | sort -u >&2 || true
 		failed=1
 	fi
 done

@@ -1,4 +1,5 @@
 /* cloud.c - see cloud.h. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +181,9 @@ static bool path_is_tricky(const char *p, size_t n)
 			} else if (p[i] == '%') {
 				char a = i + 1 < n ? p[i + 1] : '\0', b = i + 2 < n ? p[i + 2] : '\0';
 
+				/* A '%' that is not an escape would make the skip below hide what follows. */
+				if (!isxdigit((unsigned char)a) || !isxdigit((unsigned char)b))
+					return true;
 				if (a == '2' && (b == 'e' || b == 'E'))
 					dots++;
 				else if ((a == '2' && (b == 'f' || b == 'F')) || (a == '5' && (b == 'c' || b == 'C')))

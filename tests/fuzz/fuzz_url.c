@@ -41,12 +41,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* The path part of an https URL: from the first '/' after "https://", or "". */
+/* The path part of an https URL: from the '/' that ends the authority, or "" (the caller stops at ? or #). */
 static const char *url_path(const char *url)
 {
-	const char *p = strchr(url + 8, '/');
+	const char *p = url + 8 + strcspn(url + 8, "/?#");
 
-	return p != NULL ? p : "";
+	return *p == '/' ? p : "";
 }
 
 static void check_target(const struct cloud *c, const char *url)
@@ -120,10 +120,28 @@ static void check_armid(const char *id)
 	free(url);
 }
 
+/* True when s has a '%' not followed by two hex digits. */
+static bool has_stray_percent(const char *s)
+{
+	for (const char *p = strchr(s, '%'); p != NULL; p = strchr(p + 1, '%'))
+		if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]))
+			return true;
+	return false;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *s = fuzz_cstr(data, size);
 
+	/*
+	 * XXX triage knob, never set in CI: KVAUDIT_FUZZ_SKIP_STRAY_PERCENT=1 skips URLs with a
+	 * malformed %-escape, the known path_is_tricky() bug (tests/fuzz/regressions/fuzz_url/),
+	 * so that a local run can look for other bugs until it is fixed.
+	 */
+	if (getenv("KVAUDIT_FUZZ_SKIP_STRAY_PERCENT") != NULL && has_stray_percent(s)) {
+		free(s);
+		return 0;
+	}
 	check_target(&azure, s);
 	check_target(&emulator, s);
 	check_armid(s);

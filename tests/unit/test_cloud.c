@@ -441,6 +441,11 @@ static const struct classify_case public_cases[] = {
 	{"https://management.azure.com/subscriptions/../x", TARGET_NONE},
 	{"https://management.azure.com/subscriptions/%2e%2E/x", TARGET_NONE},
 	{"https://management.azure.com/subscriptions%2fx", TARGET_NONE},
+	/* A stray '%' must not hide what follows it (found by fuzz_url). */
+	{"https://management.azure.com/%%2f", TARGET_NONE},
+	{"https://management.azure.com/subscriptions/s/a%/../x", TARGET_NONE},
+	{"https://management.azure.com/subscriptions/s/a%zz", TARGET_NONE},
+	{"https://management.azure.com/subscriptions/s/a%41b", TARGET_ARM},
 	{"https://management.azure.com/a/./b", TARGET_NONE},
 	{"https://management.azure.com/a/...b/c", TARGET_ARM},
 	{"https://management.azure.com/a.json", TARGET_ARM},
