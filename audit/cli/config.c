@@ -24,7 +24,7 @@
 const char CONFIG_USAGE[] =
 	"usage: kvaudit config check FILE\n"
 	"\n"
-	"Validate a kvaudit configuration file (docs/config.md). audit, scan and inventory read one\n"
+	"Validate a kvaudit configuration file (docs/config.md). audit and scan read one\n"
 	"with --config FILE or $KVAUDIT_CONFIG; options given on the command line win.\n";
 
 static const char *const KEYS[] = {"kind", "version", "subscriptions", "cloud", "auth", "dataPlane", "formats",
