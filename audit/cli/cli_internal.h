@@ -105,6 +105,9 @@ bool cli_argv_has(int argc, char **argv, const char *option);
 int cmd_config(int argc, char **argv, const struct command *self);
 extern const char CONFIG_USAGE[];
 
+/* Writes doc as JSON to path through a temporary file renamed into place, mode 0600, fsync'd. */
+bool cli_write_private_json(const char *path, const cJSON *doc, struct kv_err *err);
+
 /* The live commands (live.c). */
 int cmd_collect(int argc, char **argv, const struct command *self);
 int cmd_scan(int argc, char **argv, const struct command *self);

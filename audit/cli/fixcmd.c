@@ -79,42 +79,6 @@ enum {
 	OPT_OUT, OPT_BMS,
 };
 
-static bool write_report(const char *path, const cJSON *doc, struct kv_err *err)
-{
-	char *text = cJSON_Print(doc);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	size_t len = strlen(text), off = 0;
-	bool ok = false;
-
-	if (fd < 0) {
-		kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
-		goto out;
-	}
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
-			goto out;
-		}
-		off += (size_t)n;
-	}
-	if (write(fd, "\n", 1) != 1) {
-		kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
-		goto out;
-	}
-	ok = true;
-out:
-	if (fd >= 0 && close(fd) != 0 && ok) {
-		kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
-		ok = false;
-	}
-	free(text);
-	return ok;
-}
-
 /* Asks on the terminal; false unless the answer is y or yes. */
 static bool confirm(const char *question)
 {
@@ -402,7 +366,7 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 		rc = ctx.auth_failed ? KV_EXIT_AUTH : failed ? KV_EXIT_FIX : KV_EXIT_OK;
 	}
 report:
-	if (out && !write_report(out, run, &err)) {
+	if (out && !cli_write_private_json(out, run, &err)) {
 		cli_error("%s", err.msg);
 		if (rc == KV_EXIT_OK)
 			rc = KV_EXIT_USAGE;
@@ -534,7 +498,7 @@ int cmd_rollback(int argc, char **argv, const struct command *self)
 		cJSON_AddItemToObject(run, "summary", summary_of(results, &failed));
 		rc = ctx.auth_failed ? KV_EXIT_AUTH : failed ? KV_EXIT_FIX : KV_EXIT_OK;
 	}
-	if (out && !write_report(out, run, &err)) {
+	if (out && !cli_write_private_json(out, run, &err)) {
 		cli_error("%s", err.msg);
 		if (rc == KV_EXIT_OK)
 			rc = KV_EXIT_USAGE;

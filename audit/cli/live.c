@@ -181,7 +181,7 @@ void cli_live_close(struct cli_live *cl)
 }
 
 /* Writes doc to path via a temporary file, mode 0600 (it names identities). */
-static bool write_private_json(const char *path, const cJSON *doc, struct kv_err *err)
+bool cli_write_private_json(const char *path, const cJSON *doc, struct kv_err *err)
 {
 	char *tmp = kv_asprintf("%s.tmp.%ld", path, (long)getpid());
 	char *text = cJSON_Print(doc);
@@ -301,7 +301,7 @@ int cmd_collect(int argc, char **argv, const struct command *self)
 	rc = cli_live_collect(self, &s, &doc);
 	if (rc != KV_EXIT_OK)
 		goto out;
-	if (!write_private_json(out, doc, &err)) {
+	if (!cli_write_private_json(out, doc, &err)) {
 		cli_error("%s", err.msg);
 		rc = KV_EXIT_USAGE;
 		goto out;
@@ -413,7 +413,7 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 	if (rc != KV_EXIT_OK)
 		goto out;
 	rc = KV_EXIT_USAGE;
-	if (save && !write_private_json(save, doc, &err)) {
+	if (save && !cli_write_private_json(save, doc, &err)) {
 		cli_error("%s", err.msg);
 		goto out;
 	}
