@@ -183,118 +183,50 @@ void cli_scan_stamp(char *out, size_t n)
 static int cmd_audit(int argc, char **argv, const struct command *self)
 {
 	static const struct option opts[] = {
-		{"format", required_argument, NULL, 'f'},
-		{"out", required_argument, NULL, 'o'},
-		{"fail-on", required_argument, NULL, 'F'},
-		{"include-pass", no_argument, NULL, 'P'},
-		{"suppressions", required_argument, NULL, 'X'},
-		{"baseline", required_argument, NULL, 'B'},
-		{"config", required_argument, NULL, 'C'},
-		{"rules", required_argument, NULL, 'r'},
-		{"backup-sp-object-id", required_argument, NULL, 'b'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},
+		AUDIT_OPTIONS,
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *formats = "json", *out = ".", *supp_path = NULL;
-	struct suppressions supp = {0};
-	const char *baseline_path = NULL;
-	cJSON *baseline = NULL;
-	struct cli_config cfg = {0};
-	struct audit_opts ao = {SEV_LOW, false, NULL, NULL};
-	struct strlist rules = {0}, sps = {0};
-	struct estate_opts eo = {0};
-	struct rule_catalog cat = {0};
+	struct audit_cli a;
+	struct estate_opts eo;
 	struct estate *e = NULL;
 	struct kv_err err = {{0}};
-	cJSON *report = NULL;
-	int quiet = 0, verbose = 0, opt, rc = KV_EXIT_USAGE;
-	char stamp[32];
+	int opt, got, rc = KV_EXIT_USAGE;
 
-	if (cli_config_path(argc, argv)) {
-		if (!cli_config_load(cli_config_path(argc, argv), &cfg, &err)) {
-			cli_error("%s", err.msg);
-			goto out;
-		}
-		formats = cfg.formats ? cfg.formats : formats;
-		out = cfg.out ? cfg.out : out;
-		if (cfg.fail_on)
-			severity_parse(cfg.fail_on, &ao.fail_on);
-		ao.include_pass = cfg.include_pass == 1;
-		supp_path = cfg.suppressions;
-		baseline_path = cfg.baseline;
-		for (size_t i = 0; i < cfg.rules.n; i++)
-			strlist_add(&rules, cfg.rules.v[i]);
-	}
+	if (!audit_cli_init(&a, NULL, argc, argv, NULL))
+		goto out;
 	optind = 0;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'f': formats = optarg; break;
-		case 'o': out = optarg; break;
-		case 'F':
-			if (!severity_parse(optarg, &ao.fail_on)) {
-				rc = cli_usage_error(self, "--fail-on takes info, low, medium, high or critical");
-				goto out;
-			}
-			break;
-		case 'P': ao.include_pass = true; break;
-		case 'X': supp_path = optarg; break;
-		case 'B': baseline_path = optarg; break;
-		case 'C': break; /* read before the options: they override it */
-		case 'r': strlist_add(&rules, optarg); break;
-		case 'b': strlist_add(&sps, optarg); break;
-		case 'q': quiet = 1; break;
-		case 'v': verbose = 1; break;
-		case 'h': rc = cli_print_help(self); goto out;
-		default: rc = cli_bad_option(self, argv, opt); goto out;
+		if ((got = audit_cli_option(&a, self, opt)) < 0)
+			goto out;
+		if (got)
+			continue;
+		if (opt == 'h') {
+			rc = cli_print_help(self);
+			goto out;
 		}
+		rc = cli_bad_option(self, argv, opt);
+		goto out;
 	}
 	if (argc - optind != 1) {
 		rc = cli_usage_error(self, argc - optind == 0 ? "an estate file is required"
 		                                          : "exactly one estate file is expected");
 		goto out;
 	}
-	/* Validate the output request before any work, so a typo costs nothing. */
-	if (!cli_formats_valid(self, formats))
+	if (!audit_cli_prepare(&a, self))
 		goto out;
-	if (!cli_load_catalog(&cat, &rules) || !cli_load_suppressions(supp_path, &cat, &supp, &ao))
-		goto out;
-	if (baseline_path && !(baseline = cli_report_load(baseline_path, &err))) {
-		cli_error("%s", err.msg);
-		goto out;
-	}
-	eo.sp_overrides = sps.v;
-	eo.nsp_overrides = sps.n;
-	ao.source = argv[optind];
+	audit_cli_estate_opts(&a, &eo);
+	a.ao.source = argv[optind];
 	e = estate_load(argv[optind], &eo, &err);
 	if (!e) {
 		cli_error("%s", err.msg);
 		goto out;
 	}
-	report = audit_run(e, &cat, &ao);
-	cli_warn_expired(&supp);
-	cli_scan_stamp(stamp, sizeof(stamp));
-	if (!report_output(report, formats, out, stamp, verbose ? stderr : NULL, &err)) {
-		cli_error("%s", err.msg);
-		goto out;
-	}
-	if (!quiet)
-		report_write_summary(report, stderr, cli_use_color(), 5);
-	rc = audit_exit_code(report, ao.fail_on);
-	/* With a baseline, only new failures fail the run (an incomplete scan still says so). */
-	if (baseline && rc != KV_EXIT_INCOMPLETE)
-		rc = cli_baseline_alerts(baseline, report, ao.fail_on, quiet ? NULL : stderr) ? KV_EXIT_FINDINGS : KV_EXIT_OK;
+	rc = audit_cli_report(&a, e);
 out:
-	cJSON_Delete(baseline);
-	cli_config_release(&cfg);
-	cJSON_Delete(report);
 	estate_free(e);
-	suppressions_release(&supp);
-	rule_catalog_release(&cat);
-	free(rules.v);
-	free(sps.v);
+	audit_cli_release(&a);
 	return rc;
 }
 

@@ -8,6 +8,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "audit/audit.h"
+#include "audit/estate/estate.h"
+#include "audit/suppress.h"
 #include "rules/engine.h"
 
 struct command {
@@ -36,8 +39,6 @@ bool cli_load_catalog(struct rule_catalog *cat, const struct strlist *dirs);
 bool cli_formats_valid(const struct command *c, const char *formats);
 bool cli_use_color(void);
 /* --suppressions: loads path (NULL: none) into out and points ao at it; prints the error. */
-struct suppressions;
-struct audit_opts;
 bool cli_load_suppressions(const char *path, const struct rule_catalog *cat, struct suppressions *out,
                            struct audit_opts *ao);
 /* One warning line per expired suppression that matched a finding. */
@@ -107,6 +108,42 @@ extern const char CONFIG_USAGE[];
 
 /* Writes doc as JSON to path through a temporary file renamed into place, mode 0600, fsync'd. */
 bool cli_write_private_json(const char *path, const cJSON *doc, struct kv_err *err);
+
+/* The audit options shared by `audit` and `scan` (auditcli.c). */
+struct audit_cli {
+	const char *formats, *out, *supp_path, *baseline_path;
+	struct audit_opts ao;
+	struct strlist rules, sps;
+	struct cli_config cfg;
+	struct suppressions supp;
+	struct rule_catalog cat;
+	cJSON *baseline;
+	bool quiet, verbose;
+};
+
+#define AUDIT_OPTIONS \
+	{"format", required_argument, NULL, 'f'}, \
+	{"out", required_argument, NULL, 'o'}, \
+	{"fail-on", required_argument, NULL, 'F'}, \
+	{"include-pass", no_argument, NULL, 'P'}, \
+	{"suppressions", required_argument, NULL, 'X'}, \
+	{"baseline", required_argument, NULL, 'B'}, \
+	{"config", required_argument, NULL, 'C'}, \
+	{"rules", required_argument, NULL, 'r'}, \
+	{"backup-sp-object-id", required_argument, NULL, 'b'}, \
+	{"quiet", no_argument, NULL, 'q'}, \
+	{"verbose", no_argument, NULL, 'v'}
+
+/* Defaults, then --config / $KVAUDIT_CONFIG (its scope into s when s is not NULL); prints errors. */
+bool audit_cli_init(struct audit_cli *a, const char *source, int argc, char **argv, struct scope_opts *s);
+/* 1: opt was an audit option; 0: not one; -1: a usage error, already printed. */
+int audit_cli_option(struct audit_cli *a, const struct command *self, int opt);
+/* Checks the formats and loads the catalog, suppressions and baseline, before any work. */
+bool audit_cli_prepare(struct audit_cli *a, const struct command *self);
+void audit_cli_estate_opts(const struct audit_cli *a, struct estate_opts *eo);
+/* Audits e, writes the reports and the summary; returns the exit code. */
+int audit_cli_report(struct audit_cli *a, struct estate *e);
+void audit_cli_release(struct audit_cli *a);
 
 /* The live commands (live.c). */
 int cmd_collect(int argc, char **argv, const struct command *self);

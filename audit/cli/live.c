@@ -319,96 +319,47 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 {
 	static const struct option opts[] = {
 		SCOPE_OPTIONS,
-		{"format", required_argument, NULL, 'f'},
-		{"out", required_argument, NULL, 'o'},
-		{"fail-on", required_argument, NULL, 'F'},
-		{"include-pass", no_argument, NULL, 'P'},
-		{"suppressions", required_argument, NULL, 'X'},
-		{"baseline", required_argument, NULL, 'B'},
-		{"config", required_argument, NULL, 'C'},
-		{"rules", required_argument, NULL, 'r'},
-		{"backup-sp-object-id", required_argument, NULL, 'b'},
+		AUDIT_OPTIONS,
 		{"save-estate", required_argument, NULL, 'S'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct scope_opts s;
-	const char *formats = "json", *out = ".", *save = NULL, *supp_path = NULL;
-	struct suppressions supp = {0};
-	const char *baseline_path = NULL;
-	cJSON *baseline = NULL;
-	struct cli_config cfg = {0};
-	struct audit_opts ao = {SEV_LOW, false, "live", NULL};
-	struct strlist rules = {0}, sps = {0};
-	struct estate_opts eo = {0};
-	struct rule_catalog cat = {0};
+	struct audit_cli a;
+	const char *save = NULL;
+	struct estate_opts eo;
 	struct estate *e = NULL;
 	struct kv_err err = {{0}};
-	cJSON *doc = NULL, *report = NULL;
-	char *text = NULL, stamp[32];
-	int opt, rc = KV_EXIT_USAGE;
+	cJSON *doc = NULL;
+	char *text = NULL;
+	int opt, got, rc = KV_EXIT_USAGE;
 
 	memset(&s, 0, sizeof(s));
-	if (cli_config_path(argc, argv)) {
-		if (!cli_config_load(cli_config_path(argc, argv), &cfg, &err)) {
-			cli_error("%s", err.msg);
-			goto out;
-		}
-		formats = cfg.formats ? cfg.formats : formats;
-		out = cfg.out ? cfg.out : out;
-		if (cfg.fail_on)
-			severity_parse(cfg.fail_on, &ao.fail_on);
-		ao.include_pass = cfg.include_pass == 1;
-		supp_path = cfg.suppressions;
-		baseline_path = cfg.baseline;
-		for (size_t i = 0; i < cfg.rules.n; i++)
-			strlist_add(&rules, cfg.rules.v[i]);
-		s.cloud = cfg.cloud;
-		s.auth = cfg.auth;
-		s.data_plane = cfg.data_plane == 1;
-		for (size_t i = 0; i < cfg.subscriptions.n && !cli_argv_has(argc, argv, "--subscription"); i++)
-			strlist_add(&s.subs, cfg.subscriptions.v[i]);
-	}
+	if (!audit_cli_init(&a, "live", argc, argv, &s))
+		goto out;
 	optind = 0;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
 		if (cli_scope_option(&s, opt))
 			continue;
+		if ((got = audit_cli_option(&a, self, opt)) < 0)
+			goto out;
+		if (got)
+			continue;
 		switch (opt) {
-		case 'f': formats = optarg; break;
-		case 'o': out = optarg; break;
-		case 'F':
-			if (!severity_parse(optarg, &ao.fail_on)) {
-				rc = cli_usage_error(self, "--fail-on takes info, low, medium, high or critical");
-				goto out;
-			}
-			break;
-		case 'P': ao.include_pass = true; break;
-		case 'X': supp_path = optarg; break;
-		case 'B': baseline_path = optarg; break;
-		case 'C': break; /* read before the options: they override it */
-		case 'r': strlist_add(&rules, optarg); break;
-		case 'b': strlist_add(&sps, optarg); break;
 		case 'S': save = optarg; break;
-		case 'q': s.quiet = true; break;
-		case 'v': s.verbose = true; break;
 		case 'h': rc = cli_print_help(self); goto out;
 		default: rc = cli_bad_option(self, argv, opt); goto out;
 		}
 	}
+	s.quiet = a.quiet;
+	s.verbose = a.verbose;
 	if (optind != argc) {
 		rc = cli_usage_error(self, "scan takes no positional arguments (to audit a file: kvaudit audit FILE)");
 		goto out;
 	}
-	if (!cli_formats_valid(self, formats) || !cli_load_catalog(&cat, &rules) ||
-	    !cli_load_suppressions(supp_path, &cat, &supp, &ao))
+	if (!audit_cli_prepare(&a, self))
 		goto out;
-	if (baseline_path && !(baseline = cli_report_load(baseline_path, &err))) {
-		cli_error("%s", err.msg);
-		goto out;
-	}
 	rc = cli_live_collect(self, &s, &doc);
 	if (rc != KV_EXIT_OK)
 		goto out;
@@ -418,37 +369,18 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 		goto out;
 	}
 	text = cJSON_PrintUnformatted(doc);
-	eo.sp_overrides = sps.v;
-	eo.nsp_overrides = sps.n;
+	audit_cli_estate_opts(&a, &eo);
 	e = estate_parse(text, strlen(text), "collected estate", &eo, &err);
 	if (!e) {
 		cli_error("%s", err.msg);
 		goto out;
 	}
-	report = audit_run(e, &cat, &ao);
-	cli_warn_expired(&supp);
-	cli_scan_stamp(stamp, sizeof(stamp));
-	if (!report_output(report, formats, out, stamp, s.verbose ? stderr : NULL, &err)) {
-		cli_error("%s", err.msg);
-		goto out;
-	}
-	if (!s.quiet)
-		report_write_summary(report, stderr, cli_use_color(), 5);
-	rc = audit_exit_code(report, ao.fail_on);
-	if (baseline && rc != KV_EXIT_INCOMPLETE)
-		rc = cli_baseline_alerts(baseline, report, ao.fail_on, s.quiet ? NULL : stderr) ? KV_EXIT_FINDINGS
-		                                                                                : KV_EXIT_OK;
+	rc = audit_cli_report(&a, e);
 out:
-	cJSON_Delete(baseline);
-	cli_config_release(&cfg);
-	cJSON_Delete(report);
 	estate_free(e);
 	free(text);
 	cJSON_Delete(doc);
-	suppressions_release(&supp);
-	rule_catalog_release(&cat);
-	free(rules.v);
-	free(sps.v);
+	audit_cli_release(&a);
 	free(s.subs.v);
 	return rc;
 }

@@ -1,0 +1,131 @@
+/*
+ * auditcli.c - the audit options `kvaudit audit` and `kvaudit scan` share
+ * (formats, output, fail-on, suppressions, baseline, config, rules) and the
+ * one path from an estate to written reports and an exit code.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/cli/cli.h"
+#include "audit/cli/cli_internal.h"
+#include "reports/report.h"
+
+bool audit_cli_init(struct audit_cli *a, const char *source, int argc, char **argv, struct scope_opts *s)
+{
+	const char *path = cli_config_path(argc, argv);
+	struct kv_err err = {{0}};
+
+	memset(a, 0, sizeof(*a));
+	a->formats = "json";
+	a->out = ".";
+	a->ao.fail_on = SEV_LOW;
+	a->ao.source = source;
+	if (!path)
+		return true;
+	if (!cli_config_load(path, &a->cfg, &err)) {
+		cli_error("%s", err.msg);
+		return false;
+	}
+	a->formats = a->cfg.formats ? a->cfg.formats : a->formats;
+	a->out = a->cfg.out ? a->cfg.out : a->out;
+	if (a->cfg.fail_on)
+		severity_parse(a->cfg.fail_on, &a->ao.fail_on);
+	a->ao.include_pass = a->cfg.include_pass == 1;
+	a->supp_path = a->cfg.suppressions;
+	a->baseline_path = a->cfg.baseline;
+	for (size_t i = 0; i < a->cfg.rules.n; i++)
+		strlist_add(&a->rules, a->cfg.rules.v[i]);
+	if (s) {
+		s->cloud = a->cfg.cloud;
+		s->auth = a->cfg.auth;
+		s->data_plane = a->cfg.data_plane == 1;
+		/* A --subscription on the command line replaces the file's list. */
+		for (size_t i = 0; i < a->cfg.subscriptions.n && !cli_argv_has(argc, argv, "--subscription"); i++)
+			strlist_add(&s->subs, a->cfg.subscriptions.v[i]);
+	}
+	return true;
+}
+
+int audit_cli_option(struct audit_cli *a, const struct command *self, int opt)
+{
+	switch (opt) {
+	case 'f': a->formats = optarg; break;
+	case 'o': a->out = optarg; break;
+	case 'F':
+		if (!severity_parse(optarg, &a->ao.fail_on)) {
+			cli_usage_error(self, "--fail-on takes info, low, medium, high or critical");
+			return -1;
+		}
+		break;
+	case 'P': a->ao.include_pass = true; break;
+	case 'X': a->supp_path = optarg; break;
+	case 'B': a->baseline_path = optarg; break;
+	case 'C': break; /* read before the options: they override it */
+	case 'r': strlist_add(&a->rules, optarg); break;
+	case 'b': strlist_add(&a->sps, optarg); break;
+	case 'q': a->quiet = true; break;
+	case 'v': a->verbose = true; break;
+	default: return 0;
+	}
+	return 1;
+}
+
+bool audit_cli_prepare(struct audit_cli *a, const struct command *self)
+{
+	struct kv_err err = {{0}};
+
+	/* Validate the output request before any work, so a typo costs nothing. */
+	if (!cli_formats_valid(self, a->formats) || !cli_load_catalog(&a->cat, &a->rules) ||
+	    !cli_load_suppressions(a->supp_path, &a->cat, &a->supp, &a->ao))
+		return false;
+	if (a->baseline_path && !(a->baseline = cli_report_load(a->baseline_path, &err))) {
+		cli_error("%s", err.msg);
+		return false;
+	}
+	return true;
+}
+
+void audit_cli_estate_opts(const struct audit_cli *a, struct estate_opts *eo)
+{
+	memset(eo, 0, sizeof(*eo));
+	eo->sp_overrides = a->sps.v;
+	eo->nsp_overrides = a->sps.n;
+}
+
+int audit_cli_report(struct audit_cli *a, struct estate *e)
+{
+	struct kv_err err = {{0}};
+	cJSON *report = audit_run(e, &a->cat, &a->ao);
+	char stamp[32];
+	int rc = KV_EXIT_USAGE;
+
+	cli_warn_expired(&a->supp);
+	cli_scan_stamp(stamp, sizeof(stamp));
+	if (!report_output(report, a->formats, a->out, stamp, a->verbose ? stderr : NULL, &err)) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	if (!a->quiet)
+		report_write_summary(report, stderr, cli_use_color(), 5);
+	rc = audit_exit_code(report, a->ao.fail_on);
+	/* With a baseline, only new failures fail the run (an incomplete scan still says so). */
+	if (a->baseline && rc != KV_EXIT_INCOMPLETE)
+		rc = cli_baseline_alerts(a->baseline, report, a->ao.fail_on, a->quiet ? NULL : stderr) ? KV_EXIT_FINDINGS
+		                                                                                      : KV_EXIT_OK;
+out:
+	cJSON_Delete(report);
+	return rc;
+}
+
+void audit_cli_release(struct audit_cli *a)
+{
+	cJSON_Delete(a->baseline);
+	cli_config_release(&a->cfg);
+	suppressions_release(&a->supp);
+	rule_catalog_release(&a->cat);
+	free(a->rules.v);
+	free(a->sps.v);
+	memset(a, 0, sizeof(*a));
+}
