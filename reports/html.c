@@ -122,29 +122,6 @@ static void badge(struct kv_buf *b, const char *prefix, const char *const *table
 	}
 }
 
-/* "vm → vault", the VM, the vault or "tenant <id>", escaped. */
-static void subject_label(struct kv_buf *b, const cJSON *f)
-{
-	const char *vm = jstr(f, "vmName"), *vault = jstr(f, "vaultName");
-
-	if (vm == NULL)
-		vm = jstr(f, "vm");
-	if (vault == NULL)
-		vault = jstr(f, "vault");
-	if (vm != NULL && vault != NULL) {
-		xml_escape(b, vm);
-		kv_buf_adds(b, " → ");
-		xml_escape(b, vault);
-	} else if (vm != NULL || vault != NULL) {
-		xml_escape(b, vm != NULL ? vm : vault);
-	} else if (jstr(f, "tenant") != NULL) {
-		kv_buf_adds(b, "tenant ");
-		xml_escape(b, jstr(f, "tenant"));
-	} else {
-		text(b, jstr(f, "subject"));
-	}
-}
-
 /* JSON as text: a string as itself, anything else as compact JSON. */
 static void json_value(struct kv_buf *b, const cJSON *v)
 {
@@ -700,7 +677,7 @@ static void finding_details(struct kv_buf *b, const cJSON *report, const cJSON *
 	kv_buf_adds(b, " <code>");
 	text(b, jstr(f, "rule"));
 	kv_buf_adds(b, "</code> ");
-	subject_label(b, f);
+	report_subject(b, f, xml_escape, " → ", "—");
 	kv_buf_adds(b, ": ");
 	text(b, jstr(f, "title"));
 	kv_buf_adds(b, "</summary>\n<div class=\"body\">\n<p>");

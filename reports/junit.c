@@ -118,27 +118,10 @@ static const char *jstr(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/*
- * The test case name of a finding: "vm -> vault" for a binding, else the
- * VM, the vault or the tenant, by name when known.
- */
-static void subject_label(struct kv_buf *b, const cJSON *f)
+static void add_raw(struct kv_buf *b, const char *s)
 {
-	const char *vm = jstr(f, "vmName"), *vault = jstr(f, "vaultName");
-
-	if (vm == NULL)
-		vm = jstr(f, "vm");
-	if (vault == NULL)
-		vault = jstr(f, "vault");
-	if (vm != NULL && vault != NULL) {
-		kv_buf_addf(b, "%s -> %s", vm, vault);
-	} else if (vm != NULL || vault != NULL) {
-		kv_buf_adds(b, vm != NULL ? vm : vault);
-	} else if (jstr(f, "tenant") != NULL) {
-		kv_buf_addf(b, "tenant %s", jstr(f, "tenant"));
-	} else {
-		kv_buf_adds(b, jstr(f, "subject") != NULL ? jstr(f, "subject") : "(unknown subject)");
-	}
+	if (s != NULL)
+		kv_buf_adds(b, s);
 }
 
 struct counts {
@@ -217,7 +200,8 @@ static void write_testcase(struct kv_buf *b, const cJSON *f)
 	const char *status = jstr(f, "status"), *msg = jstr(f, "message");
 
 	kv_buf_init(&name, 0);
-	subject_label(&name, f);
+	/* Raw here: the whole name is XML-escaped where it is written. */
+	report_subject(&name, f, add_raw, " -> ", "(unknown subject)");
 	kv_buf_adds(b, "    <testcase");
 	attr(b, "classname", jstr(f, "rule"));
 	attr(b, "name", name.data);

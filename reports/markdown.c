@@ -83,29 +83,6 @@ const char *report_exit_meaning(int code)
 	}
 }
 
-/* "vm -> vault", the VM, the vault or the tenant, escaped. */
-static void subject_cell(struct kv_buf *b, const cJSON *f)
-{
-	const char *vm = jstr(f, "vmName"), *vault = jstr(f, "vaultName");
-
-	if (vm == NULL)
-		vm = jstr(f, "vm");
-	if (vault == NULL)
-		vault = jstr(f, "vault");
-	if (vm != NULL && vault != NULL) {
-		md_escape(b, vm);
-		kv_buf_adds(b, " → ");
-		md_escape(b, vault);
-	} else if (vm != NULL || vault != NULL) {
-		md_escape(b, vm != NULL ? vm : vault);
-	} else if (jstr(f, "tenant") != NULL) {
-		kv_buf_adds(b, "tenant ");
-		md_escape(b, jstr(f, "tenant"));
-	} else {
-		md_escape(b, jstr(f, "subject"));
-	}
-}
-
 bool report_write_markdown(const cJSON *report, FILE *f, struct kv_err *err)
 {
 	struct kv_buf b;
@@ -186,7 +163,7 @@ bool report_write_markdown(const cJSON *report, FILE *f, struct kv_err *err)
 		kv_buf_adds(&b, " | ");
 		md_escape(&b, jstr(finding, "rule"));
 		kv_buf_adds(&b, " | ");
-		subject_cell(&b, finding);
+		report_subject(&b, finding, md_escape, " → ", "");
 		kv_buf_adds(&b, " | ");
 		md_escape(&b, strcmp(st, "error") == 0 && jstr(finding, "reason") != NULL
 		              ? jstr(finding, "reason") : jstr(finding, "message"));

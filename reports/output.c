@@ -341,3 +341,31 @@ out:
 	free(path);
 	return ok;
 }
+
+void report_subject(struct kv_buf *b, const cJSON *f, void (*esc)(struct kv_buf *, const char *), const char *sep,
+                    const char *unknown)
+{
+	const char *vm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "vmName"));
+	const char *vault = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "vaultName"));
+	const char *tenant = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "tenant"));
+	const char *subject = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "subject"));
+
+	if (vm == NULL)
+		vm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "vm"));
+	if (vault == NULL)
+		vault = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "vault"));
+	if (vm != NULL && vault != NULL) {
+		esc(b, vm);
+		kv_buf_adds(b, sep);
+		esc(b, vault);
+	} else if (vm != NULL || vault != NULL) {
+		esc(b, vm != NULL ? vm : vault);
+	} else if (tenant != NULL) {
+		kv_buf_adds(b, "tenant ");
+		esc(b, tenant);
+	} else if (subject != NULL) {
+		esc(b, subject);
+	} else {
+		kv_buf_adds(b, unknown);
+	}
+}

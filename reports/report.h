@@ -66,6 +66,14 @@ const char *report_exit_meaning(int code);
  */
 void report_write_summary(const cJSON *report, FILE *f, bool color, int max_worst);
 
+/*
+ * A finding's subject for a label: "vm<sep>vault" for a binding, else the VM,
+ * the vault or "tenant <id>" (names when known, else IDs), each piece through
+ * esc; unknown (added as is) when the finding names nothing.
+ */
+void report_subject(struct kv_buf *b, const cJSON *f, void (*esc)(struct kv_buf *, const char *), const char *sep,
+                    const char *unknown);
+
 /* CSV cell escaping (exposed for tests): quotes when needed, neutralises = + - @ \t \r leaders. */
 void csv_cell(struct kv_buf *b, const char *s);
 /*
