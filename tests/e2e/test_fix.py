@@ -9,117 +9,20 @@ kvaudit's output. Prints 'N passed, N failed'.
 import copy
 import json
 import os
-import shutil
-import ssl
-import subprocess
 import sys
-import tempfile
-import time
 import unittest
-import urllib.request
 
-ARGS = {}
-BMS_APP = "262044b1-e2ce-469f-a196-69ab7ada62d3"
+from emulator_helper import ARGS, Emulator, kvaudit, main as run_main
+
 BMS_TRADERS = "7e5c3a91-0d2f-4b6e-a8c4-19f2e6d0b3a5"
 BMS_LOGISTICS = "c4a8e2f6-93b1-4d07-8e5a-6f1c2d9b0e37"
 KV_ADMIN = "00482a5a-887f-4fb3-b363-3b7fe8e74483"
 TEMPLATE = ["get", "list", "backup"]
-AVA = "ava.lindqvist@northwindtraders.com"
-AVA_PASSWORD = "Emulator-Ava-Passw0rd!"
 
 
-class Emulator:
-    """One emulator process with its own work directory (as in test_live.py)."""
-
-    def __init__(self, overlay=None, kv_urls="noport"):
-        self.dir = tempfile.mkdtemp(prefix="kvaudit-fix-emu-")
-        cmd = [sys.executable, os.path.join(ARGS["source"], "tests/emulator/emulator.py"),
-               "--scenario", os.path.join(ARGS["source"], "tests/emulator/scenarios/demo.json"),
-               "--workdir", self.dir, "--kv-urls", kv_urls, "--max-seconds", "600"]
-        if overlay:
-            path = os.path.join(self.dir, "overlay.json")
-            with open(path, "w") as f:
-                json.dump(overlay, f)
-            cmd += ["--overlay", path]
-        self.log = open(os.path.join(self.dir, "emulator.log"), "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        while not os.path.exists(os.path.join(self.dir, "ready")):
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("emulator did not start: " + open(self.log.name).read())
-            time.sleep(0.05)
-        self.port = int(open(os.path.join(self.dir, "ready")).read().strip())
-        self.info = json.load(open(os.path.join(self.dir, "emulator.json")))
-        self.base = f"https://127.0.0.1:{self.port}"
-        self.ctx = ssl.create_default_context(cafile=os.path.join(self.dir, "ca.pem"))
-        cloud = json.load(open(os.path.join(self.dir, "cloud.json")))
-        cloud.setdefault("backupAppId", BMS_APP)
-        self.cloud = os.path.join(self.dir, "cloud-kvaudit.json")
-        with open(self.cloud, "w") as f:
-            json.dump(cloud, f)
-        self.connect_to = open(os.path.join(self.dir, "connect-to.txt")).read().strip()
-
-    def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, context=self.ctx, timeout=10) as r:
-            text = r.read()
-        return json.loads(text) if text else None
-
-    def requests(self):
-        return self.call("GET", "/_emulator/log")
-
-    def writes(self):
-        return [r for r in self.requests() if r["method"] in ("PUT", "DELETE", "PATCH")
-                and r["surface"] != "login"]
-
-    def clear(self):
-        self.call("DELETE", "/_emulator/log")
-        self.call("DELETE", "/_emulator/faults")
-
-    def fault(self, f):
-        return self.call("POST", "/_emulator/faults", f)
-
-    def vault(self, name):
-        return self.call("GET", "/_emulator/state/vaults/" + name)
-
+class FixEmulator(Emulator):
     def vaults(self):
         return {n: self.vault(n) for n in VAULTS}
-
-    def role_assignments(self):
-        return self.call("GET", "/_emulator/state/roleAssignments")
-
-    def stop(self):
-        try:
-            self.call("POST", "/_emulator/shutdown")
-        except Exception:
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def env(self, auth="secret"):
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("AZURE_", "IDENTITY_", "KVAUDIT_", "MSI_"))}
-        env["KVAUDIT_CONNECT_TO"] = self.connect_to
-        env["PATH"] = "/usr/bin:/bin"
-        if auth == "cli":
-            env["PATH"] = os.path.join(self.dir, "bin") + ":/usr/bin:/bin"
-            env["KVAUDIT_FAKE_AZ_USER"] = AVA
-            env["KVAUDIT_FAKE_AZ_PASSWORD"] = AVA_PASSWORD
-            env["KVAUDIT_FAKE_AZ_WORKDIR"] = self.dir
-            return env
-        apps = self.info["apps"] if isinstance(self.info["apps"], list) else list(self.info["apps"].values())
-        default = self.info.get("defaultApp") or apps[0]["clientId"]
-        app = next(a for a in apps if a["clientId"] == default)
-        env["AZURE_TENANT_ID"] = app["tenantId"]
-        env["AZURE_CLIENT_ID"] = app["clientId"]
-        env["AZURE_CLIENT_SECRET"] = app["secret"]
-        return env
 
 
 def demo():
@@ -128,13 +31,6 @@ def demo():
 
 
 VAULTS = []
-
-
-def kvaudit(emu, args, timeout=120, auth="secret"):
-    """Runs kvaudit with the emulator's cloud and a credential; stdin is never a terminal."""
-    cmd = [ARGS["kvaudit"]] + args[:1] + ["--cloud", emu.cloud, "--auth", "cli" if auth == "cli" else "env"] + args[1:]
-    return subprocess.run(cmd, env=emu.env(auth), capture_output=True, text=True, timeout=timeout,
-                          cwd=emu.dir, stdin=subprocess.DEVNULL)
 
 
 def entry(vault, oid):
@@ -161,7 +57,7 @@ class FixAndRollback(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.emu = Emulator()
+        cls.emu = FixEmulator()
 
     @classmethod
     def tearDownClass(cls):
@@ -292,7 +188,7 @@ class FixAndRollback(unittest.TestCase):
 
 class ChangedBetweenPlanAndApply(unittest.TestCase):
     def setUp(self):
-        self.emu = Emulator()
+        self.emu = FixEmulator()
 
     def tearDown(self):
         self.emu.stop()
@@ -326,7 +222,7 @@ class Faults(unittest.TestCase):
                 for p in v["properties"]["accessPolicies"]:
                     if p["objectId"] == BMS_TRADERS:
                         p["permissions"] = {"keys": ["Get", "List"], "secrets": ["Get", "List"], "certificates": []}
-        self.emu = Emulator(overlay={"vaults": vaults})
+        self.emu = FixEmulator(overlay={"vaults": vaults})
 
     def tearDown(self):
         self.emu.stop()
@@ -377,7 +273,7 @@ class Faults(unittest.TestCase):
 
 class Rbac(unittest.TestCase):
     def setUp(self):
-        self.emu = Emulator()
+        self.emu = FixEmulator()
 
     def tearDown(self):
         self.emu.stop()
@@ -400,17 +296,9 @@ class Rbac(unittest.TestCase):
 
 
 def main():
-    argv = sys.argv[1:]
-    while argv:
-        k = argv.pop(0)
-        if k in ("--kvaudit", "--source"):
-            ARGS[k[2:]] = argv.pop(0)
-    VAULTS.extend(v["name"] for v in demo()["vaults"])
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    result = unittest.TextTestRunner(verbosity=2).run(suite)
-    failed = len(result.failures) + len(result.errors)
-    print(f"{result.testsRun - failed} passed, {failed} failed")
-    return 0 if result.wasSuccessful() else 1
+    with open(os.path.join(os.path.abspath(sys.argv[sys.argv.index("--source") + 1]), "examples/demo-estate.json")) as f:
+        VAULTS.extend(v["name"] for v in json.load(f)["vaults"])
+    return run_main(__name__)
 
 
 if __name__ == "__main__":

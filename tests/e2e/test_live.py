@@ -6,123 +6,19 @@ Run by ctest as: test_live.py --kvaudit BIN --source REPO
 Asserts on kvaudit's JSON report, its exit codes and output, and on the emulator's request log
 (what was sent, with which token, to which host). Prints 'N passed, N failed'.
 """
-import glob
 import http.server
 import json
 import os
-import shutil
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 import unittest
-import urllib.request
 
-ARGS = {}
-BMS_APP = "262044b1-e2ce-469f-a196-69ab7ada62d3"
-AVA = "ava.lindqvist@northwindtraders.com"
-AVA_PASSWORD = "Emulator-Ava-Passw0rd!"
+from emulator_helper import ARGS, AVA, Emulator, kvaudit, main
+
 T_TRADERS = "3f6b2c8e-5a41-4d7f-9c2e-8b1a7d4e6f20"
 T_LOGISTICS = "9c1d4e7a-2b36-4f58-a1c9-5e0f3b7d2a84"
-
-
-class Emulator:
-    """One emulator process with its own work directory."""
-
-    def __init__(self, overlay=None, kv_urls="noport"):
-        self.dir = tempfile.mkdtemp(prefix="kvaudit-emu-")
-        cmd = [sys.executable, os.path.join(ARGS["source"], "tests/emulator/emulator.py"),
-               "--scenario", os.path.join(ARGS["source"], "tests/emulator/scenarios/demo.json"),
-               "--workdir", self.dir, "--kv-urls", kv_urls, "--max-seconds", "600"]
-        if overlay:
-            path = os.path.join(self.dir, "overlay.json")
-            with open(path, "w") as f:
-                json.dump(overlay, f)
-            cmd += ["--overlay", path]
-        self.log = open(os.path.join(self.dir, "emulator.log"), "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        while not os.path.exists(os.path.join(self.dir, "ready")):
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("emulator did not start: " + open(self.log.name).read())
-            time.sleep(0.05)
-        self.port = int(open(os.path.join(self.dir, "ready")).read().strip())
-        self.info = json.load(open(os.path.join(self.dir, "emulator.json")))
-        self.base = f"https://127.0.0.1:{self.port}"
-        self.ctx = ssl.create_default_context(cafile=os.path.join(self.dir, "ca.pem"))
-        cloud = json.load(open(os.path.join(self.dir, "cloud.json")))
-        cloud.setdefault("backupAppId", BMS_APP)
-        self.cloud = os.path.join(self.dir, "cloud-kvaudit.json")
-        with open(self.cloud, "w") as f:
-            json.dump(cloud, f)
-        self.connect_to = open(os.path.join(self.dir, "connect-to.txt")).read().strip()
-
-    def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, context=self.ctx, timeout=10) as r:
-            text = r.read()
-        return json.loads(text) if text else None
-
-    def requests(self):
-        return self.call("GET", "/_emulator/log")
-
-    def clear(self):
-        self.call("DELETE", "/_emulator/log")
-        self.call("DELETE", "/_emulator/faults")
-
-    def stop(self):
-        try:
-            self.call("POST", "/_emulator/shutdown")
-        except Exception:
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def env(self, auth="secret"):
-        """The environment for one credential type (nothing inherited that could pick another)."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("AZURE_", "IDENTITY_", "KVAUDIT_", "MSI_"))}
-        env["KVAUDIT_CONNECT_TO"] = self.connect_to
-        env["PATH"] = "/usr/bin:/bin"
-        app = self.info["apps"][0] if isinstance(self.info.get("apps"), list) else None
-        default = self.info.get("defaultApp") or (app or {}).get("clientId")
-        apps = self.info["apps"] if isinstance(self.info["apps"], list) else list(self.info["apps"].values())
-        app = next(a for a in apps if a["clientId"] == default)
-        if auth in ("secret", "certificate", "federated"):
-            env["AZURE_TENANT_ID"] = app["tenantId"]
-            env["AZURE_CLIENT_ID"] = app["clientId"]
-            if auth == "secret":
-                env["AZURE_CLIENT_SECRET"] = app["secret"]
-            elif auth == "certificate":
-                env["AZURE_CLIENT_CERTIFICATE_PATH"] = app["certificatePath"]
-            else:
-                env["AZURE_FEDERATED_TOKEN_FILE"] = app["federatedTokenPath"]
-        elif auth == "imds":
-            env["KVAUDIT_IMDS_ENDPOINT"] = self.info["imds"]
-        elif auth == "appservice":
-            env["IDENTITY_ENDPOINT"] = self.info["identityEndpoint"]
-            env["IDENTITY_HEADER"] = self.info["identityHeader"]
-        elif auth == "cli":
-            env["PATH"] = os.path.join(self.dir, "bin") + ":/usr/bin:/bin"
-            env["KVAUDIT_FAKE_AZ_USER"] = AVA
-            env["KVAUDIT_FAKE_AZ_PASSWORD"] = AVA_PASSWORD
-            env["KVAUDIT_FAKE_AZ_WORKDIR"] = self.dir
-        return env
-
-
-def kvaudit(emu, args, auth="secret", cloud=None, timeout=120):
-    method = {"imds": "msi", "appservice": "msi", "cli": "cli"}.get(auth, "env")
-    cmd = [ARGS["kvaudit"]] + args[:1] + ["--cloud", cloud or emu.cloud, "--auth", method] + args[1:]
-    return subprocess.run(cmd, env=emu.env(auth), capture_output=True, text=True, timeout=timeout,
-                          cwd=emu.dir)
 
 
 def findings(path):
@@ -461,25 +357,5 @@ class Faults(unittest.TestCase):
         self.assertTrue(any(e["code"] == "ForeignHost" for e in findings(self.out)["errors"]))
 
 
-def main():
-    argv = sys.argv[1:]
-    rest = [sys.argv[0]]
-    i = 0
-    while i < len(argv):
-        if argv[i] in ("--kvaudit", "--source"):
-            ARGS[argv[i][2:]] = os.path.abspath(argv[i + 1])
-            i += 2
-        else:
-            rest.append(argv[i])
-            i += 1
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    if len(rest) > 1:
-        suite = unittest.defaultTestLoader.loadTestsFromNames(rest[1:], sys.modules[__name__])
-    result = unittest.TextTestRunner(verbosity=2).run(suite)
-    failed = len(result.failures) + len(result.errors)
-    print(f"{result.testsRun - failed} passed, {failed} failed")
-    return 1 if failed or result.testsRun == 0 else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__name__))
