@@ -111,6 +111,61 @@ static cJSON *change_for(const char *fix, const cJSON *facts, const struct rule_
 	return NULL;
 }
 
+/* The "$unavailable" entry covering path (itself or a prefix), or NULL. */
+static const cJSON *unavailable_for(const cJSON *facts, const char *path)
+{
+	const cJSON *k;
+
+	cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(facts, "$unavailable")) {
+		size_t kl = strlen(k->string);
+
+		if (strncmp(path, k->string, kl) == 0 && (path[kl] == '\0' || path[kl] == '.'))
+			return k;
+	}
+	return NULL;
+}
+
+/*
+ * What Azure Backup's own jobs say of a Backup key vault permission finding
+ * (docs/report.md "azureBackup"): a failure is "confirmed" when a job of the
+ * VM failed with the permission error, "not-seen" when none did; a pass is
+ * "contradicted" when one did (KVA-EVD-005 says which facts point where),
+ * "agrees" otherwise; "unprotected" when the VM has no backup to say
+ * anything; "unknown" when its jobs were not collected or could not be read.
+ */
+static cJSON *azure_backup_says(const cJSON *facts, enum finding_status st)
+{
+	const cJSON *kv = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(path_get(facts, "vm", "backup"), "jobs"), "keyVaultPermission");
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(kv, "count");
+	const cJSON *why = unavailable_for(facts, "vm.backup.jobs.keyVaultPermission");
+	cJSON *o = cJSON_CreateObject();
+	bool seen = cJSON_IsNumber(n) && n->valueint > 0;
+	const char *status;
+
+	if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(path_get(facts, "vm", "backup"), "protected")))
+		status = "unprotected";
+	else if (why || !cJSON_IsNumber(n))
+		status = "unknown";
+	else if (st == ST_FAIL || st == ST_SUPPRESSED)
+		status = seen ? "confirmed" : "not-seen";
+	else if (st == ST_PASS)
+		status = seen ? "contradicted" : "agrees";
+	else
+		status = "unknown";
+	cJSON_AddStringToObject(o, "status", status);
+	if (cJSON_IsNumber(n) && !why)
+		cJSON_AddNumberToObject(o, "permissionErrorJobs", n->valuedouble);
+	else
+		cJSON_AddNullToObject(o, "permissionErrorJobs");
+	add_str_or_null(o, "jobId", seen ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(kv, "jobId")) : NULL);
+	add_str_or_null(o, "time", seen ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(kv, "time")) : NULL);
+	add_str_or_null(o, "errorCode", seen ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(kv, "errorCode")) : NULL);
+	add_str_or_null(o, "errorText", seen ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(kv, "errorText")) : NULL);
+	add_str_or_null(o, "reason", why ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(why, "reason")) : NULL);
+	return o;
+}
+
 static int status_rank(enum finding_status s)
 {
 	switch (s) {
@@ -174,6 +229,8 @@ static cJSON *build_finding(const struct rule *r, enum subject_kind kind, const 
 	cJSON_AddItemToObject(rem, "change", change ? change : cJSON_CreateNull());
 	refs = cJSON_IsArray(rrefs) ? cJSON_Duplicate(rrefs, true) : cJSON_CreateArray();
 	cJSON_AddItemToObject(f, "references", refs);
+	if (kind == SUBJ_BINDING && fix && (strcmp(fix, "grant-backup-access") == 0 || strcmp(fix, "assign-backup-role") == 0))
+		cJSON_AddItemToObject(f, "azureBackup", azure_backup_says(facts, out->status));
 	return f;
 }
 

@@ -16,8 +16,14 @@ Recovery Services vaults, protected items, tenants):
   (instance views), the disk, key vault and Recovery Services vault lists, one role-assignment
   list for the subscription, and the protected items per Recovery Services vault; every list
   counted in pages of --page-size.
+- "arm-ids": what the ARM engine (audit/azure/collect_arm.c) requests when the VM list gives
+  extensions as bare IDs (docs/azure-api.md, "ARM engine"): "lists", plus per VM with extensions
+  one GET per ADE extension its instance view names, or one extension list when the instance
+  view does not name them all.  With whole extensions in the VM list the engine makes "lists".
 
 floor = requests x latency / concurrency (network wait only: no server or client time).
+  --emit MODEL prints only that model's request count (for bench/run.sh).
+
 """
 import argparse
 import collections
@@ -40,6 +46,7 @@ def main():
     ap.add_argument("--page-size", type=int, default=100)
     ap.add_argument("--latency-ms", type=float, default=30)
     ap.add_argument("--concurrency", default="1,4,16")
+    ap.add_argument("--emit", choices=("today", "lists", "arm-ids"))
     a = ap.parse_args()
     e = json.load(open(a.estate))
     P = a.page_size
@@ -65,11 +72,31 @@ def main():
         base = pages(v, P) + pages(d, P) + pages(k, P) + pages(r, P) + it_pages
         today += base + v + k  # + one GET per VM, one atScope list per vault
         lists += base + pages(v, P) + pages(ra_sub[s], P)  # + statusOnly list, one RA list per subscription
+    ext_reads = 0
+    ext_of = collections.defaultdict(list)
+    for x in e.get("vmExtensions", []):
+        ext_of[x.get("id", "").lower().split("/extensions/")[0]].append(x)
+    ade = ("microsoft.azure.security.azurediskencryption", "microsoft.azure.security.azurediskencryptionforlinux")
+    for vm in e.get("virtualMachines", []):
+        exts = list(vm.get("resources") or []) + ext_of.get(vm.get("id", "").lower(), [])
+        if not exts:
+            continue
+        iv = (vm.get("properties") or {}).get("instanceView") or {}
+        named = {(x.get("name") or "").lower(): x for x in iv.get("extensions") or []}
+        names = [x.get("id", "").rsplit("/", 1)[-1].lower() for x in exts]
+        if "extensions" not in iv or any(n not in named for n in names):
+            ext_reads += 1
+        else:
+            ext_reads += sum(1 for n in names if (named[n].get("type") or "").lower() in ade)
+    arm_ids = lists + ext_reads
+    if a.emit:
+        print({"today": today, "lists": lists, "arm-ids": arm_ids}[a.emit])
+        return
     nvm = sum(cnt["virtualMachines"].values())
     print("estate: %d VMs, %d subscriptions, %d tenants; page size %d, latency %g ms" % (
         nvm, len(subs), ntenants, P, a.latency_ms))
     print("%-8s %9s  %s" % ("model", "requests", "  ".join("floor@c=%s" % c for c in a.concurrency.split(","))))
-    for name, n in (("today", today), ("lists", lists)):
+    for name, n in (("today", today), ("lists", lists), ("arm-ids", arm_ids)):
         print("%-8s %9d  %s" % (name, n, "  ".join("%9.1f s" % (n * a.latency_ms / 1000.0 / int(c))
                                                      for c in a.concurrency.split(","))))
 

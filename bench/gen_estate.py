@@ -14,8 +14,9 @@ Mix (per VM, drawn from the seeded RNG):
   subscription, mostly in its region); Backup Management Service on access-policy vaults
   complete / missing / partial / PascalCase; on RBAC vaults a Key Vault role at vault or resource
   group scope, a custom role, or none; ~80% of VMs protected by Azure Backup (a few stopped);
-  instance views with the VM agent Ready (~90%) or Not Ready; ~10% of ADE extensions listed in
-  vmExtensions (as Resource Graph returns them) instead of the VM's resources.
+  instance views with the VM agent Ready (~90%, naming every extension) or Not Ready (naming the
+  ADE extension only); ~10% of ADE extensions listed in vmExtensions (as Resource Graph returns
+  them) instead of the VM's resources.
 
 With --scenario, the same lists plus an "emulator" section: every tenant, Backup Management
 Service's service principal per tenant, and one app (client secret) that sees everything.
@@ -323,6 +324,10 @@ class Gen:
                           "properties": {"autoUpgradeMinorVersion": True, "provisioningState": "Succeeded",
                                          "publisher": "Microsoft.Azure.Monitor", "type": mon,
                                          "typeHandlerVersion": "1.31", "settings": {}}})
+        if ready:  # a reporting agent names every extension it handles in the instance view
+            iv_exts.append({"name": mon, "type": "Microsoft.Azure.Monitor." + mon, "typeHandlerVersion": "1.31.0.0",
+                            "statuses": [{"code": "ProvisioningState/succeeded", "level": "Info",
+                                          "displayStatus": "Provisioning succeeded"}]})
         if win:
             os_profile = {"computerName": name[:15], "adminUsername": "azadmin", "secrets": [],
                           "allowExtensionOperations": True, "requireGuestProvisionSignal": True,

@@ -4,11 +4,16 @@
 #
 #   bench/run.sh [--build] [--bin PATH] [--sizes "1k 10k 50k"] [--callgrind] [--live-10k] [--no-live]
 #                [--nagle] [--latency-ms 30] [--page-size 100] [--keep] [--workdir DIR]
+#                [--engine arm] [--concurrency 16] [--vm-list ids|full] [--no-throttle]
 #
 #   --build       configure + build a Release binary into build-bench/ first (separate build dir)
 #   --bin PATH    the kvaudit binary (default: build-bench/kvaudit, else build/kvaudit)
 #   --callgrind   also count instructions of the offline 10k audit under callgrind (slow; needs valgrind)
-#   --live-10k    also run the live 10k VMs / 50 subscriptions scan (slow: one GET per VM today)
+#   --live-10k    also run the live 10k VMs / 50 subscriptions scan (the emulator needs ~80 s to load it)
+#   --live-50k    also the live 50k VMs / 200 subscriptions scan
+#   --engine E    kvaudit scan --engine E (default arm); --concurrency N: its --concurrency (default 16)
+#   --vm-list M   the emulator's VM list gives extensions as bare IDs (ids, default) or whole (full)
+#   --no-throttle no ARM token buckets (default: 250 reads, 25/s per subscription and principal)
 #   --no-live     offline only
 #   --nagle       run the emulator as is (default: bench/emulator_nodelay.py, TCP_NODELAY; see there)
 #   --keep        keep the work directory (snapshots, reports, emulator logs)
@@ -27,6 +32,11 @@ BUILD=0
 NAGLE=0
 WORK=""
 SEED=1
+LIVE50K=0
+ENGINE=arm
+CONC=16
+VMLIST=ids
+THROTTLE=1
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) BUILD=1 ;;
@@ -40,7 +50,12 @@ while [ $# -gt 0 ]; do
 	--page-size) PAGE=$2; shift ;;
 	--keep) KEEP=1 ;;
 	--workdir) WORK=$2; shift ;;
-	-h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+	--live-50k) LIVE50K=1 ;;
+	--engine) ENGINE=$2; shift ;;
+	--concurrency) CONC=$2; shift ;;
+	--vm-list) VMLIST=$2; shift ;;
+	--no-throttle) THROTTLE=0 ;;
+	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -89,7 +104,7 @@ gen() {  # size [scenario] -> writes $WORK/estate-SIZE.json (and scenario-SIZE.j
 }
 
 ROWS=()
-row() { ROWS+=("$(printf '%-30s %8s %8s %7s %7s %9s %9s %5s %5s  %s' "$@")"); }
+row() { ROWS+=("$(printf '%-44s %8s %8s %7s %7s %9s %9s %5s %5s  %s' "$@")"); }
 
 # ---------------------------------------------------------------------------------------------- offline
 for size in $SIZES; do
@@ -119,8 +134,10 @@ live() {  # size
 	gen "$size" scenario
 	D=$WORK/emu-$size
 	rm -rf "$D"; mkdir -p "$D"
+	local throttle=""
+	[ "$THROTTLE" = 1 ] && throttle='"armThrottle": {"reads": 250, "refillPerSec": 25},'
 	cat >"$WORK/overlay-latency.json" <<EOF
-{"emulator": {"pageSize": $PAGE,
+{"emulator": {"pageSize": $PAGE, $throttle "vmListExtensions": "$VMLIST",
   "faults": [{"match": {"pathRegex": "."}, "times": 0, "latencyMs": $LATENCY}]}}
 EOF
 	local emu=$ROOT/bench/emulator_nodelay.py
@@ -135,7 +152,8 @@ EOF
 		# shellcheck disable=SC1091
 		. "$D/env.sh"
 		/usr/bin/time -f '%e %U %S %M' -o "$D/time.txt" \
-			"$BIN" scan --cloud "$D/cloud.json" -q --out "$D/report.json" >/dev/null 2>"$D/scan.err"
+			"$BIN" scan --cloud "$D/cloud.json" --engine "$ENGINE" --concurrency "$CONC" -q \
+			--out "$D/report.json" >/dev/null 2>"$D/scan.err"
 	) || rc=$?
 	curl -s --cacert "$D/ca.pem" "https://127.0.0.1:$port/_emulator/log" >"$D/log.json"
 	curl -s --cacert "$D/ca.pem" -X POST "https://127.0.0.1:$port/_emulator/shutdown" >/dev/null || true
@@ -152,7 +170,10 @@ kinds = collections.Counter()
 for e in log:
     p = e["path"].lower()
     if e.get("surface") != "arm": kinds[e.get("surface")] += 1
+    elif "/extensions/" in p: kinds["extGET"] += 1
+    elif p.endswith("/extensions"): kinds["extList"] += 1
     elif "/virtualmachines/" in p: kinds["vmGET"] += 1
+    elif p.endswith("/virtualmachines") and "statusonly=true" in e.get("query", "").lower(): kinds["vmStatusList"] += 1
     elif p.endswith("/virtualmachines"): kinds["vmList"] += 1
     elif p.endswith("/disks"): kinds["diskList"] += 1
     elif p.endswith("microsoft.keyvault/vaults"): kinds["kvList"] += 1
@@ -164,24 +185,39 @@ for e in log:
     elif p.endswith("/tenants"): kinds["tenantList"] += 1
     else: kinds["other"] += 1
 srv = sum(e.get("durationMs", 0) for e in log) / 1000.0 - n * lat / 1000.0
+# The ARM engine's own span: its first list to its last read (other areas read more after it).
+import datetime, re
+eng = re.compile(r"/providers/Microsoft\.(Compute/virtualMachines|Compute/disks|KeyVault/vaults|"
+                 r"RecoveryServices/vaults|Authorization/roleAssignments)/?$|/backupProtectedItems/?$|"
+                 r"/extensions(/[^/]+)?/?$", re.I)
+def t(e):
+    return datetime.datetime.strptime(e["time"][:26], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+span = [(t(e), t(e) + e.get("durationMs", 0) / 1000.0) for e in log if eng.search(e["path"])]
+kinds["engineMs"] = int(1000 * (max(b for a, b in span) - min(a for a, b in span))) if span else 0
 print(n, n429, "%.1f" % srv, " ".join("%s=%d" % kv for kv in sorted(kinds.items())))
 EOF
 	read -r nreq n429 srv detail <"$D/stats.txt"
-	local vms subs ten
+	local vms subs ten model=lists floor
 	read -r vms subs ten <<<"$(shape "$size")"
-	local tag=""
-	[ "$NAGLE" = 1 ] && tag=" nagle"
-	row "live $size/${subs}subs ${LATENCY}ms$tag" "$wall" "$user" "$sys" "$(( rss / 1024 ))" "$nreq" "$n429" "$srv" "$rc" "$detail"
+	local tag=" $ENGINE c=$CONC $VMLIST"
+	[ "$NAGLE" = 1 ] && tag="$tag nagle"
+	[ "$THROTTLE" = 0 ] && tag="$tag nothrottle"
+	[ "$VMLIST" = ids ] && model=arm-ids
+	floor=$(python3 "$ROOT/bench/floor.py" "$WORK/estate-$size.json" --page-size "$PAGE" --emit "$model")
+	floor=$(python3 -c "import sys; print('%.1f' % (int(sys.argv[1]) * float(sys.argv[2]) / 1000 / int(sys.argv[3])))" \
+		"$floor" "$LATENCY" "$CONC")
+	row "live $size/${subs}subs ${LATENCY}ms$tag" "$wall" "$user" "$sys" "$(( rss / 1024 ))" "$nreq" "$n429" "$srv" "$rc" "floor=${floor}s $detail"
 }
 if [ "$LIVE" = 1 ]; then
 	live 1k
 	[ "$LIVE10K" = 1 ] && live 10k
+	[ "$LIVE50K" = 1 ] && live 50k
 fi
 
 # ---------------------------------------------------------------------------------------------- table
 echo
 echo "kvaudit $("$BIN" --version 2>/dev/null | head -1) on $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-printf '%-30s %8s %8s %7s %7s %9s %9s %5s %5s  %s\n' case "wall s" "user s" "sys s" "RSS MB" requests "429s" "srv s" exit notes
+printf '%-44s %8s %8s %7s %7s %9s %9s %5s %5s  %s\n' case "wall s" "user s" "sys s" "RSS MB" requests "429s" "srv s" exit notes
 for r in "${ROWS[@]}"; do echo "$r"; done
 echo "(srv s: emulator-side processing time summed over requests, excluding the injected latency;"
 echo " exit: kvaudit's exit code, 1 = failing findings, expected)"

@@ -19,13 +19,18 @@
  * indents and "key": value.  A raw tab in cJSON's output is always
  * formatting (tabs inside strings are escaped as \t), so this is safe.
  */
-static int put_indented(const char *text, FILE *f)
+static int put_indented(const char *text, int depth, FILE *f)
 {
 	const char *p = text;
 
-	/* Copy runs without tabs in one write each; a tab becomes "  " or, after ':', " ". */
+	/*
+	 * Copy runs without tabs in one write each; a tab becomes "  " or, after
+	 * ':', " ".  A value printed on its own but placed depth levels down the
+	 * document gets depth more indents after each newline (there is no raw
+	 * newline in cJSON's strings either).
+	 */
 	while (*p) {
-		size_t n = strcspn(p, "\t");
+		size_t n = strcspn(p, "\t\n");
 
 		if (n && fwrite(p, 1, n, f) != n)
 			return EOF;
@@ -34,9 +39,73 @@ static int put_indented(const char *text, FILE *f)
 			if (fputs(p > text && p[-1] == ':' ? " " : "  ", f) == EOF)
 				return EOF;
 			p++;
+		} else if (*p == '\n') {
+			if (fputc('\n', f) == EOF)
+				return EOF;
+			for (int i = 0; i < depth; i++)
+				if (fputs("  ", f) == EOF)
+					return EOF;
+			p++;
 		}
 	}
 	return 0;
+}
+
+/* cJSON_Print of v written at depth; 1 when cJSON is out of memory, EOF on a write error. */
+static int put_value(const cJSON *v, int depth, FILE *f)
+{
+	char *text = cJSON_Print(v);
+	int rc;
+
+	if (text == NULL)
+		return 1;
+	rc = put_indented(text, depth, f);
+	free(text);
+	return rc;
+}
+
+/*
+ * The report object as cJSON_Print lays it out, one member, and one element
+ * of each top-level array, at a time: the text of a large estate's report is
+ * hundreds of MB, and printing it whole would hold all of it (and cJSON's
+ * doubling buffer) in memory next to the report itself.
+ */
+static int put_report(const cJSON *report, FILE *f)
+{
+	const cJSON *m, *it;
+	int rc;
+
+	if (fputs("{\n", f) == EOF)
+		return EOF;
+	cJSON_ArrayForEach(m, report) {
+		cJSON *key = cJSON_CreateStringReference(m->string);
+		char *k = key ? cJSON_PrintUnformatted(key) : NULL;
+
+		cJSON_Delete(key);
+		if (k == NULL)
+			return 1;
+		rc = fputs("  ", f) == EOF || fputs(k, f) == EOF || fputs(": ", f) == EOF ? EOF : 0;
+		free(k);
+		if (rc)
+			return rc;
+		if (cJSON_IsArray(m)) {
+			if (fputc('[', f) == EOF)
+				return EOF;
+			cJSON_ArrayForEach(it, m) {
+				if ((rc = put_value(it, 2, f)) != 0)
+					return rc;
+				if (it->next && fputs(", ", f) == EOF)
+					return EOF;
+			}
+			if (fputc(']', f) == EOF)
+				return EOF;
+		} else if ((rc = put_value(m, 1, f)) != 0) {
+			return rc;
+		}
+		if ((m->next && fputc(',', f) == EOF) || fputc('\n', f) == EOF)
+			return EOF;
+	}
+	return fputc('}', f) == EOF ? EOF : 0;
 }
 
 /*
@@ -47,18 +116,24 @@ bool report_write_json(const cJSON *report, FILE *f, struct kv_err *err)
 {
 	bool ok = false;
 	char *text = NULL;
+	int rc;
 
 	if (report == NULL) {
 		kv_err_set(err, "cannot write the JSON report: there is no report");
 		goto out;
 	}
-	text = cJSON_Print(report);
-	if (text == NULL) {
+	errno = 0;
+	if (cJSON_IsObject(report) && report->child) {
+		rc = put_report(report, f);
+	} else {
+		text = cJSON_Print(report);
+		rc = text ? put_indented(text, 0, f) : 1;
+	}
+	if (rc == 1) {
 		kv_err_set(err, "cannot render the JSON report: out of memory");
 		goto out;
 	}
-	errno = 0;
-	if (put_indented(text, f) == EOF || fputc('\n', f) == EOF || fflush(f) == EOF || ferror(f)) {
+	if (rc == EOF || fputc('\n', f) == EOF || fflush(f) == EOF || ferror(f)) {
 		kv_err_set(err, "cannot write the JSON report: %s",
 		           errno != 0 ? strerror(errno) : "write error");
 		goto out;

@@ -167,6 +167,17 @@ bool report_write_markdown(const cJSON *report, FILE *f, struct kv_err *err)
 		kv_buf_adds(&b, " | ");
 		md_escape(&b, strcmp(st, "error") == 0 && jstr(finding, "reason") != NULL
 		              ? jstr(finding, "reason") : jstr(finding, "message"));
+		{
+			struct kv_buf note;
+
+			kv_buf_init(&note, 4096);
+			if (report_azure_backup_note(&note, finding) && note.data) {
+				kv_buf_adds(&b, " (");
+				md_escape(&b, note.data);
+				kv_buf_adds(&b, ")");
+			}
+			kv_buf_release(&note);
+		}
 		kv_buf_adds(&b, " |\n");
 	}
 	if (listed > rows)

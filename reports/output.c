@@ -342,6 +342,33 @@ out:
 	return ok;
 }
 
+bool report_azure_backup_note(struct kv_buf *b, const cJSON *f)
+{
+	const cJSON *ab = cJSON_GetObjectItemCaseSensitive(f, "azureBackup");
+	const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ab, "status"));
+	const char *job = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ab, "jobId"));
+	const char *at = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ab, "time"));
+	const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ab, "errorCode"));
+	const char *name = job && strrchr(job, '/') ? strrchr(job, '/') + 1 : job;
+
+	if (!st)
+		return false;
+	if (strcmp(st, "confirmed") == 0 || strcmp(st, "contradicted") == 0) {
+		kv_buf_addf(b, "%s by Azure Backup: backup job %s failed at %s with %s", st, name ? name : "?",
+		            at ? at : "?", code ? code : "?");
+		return true;
+	}
+	if (strcmp(st, "not-seen") == 0) {
+		kv_buf_adds(b, "not confirmed by Azure Backup: no backup job of the VM failed with the permission error");
+		return true;
+	}
+	if (strcmp(st, "agrees") == 0) {
+		kv_buf_adds(b, "Azure Backup agrees: no backup job of the VM failed with the permission error");
+		return true;
+	}
+	return false;
+}
+
 void report_subject(struct kv_buf *b, const cJSON *f, void (*esc)(struct kv_buf *, const char *), const char *sep,
                     const char *unknown)
 {

@@ -74,6 +74,15 @@ void report_write_summary(const cJSON *report, FILE *f, bool color, int max_wors
 void report_subject(struct kv_buf *b, const cJSON *f, void (*esc)(struct kv_buf *, const char *), const char *sep,
                     const char *unknown);
 
+/*
+ * What Azure Backup's own jobs say of a key vault permission finding (its
+ * "azureBackup" member, docs/report.md), as one plain-text line into b:
+ * "confirmed by Azure Backup: job … failed at … with …" and the like.
+ * False, adding nothing, when the finding has no such member or it says
+ * nothing ("unknown", "unprotected").
+ */
+bool report_azure_backup_note(struct kv_buf *b, const cJSON *f);
+
 /* CSV cell escaping (exposed for tests): quotes when needed, neutralises = + - @ \t \r leaders. */
 void csv_cell(struct kv_buf *b, const char *s);
 /*

@@ -6,4 +6,4 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	ca-certificates build-essential cmake pkg-config python3 \
 	libcjson-dev libpcre2-dev libcmocka-dev libcurl4-openssl-dev libssl-dev python3-cryptography \
-	clang libclang-rt-14-dev chromium >/dev/null
+	clang libclang-rt-14-dev chromium clang-tidy cppcheck valgrind >/dev/null

@@ -19,7 +19,8 @@ static void fail_set(struct az_failure *f, enum http_outcome o, const struct htt
 	f->status = (int)r->status;
 	if (r->body.len) {
 		azure_error_parse(r->body.data, r->body.len, (int)r->status, &ae);
-		kv_strlcpy(f->code, ae.code, sizeof(f->code));
+		/* Key Vault's innererror code says why (ForbiddenByFirewall, ForbiddenByRbac, …); keep that one. */
+		kv_strlcpy(f->code, ae.inner[0] ? ae.inner : ae.code, sizeof(f->code));
 		kv_strlcpy(f->message, ae.message, sizeof(f->message));
 	}
 }
@@ -80,6 +81,8 @@ static enum http_outcome az_send(struct az_client *c, const char *method, const 
 		                 text, text ? strlen(text) : 0, &r, err);
 		c->requests += r.attempts;
 		c->throttled += r.throttled;
+		c->user_quota_remaining = r.user_quota_remaining;
+		c->user_quota_resets_ms = r.user_quota_resets_ms;
 		/* An expired or revoked token: renew it once. */
 		if (o != HTTP_UNAUTHORIZED)
 			break;
@@ -120,6 +123,18 @@ enum http_outcome az_put_json(struct az_client *c, const char *url, const char *
                               cJSON **out, struct az_failure *fail, struct kv_err *err)
 {
 	return az_send(c, "PUT", url, tenant, body, false, out, fail, err);
+}
+
+enum http_outcome az_patch_json(struct az_client *c, const char *url, const char *tenant, const cJSON *body,
+                                cJSON **out, struct az_failure *fail, struct kv_err *err)
+{
+	return az_send(c, "PATCH", url, tenant, body, false, out, fail, err);
+}
+
+enum http_outcome az_post_json(struct az_client *c, const char *url, const char *tenant, const cJSON *body,
+                               cJSON **out, struct az_failure *fail, struct kv_err *err)
+{
+	return az_send(c, "POST", url, tenant, body, true, out, fail, err);
 }
 
 enum http_outcome az_delete(struct az_client *c, const char *url, const char *tenant, struct az_failure *fail,

@@ -22,6 +22,8 @@ struct az_client {
 	int requests;          /* HTTP requests made (attempts included) */
 	int throttled;         /* of which answered 429 */
 	int max_pages;         /* paging guard, default 10000 */
+	int user_quota_remaining;  /* Resource Graph quota after the last response (-1: none said) */
+	long user_quota_resets_ms; /* and when it refills (-1: not said) */
 };
 
 /* What went wrong with one call, for the estate's errors[] (scope, status, code, message). */
@@ -50,6 +52,22 @@ enum http_outcome az_get_json(struct az_client *c, const char *url, const char *
  */
 enum http_outcome az_put_json(struct az_client *c, const char *url, const char *tenant, const cJSON *body,
                               cJSON **out, struct az_failure *fail, struct kv_err *err);
+
+/*
+ * PATCH url with body (same policy and response as az_put_json).  PATCH is
+ * retried only on 429 with Retry-After and on failures before anything was
+ * sent (http.h): callers PATCH only what may be sent twice.
+ */
+enum http_outcome az_patch_json(struct az_client *c, const char *url, const char *tenant, const cJSON *body,
+                                cJSON **out, struct az_failure *fail, struct kv_err *err);
+
+/*
+ * POST url with body for an answer that changes nothing (a Resource Graph
+ * query); same policy as az_put_json, *out the parsed response.  Retried as
+ * http.h retries POST: on 429/503 with Retry-After and when nothing was sent.
+ */
+enum http_outcome az_post_json(struct az_client *c, const char *url, const char *tenant, const cJSON *body,
+                               cJSON **out, struct az_failure *fail, struct kv_err *err);
 
 /* DELETE url (same policy); HTTP_OK for any 2xx, 204 (already absent) included. */
 enum http_outcome az_delete(struct az_client *c, const char *url, const char *tenant, struct az_failure *fail,

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit/azure/batch.h"
 #include "audit/azure/collect.h"
 #include "audit/azure/collect_internal.h"
 #include "audit/estate/estate.h"
@@ -170,6 +171,8 @@ static void graph_backup_sp(struct run *r, const char *tenant, cJSON *entry)
 
 static bool wanted_subscription(const struct collect_opts *o, const char *sub)
 {
+	if (o->shard_count > 0 && collect_shard_of(sub, o->shard_count) != o->shard_index - 1)
+		return false;
 	if (o->nsubscriptions == 0)
 		return true;
 	for (size_t i = 0; i < o->nsubscriptions; i++)
@@ -202,102 +205,47 @@ void json_merge_unique(cJSON *to, cJSON *from)
 	}
 }
 
-static void collect_subscription(struct run *r, const char *sub, const char *tenant, const char *bms_oid)
+/* The VMs an Azure Backup (Recovery Services) vault protects, into r->items (queued: read at run_flush). */
+void collect_protected_items(struct run *r, const char *rsv_id, const char *tenant)
 {
-	char path[256];
-	cJSON *vms = cJSON_CreateArray(), *vaults = cJSON_CreateArray(), *rsvs = cJSON_CreateArray(), *it;
-	int nvm = 0;
+	char *p;
 
-	snprintf(path, sizeof(path), "/subscriptions/%s/providers/Microsoft.Compute/virtualMachines", sub);
-	run_list(r, path, API_COMPUTE, NULL, tenant, vms);
-	/* Each VM again with its instance view and extensions. */
-	while ((it = vms->child) != NULL) {
-		const char *id = jstr(it, "id");
-		cJSON *full = NULL;
+	if (!rsv_id || !run_safe_id(r, rsv_id))
+		return;
+	p = kv_asprintf("%s/backupProtectedItems", rsv_id);
+	run_queue_list(r, p, API_PROTECTED_ITEMS,
+	         "$filter=backupManagementType%20eq%20%27AzureIaasVM%27%20and%20itemType%20eq%20%27VM%27",
+	         tenant, r->items);
+	free(p);
+}
 
-		cJSON_DetachItemViaPointer(vms, it);
-		nvm++;
-		if (id && run_safe_id(r, id)) {
-			char *url = kv_asprintf("%s%s?$expand=instanceView&api-version=%s", r->c->cloud->arm, id, API_COMPUTE);
-			struct az_failure f;
-			struct kv_err err = {{0}};
+/* Custom roles given to Backup Management Service: their data actions decide coverage. */
+void collect_custom_roles(struct run *r, const char *tenant, const char *bms_oid)
+{
+	cJSON *it;
 
-			if (az_get_json(r->c, url, tenant, &full, &f, &err) == HTTP_OK && cJSON_IsObject(full)) {
-				cJSON_Delete(it);
-				it = full;
-				full = NULL;
-			} else {
-				run_record(r, id, &f, &err);
-			}
-			cJSON_Delete(full);
-			free(url);
-		}
-		cJSON_AddItemToArray(r->vms, it);
-	}
-	snprintf(path, sizeof(path), "/subscriptions/%s/providers/Microsoft.Compute/disks", sub);
-	run_list(r, path, API_DISKS, NULL, tenant, r->disks);
-	snprintf(path, sizeof(path), "/subscriptions/%s/providers/Microsoft.KeyVault/vaults", sub);
-	run_list(r, path, API_KEYVAULT, NULL, tenant, vaults);
-	snprintf(path, sizeof(path), "/subscriptions/%s/providers/Microsoft.RecoveryServices/vaults", sub);
-	run_list(r, path, API_RECOVERY_VAULTS, NULL, tenant, rsvs);
+	if (!bms_oid)
+		return;
+	cJSON_ArrayForEach(it, r->ras) {
+		const cJSON *props = cJSON_GetObjectItemCaseSensitive(it, "properties");
+		const char *rd = jstr(props, "roleDefinitionId");
+		cJSON *def = NULL;
+		struct az_failure f;
+		struct kv_err err = {{0}};
+		char *url;
 
-	cJSON_ArrayForEach(it, rsvs) {
-		const char *id = jstr(it, "id");
-		char *p;
-
-		if (!id || !run_safe_id(r, id))
+		if (!kv_streq_ci(jstr(props, "principalId"), bms_oid) || !rd || facts_role_is_builtin(rd) ||
+		    json_has_id(r->rds, rd) || !run_safe_id(r, rd))
 			continue;
-		p = kv_asprintf("%s/backupProtectedItems", id);
-		run_list(r, p, API_PROTECTED_ITEMS,
-		          "$filter=backupManagementType%20eq%20%27AzureIaasVM%27%20and%20itemType%20eq%20%27VM%27",
-		          tenant, r->items);
-		free(p);
-	}
-	cJSON_ArrayForEach(it, vaults) {
-		const char *id = jstr(it, "id");
-		cJSON *found = cJSON_CreateArray();
-		char *p;
-
-		if (!id || !run_safe_id(r, id)) {
-			cJSON_Delete(found);
-			continue;
+		url = kv_asprintf("%s%s?api-version=%s", r->c->cloud->arm, rd, API_AUTHORIZATION);
+		if (az_get_json(r->c, url, tenant, &def, &f, &err) == HTTP_OK) {
+			cJSON_AddItemToArray(r->rds, def);
+		} else {
+			run_record(r, rd, &f, &err);
+			cJSON_Delete(def);
 		}
-		p = kv_asprintf("%s/providers/Microsoft.Authorization/roleAssignments", id);
-		run_list(r, p, API_AUTHORIZATION, "$filter=atScope()", tenant, found);
-		free(p);
-		json_merge_unique(r->ras, found);
-		cJSON_Delete(found);
+		free(url);
 	}
-	/* Custom roles given to Backup Management Service: their data actions decide coverage. */
-	if (bms_oid) {
-		cJSON_ArrayForEach(it, r->ras) {
-			const cJSON *props = cJSON_GetObjectItemCaseSensitive(it, "properties");
-			const char *rd = jstr(props, "roleDefinitionId");
-			cJSON *def = NULL;
-			struct az_failure f;
-			struct kv_err err = {{0}};
-			char *url;
-
-			if (!kv_streq_ci(jstr(props, "principalId"), bms_oid) || !rd || facts_role_is_builtin(rd) ||
-			    json_has_id(r->rds, rd) || !run_safe_id(r, rd))
-				continue;
-			url = kv_asprintf("%s%s?api-version=%s", r->c->cloud->arm, rd, API_AUTHORIZATION);
-			if (az_get_json(r->c, url, tenant, &def, &f, &err) == HTTP_OK) {
-				cJSON_AddItemToArray(r->rds, def);
-			} else {
-				run_record(r, rd, &f, &err);
-				cJSON_Delete(def);
-			}
-			free(url);
-		}
-	}
-	run_progress(r, "subscription %s: %d VMs, %d key vaults, %d Recovery Services vaults", sub, nvm,
-	         cJSON_GetArraySize(vaults), cJSON_GetArraySize(rsvs));
-	json_merge_unique(r->vaults, vaults);
-	json_merge_unique(r->rsvs, rsvs);
-	cJSON_Delete(vms);
-	cJSON_Delete(vaults);
-	cJSON_Delete(rsvs);
 }
 
 enum collect_result collect_caller(struct az_client *c, cJSON **out, struct kv_err *err)
@@ -343,6 +291,12 @@ enum collect_result collect_estate(struct az_client *c, const struct collect_opt
 	if (o->data_plane)
 		r.keys = cJSON_AddArrayToObject(r.doc, "keys");
 	r.errors = cJSON_AddArrayToObject(r.doc, "errors");
+	if (o->shard_count > 0) {
+		cJSON *shard = cJSON_AddObjectToObject(r.doc, "shard");
+
+		cJSON_AddNumberToObject(shard, "index", o->shard_index);
+		cJSON_AddNumberToObject(shard, "count", o->shard_count);
+	}
 
 	/* The tenants the caller can reach; the home tenant at least. */
 	if (!run_list(&r, "/tenants", API_TENANTS, NULL, NULL, tenant_list) || cJSON_GetArraySize(tenant_list) == 0) {
@@ -353,12 +307,13 @@ enum collect_result collect_estate(struct az_client *c, const struct collect_opt
 	}
 	cJSON_ArrayForEach(t, tenant_list) {
 		const char *tid = jstr(t, "tenantId");
-		cJSON *entry, *subs = cJSON_CreateArray(), *s;
+		cJSON *entry, *subs = cJSON_CreateArray(), *s, *mine = cJSON_CreateArray();
 		char ut[32];
 		const char *bms_oid;
 
 		if (kv_empty(tid)) {
 			cJSON_Delete(subs);
+			cJSON_Delete(mine);
 			continue;
 		}
 		entry = cJSON_CreateObject();
@@ -386,14 +341,23 @@ enum collect_result collect_estate(struct az_client *c, const struct collect_opt
 			if (json_has_id(r.subs, jstr(s, "id")))
 				continue;
 			cJSON_AddItemToArray(r.subs, cJSON_Duplicate(s, true));
-			collect_subscription(&r, sid, tid, bms_oid);
+			cJSON_AddItemToArray(mine, cJSON_CreateString(sid));
 		}
+		/* The engine hook: Resource Graph reads all of the tenant's subscriptions at once. */
+		if (o->engine == COLLECT_ENGINE_ARM || cJSON_GetArraySize(mine) == 0 ||
+		    !collect_graph(&r, tid, bms_oid, mine, o->engine == COLLECT_ENGINE_AUTO))
+			collect_arm(&r, tid, bms_oid, mine);
+		cJSON_Delete(mine);
 		cJSON_Delete(subs);
 	}
+	/* The ARM engine's requests of every tenant run together, then merge in tenant and subscription order. */
+	collect_arm_finish(&r);
 	for (size_t i = 0; i < o->nsubscriptions; i++) {
 		bool found = false;
 		const cJSON *s;
 
+		if (o->shard_count > 0 && collect_shard_of(o->subscriptions[i], o->shard_count) != o->shard_index - 1)
+			continue;   /* another worker's */
 		cJSON_ArrayForEach(s, r.subs)
 			if (kv_streq_ci(jstr(s, "subscriptionId"), o->subscriptions[i]))
 				found = true;
@@ -407,8 +371,12 @@ enum collect_result collect_estate(struct az_client *c, const struct collect_opt
 			run_record(&r, scope, &f, NULL);
 		}
 	}
+	run_flush(&r);
+	collect_backup_evidence(&r);
 	if (o->data_plane)
 		collect_data_plane(&r);
+	run_flush(&r);
+	az_batch_free(r.batch);
 	cJSON_Delete(tenant_list);
 	*out = r.doc;
 	return COLLECT_OK;

@@ -29,6 +29,9 @@ struct run {
 	const struct collect_opts *o;
 	cJSON *doc, *errors;
 	cJSON *subs, *vms, *disks, *vaults, *ras, *rds, *rsvs, *items, *keys, *tenants;
+	struct az_batch *batch;   /* concurrent requests (collect_arm.c), created on first use */
+	void *queued;             /* run_queue_list's slots until run_flush */
+	void *arm;                /* the ARM engine's tenants until collect_arm_finish */
 };
 
 /* One progress line (when the caller asked for progress). */
@@ -48,6 +51,25 @@ bool run_safe_id(struct run *r, const char *id);
 bool run_list(struct run *r, const char *path, const char *api, const char *extra, const char *tenant,
               cJSON *items);
 
+/*
+ * Like run_list, but queued: the list is read concurrently with everything
+ * else queued, and items is filled (and a failure recorded) when run_flush
+ * returns, in the order the lists were queued whatever order they finish
+ * in; several lists may fill one items.  items must stay alive until then.
+ */
+void run_queue_list(struct run *r, const char *path, const char *api, const char *extra, const char *tenant,
+                    cJSON *items);
+void run_flush(struct run *r);
+
+/*
+ * The ARM engine (collect_arm.c): queues the reads of the subscriptions subs
+ * (subscription ID strings) of one tenant; collect_arm_finish runs every
+ * tenant's at once and puts the results into the snapshot in the order the
+ * tenants and subscriptions were given (a no-op when nothing was queued).
+ */
+void collect_arm(struct run *r, const char *tenant, const char *bms_oid, const cJSON *subs);
+void collect_arm_finish(struct run *r);
+
 /* Whether arr holds an object whose "id" equals id (ARM IDs compare case-insensitively). */
 bool json_has_id(const cJSON *arr, const char *id);
 
@@ -56,5 +78,28 @@ void json_merge_unique(cJSON *to, cJSON *from);
 
 /* The data plane (collect_dataplane.c): KEK key bundles into r->keys. */
 void collect_data_plane(struct run *r);
+
+/* Azure Backup's evidence (collect_backup.c): backup jobs, policies, Activity Log, principals. */
+void collect_backup_evidence(struct run *r);
+
+/* ARM reads both engines share (collect.c); protected items are queued (run_flush reads them). */
+void collect_protected_items(struct run *r, const char *rsv_id, const char *tenant);
+void collect_custom_roles(struct run *r, const char *tenant, const char *bms_oid);
+
+/*
+ * The Resource Graph engine (collect_graph.c): reads the subscriptions subs
+ * (a JSON array of subscription ID strings) of one tenant.  Returns false,
+ * having read nothing, when Resource Graph refuses the caller (403) and
+ * fallback is set: the caller then reads them through ARM.  A 400 (a query
+ * the service cannot run) is recorded, never hidden behind the other engine.
+ */
+bool collect_graph(struct run *r, const char *tenant, const char *bms_oid, const cJSON *subs, bool fallback);
+
+/* One Resource Graph query of the engine's table (for tests and docs). */
+struct graph_query {
+	const char *name;   /* what it reads, for progress and errors */
+	const char *kql;
+};
+const struct graph_query *collect_graph_queries(size_t *n);
 
 #endif

@@ -2,7 +2,10 @@
  * http.c - see http.h.  One libcurl easy handle per client, reset (which
  * keeps its live connections, DNS and TLS session caches) and configured
  * from scratch for every attempt, so that no option of one request leaks
- * into the next.  Modelled on git's http.c handle_curl_result (one place
+ * into the next; the multi engine (http_multi_*) runs many such attempts at
+ * once on a pool of handles that share the multi handle's connections, with
+ * the same retry policy, waiting for a retry without blocking the others
+ * and pacing each key (subscription) with sched.c.  Modelled on git's http.c handle_curl_result (one place
  * maps transport error and status to an outcome) and curl's tool_operate.c
  * retrycheck/retry_sleep (one bounded retry policy).
  */
@@ -16,10 +19,15 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "audit/azure/http.h"
 #include "audit/util/log.h"
 #include "audit/azure/parse.h"
+#include "audit/azure/sched.h"
 
 #ifndef KVAUDIT_VERSION
 #define KVAUDIT_VERSION "0"
@@ -41,11 +49,17 @@ struct http_client {
 	struct http_opts o;          /* with the defaults applied; log is borrowed */
 	char *ca_blob;               /* system bundle + the extra PEM, or NULL to use curl's default */
 	size_t ca_blob_len;
+	/*
+	 * The same, parsed once (OpenSSL builds of libcurl): every new connection
+	 * gets it through CURLOPT_SSL_CTX_FUNCTION instead of parsing the ~200 KB
+	 * blob again, which costs ~100 ms of CPU per connection and serialises
+	 * the connections a concurrent scan opens.
+	 */
+	X509_STORE *ca_store;
 	struct curl_slist *resolve;
 	struct curl_slist *connect_to;
 	void (*sleep_ms)(long ms);
 	uint64_t rng;
-	char errbuf[CURL_ERROR_SIZE];
 };
 
 const char *http_outcome_name(enum http_outcome o)
@@ -179,6 +193,50 @@ fail:
 	return false;
 }
 
+/* The certificates of a PEM bundle as an X509_STORE, or NULL (libcurl is not built on OpenSSL, or none parsed). */
+static X509_STORE *ca_store_from_pem(const char *pem, size_t len)
+{
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	X509_STORE *st;
+	BIO *bio;
+	X509 *x;
+	int n = 0;
+
+	if (!v || !v->ssl_version || strncmp(v->ssl_version, "OpenSSL/", 8) != 0 || len > INT_MAX)
+		return NULL;
+	st = X509_STORE_new();
+	bio = BIO_new_mem_buf(pem, (int)len);
+	if (!st || !bio) {
+		X509_STORE_free(st);
+		BIO_free(bio);
+		return NULL;
+	}
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		if (X509_STORE_add_cert(st, x) == 1)
+			n++;
+		X509_free(x);
+	}
+	ERR_clear_error();
+	BIO_free(bio);
+	if (n == 0) {
+		X509_STORE_free(st);
+		return NULL;
+	}
+	return st;
+}
+
+/* CURLOPT_SSL_CTX_FUNCTION: the parsed trust store for a new connection (curl owns ctx; the store is shared). */
+static CURLcode use_ca_store(CURL *curl, void *ctx, void *parm)
+{
+	X509_STORE *st = parm;
+
+	(void)curl;
+	if (X509_STORE_up_ref(st) != 1)
+		return CURLE_SSL_CACERT_BADFILE;
+	SSL_CTX_set_cert_store(ctx, st);   /* takes the reference */
+	return CURLE_OK;
+}
+
 /*
  * The system bundle followed by the extra PEM file, for CURLOPT_CAINFO_BLOB:
  * libcurl takes one CA file, and kvaudit must trust both (a cloud file's
@@ -217,6 +275,7 @@ static bool build_ca_blob(struct http_client *h, const char *extra, struct kv_er
 	kv_buf_addc(&b, '\n');
 	h->ca_blob_len = b.len;
 	h->ca_blob = kv_buf_detach(&b);
+	h->ca_store = ca_store_from_pem(h->ca_blob, h->ca_blob_len);
 	ok = true;
 out:
 	kv_buf_release(&b);
@@ -288,6 +347,7 @@ void http_client_free(struct http_client *h)
 	curl_slist_free_all(h->resolve);
 	curl_slist_free_all(h->connect_to);
 	free(h->ca_blob);
+	X509_STORE_free(h->ca_store);
 	free(h);
 }
 
@@ -305,6 +365,8 @@ void http_response_release(struct http_response *r)
 	memset(r, 0, sizeof(*r));
 	r->retry_after = -1;
 	r->ratelimit_remaining = -1;
+	r->user_quota_remaining = -1;
+	r->user_quota_resets_ms = -1;
 }
 
 /* ---- libcurl callbacks ---- */
@@ -332,6 +394,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
 		r->request_id[0] = '\0';
 		r->retry_after = -1;
 		r->ratelimit_remaining = -1;
+		r->user_quota_remaining = -1;
+		r->user_quota_resets_ms = -1;
 		return n;
 	}
 	colon = memchr(data, ':', n);
@@ -363,6 +427,19 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
 
 		if (left >= 0 && (r->ratelimit_remaining < 0 || left < r->ratelimit_remaining))
 			r->ratelimit_remaining = left;
+	} else if (name_len == 25 && kv_startswith_ci(data, "x-ms-user-quota-remaining")) {
+		char *end;
+		long left = strtol(value, &end, 10);
+
+		if (end != value && *end == '\0' && left >= 0 && left < 1000000)
+			r->user_quota_remaining = (int)left;
+	} else if (name_len == 28 && kv_startswith_ci(data, "x-ms-user-quota-resets-after")) {
+		unsigned hh, mm, ss;
+		char tail;
+
+		/* hh:mm:ss (Resource Graph's throttling guidance). */
+		if (sscanf(value, "%u:%u:%u%c", &hh, &mm, &ss, &tail) == 3 && hh < 24 && mm < 60 && ss < 60)
+			r->user_quota_resets_ms = ((long)hh * 3600 + mm * 60 + ss) * 1000L;
 	}
 	free(value);
 	return n;
@@ -530,34 +607,66 @@ static enum http_outcome outcome_of_status(long s)
 	return HTTP_FATAL; /* 1xx, 3xx (never followed), other 4xx */
 }
 
+/*
+ * One request and its retry state, shared by http_request (one easy handle,
+ * sleeping between attempts) and the multi engine (many handles, waiting
+ * without sleeping), so the retry policy lives in one place.
+ */
+struct call {
+	const char *method;          /* static strings or the caller's (http_request) / copied (multi) */
+	char *method_copy, *url_copy, *body_copy, *key;
+	const char *url, *body;
+	size_t body_len;
+	struct target t;
+	struct curl_slist *hdrs;
+	bool idempotent;
+	struct http_response *resp;
+	struct kv_err *err;
+	enum http_outcome o;
+	CURLcode rc;
+	char detail[CURL_ERROR_SIZE + 64];
+	char errbuf[CURL_ERROR_SIZE];
+	long started;                /* ms, when the current attempt started */
+};
+
 #define SETOPT(opt, val)                                              \
 	do {                                                          \
 		if (rc == CURLE_OK)                                   \
-			rc = curl_easy_setopt(h->curl, opt, val);     \
+			rc = curl_easy_setopt(easy, opt, val);        \
 	} while (0)
 
-/* Configures the handle from scratch for one attempt. */
-static CURLcode configure(struct http_client *h, const char *method, const char *url, const struct target *t,
-                          struct curl_slist *hdrs, const char *body, size_t body_len, struct http_response *r)
+/* Configures an easy handle from scratch for one attempt of c. */
+static CURLcode configure(struct http_client *h, CURL *easy, struct call *c)
 {
 	CURLcode rc = CURLE_OK;
 	struct curl_blob blob = {h->ca_blob, h->ca_blob_len, CURL_BLOB_NOCOPY};
+	const char *method = c->method;
 
-	curl_easy_reset(h->curl);
-	h->errbuf[0] = '\0';
-	SETOPT(CURLOPT_ERRORBUFFER, h->errbuf);
-	SETOPT(CURLOPT_URL, url);
+	curl_easy_reset(easy);
+	c->errbuf[0] = '\0';
+	SETOPT(CURLOPT_ERRORBUFFER, c->errbuf);
+	SETOPT(CURLOPT_URL, c->url);
 	/* https only; plain http only for the loopback/IMDS URLs target_parse let through. */
-	SETOPT(CURLOPT_PROTOCOLS_STR, t->https ? "https" : "http");
+	SETOPT(CURLOPT_PROTOCOLS_STR, c->t.https ? "https" : "http");
 	SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "https");
 	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
 	SETOPT(CURLOPT_MAXREDIRS, 0L);
 	SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
 	SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
 	SETOPT(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	if (h->ca_blob)
+	/* HTTP/2 when the server offers it in ALPN (ARM does): many requests share one connection. */
+	if (c->t.https)
+		SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	if (h->ca_store) {
+		/* Nothing for curl to load itself: the store below holds the system's CAs and the extra ones. */
+		SETOPT(CURLOPT_CAINFO, NULL);
+		SETOPT(CURLOPT_CAPATH, NULL);
+		SETOPT(CURLOPT_SSL_CTX_FUNCTION, use_ca_store);
+		SETOPT(CURLOPT_SSL_CTX_DATA, h->ca_store);
+	} else if (h->ca_blob) {
 		SETOPT(CURLOPT_CAINFO_BLOB, &blob);
-	if (!t->https)
+	}
+	if (!c->t.https)
 		SETOPT(CURLOPT_NOPROXY, "*"); /* IMDS is link-local: never through a proxy */
 	SETOPT(CURLOPT_NOSIGNAL, 1L);
 	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
@@ -565,11 +674,12 @@ static CURLcode configure(struct http_client *h, const char *method, const char 
 	SETOPT(CURLOPT_TIMEOUT_MS, h->o.timeout_ms);
 	SETOPT(CURLOPT_USERAGENT, "kvaudit/" KVAUDIT_VERSION);
 	SETOPT(CURLOPT_ACCEPT_ENCODING, ""); /* decoded bytes count against max_body */
-	SETOPT(CURLOPT_HTTPHEADER, hdrs);
+	SETOPT(CURLOPT_HTTPHEADER, c->hdrs);
 	SETOPT(CURLOPT_WRITEFUNCTION, on_body);
-	SETOPT(CURLOPT_WRITEDATA, r);
+	SETOPT(CURLOPT_WRITEDATA, c->resp);
 	SETOPT(CURLOPT_HEADERFUNCTION, on_header);
-	SETOPT(CURLOPT_HEADERDATA, r);
+	SETOPT(CURLOPT_HEADERDATA, c->resp);
+	SETOPT(CURLOPT_PRIVATE, c);
 	if (h->o.max_body < (size_t)INT64_MAX)
 		SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->o.max_body);
 	if (h->resolve)
@@ -580,12 +690,12 @@ static CURLcode configure(struct http_client *h, const char *method, const char 
 		SETOPT(CURLOPT_HTTPGET, 1L);
 	} else if (strcmp(method, "HEAD") == 0) {
 		SETOPT(CURLOPT_NOBODY, 1L);
-	} else if (strcmp(method, "DELETE") == 0 && !body) {
+	} else if (strcmp(method, "DELETE") == 0 && !c->body) {
 		SETOPT(CURLOPT_CUSTOMREQUEST, method);
 	} else {
 		/* POST, PUT, PATCH (and DELETE with a body): always send a body, possibly empty. */
-		SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
-		SETOPT(CURLOPT_POSTFIELDS, body ? body : "");
+		SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(c->body ? c->body_len : 0));
+		SETOPT(CURLOPT_POSTFIELDS, c->body ? c->body : "");
 		if (strcmp(method, "POST") != 0)
 			SETOPT(CURLOPT_CUSTOMREQUEST, method);
 	}
@@ -654,155 +764,170 @@ static void add_attempts(struct kv_buf *m, int attempts)
 		kv_buf_addf(m, " after %d attempts", attempts);
 }
 
-enum http_outcome http_request(struct http_client *h, const char *method, const char *url,
-                               const char *bearer, const char *const *headers,
-                               const char *body, size_t body_len,
-                               struct http_response *resp, struct kv_err *err)
+/*
+ * Validates and prepares c (resp initialised); false when the request is
+ * refused without being sent (c->o and err say why).
+ */
+static bool call_prepare(struct http_client *h, struct call *c, const char *method, const char *url,
+                         const char *bearer, const char *const *headers, const char *body, size_t body_len,
+                         struct http_response *resp, struct kv_err *err)
 {
-	struct target t = {0};
-	struct curl_slist *hdrs = NULL;
-	struct kv_buf m;
-	enum http_outcome o = HTTP_FATAL;
-	CURLcode rc = CURLE_OK;
-	bool idempotent;
-	char detail[CURL_ERROR_SIZE + 64];
-
 	memset(resp, 0, sizeof(*resp));
 	resp->retry_after = -1;
 	resp->ratelimit_remaining = -1;
-	kv_buf_init(&m, 0);
+	resp->user_quota_remaining = -1;
+	resp->user_quota_resets_ms = -1;
+	c->resp = resp;
+	c->err = err;
+	c->method = method;
+	c->url = url;
+	c->body = body;
+	c->body_len = body_len;
+	c->o = HTTP_FATAL;
 	if (!h || !h->curl || kv_empty(method)) {
 		kv_err_set(err, "http_request: no client or no method");
-		return HTTP_FATAL;
+		return false;
 	}
 	kv_buf_init(&resp->body, h->o.max_body);
 	if (!method_known(method)) {
 		kv_err_set(err, "http_request: unsupported method '%.16s'", method);
-		return HTTP_FATAL;
+		return false;
 	}
-	if (!target_parse(h, url, &t, err)) {
+	if (!target_parse(h, url, &c->t, err)) {
 		kv_err_prefix(err, "%s", method);
-		return HTTP_FATAL;
+		return false;
 	}
-	if (bearer && !t.https) {
-		kv_err_set(err, "%s %s: refusing to send a bearer token over plain http", method, t.shown);
-		goto out;
+	if (bearer && !c->t.https) {
+		kv_err_set(err, "%s %s: refusing to send a bearer token over plain http", method, c->t.shown);
+		return false;
 	}
-	if (!build_headers(bearer, headers, &hdrs, err)) {
-		kv_err_prefix(err, "%s %s", method, t.shown);
-		goto out;
+	if (!build_headers(bearer, headers, &c->hdrs, err)) {
+		kv_err_prefix(err, "%s %s", method, c->t.shown);
+		return false;
 	}
-	idempotent = method_idempotent(method);
+	c->idempotent = method_idempotent(method);
+	return true;
+}
 
-	for (;;) {
-		long t0, took, wait_ms = -1, status = 0;
-		long sent = 0;
-		bool retry = false, has_ra;
+/* Resets the response for the next attempt. */
+static void call_attempt_begin(struct http_client *h, struct call *c)
+{
+	struct http_response *r = c->resp;
 
-		kv_buf_release(&resp->body);
-		kv_buf_init(&resp->body, h->o.max_body);
-		resp->status = 0;
-		resp->request_id[0] = '\0';
-		resp->retry_after = -1;
-		resp->ratelimit_remaining = -1;
-		resp->attempts++;
+	kv_buf_release(&r->body);
+	kv_buf_init(&r->body, h->o.max_body);
+	r->status = 0;
+	r->request_id[0] = '\0';
+	r->retry_after = -1;
+	r->ratelimit_remaining = -1;
+	r->user_quota_remaining = -1;
+	r->user_quota_resets_ms = -1;
+	r->attempts++;
+	c->started = now_ms();
+}
 
-		rc = configure(h, method, url, &t, hdrs, body, body_len, resp);
-		if (rc != CURLE_OK) {
-			kv_err_set(err, "%s %s: libcurl refused an option: %s", method, t.shown, curl_easy_strerror(rc));
-			o = HTTP_FATAL;
-			goto out;
-		}
-		t0 = now_ms();
-		rc = curl_easy_perform(h->curl);
-		took = now_ms() - t0;
-		curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
-		curl_easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE, &sent);
-		has_ra = resp->retry_after >= 0;
+/*
+ * Classifies an attempt that ended with rc on easy: sets c->o (and err for
+ * failures that are final whatever happens), logs it, and returns whether
+ * to retry, with the wait before the retry in *wait_ms.
+ */
+static bool call_attempt_end(struct http_client *h, struct call *c, CURL *easy, CURLcode rc, long *wait_ms)
+{
+	struct http_response *resp = c->resp;
+	long took = now_ms() - c->started, status = 0, sent = 0;
+	bool retry = false, has_ra;
+	const char *method = c->method;
 
-		if (rc == CURLE_OK) {
+	*wait_ms = -1;
+	c->rc = rc;
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &sent);
+	has_ra = resp->retry_after >= 0;
+
+	if (rc == CURLE_OK) {
+		resp->status = status;
+		if (status == 429)
+			resp->throttled++;
+		c->o = outcome_of_status(status);
+		if (status == 429 || status == 503)
+			retry = c->idempotent || has_ra;
+		else if (status == 500 || status == 502 || status == 504)
+			retry = c->idempotent;
+		if (retry && has_ra)
+			*wait_ms = (long)(resp->retry_after < h->o.max_retry_after ? resp->retry_after : h->o.max_retry_after) *
+			           1000L;
+		snprintf(c->detail, sizeof(c->detail), "%ld", status);
+	} else {
+		const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
+
+		if (resp->body.overflow || rc == CURLE_FILESIZE_EXCEEDED) {
 			resp->status = status;
-			if (status == 429)
-				resp->throttled++;
-			o = outcome_of_status(status);
-			if (status == 429 || status == 503)
-				retry = idempotent || has_ra;
-			else if (status == 500 || status == 502 || status == 504)
-				retry = idempotent;
-			if (retry)
-				wait_ms = has_ra ? (long)(resp->retry_after < h->o.max_retry_after ? resp->retry_after
-				                                                                   : h->o.max_retry_after) *
-				                           1000L
-				                 : -1;
-			snprintf(detail, sizeof(detail), "%ld", status);
+			kv_err_set(c->err, "%s %s: response larger than %zu bytes", method, c->t.shown, h->o.max_body);
+			c->o = HTTP_FATAL;
+		} else if (tls_rejected(rc)) {
+			kv_err_set(c->err,
+			           "%s %s: TLS certificate of %s not trusted: %s; kvaudit never skips verification; "
+			           "add the CA to the cloud file's caBundle",
+			           method, c->t.shown, c->t.host, why);
+			c->o = HTTP_FATAL;
+		} else if (tls_problem(rc)) {
+			kv_err_set(c->err, "%s %s: TLS connection to %s failed: %s", method, c->t.shown, c->t.host, why);
+			c->o = HTTP_FATAL;
+		} else if (transport_retryable(rc)) {
+			c->o = HTTP_TRANSIENT;
+			/* Nothing left the machine when the connection was never made. */
+			retry = c->idempotent || rc == CURLE_COULDNT_CONNECT || sent == 0;
 		} else {
-			const char *why = h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc);
-
-			if (resp->body.overflow || rc == CURLE_FILESIZE_EXCEEDED) {
-				resp->status = status;
-				kv_err_set(err, "%s %s: response larger than %zu bytes", method, t.shown, h->o.max_body);
-				o = HTTP_FATAL;
-			} else if (tls_rejected(rc)) {
-				kv_err_set(err,
-				           "%s %s: TLS certificate of %s not trusted: %s; kvaudit never skips verification; "
-				           "add the CA to the cloud file's caBundle",
-				           method, t.shown, t.host, why);
-				o = HTTP_FATAL;
-			} else if (tls_problem(rc)) {
-				kv_err_set(err, "%s %s: TLS connection to %s failed: %s", method, t.shown, t.host, why);
-				o = HTTP_FATAL;
-			} else if (transport_retryable(rc)) {
-				o = HTTP_TRANSIENT;
-				/* Nothing left the machine when the connection was never made. */
-				retry = idempotent || rc == CURLE_COULDNT_CONNECT || sent == 0;
-			} else {
-				kv_err_set(err, "%s %s: %s", method, t.shown, why);
-				o = HTTP_FATAL;
-			}
-			snprintf(detail, sizeof(detail), "%s", why);
-			if (o == HTTP_TRANSIENT) {
-				/* A cut-short body is not a response. */
-				kv_buf_release(&resp->body);
-				kv_buf_init(&resp->body, h->o.max_body);
-				resp->request_id[0] = '\0';
-			}
+			kv_err_set(c->err, "%s %s: %s", method, c->t.shown, why);
+			c->o = HTTP_FATAL;
 		}
-		if (retry && resp->attempts > h->o.max_retries)
-			retry = false;
-		if (retry && wait_ms < 0)
-			wait_ms = backoff_ms(h, resp->attempts);
-
-		if (h->o.log) {
-			char secs[32] = "", retry_text[96] = "";
-
-			if (retry) {
-				fmt_secs(wait_ms, secs, sizeof(secs));
-				snprintf(retry_text, sizeof(retry_text), ", retry %d/%d after %s", resp->attempts,
-				         h->o.max_retries, secs);
-			}
-			log_line(h->o.log, "debug", resp->request_id[0] ? resp->request_id : NULL, "%s %s -> %s in %ld ms%s",
-			         method, t.shown, detail, took, retry_text);
+		snprintf(c->detail, sizeof(c->detail), "%s", why);
+		if (c->o == HTTP_TRANSIENT) {
+			/* A cut-short body is not a response. */
+			kv_buf_release(&resp->body);
+			kv_buf_init(&resp->body, h->o.max_body);
+			resp->request_id[0] = '\0';
 		}
-		if (!retry)
-			break;
-		h->sleep_ms(wait_ms);
 	}
+	if (retry && resp->attempts > h->o.max_retries)
+		retry = false;
+	if (retry && *wait_ms < 0)
+		*wait_ms = backoff_ms(h, resp->attempts);
 
-	if (o == HTTP_OK)
-		goto out;
-	if (rc != CURLE_OK) {
-		if (o == HTTP_TRANSIENT) {
-			kv_buf_addf(&m, "%s %s: %s", method, t.shown, detail);
+	if (h->o.log) {
+		char secs[32] = "", retry_text[96] = "";
+
+		if (retry) {
+			fmt_secs(*wait_ms, secs, sizeof(secs));
+			snprintf(retry_text, sizeof(retry_text), ", retry %d/%d after %s", resp->attempts, h->o.max_retries,
+			         secs);
+		}
+		log_line(h->o.log, "debug", resp->request_id[0] ? resp->request_id : NULL, "%s %s -> %s in %ld ms%s", method,
+		         c->t.shown, c->detail, took, retry_text);
+	}
+	return retry;
+}
+
+/* The final message for a request that did not succeed (when the last attempt did not set one already). */
+static void call_finish_error(struct call *c)
+{
+	struct http_response *resp = c->resp;
+	struct kv_buf m;
+
+	if (c->o == HTTP_OK)
+		return;
+	kv_buf_init(&m, 0);
+	if (c->rc != CURLE_OK) {
+		if (c->o == HTTP_TRANSIENT) {
+			kv_buf_addf(&m, "%s %s: %s", c->method, c->t.shown, c->detail);
 			add_attempts(&m, resp->attempts);
-			kv_err_set(err, "%s", m.data ? m.data : "");
+			kv_err_set(c->err, "%s", m.data ? m.data : "");
 		}
-		goto out;
-	}
-	{
+	} else {
 		struct azure_error ae;
 
 		azure_error_parse(resp->body.data ? resp->body.data : "", resp->body.len, (int)resp->status, &ae);
-		kv_buf_addf(&m, "%s %s: %ld", method, t.shown, resp->status);
+		kv_buf_addf(&m, "%s %s: %ld", c->method, c->t.shown, resp->status);
 		if (ae.code[0])
 			kv_buf_addf(&m, " %s", ae.code);
 		if (ae.message[0])
@@ -813,13 +938,306 @@ enum http_outcome http_request(struct http_client *h, const char *method, const 
 			kv_buf_addf(&m, " (request %s)", resp->request_id);
 		add_attempts(&m, resp->attempts);
 		/* The buffer's cap truncates a long message; whatever fit is the message. */
-		kv_err_set(err, "%s", m.data ? m.data : "");
+		kv_err_set(c->err, "%s", m.data ? m.data : "");
 	}
+	kv_buf_release(&m);
+}
+
+static void call_release(struct call *c)
+{
+	free_headers(c->hdrs);
+	c->hdrs = NULL;
+	target_release(&c->t);
+	free(c->method_copy);
+	free(c->url_copy);
+	free(c->body_copy);
+	free(c->key);
+	c->method_copy = c->url_copy = c->body_copy = c->key = NULL;
+}
+
+enum http_outcome http_request(struct http_client *h, const char *method, const char *url,
+                               const char *bearer, const char *const *headers,
+                               const char *body, size_t body_len,
+                               struct http_response *resp, struct kv_err *err)
+{
+	struct call c;
+	CURLcode rc;
+	enum http_outcome o;
+
+	memset(&c, 0, sizeof(c));
+	if (!call_prepare(h, &c, method, url, bearer, headers, body, body_len, resp, err)) {
+		call_release(&c);
+		return HTTP_FATAL;
+	}
+	for (;;) {
+		long wait_ms;
+
+		call_attempt_begin(h, &c);
+		rc = configure(h, h->curl, &c);
+		if (rc != CURLE_OK) {
+			kv_err_set(err, "%s %s: libcurl refused an option: %s", method, c.t.shown, curl_easy_strerror(rc));
+			c.o = HTTP_FATAL;
+			goto out;
+		}
+		rc = curl_easy_perform(h->curl);
+		if (!call_attempt_end(h, &c, h->curl, rc, &wait_ms))
+			break;
+		h->sleep_ms(wait_ms);
+	}
+	call_finish_error(&c);
 out:
 	/* Drop the handle's pointers to this call's header list and body before they go. */
 	curl_easy_reset(h->curl);
-	free_headers(hdrs);
-	target_release(&t);
-	kv_buf_release(&m);
+	o = c.o;
+	call_release(&c);
 	return o;
+}
+
+/* ---- many requests at once (libcurl's multi interface) ---- */
+
+struct mcall {
+	struct call c;
+	void *ud;
+	CURL *easy;             /* while in flight */
+	long not_before;        /* ms: a retry waits */
+	bool refused;           /* never sent: call_prepare said no */
+	struct mcall *next;     /* in the pending, or the done, queue */
+};
+
+struct http_multi {
+	struct http_client *h;
+	CURLM *multi;
+	struct sched *sched;
+	int concurrency, active;
+	struct mcall *pending, *pending_tail;   /* FIFO: the order requests were added */
+	struct mcall *done, *done_tail;
+	CURL **idle;                            /* easy handles to reuse */
+	int nidle;
+	int started;                            /* attempts started, for tests */
+	int max_active;                         /* most transfers in flight at once */
+};
+
+struct http_multi *http_multi_new(struct http_client *h, int concurrency, struct kv_err *err)
+{
+	struct http_multi *m = kv_calloc(1, sizeof(*m));
+
+	m->h = h;
+	m->concurrency = concurrency > 0 ? concurrency : HTTP_DEFAULT_CONCURRENCY;
+	m->multi = curl_multi_init();
+	if (!m->multi) {
+		kv_err_set(err, "cannot create a libcurl multi handle");
+		free(m);
+		return NULL;
+	}
+	/* Multiplex on HTTP/2; on HTTP/1.1 at most `concurrency` connections to one host. */
+	curl_multi_setopt(m->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)m->concurrency);
+	curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, (long)m->concurrency + 4);
+	m->sched = sched_new();
+	m->idle = kv_calloc((size_t)m->concurrency, sizeof(CURL *));
+	return m;
+}
+
+static void queue_push(struct mcall **head, struct mcall **tail, struct mcall *x)
+{
+	x->next = NULL;
+	if (*tail)
+		(*tail)->next = x;
+	else
+		*head = x;
+	*tail = x;
+}
+
+bool http_multi_add(struct http_multi *m, const char *method, const char *url, const char *bearer,
+                    const char *const *headers, const char *body, size_t body_len, const char *key,
+                    struct http_response *resp, struct kv_err *err, void *ud)
+{
+	struct mcall *x = kv_calloc(1, sizeof(*x));
+
+	x->ud = ud;
+	x->c.method_copy = kv_strdup(method ? method : "");
+	x->c.url_copy = url ? kv_strdup(url) : NULL;
+	if (body) {
+		x->c.body_copy = kv_calloc(1, body_len + 1);
+		memcpy(x->c.body_copy, body, body_len);
+	}
+	x->c.key = key ? kv_strdup(key) : NULL;
+	if (!call_prepare(m->h, &x->c, x->c.method_copy, x->c.url_copy, bearer, headers, x->c.body_copy, body_len,
+	                  resp, err)) {
+		x->refused = true;
+		queue_push(&m->done, &m->done_tail, x);
+		return false;
+	}
+	queue_push(&m->pending, &m->pending_tail, x);
+	return true;
+}
+
+/* Starts what may start now; returns the earliest time something pending could start (or -1). */
+static long start_ready(struct http_multi *m, long now)
+{
+	struct mcall **pp = &m->pending, *prev = NULL;
+	long wake = -1;
+
+	while (*pp && m->active < m->concurrency) {
+		struct mcall *x = *pp;
+		long at = x->not_before > now ? x->not_before : now;
+		long ready = sched_ready_at(m->sched, x->c.key, at);
+		CURL *easy;
+		CURLcode rc;
+
+		if (ready > now) {
+			if (wake < 0 || ready < wake)
+				wake = ready;
+			prev = x;
+			pp = &x->next;
+			continue;
+		}
+		/* Unlink and start. */
+		*pp = x->next;
+		if (m->pending_tail == x)
+			m->pending_tail = prev;
+		x->next = NULL;
+		easy = m->nidle > 0 ? m->idle[--m->nidle] : curl_easy_init();
+		call_attempt_begin(m->h, &x->c);
+		rc = easy ? configure(m->h, easy, &x->c) : CURLE_OUT_OF_MEMORY;
+		/* Rather wait for a connection that may multiplex (HTTP/2) than open one more. */
+		if (rc == CURLE_OK)
+			rc = curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+		if (rc == CURLE_OK && curl_multi_add_handle(m->multi, easy) != CURLM_OK)
+			rc = CURLE_FAILED_INIT;
+		if (rc != CURLE_OK) {
+			kv_err_set(x->c.err, "%s %s: libcurl refused an option: %s", x->c.method, x->c.t.shown,
+			           curl_easy_strerror(rc));
+			x->c.o = HTTP_FATAL;
+			if (easy)
+				curl_easy_cleanup(easy);
+			queue_push(&m->done, &m->done_tail, x);
+			continue;
+		}
+		x->easy = easy;
+		m->active++;
+		m->started++;
+		if (m->active > m->max_active)
+			m->max_active = m->active;
+		sched_on_start(m->sched, x->c.key, now);
+	}
+	if (*pp && m->active < m->concurrency && wake < 0)
+		wake = now;
+	return wake;
+}
+
+/* Handles finished transfers: retries go back to pending (after their wait), the rest to done. */
+static void reap(struct http_multi *m)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
+		struct mcall *x = NULL;
+		CURL *easy = msg->easy_handle;
+		long wait_ms, now;
+		bool retry;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+		retry = call_attempt_end(m->h, &x->c, easy, msg->data.result, &wait_ms);
+		now = now_ms();
+		sched_on_response(m->sched, x->c.key, now, x->c.rc == CURLE_OK ? x->c.resp->status : 0,
+		                  x->c.resp->ratelimit_remaining, retry ? wait_ms : -1);
+		curl_multi_remove_handle(m->multi, easy);
+		curl_easy_reset(easy);   /* drops its pointers to this call's headers and body */
+		if (m->nidle < m->concurrency)
+			m->idle[m->nidle++] = easy;
+		else
+			curl_easy_cleanup(easy);
+		x->easy = NULL;
+		m->active--;
+		if (retry) {
+			x->not_before = now + wait_ms;
+			/* Back in front of the queue: it was asked for first. */
+			x->next = m->pending;
+			m->pending = x;
+			if (!m->pending_tail)
+				m->pending_tail = x;
+		} else {
+			call_finish_error(&x->c);
+			queue_push(&m->done, &m->done_tail, x);
+		}
+	}
+}
+
+bool http_multi_next(struct http_multi *m, void **ud, enum http_outcome *o)
+{
+	for (;;) {
+		long now, wake;
+		int running = 0;
+
+		if (m->done) {
+			struct mcall *x = m->done;
+
+			m->done = x->next;
+			if (!m->done)
+				m->done_tail = NULL;
+			*ud = x->ud;
+			*o = x->c.o;
+			call_release(&x->c);
+			free(x);
+			return true;
+		}
+		if (!m->pending && m->active == 0)
+			return false;
+		now = now_ms();
+		wake = start_ready(m, now);
+		curl_multi_perform(m->multi, &running);
+		reap(m);
+		if (m->done)
+			continue;
+		{
+			long timeout = 1000;
+
+			if (wake >= 0) {
+				timeout = wake - now_ms();
+				if (timeout < 0)
+					timeout = 0;
+				if (timeout > 1000)
+					timeout = 1000;
+			}
+			/* Waits for a transfer or, with none in flight, for the next retry's time. */
+			curl_multi_poll(m->multi, NULL, 0, (int)timeout, NULL);
+		}
+	}
+}
+
+void http_multi_stats(const struct http_multi *m, int *started, int *max_active)
+{
+	if (started)
+		*started = m ? m->started : 0;
+	if (max_active)
+		*max_active = m ? m->max_active : 0;
+}
+
+void http_multi_free(struct http_multi *m)
+{
+	struct mcall *x;
+
+	if (!m)
+		return;
+	/* Normally empty: every request was taken with http_multi_next. */
+	while ((x = m->pending) != NULL) {
+		m->pending = x->next;
+		call_release(&x->c);
+		free(x);
+	}
+	while ((x = m->done) != NULL) {
+		m->done = x->next;
+		call_release(&x->c);
+		free(x);
+	}
+	for (int i = 0; i < m->nidle; i++)
+		curl_easy_cleanup(m->idle[i]);
+	free(m->idle);
+	curl_multi_cleanup(m->multi);
+	sched_free(m->sched);
+	free(m);
 }

@@ -60,6 +60,8 @@ struct http_response {
 	int attempts;            /* how many requests were made */
 	int throttled;           /* how many of them were answered 429 */
 	int ratelimit_remaining; /* smallest x-ms-ratelimit-remaining-* of the last response, -1 when none */
+	int user_quota_remaining; /* Resource Graph: x-ms-user-quota-remaining of the last response, -1 when none */
+	long user_quota_resets_ms; /* Resource Graph: x-ms-user-quota-resets-after (hh:mm:ss) in ms, -1 when none */
 };
 
 struct http_client;
@@ -96,6 +98,40 @@ enum http_outcome http_request(struct http_client *h, const char *method, const 
                                const char *body, size_t body_len,
                                struct http_response *resp, struct kv_err *err);
 void http_response_release(struct http_response *r);
+
+/*
+ * Many requests at once with libcurl's multi interface: up to concurrency
+ * transfers in flight (default HTTP_DEFAULT_CONCURRENCY), sharing
+ * connections (HTTP/2 multiplexing when the server offers it), each with
+ * http_request's checks and retry policy.  A retry waits for its Retry-After
+ * or backoff without holding up other requests.  key (e.g. a subscription ID,
+ * or NULL) groups requests that share a throttling budget: after a 429, or
+ * when x-ms-ratelimit-remaining-* runs low, requests of that key are paced
+ * (sched.h) and other keys go on at full speed.
+ *
+ * http_multi_add copies method, url, body, key and the headers (the bearer
+ * token goes into the header list only, wiped when freed); resp and err
+ * belong to the caller and must stay valid until http_multi_next returns
+ * the request's ud.  A request refused before sending (bad URL, token over
+ * plain http) makes add return false; it is still returned by next with
+ * HTTP_FATAL and err set.  http_multi_next runs until one request is
+ * finished (after its retries) and returns true with its ud and outcome, or
+ * false when nothing is left.  Requests may be added between calls.
+ */
+#define HTTP_DEFAULT_CONCURRENCY 16
+#define HTTP_MAX_CONCURRENCY 256
+
+struct http_multi;
+
+struct http_multi *http_multi_new(struct http_client *h, int concurrency, struct kv_err *err);
+bool http_multi_add(struct http_multi *m, const char *method, const char *url, const char *bearer,
+                    const char *const *headers, const char *body, size_t body_len, const char *key,
+                    struct http_response *resp, struct kv_err *err, void *ud);
+bool http_multi_next(struct http_multi *m, void **ud, enum http_outcome *o);
+/* Call http_multi_free once http_multi_next has returned false (requests still queued are dropped). */
+/* Attempts started so far and the most transfers that were in flight at once. */
+void http_multi_stats(const struct http_multi *m, int *started, int *max_active);
+void http_multi_free(struct http_multi *m);
 
 /* For tests: sleeping is replaced by this function when set (it receives milliseconds). */
 void http_set_sleep_hook(struct http_client *h, void (*sleep_ms)(long ms));

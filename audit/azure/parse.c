@@ -315,6 +315,10 @@ static bool error_object(const cJSON *e, struct azure_error *out)
 		copy_printable(out->code, sizeof(out->code), code, strlen(code), true);
 	if (msg != NULL)
 		copy_printable(out->message, sizeof(out->message), msg, strlen(msg), true);
+	/* Key Vault says why a 403 happened only here (firewall, access policy, RBAC). */
+	code = member_string(cJSON_GetObjectItemCaseSensitive(e, "innererror"), "code", NULL);
+	if (code != NULL)
+		copy_printable(out->inner, sizeof(out->inner), code, strlen(code), true);
 	return true;
 }
 
@@ -358,19 +362,6 @@ void azure_error_parse(const char *body, size_t len, int status, struct azure_er
 
 /* ---- dates and numbers ---- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
-static long long days_from_civil(long long y, int m, int d)
-{
-	long long era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
 static bool leap_year(long long y)
 {
 	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -395,7 +386,7 @@ static bool civil_valid(const struct civil *c)
 
 static long long civil_to_epoch(const struct civil *c)
 {
-	return days_from_civil(c->year, c->mon, c->day) * 86400LL + c->hour * 3600LL + c->min * 60LL + c->sec;
+	return kv_days_from_civil(c->year, (unsigned)c->mon, (unsigned)c->day) * 86400LL + c->hour * 3600LL + c->min * 60LL + c->sec;
 }
 
 /* Reads between min and max decimal digits at *p into *val and advances. */

@@ -83,6 +83,7 @@ struct azure_error {
 	int status;          /* the HTTP status passed in */
 	char code[128];      /* e.g. "AuthorizationFailed", "invalid_request", or "" */
 	char message[512];
+	char inner[64];      /* Key Vault's error.innererror.code ("ForbiddenByFirewall", …), or "" */
 };
 
 /*

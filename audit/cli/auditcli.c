@@ -41,10 +41,52 @@ bool audit_cli_init(struct audit_cli *a, const char *source, int argc, char **ar
 		s->cloud = a->cfg.cloud;
 		s->auth = a->cfg.auth;
 		s->data_plane = a->cfg.data_plane == 1;
+		s->since = a->cfg.since;
 		/* A --subscription on the command line replaces the file's list. */
 		for (size_t i = 0; i < a->cfg.subscriptions.n && !cli_argv_has(argc, argv, "--subscription"); i++)
 			strlist_add(&s->subs, a->cfg.subscriptions.v[i]);
 	}
+	return true;
+}
+
+/* --expiry-warning: N, Nd (days) or Nh (hours), at most 3650 days. */
+static bool parse_window(const char *s, long long *out)
+{
+	char *end;
+	long long n;
+
+	if (!s || *s < '0' || *s > '9')
+		return false;
+	n = strtoll(s, &end, 10);
+	if (*end == 'h' && end[1] == '\0')
+		n *= 3600;
+	else if ((*end == 'd' && end[1] == '\0') || *end == '\0')
+		n *= 86400;
+	else
+		return false;
+	if (n < 0 || n > 3650LL * 86400)
+		return false;
+	*out = n;
+	return true;
+}
+
+/* --as-of: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC). */
+static bool parse_as_of(const char *s, long long *out)
+{
+	unsigned y, mo, d, h = 0, mi = 0, se = 0;
+	int n = 0;
+
+	if (!s || sscanf(s, "%4u-%2u-%2u%n", &y, &mo, &d, &n) != 3 || n != 10)
+		return false;
+	if (s[10] != '\0') {
+		int m2 = 0;
+
+		if (sscanf(s + 10, "T%2u:%2u:%2uZ%n", &h, &mi, &se, &m2) != 3 || m2 != 10 || s[20] != '\0')
+			return false;
+	}
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+		return false;
+	*out = kv_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
 	return true;
 }
 
@@ -65,6 +107,19 @@ int audit_cli_option(struct audit_cli *a, const struct command *self, int opt)
 	case 'C': break; /* read before the options: they override it */
 	case 'r': strlist_add(&a->rules, optarg); break;
 	case 'b': strlist_add(&a->sps, optarg); break;
+	case 'W':
+		if (!parse_window(optarg, &a->expiry_warning)) {
+			cli_usage_error(self, "--expiry-warning takes a duration such as 30d or 12h (at most 3650d)");
+			return -1;
+		}
+		a->expiry_warning_set = true;
+		break;
+	case 'T':
+		if (!parse_as_of(optarg, &a->as_of)) {
+			cli_usage_error(self, "--as-of takes a UTC time: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ");
+			return -1;
+		}
+		break;
 	case 'q': a->quiet = true; break;
 	case 'v': a->verbose = true; break;
 	default: return 0;
@@ -92,6 +147,10 @@ void audit_cli_estate_opts(const struct audit_cli *a, struct estate_opts *eo)
 	memset(eo, 0, sizeof(*eo));
 	eo->sp_overrides = a->sps.v;
 	eo->nsp_overrides = a->sps.n;
+	eo->as_of = a->as_of;
+	eo->expiry_warning = a->expiry_warning;
+	eo->expiry_warning_set = a->expiry_warning_set;
+	eo->lean = true;   /* audit and scan read no raw JSON of the big lists (docs/performance.md) */
 }
 
 int audit_cli_report(struct audit_cli *a, struct estate *e)

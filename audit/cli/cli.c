@@ -55,11 +55,14 @@ int cli_bad_option(const struct command *c, char **argv, int opt)
 {
 	char msg[256];
 	const char *arg = argv[optind - 1];
+	/* Name the option only: in --client-secret=VALUE the value may be a secret, and stderr
+	 * often ends up in a CI log. */
+	int len = (int)strcspn(arg, "=");
 
 	if (opt == ':')
-		snprintf(msg, sizeof(msg), "option '%s' needs a value", arg);
+		snprintf(msg, sizeof(msg), "option '%.*s' needs a value", len, arg);
 	else
-		snprintf(msg, sizeof(msg), "unknown option '%s'", arg);
+		snprintf(msg, sizeof(msg), "unknown option '%.*s'", len, arg);
 	return cli_usage_error(c, msg);
 }
 
@@ -131,6 +134,10 @@ static const char AUDIT_USAGE[] =
 	"  --backup-sp-object-id TENANT=OID\n"
 	"                             Backup Management Service's object ID in TENANT, when the\n"
 	"                             snapshot does not record it (repeatable)\n"
+	"  --expiry-warning DURATION  BEK secrets and KEKs expiring within DURATION fail the\n"
+	"                             \"about to expire\" rules: 30d (default), 12h, 0 (off)\n"
+	"  --as-of TIME               judge expiry as of TIME (YYYY-MM-DD or\n"
+	"                             YYYY-MM-DDTHH:MM:SSZ, UTC) instead of now\n"
 	"  -q, --quiet                no summary on stderr\n"
 	"  -v, --verbose              also list where each report was written\n"
 	"  -h, --help                 this help\n"
@@ -300,6 +307,7 @@ static int cmd_inventory(int argc, char **argv, const struct command *self)
 	}
 	eo.sp_overrides = sps.v;
 	eo.nsp_overrides = sps.n;
+	eo.lean = true;   /* the inventory reads the typed model only (docs/performance.md) */
 	if (argc - optind == 1) {
 		e = estate_load(argv[optind], &eo, &err);
 	} else {
@@ -446,6 +454,8 @@ static const struct command commands[] = {
 	{"whoami", "show the identity kvaudit signs in as and what it can read", WHOAMI_USAGE, cmd_whoami},
 	{"report", "render a saved JSON report as html, sarif, junit, md, csv or json", REPORT_USAGE, cmd_report},
 	{"diff", "new, resolved and unchanged failing findings between two reports", DIFF_USAGE, cmd_diff},
+	{"merge", "combine the estates or JSON reports of sharded workers (--shard K/N) into one", MERGE_USAGE,
+	 cmd_merge},
 	{"config", "check a configuration file", CONFIG_USAGE, cmd_config},
 	{"fix", "plan, and with --apply make, the grants Azure Backup needs", FIX_USAGE, cmd_fix},
 	{"rollback", "undo what a fix journal says was added", ROLLBACK_USAGE, cmd_rollback},

@@ -51,9 +51,13 @@ struct scope_opts {
 	const char *cloud, *auth;
 	struct strlist subs;
 	bool data_plane, verbose, quiet, any;   /* any: some scope option was given */
+	const char *engine, *shard;             /* collect and scan: --engine, --shard K/N */
+	const char *concurrency;                /* collect and scan: --concurrency N */
+	const char *since;                      /* collect and scan: --since DURATION (backup jobs) */
 };
 
-enum { OPT_SUB = 1000, OPT_ALL, OPT_CLOUD, OPT_AUTH, OPT_DATA_PLANE };
+enum { OPT_SUB = 1000, OPT_ALL, OPT_CLOUD, OPT_AUTH, OPT_DATA_PLANE, OPT_ENGINE, OPT_SHARD, OPT_CONCURRENCY,
+       OPT_SINCE };
 
 #define SCOPE_OPTIONS \
 	{"subscription", required_argument, NULL, OPT_SUB}, \
@@ -61,6 +65,13 @@ enum { OPT_SUB = 1000, OPT_ALL, OPT_CLOUD, OPT_AUTH, OPT_DATA_PLANE };
 	{"cloud", required_argument, NULL, OPT_CLOUD}, \
 	{"auth", required_argument, NULL, OPT_AUTH}, \
 	{"data-plane", no_argument, NULL, OPT_DATA_PLANE}
+
+/* collect and scan only: how the estate is read and which part of it. */
+#define COLLECT_OPTIONS \
+	{"engine", required_argument, NULL, OPT_ENGINE}, \
+	{"shard", required_argument, NULL, OPT_SHARD}, \
+	{"concurrency", required_argument, NULL, OPT_CONCURRENCY}, \
+	{"since", required_argument, NULL, OPT_SINCE}
 
 /* Handles a scope option; false when opt is not one. */
 bool cli_scope_option(struct scope_opts *s, int opt);
@@ -87,10 +98,14 @@ int cmd_diff(int argc, char **argv, const struct command *self);
  */
 int cli_baseline_alerts(const cJSON *baseline, const cJSON *report, enum severity fail_on, FILE *out);
 extern const char DIFF_USAGE[];
+/* kvaudit merge (mergecmd.c): estates or reports of --shard workers into one. */
+int cmd_merge(int argc, char **argv, const struct command *self);
+extern const char MERGE_USAGE[];
 
 /* --config FILE / $KVAUDIT_CONFIG (config.c): defaults that command-line flags override. */
 struct cli_config {
 	const char *cloud, *auth, *formats, *out, *fail_on, *suppressions, *baseline;
+	const char *since;                   /* scan: --since (Azure Backup jobs), or NULL */
 	int data_plane, include_pass;        /* -1 unset, else 0/1 */
 	struct strlist subscriptions, rules;
 	cJSON *doc;                          /* owns the strings above */
@@ -119,6 +134,8 @@ struct audit_cli {
 	struct rule_catalog cat;
 	cJSON *baseline;
 	bool quiet, verbose;
+	long long as_of, expiry_warning;     /* --as-of (0: now), --expiry-warning in seconds */
+	bool expiry_warning_set;
 };
 
 #define AUDIT_OPTIONS \
@@ -131,6 +148,8 @@ struct audit_cli {
 	{"config", required_argument, NULL, 'C'}, \
 	{"rules", required_argument, NULL, 'r'}, \
 	{"backup-sp-object-id", required_argument, NULL, 'b'}, \
+	{"expiry-warning", required_argument, NULL, 'W'}, \
+	{"as-of", required_argument, NULL, 'T'}, \
 	{"quiet", no_argument, NULL, 'q'}, \
 	{"verbose", no_argument, NULL, 'v'}
 

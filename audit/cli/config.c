@@ -6,7 +6,8 @@
  * { "kind": "kvaudit.config", "version": 1,
  *   "subscriptions": ["<guid>", …], "cloud": "AzureCloud|FILE", "auth": "auto|env|msi|cli",
  *   "dataPlane": false, "formats": "json,csv" | ["json","csv"], "out": "DIR/", "failOn": "low",
- *   "includePass": false, "suppressions": "FILE", "baseline": "FILE", "rules": ["DIR", …] }
+ *   "includePass": false, "suppressions": "FILE", "baseline": "FILE", "rules": ["DIR", …],
+ *   "since": "7d" }
  * Relative paths are relative to the file's directory.  Unknown keys are
  * errors (a typo must not silently change a compliance scan).
  */
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit/azure/collect.h"
 #include "audit/cli/cli.h"
 #include "audit/cli/cli_internal.h"
 #include "audit/util/json.h"
@@ -28,7 +30,8 @@ const char CONFIG_USAGE[] =
 	"with --config FILE or $KVAUDIT_CONFIG; options given on the command line win.\n";
 
 static const char *const KEYS[] = {"kind", "version", "subscriptions", "cloud", "auth", "dataPlane", "formats",
-                                   "out", "failOn", "includePass", "suppressions", "baseline", "rules", NULL};
+                                   "out", "failOn", "includePass", "suppressions", "baseline", "rules", "since",
+                                   NULL};
 
 void cli_config_release(struct cli_config *c)
 {
@@ -162,6 +165,7 @@ bool cli_config_load(const char *path, struct cli_config *c, struct kv_err *err)
 	    !get_str(doc, "out", path, &c->out, err) || !get_str(doc, "failOn", path, &c->fail_on, err) ||
 	    !get_str(doc, "suppressions", path, &c->suppressions, err) ||
 	    !get_str(doc, "baseline", path, &c->baseline, err) ||
+	    !get_str(doc, "since", path, &c->since, err) ||
 	    !get_bool(doc, "dataPlane", path, &c->data_plane, err) ||
 	    !get_bool(doc, "includePass", path, &c->include_pass, err) ||
 	    !get_list(c, doc, "subscriptions", path, NULL, &c->subscriptions, err) ||
@@ -172,6 +176,14 @@ bool cli_config_load(const char *path, struct cli_config *c, struct kv_err *err)
 
 		if (!severity_parse(c->fail_on, &s)) {
 			kv_err_set(err, "%s: $.failOn: expected info, low, medium, high or critical", path);
+			goto out;
+		}
+	}
+	if (c->since) {
+		long long secs;
+
+		if (!collect_parse_since(c->since, &secs)) {
+			kv_err_set(err, "%s: $.since: expected a duration such as 7d or 36h, at most 90d", path);
 			goto out;
 		}
 	}

@@ -28,13 +28,15 @@
 const char FIX_USAGE[] =
 	"usage: kvaudit fix [scope | --estate FILE] [--rule ID]... [--vault NAME|ID]...\n"
 	"                   [--apply [--yes]] [--journal FILE] [--rbac-role ID]\n"
-	"                   [--include-vault-settings] [--out FILE.json]\n"
+	"                   [--include-vault-settings] [--suppressions FILE] [--config FILE]\n"
+	"                   [--out FILE.json]\n"
 	"\n"
 	"Plan the access Azure Backup needs on each key vault with a failing finding, and with\n"
 	"--apply make it: access-policy vaults get Backup Management Service's missing template\n"
 	"permissions through accessPolicies/add (secrets get, list, backup where a BEK is kept; keys\n"
 	"get, list, backup where a KEK is kept); RBAC vaults get one role assignment at the vault.\n"
-	"Nothing else is touched.  Without --apply nothing is written.\n"
+	"Before each write the caller's permissions on the vault are checked.  Nothing else is\n"
+	"touched.  Without --apply nothing is written.\n"
 	"\n" FIX_SCOPE_USAGE
 	"options:\n"
 	"  --estate FILE              plan from a snapshot (apply still re-reads each vault live)\n"
@@ -46,7 +48,11 @@ const char FIX_USAGE[] =
 	"                             kvaudit-fix-<UTC time>.journal), JSON lines, mode 0600\n"
 	"  --rbac-role ID             role definition for RBAC vaults (default Key Vault Administrator,\n"
 	"                             00482a5a-887f-4fb3-b363-3b7fe8e74483)\n"
-	"  --include-vault-settings   also plan vault settings fixes (some are irreversible)\n"
+	"  --include-vault-settings   also fix vault settings through a vault PATCH: enabledForDiskEncryption,\n"
+	"                             and soft delete and purge protection, which are IRREVERSIBLE\n"
+	"  --suppressions FILE        accepted risks: their findings plan no change (docs/suppressions.md)\n"
+	"  --config FILE              take suppressions, rules, cloud, auth and subscriptions from FILE\n"
+	"                             (default $KVAUDIT_CONFIG; docs/config.md)\n"
 	"  --backup-sp-object-id TENANT=OID\n"
 	"                             Backup Management Service's object ID in TENANT (repeatable)\n"
 	"  --out FILE.json            the run as JSON: the plan and every change with before/after\n"
@@ -76,7 +82,7 @@ const char ROLLBACK_USAGE[] =
 
 enum {
 	OPT_ESTATE = 2000, OPT_RULE, OPT_VAULT, OPT_APPLY, OPT_YES, OPT_JOURNAL, OPT_RBAC_ROLE, OPT_SETTINGS,
-	OPT_OUT, OPT_BMS,
+	OPT_OUT, OPT_BMS, OPT_SUPPRESSIONS, OPT_CONFIG,
 };
 
 /* Asks on the terminal; false unless the answer is y or yes. */
@@ -127,6 +133,16 @@ static void print_perms(FILE *f, const cJSON *body)
 	}
 }
 
+static void print_settings(FILE *f, const cJSON *set)
+{
+	const cJSON *p;
+
+	fprintf(f, " settings");
+	cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(set, "request"),
+	                                                      "properties"))
+		fprintf(f, " %s=true%s", p->string, fix_setting_reversible(p->string) ? "" : " (irreversible)");
+}
+
 static void run_id(char *out, size_t n)
 {
 	char stamp[32];
@@ -169,6 +185,8 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 		{"include-vault-settings", no_argument, NULL, OPT_SETTINGS},
 		{"backup-sp-object-id", required_argument, NULL, OPT_BMS},
 		{"out", required_argument, NULL, OPT_OUT},
+		{"suppressions", required_argument, NULL, OPT_SUPPRESSIONS},
+		{"config", required_argument, NULL, OPT_CONFIG},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -176,7 +194,10 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 	};
 	struct scope_opts s;
 	struct fix_plan_opts po;
-	struct strlist rules = {0}, vaults = {0}, sps = {0}, none = {0};
+	struct cli_config cfg;
+	struct suppressions supp;
+	const char *supp_path = NULL, *cfg_path;
+	struct strlist rules = {0}, vaults = {0}, sps = {0}, rule_dirs = {0};
 	const char *estate_path = NULL, *journal_path = NULL, *out = NULL;
 	bool apply = false, yes = false;
 	struct estate_opts eo = {0};
@@ -192,6 +213,26 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 
 	memset(&s, 0, sizeof(s));
 	memset(&po, 0, sizeof(po));
+	memset(&cfg, 0, sizeof(cfg));
+	memset(&supp, 0, sizeof(supp));
+	/*
+	 * The config file a scheduled scan uses (--config or $KVAUDIT_CONFIG), so
+	 * that fix honours the same accepted risks; flags override it.
+	 */
+	if ((cfg_path = cli_config_path(argc, argv)) && !cli_argv_has(argc, argv, "--help") &&
+	    !cli_argv_has(argc, argv, "-h")) {
+		if (!cli_config_load(cfg_path, &cfg, &err)) {
+			cli_error("%s", err.msg);
+			goto out;
+		}
+		supp_path = cfg.suppressions;
+		s.cloud = cfg.cloud;
+		s.auth = cfg.auth;
+		for (size_t i = 0; i < cfg.rules.n; i++)
+			strlist_add(&rule_dirs, cfg.rules.v[i]);
+		for (size_t i = 0; i < cfg.subscriptions.n && !cli_argv_has(argc, argv, "--subscription"); i++)
+			strlist_add(&s.subs, cfg.subscriptions.v[i]);
+	}
 	optind = 0;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
@@ -199,6 +240,8 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 			continue;
 		switch (opt) {
 		case OPT_ESTATE: estate_path = optarg; break;
+		case OPT_SUPPRESSIONS: supp_path = optarg; break;
+		case OPT_CONFIG: break; /* read before the options: they override it */
 		case OPT_RULE: strlist_add(&rules, optarg); break;
 		case OPT_VAULT: strlist_add(&vaults, optarg); break;
 		case OPT_APPLY: apply = true; break;
@@ -232,7 +275,7 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 		rc = cli_usage_error(self, "--rbac-role takes a role definition GUID or its full ID");
 		goto out;
 	}
-	if (!cli_load_catalog(&cat, &none))
+	if (!cli_load_catalog(&cat, &rule_dirs) || !cli_load_suppressions(supp_path, &cat, &supp, &ao))
 		goto out;
 	for (size_t i = 0; i < rules.n; i++)
 		if (!rule_catalog_find(&cat, rules.v[i])) {
@@ -264,6 +307,7 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 		goto out;
 	}
 	report = audit_run(e, &cat, &ao);
+	cli_warn_expired(&supp);
 	po.rules = rules.v;
 	po.nrules = rules.n;
 	po.vaults = vaults.v;
@@ -285,7 +329,7 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 		const cJSON *it;
 
 		cJSON_ArrayForEach(it, plan)
-			if (!jstr(it, "skip") && strcmp(jstr(it, "kind"), "none") != 0)
+			if (fix_item_actionable(it))
 				actionable++;
 	}
 	if (!apply) {
@@ -342,13 +386,19 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 			const char *st = jstr(r, "status");
 
 			if (strcmp(st, "applied") == 0) {
+				const cJSON *set = cJSON_GetObjectItemCaseSensitive(r, "settings");
+
 				changed++;
 				printf("vault %s: applied", jstr(r, "name"));
 				if (strcmp(jstr(r, "kind"), "access-policy") == 0)
 					print_perms(stdout, cJSON_GetObjectItemCaseSensitive(r, "change"));
-				else
+				else if (strcmp(jstr(r, "kind"), "role-assignment") == 0)
 					printf(" role assignment");
+				if (kv_streq_ci(jstr(set, "status"), "applied"))
+					print_settings(stdout, set);
 				printf(" (verified)\n");
+			} else if (strcmp(st, "suppressed") == 0) {
+				printf("vault %s: suppressed findings only, nothing changed\n", jstr(r, "name"));
 			} else if (strcmp(st, "already-compliant") == 0) {
 				printf("vault %s: already compliant, nothing changed\n", jstr(r, "name"));
 			} else {
@@ -386,7 +436,10 @@ out:
 	free(rules.v);
 	free(vaults.v);
 	free(sps.v);
+	free(rule_dirs.v);
 	free(s.subs.v);
+	suppressions_release(&supp);
+	cli_config_release(&cfg);
 	return rc;
 }
 
@@ -445,7 +498,8 @@ int cmd_rollback(int argc, char **argv, const struct command *self)
 	}
 	cJSON_ArrayForEach(e, entries)
 		if (kv_streq_ci(jstr(e, "phase"), "intent") &&
-		    (kv_streq_ci(jstr(e, "type"), "grant") || kv_streq_ci(jstr(e, "type"), "role")))
+		    (kv_streq_ci(jstr(e, "type"), "grant") || kv_streq_ci(jstr(e, "type"), "role") ||
+		     kv_streq_ci(jstr(e, "type"), "settings")))
 			writes++;
 	if (writes == 0) {
 		printf("%s: the journal records no write: nothing to roll back\n", path);
@@ -486,14 +540,20 @@ int cmd_rollback(int argc, char **argv, const struct command *self)
 		cJSON_ArrayForEach(r, results) {
 			const char *st = jstr(r, "status");
 
+			const cJSON *nr = cJSON_GetObjectItemCaseSensitive(r, "notReversible"), *x;
+
 			if (strcmp(st, "rolled-back") == 0)
 				printf("vault %s: rolled back %s\n", jstr(r, "name"),
 				       strcmp(jstr(r, "kind"), "role-assignment") == 0 ? "(role assignment deleted)" :
+				       strcmp(jstr(r, "kind"), "settings") == 0 ? "(enabledForDiskEncryption turned off)" :
 				       "(added permissions removed)");
 			else if (strcmp(st, "nothing-to-undo") == 0)
 				printf("vault %s: nothing to undo\n", jstr(r, "name"));
-			else
+			else if (strcmp(st, "failed") == 0)
 				cli_error("%s", jstr(r, "error") ? jstr(r, "error") : "failed");
+			cJSON_ArrayForEach(x, nr)
+				printf("vault %s: %s=true not reversible: Azure never lets it be turned off again (left on)\n",
+				       jstr(r, "name"), cJSON_IsString(x) ? x->valuestring : "?");
 		}
 		cJSON_AddItemToObject(run, "summary", summary_of(results, &failed));
 		rc = ctx.auth_failed ? KV_EXIT_AUTH : failed ? KV_EXIT_FIX : KV_EXIT_OK;

@@ -27,13 +27,24 @@
 	"                             JSON file as 'az cloud show' prints it (plus \"caBundle\")\n" \
 	"  --auth auto|env|msi|cli    credential source (default auto: env, then managed identity,\n" \
 	"                             then the Azure CLI); secrets come only from the environment\n" \
-	"  --data-plane               also read KEK key bundles (certificate-backed key check)\n"
+	"  --data-plane               also read the Key Vault data plane: KEK key bundles and BEK\n" \
+	"                             secret metadata, never a secret's value (restore readiness)\n"
+
+#define COLLECT_USAGE_OPTIONS \
+	"  --engine graph|arm         read resources through Resource Graph (the default; ARM for a tenant\n" \
+	"                             where Resource Graph refuses the caller) or ARM lists only\n" \
+	"  --shard K/N                read only part K of N of the subscriptions (N workers, one\n" \
+	"                             estate; combine their output with 'kvaudit merge')\n" \
+	"  --concurrency N            requests in flight at once, 1-256 (default 16); each\n" \
+	"                             subscription is slowed down when ARM's read budget runs low\n" \
+	"  --since DURATION           Azure Backup jobs of this far back: Nd or Nh, at most 90d\n" \
+	"                             (default 7d)\n"
 
 const char COLLECT_USAGE[] =
 	"usage: kvaudit collect [scope] [--out FILE] [-v]\n"
 	"\n"
 	"Read the estate live from Azure and write a snapshot (kvaudit.estate) for 'kvaudit audit'.\n"
-	"\n" SCOPE_USAGE
+	"\n" SCOPE_USAGE COLLECT_USAGE_OPTIONS
 	"  --out FILE                 the snapshot (default kvaudit-estate-<UTC time>.json), mode 0600\n"
 	"  -v, --verbose              progress and one line per HTTP request on stderr\n"
 	"  -q, --quiet                no progress\n"
@@ -45,10 +56,10 @@ const char SCAN_USAGE[] =
 	"usage: kvaudit scan [scope] [audit options] [--save-estate FILE]\n"
 	"\n"
 	"Collect live and audit in one go: 'kvaudit collect' followed by 'kvaudit audit'.\n"
-	"\n" SCOPE_USAGE
+	"\n" SCOPE_USAGE COLLECT_USAGE_OPTIONS
 	"  --save-estate FILE         keep the snapshot too (mode 0600)\n"
 	"  --format, --out, --fail-on, --include-pass, --suppressions, --baseline, --config, --rules,\n"
-	"  --backup-sp-object-id,\n"
+	"  --backup-sp-object-id, --expiry-warning, --as-of,\n"
 	"  -q, -v\n"
 	"                             as for 'kvaudit audit' (see 'kvaudit audit --help')\n"
 	"\n"
@@ -88,6 +99,10 @@ bool cli_scope_option(struct scope_opts *s, int opt)
 	case OPT_CLOUD: s->cloud = optarg; break;
 	case OPT_AUTH: s->auth = optarg; break;
 	case OPT_DATA_PLANE: s->data_plane = true; break;
+	case OPT_ENGINE: s->engine = optarg; break;
+	case OPT_SHARD: s->shard = optarg; break;
+	case OPT_CONCURRENCY: s->concurrency = optarg; break;
+	case OPT_SINCE: s->since = optarg; break;
 	default: return false;
 	}
 	s->any = true;
@@ -244,6 +259,30 @@ int cli_live_collect(const struct command *self, const struct scope_opts *s, cJS
 	co.subscriptions = s->subs.v;
 	co.nsubscriptions = s->subs.n;
 	co.data_plane = s->data_plane;
+	if (s->since && !collect_parse_since(s->since, &co.since_seconds)) {
+		live_release(&l);
+		return cli_usage_error(self, "--since takes a duration such as 7d or 36h, at most 90d");
+	}
+	if (s->engine && strcmp(s->engine, "graph") != 0 && strcmp(s->engine, "arm") != 0) {
+		live_release(&l);
+		return cli_usage_error(self, "--engine takes graph or arm");
+	}
+	co.engine = !s->engine ? COLLECT_ENGINE_AUTO : strcmp(s->engine, "arm") == 0 ? COLLECT_ENGINE_ARM :
+	            COLLECT_ENGINE_GRAPH;
+	if (s->shard && !collect_shard_parse(s->shard, &co.shard_index, &co.shard_count)) {
+		live_release(&l);
+		return cli_usage_error(self, "--shard takes K/N, 1 <= K <= N <= 1000 (e.g. --shard 2/3)");
+	}
+	if (s->concurrency) {
+		char *end = NULL;
+		long n = strtol(s->concurrency, &end, 10);
+
+		if (end == s->concurrency || *end || n < 1 || n > HTTP_MAX_CONCURRENCY) {
+			live_release(&l);
+			return cli_usage_error(self, "--concurrency takes a number from 1 to 256");
+		}
+		co.concurrency = (int)n;
+	}
 	co.progress = s->quiet ? NULL : (s->verbose || isatty(fileno(stderr))) ? stderr : NULL;
 	r = collect_estate(&l.client, &co, doc, &err);
 	if (r != COLLECT_OK) {
@@ -261,6 +300,7 @@ int cmd_collect(int argc, char **argv, const struct command *self)
 {
 	static const struct option opts[] = {
 		SCOPE_OPTIONS,
+		COLLECT_OPTIONS,
 		{"out", required_argument, NULL, 'o'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
@@ -319,6 +359,7 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 {
 	static const struct option opts[] = {
 		SCOPE_OPTIONS,
+		COLLECT_OPTIONS,
 		AUDIT_OPTIONS,
 		{"save-estate", required_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},

@@ -109,7 +109,7 @@ static const char *disk_label(const struct disk *d, char *buf, size_t n)
 
 static void from_managed_disk(const struct estate *e, struct ade_info *a, const struct disk *d)
 {
-	const cJSON *esc = child(child(d->raw, "properties"), "encryptionSettingsCollection");
+	const cJSON *esc = child(child(estate_disk_raw(e, d), "properties"), "encryptionSettingsCollection");
 	const cJSON *s;
 	char buf[256];
 
@@ -174,9 +174,13 @@ static void from_instance_view(const struct estate *e, struct vm *vm)
 /* Major version number of "2.2" / "1.1.0.4"; -1 when unparsable. */
 static int major_version(const char *v)
 {
+	long n;
+
 	if (!v || *v < '0' || *v > '9')
 		return -1;
-	return atoi(v);
+	/* strtol, not atoi: the version comes from the estate, and atoi's overflow is undefined. */
+	n = strtol(v, NULL, 10);
+	return n > 999999 ? 999999 : (int)n;
 }
 
 static void from_extension(const struct estate *e, struct vm *vm, const cJSON *ext)

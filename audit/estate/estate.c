@@ -4,15 +4,23 @@
  * a field of the wrong type is an error naming its JSON path, because a
  * half-understood snapshot must never produce a report that looks clean.
  */
+/* madvise(MADV_DONTNEED): glibc's posix_madvise ignores POSIX_MADV_DONTNEED. */
+#define _DEFAULT_SOURCE
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <stddef.h>
+#include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "audit/estate/ade.h"
 #include "audit/estate/estate.h"
+#include "audit/estate/evidence.h"
 #include "audit/util/armid.h"
 #include "audit/util/json.h"
 
@@ -23,7 +31,11 @@ struct loader {
 	const char *name;
 	struct kv_err *err;
 	bool failed;
+	struct estate *e;
+	bool copy;           /* a lean load frees the element after loading it: copy its strings */
 };
+
+static const char *pool_str(struct estate *e, const char *s);
 
 /* A copy of snapshot text safe for a one-line message: controls become '?', long text is cut. */
 static const char *printable(const char *s, char *out, size_t n)
@@ -65,7 +77,7 @@ static const char *str_at(struct loader *L, const cJSON *obj, const char *key, c
 		fail(L, p, "a string", j);
 		return NULL;
 	}
-	return j->valuestring;
+	return L->copy ? pool_str(L->e, j->valuestring) : j->valuestring;
 }
 
 static const char *req_str(struct loader *L, const cJSON *obj, const char *key, const char *path)
@@ -230,6 +242,465 @@ static const cJSON *top_list(struct loader *L, const cJSON *doc, const char *key
 	return a;
 }
 
+/*
+ * ---- A lean load: the big lists element by element ----
+ *
+ * A snapshot of 50k VMs is ~600 MB of JSON, and one cJSON tree of it ~3 GB
+ * (a 64-byte node per value, a malloc per key and string).  A lean load
+ * (estate_opts.lean) never builds that tree: a scanner finds the top-level
+ * members and where each element of the big lists (STREAMED) starts and
+ * ends; every other member is parsed on its own into e->doc, so loaders of
+ * small lists (top_list on e->doc) work unchanged; each element of a big
+ * list is parsed on its own, loaded (its strings copied into the estate's
+ * pool) and freed.  ADE detection parses a VM's element and its disks'
+ * again, one VM at a time (detect_lean).
+ *
+ * The scanner only finds boundaries; cJSON still reads every byte, since
+ * each member and each element must parse and end exactly where the scanner
+ * said.  Anything the scanner does not expect (a BOM, an escaped or repeated
+ * top-level key, deep nesting) and any error at all, from cJSON or a loader,
+ * make the load start again the old way, with one tree of the whole text: a
+ * bad snapshot gets exactly the message it always got.
+ */
+
+/* The lists a lean load reads element by element; nothing reads their raw JSON after loading. */
+static const char *const STREAMED[] = {"virtualMachines", "disks", "backupProtectedItems", NULL};
+
+#define SCAN_MAX_DEPTH 200               /* deeper is never a snapshot; the tree path judges it */
+#define TRIM_EVERY ((size_t)64 << 20)    /* give back mapped pages every 64 MB read */
+
+struct span {
+	size_t start, end;
+};
+
+struct member {
+	const char *key;                     /* not NUL-terminated; never has escapes */
+	size_t klen;
+	struct span val;
+	struct span *elems;                  /* STREAMED lists: each element */
+	size_t nelems;
+	bool streamed;
+};
+
+struct pool_chunk {
+	struct pool_chunk *next;
+	size_t used, cap;
+	char data[];
+};
+
+struct src {
+	const char *text;
+	size_t len;
+	struct member *m;
+	size_t nm;
+	void *map;                           /* estate_load's mapping of the file, or NULL */
+	size_t read, trimmed;                /* bytes parsed so far; when last trimmed */
+	struct pool_chunk *scratch;          /* the elements being loaded (parse_span) */
+};
+
+/* A top-level list as a loader walks it: a cJSON array, or a STREAMED member element by element. */
+struct items {
+	const cJSON *dom, *next;
+	const struct member *m;
+	size_t i;
+	cJSON *cur;
+	struct src *S;
+	struct loader *L;
+};
+
+/* What a lean load owns beyond the typed model: copied strings; while detecting ADE, the text. */
+struct estate_mem {
+	struct pool_chunk *chunks;
+	struct src *src;                     /* during detect_lean only */
+	const struct member *disks;
+	size_t *parsed;                      /* disks whose raw estate_disk_raw parsed for this VM */
+	size_t nparsed;
+};
+
+static const char *pool_str(struct estate *e, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	struct pool_chunk *c;
+
+	if (!e->mem)
+		e->mem = kv_calloc(1, sizeof(*e->mem));
+	c = e->mem->chunks;
+	if (!c || c->cap - c->used < n) {
+		size_t cap = n > ((size_t)1 << 20) ? n : ((size_t)1 << 20);
+
+		c = kv_malloc(sizeof(*c) + cap);
+		c->used = 0;
+		c->cap = cap;
+		c->next = e->mem->chunks;
+		e->mem->chunks = c;
+	}
+	memcpy(c->data + c->used, s, n);
+	c->used += n;
+	return c->data + c->used - n;
+}
+
+/* A loader's raw pointer to an element: NULL when a lean load frees the element after loading it. */
+static cJSON *kept(const struct loader *L, cJSON *it)
+{
+	return L->copy ? NULL : it;
+}
+
+static void src_trim(struct src *S, bool now)
+{
+	if (S->map && (now || S->read - S->trimmed >= TRIM_EVERY)) {
+		/* The file's pages stay in the page cache; they only stop counting as ours. */
+		(void)madvise(S->map, S->len, MADV_DONTNEED);
+		S->trimmed = S->read;
+	}
+}
+
+static size_t skip_ws(const struct src *S, size_t i)
+{
+	while (i < S->len && json_is_space(S->text[i]))
+		i++;
+	return i;
+}
+
+/* Just past the string whose opening quote is at i; 0 when it does not end. */
+static size_t string_end(const struct src *S, size_t i)
+{
+	size_t from = i + 1;
+
+	for (;;) {
+		const char *q = from < S->len ? memchr(S->text + from, '"', S->len - from) : NULL;
+		size_t k, bs = 0;
+
+		if (!q)
+			return 0;
+		k = (size_t)(q - S->text);
+		while (k - bs > i + 1 && S->text[k - bs - 1] == '\\')
+			bs++;
+		if (bs % 2 == 0)
+			return k + 1;
+		from = k + 1;
+	}
+}
+
+/* Just past the JSON value starting at i (not validated: cJSON does that); 0 when none. */
+static size_t value_end(struct src *S, size_t i)
+{
+	const char *t = S->text;
+	size_t depth = 0;
+
+	if (i >= S->len || !strchr("{[\"-0123456789tfn", t[i]) || t[i] == '\0')
+		return 0;
+	if (t[i] == '"')
+		return string_end(S, i);
+	if (t[i] != '{' && t[i] != '[') {
+		size_t s = i;
+
+		while (i < S->len && !json_is_space(t[i]) && t[i] != ',' && t[i] != ']' && t[i] != '}')
+			i++;
+		return i > s ? i : 0;
+	}
+	for (; i < S->len; i++) {
+		char c = t[i];
+
+		if (c == '"') {
+			if (!(i = string_end(S, i)))
+				return 0;
+			i--;
+		} else if (c == '{' || c == '[') {
+			if (++depth > SCAN_MAX_DEPTH)
+				return 0;
+		} else if (c == '}' || c == ']') {
+			if (--depth == 0)
+				return i + 1;
+		}
+	}
+	return 0;
+}
+
+/* Splits the list at i into its elements; just past its ']', or 0. */
+static size_t split_list(struct src *S, struct member *m, size_t i)
+{
+	size_t cap = 0;
+
+	i = skip_ws(S, i + 1);
+	if (i < S->len && S->text[i] == ']')
+		return i + 1;
+	for (;;) {
+		size_t end = value_end(S, i);
+
+		if (!end)
+			return 0;
+		if (m->nelems == cap) {
+			cap = cap ? cap * 2 : 1024;
+			m->elems = kv_realloc(m->elems, cap * sizeof(*m->elems));
+		}
+		m->elems[m->nelems++] = (struct span){i, end};
+		S->read = end;
+		src_trim(S, false);
+		i = skip_ws(S, end);
+		if (i < S->len && S->text[i] == ']')
+			return i + 1;
+		if (i >= S->len || S->text[i] != ',')
+			return 0;
+		i = skip_ws(S, i + 1);
+	}
+}
+
+static bool is_streamed(const char *key, size_t klen)
+{
+	for (size_t k = 0; STREAMED[k]; k++)
+		if (strlen(STREAMED[k]) == klen && memcmp(STREAMED[k], key, klen) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * cJSON's allocator while parse_span reads an element: an element lives only
+ * until the loader is done with it, so its nodes come from a bump allocator
+ * and go all at once (scratch_reset) instead of a malloc and a free each.
+ * cJSON's hooks are global: kvaudit loads one estate at a time, on one thread.
+ */
+static struct src *scratch_src;
+
+static void *scratch_alloc(size_t n)
+{
+	struct src *S = scratch_src;
+	struct pool_chunk *c = S->scratch;
+
+	n = (n + 7) & ~(size_t)7;
+	if (!c || c->cap - c->used < n) {
+		size_t cap = n > ((size_t)1 << 20) ? n : ((size_t)1 << 20);
+
+		c = kv_malloc(sizeof(*c) + cap);   /* exits when out of memory, as every allocation here */
+		c->used = 0;
+		c->cap = cap;
+		c->next = S->scratch;
+		S->scratch = c;
+	}
+	c->used += n;
+	return c->data + c->used - n;
+}
+
+static void scratch_free(void *p)
+{
+	(void)p;   /* scratch_reset frees it all */
+}
+
+/* Frees every element parse_span made (keeping one chunk for the next). */
+static void scratch_reset(struct src *S)
+{
+	struct pool_chunk *c = S->scratch;
+
+	if (!c)
+		return;
+	while (c->next) {
+		struct pool_chunk *next = c->next->next;
+
+		free(c->next);
+		c->next = next;
+	}
+	c->used = 0;
+}
+
+static void src_release(struct src *S)
+{
+	scratch_reset(S);
+	free(S->scratch);
+	S->scratch = NULL;
+	for (size_t k = 0; k < S->nm; k++)
+		free(S->m[k].elems);
+	free(S->m);
+	S->m = NULL;
+	S->nm = 0;
+}
+
+/* Finds the top-level members of text; false when it is anything but a plain object. */
+static bool src_scan(struct src *S, const char *text, size_t len, void *map)
+{
+	size_t i;
+
+	memset(S, 0, sizeof(*S));
+	S->text = text;
+	S->len = len;
+	S->map = map;
+	i = skip_ws(S, 0);
+	if (i >= len || text[i] != '{')
+		return false;
+	i = skip_ws(S, i + 1);
+	if (i < len && text[i] == '}')
+		goto close;
+	for (;;) {
+		struct member m = {0};
+		size_t kend;
+
+		if (i >= len || text[i] != '"' || !(kend = string_end(S, i)))
+			goto bad;
+		m.key = text + i + 1;
+		m.klen = kend - i - 2;
+		if (memchr(m.key, '\\', m.klen))
+			goto bad;
+		for (size_t k = 0; k < m.klen; k++)   /* a NUL would end the key early in cJSON's copy */
+			if ((unsigned char)m.key[k] < 0x20)
+				goto bad;
+		for (size_t k = 0; k < S->nm; k++)
+			if (S->m[k].klen == m.klen && memcmp(S->m[k].key, m.key, m.klen) == 0)
+				goto bad;
+		i = skip_ws(S, kend);
+		if (i >= len || text[i] != ':')
+			goto bad;
+		i = skip_ws(S, i + 1);
+		m.val.start = i;
+		m.streamed = i < len && text[i] == '[' && is_streamed(m.key, m.klen);
+		m.val.end = m.streamed ? split_list(S, &m, i) : value_end(S, i);
+		S->m = kv_realloc(S->m, (S->nm + 1) * sizeof(*S->m));
+		S->m[S->nm++] = m;
+		if (!m.val.end)
+			goto bad;
+		S->read = m.val.end;
+		src_trim(S, false);
+		i = skip_ws(S, m.val.end);
+		if (i < len && text[i] == ',') {
+			i = skip_ws(S, i + 1);
+			continue;
+		}
+		if (i < len && text[i] == '}')
+			break;
+		goto bad;
+	}
+close:
+	if (skip_ws(S, i + 1) != len)
+		goto bad;
+	src_trim(S, true);
+	return true;
+bad:
+	src_trim(S, true);
+	src_release(S);
+	return false;
+}
+
+/*
+ * text[s.start, s.end) as one cJSON value that ends exactly there; NULL
+ * otherwise.  scratch: in S's scratch space (scratch_reset frees it), else
+ * cJSON_Delete's.
+ */
+static cJSON *parse_span(struct src *S, struct span s, bool scratch)
+{
+	const char *end = NULL;
+	cJSON *v;
+
+	if (scratch) {
+		scratch_src = S;
+		cJSON_InitHooks(&(cJSON_Hooks){.malloc_fn = scratch_alloc, .free_fn = scratch_free});
+	}
+	v = cJSON_ParseWithLengthOpts(S->text + s.start, s.end - s.start, &end, false);
+	if (v && end != S->text + s.end) {
+		cJSON_Delete(v);
+		v = NULL;
+	}
+	if (scratch) {
+		cJSON_InitHooks(NULL);
+		scratch_src = NULL;
+	}
+	S->read += s.end - s.start;
+	src_trim(S, false);
+	return v;
+}
+
+/* Every member but the STREAMED lists, as one object (the e->doc of a lean load); NULL on bad JSON. */
+static cJSON *src_doc(struct src *S)
+{
+	cJSON *doc = cJSON_CreateObject();
+
+	for (size_t k = 0; k < S->nm; k++) {
+		cJSON *v;
+		char *key;
+
+		if (S->m[k].streamed)
+			continue;
+		if (!(v = parse_span(S, S->m[k].val, false))) {
+			cJSON_Delete(doc);
+			return NULL;
+		}
+		key = kv_strndup(S->m[k].key, S->m[k].klen);
+		cJSON_AddItemToObject(doc, key, v);
+		free(key);
+	}
+	return doc;
+}
+
+static const struct member *src_member(const struct src *S, const char *key)
+{
+	for (size_t k = 0; S && k < S->nm; k++)
+		if (S->m[k].streamed && strlen(key) == S->m[k].klen && memcmp(S->m[k].key, key, S->m[k].klen) == 0)
+			return &S->m[k];
+	return NULL;
+}
+
+/*
+ * The top-level list `key` as a loader walks it (top_list's counterpart for
+ * STREAMED lists): element by element when the lean load scanned it, else
+ * the array of doc.  NULL with present=false when absent.
+ */
+static struct items *top_items(struct loader *L, struct src *S, struct items *it, const cJSON *doc,
+                               const char *key, bool *present)
+{
+	memset(it, 0, sizeof(*it));
+	it->S = S;
+	it->L = L;
+	if ((it->m = src_member(S, key))) {
+		*present = true;
+		return it;
+	}
+	it->dom = top_list(L, doc, key, present);
+	return it->dom ? it : NULL;
+}
+
+static size_t items_count(const struct items *it)
+{
+	return it->m ? it->m->nelems : (size_t)cJSON_GetArraySize(it->dom);
+}
+
+static cJSON *items_next(struct items *it)
+{
+	if (!it->m) {
+		cJSON *c = (cJSON *)(uintptr_t)it->next;
+
+		it->next = c ? c->next : NULL;
+		return c;
+	}
+	scratch_reset(it->S);
+	it->cur = NULL;
+	it->L->copy = false;
+	if (it->i == it->m->nelems || it->L->failed)
+		return NULL;
+	if (!(it->cur = parse_span(it->S, it->m->elems[it->i], true))) {
+		/* Bad JSON inside an element: the whole-tree load says where. */
+		it->L->failed = true;
+		return NULL;
+	}
+	it->i++;
+	it->L->copy = true;
+	return it->cur;
+}
+
+static cJSON *items_first(struct items *it)
+{
+	if (!it->m)
+		it->next = it->dom->child;
+	return items_next(it);
+}
+
+/* Frees the element a loader stopped at (it returns early on an error). */
+static void items_done(struct items *it)
+{
+	if (it && it->cur) {
+		scratch_reset(it->S);
+		it->cur = NULL;
+		it->L->copy = false;
+	}
+}
+
+#define ITEMS_FOR_EACH(it, a) for ((it) = items_first(a); (it); (it) = items_next(a))
+
 static void check_extension_list(struct loader *L, const cJSON *arr, const char *path)
 {
 	cJSON *it;
@@ -282,13 +753,13 @@ static char *extension_vm_id(const char *ext_id)
 	return kv_strndup(ext_id, (size_t)(hit - ext_id));
 }
 
-static void load_vms(struct loader *L, struct estate *e, const cJSON *arr)
+static void load_vms(struct loader *L, struct estate *e, struct items *arr)
 {
 	cJSON *it;
 	int i = 0;
 
-	e->vms = kv_calloc((size_t)cJSON_GetArraySize(arr), sizeof(*e->vms));
-	cJSON_ArrayForEach(it, arr) {
+	e->vms = kv_calloc(items_count(arr), sizeof(*e->vms));
+	ITEMS_FOR_EACH(it, arr) {
 		char path[128], p2[256];
 		struct vm *vm;
 		const cJSON *props, *iv, *res, *sp, *osd;
@@ -296,7 +767,7 @@ static void load_vms(struct loader *L, struct estate *e, const cJSON *arr)
 		if (!list_item(L, it, "virtualMachines", i++, path, sizeof(path)))
 			return;
 		vm = &e->vms[e->nvms++];   /* counted now: estate_free releases it on failure */
-		vm->raw = it;
+		vm->raw = kept(L, it);
 		vm->id = req_str(L, it, "id", path);
 		vm->name = str_at(L, it, "name", path);
 		vm->location = str_at(L, it, "location", path);
@@ -347,8 +818,9 @@ static void load_vms(struct loader *L, struct estate *e, const cJSON *arr)
 
 			snprintf(p2, sizeof(p2), "%s.resources", path);
 			check_extension_list(L, res, p2);
-			cJSON_ArrayForEach(x, res)
-				add_extension(vm, x);
+			if (vm->raw)   /* else detect_lean adds them while it parses the VM again */
+				cJSON_ArrayForEach(x, res)
+					add_extension(vm, x);
 		}
 		if (L->failed)
 			return;
@@ -409,13 +881,13 @@ static void join_vm_extensions(struct loader *L, struct estate *e, const cJSON *
 	}
 }
 
-static void load_disks(struct loader *L, struct estate *e, const cJSON *arr)
+static void load_disks(struct loader *L, struct estate *e, struct items *arr)
 {
 	cJSON *it;
 	int i = 0;
 
-	e->disks = kv_calloc((size_t)cJSON_GetArraySize(arr), sizeof(*e->disks));
-	cJSON_ArrayForEach(it, arr) {
+	e->disks = kv_calloc(items_count(arr), sizeof(*e->disks));
+	ITEMS_FOR_EACH(it, arr) {
 		char path[128], p2[160];
 		struct disk *d;
 		const cJSON *props, *esc;
@@ -423,7 +895,7 @@ static void load_disks(struct loader *L, struct estate *e, const cJSON *arr)
 		if (!list_item(L, it, "disks", i++, path, sizeof(path)))
 			return;
 		d = &e->disks[e->ndisks];
-		d->raw = it;
+		d->raw = kept(L, it);
 		d->id = req_str(L, it, "id", path);
 		d->name = str_at(L, it, "name", path);
 		d->managed_by = str_at(L, it, "managedBy", path);
@@ -719,8 +1191,7 @@ static void load_rs_vaults(struct loader *L, struct estate *e, const cJSON *arr)
 	}
 }
 
-/* The Recovery Services vault prefix of a protected item ID. */
-static void rsv_of_item(const char *id, char *out, size_t n)
+void estate_rsv_prefix(const char *id, char *out, size_t n)
 {
 	const char *key = "/providers/Microsoft.RecoveryServices/vaults/";
 	const char *p = id;
@@ -740,13 +1211,13 @@ static void rsv_of_item(const char *id, char *out, size_t n)
 	}
 }
 
-static void load_protected_items(struct loader *L, struct estate *e, const cJSON *arr)
+static void load_protected_items(struct loader *L, struct estate *e, struct items *arr)
 {
 	cJSON *it;
 	int i = 0;
 
-	e->items = kv_calloc((size_t)cJSON_GetArraySize(arr), sizeof(*e->items));
-	cJSON_ArrayForEach(it, arr) {
+	e->items = kv_calloc(items_count(arr), sizeof(*e->items));
+	ITEMS_FOR_EACH(it, arr) {
 		char path[128], p2[160];
 		struct protected_item *r;
 		const cJSON *props;
@@ -754,7 +1225,7 @@ static void load_protected_items(struct loader *L, struct estate *e, const cJSON
 		if (!list_item(L, it, "backupProtectedItems", i++, path, sizeof(path)))
 			return;
 		r = &e->items[e->nitems];
-		r->raw = it;
+		r->raw = kept(L, it);
 		r->id = req_str(L, it, "id", path);
 		props = obj_at(L, it, "properties", path);
 		snprintf(p2, sizeof(p2), "%s.properties", path);
@@ -765,11 +1236,105 @@ static void load_protected_items(struct loader *L, struct estate *e, const cJSON
 			r->protection_state = str_at(L, props, "protectionState", p2);
 			r->last_backup_status = str_at(L, props, "lastBackupStatus", p2);
 			r->health_status = str_at(L, props, "healthStatus", p2);
+			r->last_backup_time = str_at(L, props, "lastBackupTime", p2);
+			r->policy_id = str_at(L, props, "policyId", p2);
 		}
 		if (L->failed)
 			return;
-		rsv_of_item(r->id, r->rsv_id, sizeof(r->rsv_id));
+		estate_rsv_prefix(r->id, r->rsv_id, sizeof(r->rsv_id));
 		e->nitems++;
+	}
+}
+
+/* A Unix time in seconds (Key Vault's attribute dates); 0 when absent or null. */
+static long long time_at(struct loader *L, const cJSON *obj, const char *key, const char *path)
+{
+	const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+	char p[256];
+
+	if (!j || cJSON_IsNull(j))
+		return 0;
+	if (!cJSON_IsNumber(j)) {
+		snprintf(p, sizeof(p), "%s.%s", path, key);
+		fail(L, p, "a number (Unix seconds)", j);
+		return 0;
+	}
+	return (long long)j->valuedouble;
+}
+
+/* The "attributes" object of a secret or key (absent enabled means true). */
+static void kv_attributes_at(struct loader *L, const cJSON *it, const char *path, struct kv_attributes *a)
+{
+	const cJSON *at = obj_at(L, it, "attributes", path);
+	char p[200];
+
+	a->enabled = true;
+	if (!at)
+		return;
+	snprintf(p, sizeof(p), "%s.attributes", path);
+	a->enabled = bool_at(L, at, "enabled", p, true);
+	a->exp = time_at(L, at, "exp", p);
+	a->nbf = time_at(L, at, "nbf", p);
+	a->recovery_level = str_at(L, at, "recoveryLevel", p);
+}
+
+/* "secrets": SecretItems (id + attributes, never a value). */
+static void load_secrets(struct loader *L, struct estate *e, const cJSON *arr)
+{
+	cJSON *it;
+	int i = 0;
+
+	e->secrets = kv_calloc((size_t)cJSON_GetArraySize(arr), sizeof(*e->secrets));
+	cJSON_ArrayForEach(it, arr) {
+		char path[128];
+		struct secret_item *s;
+
+		if (!list_item(L, it, "secrets", i++, path, sizeof(path)))
+			return;
+		s = &e->secrets[e->nsecrets];
+		s->raw = it;
+		s->id = req_str(L, it, "id", path);
+		s->managed = bool_at(L, it, "managed", path, false);
+		kv_attributes_at(L, it, path, &s->attr);
+		if (L->failed)
+			return;
+		idmap_put(&e->secret_ix, s->id, e->nsecrets);
+		e->nsecrets++;
+	}
+}
+
+/* "deletedSecrets" (DeletedSecretItem: id) and "deletedKeys" (DeletedKeyBundle: key.kid). */
+static void load_deleted(struct loader *L, const cJSON *arr, const char *list, struct deleted_item **out,
+                         size_t *n)
+{
+	cJSON *it;
+	int i = 0;
+
+	*out = kv_calloc((size_t)cJSON_GetArraySize(arr), sizeof(**out));
+	cJSON_ArrayForEach(it, arr) {
+		char path[128], p2[160];
+		struct deleted_item *d;
+		const cJSON *key;
+
+		if (!list_item(L, it, list, i++, path, sizeof(path)))
+			return;
+		d = &(*out)[*n];
+		d->raw = it;
+		key = obj_at(L, it, "key", path);
+		snprintf(p2, sizeof(p2), "%s.key", path);
+		d->id = key ? str_at(L, key, "kid", p2) : str_at(L, it, "id", path);
+		d->kty = key ? str_at(L, key, "kty", p2) : NULL;
+		d->key_ops = key ? str_arr_at(L, key, "key_ops", p2) : NULL;
+		d->recovery_id = str_at(L, it, "recoveryId", path);
+		d->deleted_date = time_at(L, it, "deletedDate", path);
+		d->scheduled_purge_date = time_at(L, it, "scheduledPurgeDate", path);
+		d->managed = bool_at(L, it, "managed", path, false);
+		kv_attributes_at(L, it, path, &d->attr);
+		if (!L->failed && !d->id)
+			fail(L, path, key ? "a deleted key needs \"key.kid\"" : "a deleted secret needs \"id\"", NULL);
+		if (L->failed)
+			return;
+		(*n)++;
 	}
 }
 
@@ -792,6 +1357,9 @@ static void load_keys(struct loader *L, struct estate *e, const cJSON *arr)
 		snprintf(p2, sizeof(p2), "%s.key", path);
 		k->kid = key ? str_at(L, key, "kid", p2) : str_at(L, it, "kid", path);
 		k->managed = bool_at(L, it, "managed", path, false);
+		k->kty = key ? str_at(L, key, "kty", p2) : NULL;
+		k->key_ops = key ? str_arr_at(L, key, "key_ops", p2) : NULL;
+		kv_attributes_at(L, it, path, &k->attr);
 		if (!L->failed && !k->kid)
 			fail(L, path, "a key bundle needs \"key.kid\"", NULL);
 		if (L->failed)
@@ -963,25 +1531,21 @@ static void line_col(const char *data, size_t off, size_t *line, size_t *col)
 	}
 }
 
-struct estate *estate_parse(const char *data, size_t len, const char *name,
-                            const struct estate_opts *opts, struct kv_err *err)
+/* The whole text as one tree; NULL with err set (byte, line and column) when it is not JSON. */
+static cJSON *parse_whole(const char *data, size_t len, const char *name, struct kv_err *err)
 {
-	struct estate *e = kv_calloc(1, sizeof(*e));
-	struct loader L = {name, err, false};
 	const char *end = NULL;
-	const cJSON *kind, *ver, *a, *c;
 	size_t ws = 0;
-	char buf[128];
+	cJSON *doc;
 
-	e->path = kv_strdup(name);
 	while (ws < len && json_is_space(data[ws]))
 		ws++;
 	if (ws == len) {
 		kv_err_set(err, "%s: the file is empty: expected a kvaudit.estate JSON document", name);
-		goto fail;
+		return NULL;
 	}
-	e->doc = cJSON_ParseWithLengthOpts(data, len, &end, false);
-	if (!e->doc) {
+	doc = cJSON_ParseWithLengthOpts(data, len, &end, false);
+	if (!doc) {
 		size_t off = end && end >= data ? (size_t)(end - data) : 0, line, col;
 
 		if (off > len)
@@ -992,7 +1556,7 @@ struct estate *estate_parse(const char *data, size_t len, const char *name,
 			           name, off, line);
 		else
 			kv_err_set(err, "%s: invalid JSON at byte %zu (line %zu, column %zu)", name, off, line, col);
-		goto fail;
+		return NULL;
 	}
 	if (end) {
 		const char *p = end;
@@ -1002,9 +1566,111 @@ struct estate *estate_parse(const char *data, size_t len, const char *name,
 		if ((size_t)(p - data) < len) {
 			kv_err_set(err, "%s: invalid JSON: unexpected data after the document at byte %zu", name,
 			           (size_t)(p - data));
-			goto fail;
+			cJSON_Delete(doc);
+			return NULL;
 		}
 	}
+	return doc;
+}
+
+/* ADE detection of a lean load: each VM's element, and its disks' (estate_disk_raw), parsed again. */
+static void detect_lean(struct estate *e, struct src *S)
+{
+	const struct member *vms = src_member(S, "virtualMachines");
+
+	if (!e->mem)
+		e->mem = kv_calloc(1, sizeof(*e->mem));
+	e->mem->src = S;
+	e->mem->disks = src_member(S, "disks");
+	e->mem->parsed = kv_calloc(e->ndisks + 1, sizeof(*e->mem->parsed));
+	for (size_t i = 0; i < e->nvms; i++) {
+		struct vm *vm = &e->vms[i];
+		cJSON *raw = vms && i < vms->nelems ? parse_span(S, vms->elems[i], true) : NULL;
+		const cJSON *res = cJSON_GetObjectItemCaseSensitive(raw, "resources"), *x;
+		cJSON **apart = vm->extensions;
+		size_t napart = vm->nextensions, nemb;
+
+		/* Embedded extensions first, then those listed apart that are not also embedded (join_vm_extensions). */
+		vm->extensions = NULL;
+		vm->nextensions = 0;
+		if (cJSON_IsArray(res))
+			cJSON_ArrayForEach(x, res)
+				add_extension(vm, (cJSON *)(uintptr_t)x);
+		nemb = vm->nextensions;
+		for (size_t k = 0; k < napart; k++) {
+			const cJSON *id = cJSON_GetObjectItemCaseSensitive(apart[k], "id");
+			bool dup = false;
+
+			for (size_t j = 0; j < nemb && cJSON_IsString(id); j++) {
+				const cJSON *xid = cJSON_GetObjectItemCaseSensitive(vm->extensions[j], "id");
+
+				if (cJSON_IsString(xid) && armid_eq(xid->valuestring, id->valuestring))
+					dup = true;
+			}
+			if (!dup)
+				add_extension(vm, apart[k]);
+		}
+		free(apart);
+		vm->raw = raw;
+		ade_detect(e, vm);
+		/* What stays is what e->doc owns: the extensions listed apart. */
+		vm->raw = NULL;
+		if (vm->nextensions > nemb)   /* NULL when the VM has none (a Resource Graph VM): no memmove then */
+			memmove(vm->extensions, vm->extensions + nemb, (vm->nextensions - nemb) * sizeof(*vm->extensions));
+		vm->nextensions -= nemb;
+		for (size_t k = 0; k < e->mem->nparsed; k++)
+			e->disks[e->mem->parsed[k]].raw = NULL;
+		e->mem->nparsed = 0;
+		scratch_reset(S);   /* raw and the disks' */
+	}
+	e->mem->src = NULL;
+	e->mem->disks = NULL;
+}
+
+const cJSON *estate_disk_raw(const struct estate *e, const struct disk *d)
+{
+	struct estate_mem *m = e->mem;
+	size_t ix = (size_t)(d - e->disks);
+
+	if (d->raw || !m || !m->src || !m->disks || ix >= m->disks->nelems || ix >= e->ndisks)
+		return d->raw;
+	e->disks[ix].raw = parse_span(m->src, m->disks->elems[ix], true);
+	if (e->disks[ix].raw)
+		m->parsed[m->nparsed++] = ix;
+	return e->disks[ix].raw;
+}
+
+static void estate_mem_free(struct estate_mem *m)
+{
+	if (!m)
+		return;
+	while (m->chunks) {
+		struct pool_chunk *next = m->chunks->next;
+
+		free(m->chunks);
+		m->chunks = next;
+	}
+	free(m->parsed);
+	free(m);
+}
+
+/*
+ * Loads a snapshot.  With S (a lean load of the text src_scan split), NULL
+ * on any failure whatever err says: the caller loads again without S.
+ */
+static struct estate *load_text(const char *data, size_t len, const char *name,
+                                const struct estate_opts *opts, struct kv_err *err, struct src *S)
+{
+	struct estate *e = kv_calloc(1, sizeof(*e));
+	struct loader L = {name, err, false, e, false};
+	struct items items = {0}, *s;
+	const cJSON *kind, *ver, *a, *c;
+	char buf[128];
+
+	e->path = kv_strdup(name);
+	e->doc = S ? src_doc(S) : parse_whole(data, len, name, err);
+	if (!e->doc)
+		goto fail;
 	if (!cJSON_IsObject(e->doc)) {
 		fail(&L, "$", "an object", e->doc);
 		goto fail;
@@ -1034,12 +1700,12 @@ struct estate *estate_parse(const char *data, size_t len, const char *name,
 		load_caller(&L, e, c);
 
 	/* VMs first: extensions and disks join to them. */
-	if ((a = top_list(&L, e->doc, "virtualMachines", &e->present.vms)))
-		load_vms(&L, e, a);
+	if ((s = top_items(&L, S, &items, e->doc, "virtualMachines", &e->present.vms)))
+		load_vms(&L, e, s);
 	if (!L.failed && (a = top_list(&L, e->doc, "vmExtensions", &(bool){false})))
 		join_vm_extensions(&L, e, a);
-	if (!L.failed && (a = top_list(&L, e->doc, "disks", &e->present.disks)))
-		load_disks(&L, e, a);
+	if (!L.failed && (s = top_items(&L, S, &items, e->doc, "disks", &e->present.disks)))
+		load_disks(&L, e, s);
 	if (!L.failed && (a = top_list(&L, e->doc, "vaults", &e->present.vaults)))
 		load_vaults(&L, e, a);
 	if (!L.failed && (a = top_list(&L, e->doc, "subscriptions", &e->present.subscriptions)))
@@ -1050,36 +1716,109 @@ struct estate *estate_parse(const char *data, size_t len, const char *name,
 		load_role_definitions(&L, e, a);
 	if (!L.failed && (a = top_list(&L, e->doc, "recoveryServicesVaults", &e->present.rs_vaults)))
 		load_rs_vaults(&L, e, a);
-	if (!L.failed && (a = top_list(&L, e->doc, "backupProtectedItems", &e->present.protected_items)))
-		load_protected_items(&L, e, a);
+	if (!L.failed && (s = top_items(&L, S, &items, e->doc, "backupProtectedItems", &e->present.protected_items)))
+		load_protected_items(&L, e, s);
 	if (!L.failed && (a = top_list(&L, e->doc, "keys", &e->present.keys)))
 		load_keys(&L, e, a);
+	if (!L.failed && (a = top_list(&L, e->doc, "secrets", &e->present.secrets)))
+		load_secrets(&L, e, a);
+	if (!L.failed && (a = top_list(&L, e->doc, "deletedSecrets", &(bool){false})))
+		load_deleted(&L, a, "deletedSecrets", &e->deleted_secrets, &e->ndeleted_secrets);
+	if (!L.failed && (a = top_list(&L, e->doc, "deletedKeys", &(bool){false})))
+		load_deleted(&L, a, "deletedKeys", &e->deleted_keys, &e->ndeleted_keys);
 	if (!L.failed && (a = top_list(&L, e->doc, "tenants", &e->present.tenants)))
 		load_tenants(&L, e, a);
 	if (!L.failed && (a = top_list(&L, e->doc, "errors", &(bool){false})))
 		load_errors(&L, e, a);
 	e->present.caller = e->caller.present;
+	if (!L.failed && !evidence_load(e, name, err))
+		L.failed = true;
 	if (L.failed)
 		goto fail;
 	if (!apply_overrides(e, opts, err))
 		goto fail;
-	for (size_t i = 0; i < e->nvms; i++)
-		ade_detect(e, &e->vms[i]);
+	e->as_of = opts && opts->as_of ? opts->as_of : (long long)time(NULL);
+	e->expiry_warning = opts && opts->expiry_warning_set ? opts->expiry_warning : ESTATE_EXPIRY_WARNING_DEFAULT;
+	items_done(&items);
+	if (S)
+		detect_lean(e, S);
+	else
+		for (size_t i = 0; i < e->nvms; i++)
+			ade_detect(e, &e->vms[i]);
 	return e;
 fail:
+	items_done(&items);
 	estate_free(e);
 	return NULL;
+}
+
+/* A lean load of text (map: its mapping, trimmed as it is read); NULL when it needs the whole tree. */
+static struct estate *load_lean(const char *data, size_t len, void *map, const char *name,
+                                const struct estate_opts *opts, struct kv_err *err)
+{
+	struct src S;
+	struct estate *e = NULL;
+
+	if (src_scan(&S, data, len, map)) {
+		e = load_text(data, len, name, opts, err, &S);
+		src_release(&S);
+	}
+	return e;
+}
+
+struct estate *estate_parse(const char *data, size_t len, const char *name,
+                            const struct estate_opts *opts, struct kv_err *err)
+{
+	struct estate *e = opts && opts->lean ? load_lean(data, len, NULL, name, opts, err) : NULL;
+
+	return e ? e : load_text(data, len, name, opts, err, NULL);
+}
+
+/*
+ * A lean load of a regular file through a read-only mapping: no copy of the
+ * text on the heap, and its pages given back as they are read.  *tried is
+ * false when the file could not be mapped (kv_read_file then says why).
+ */
+static struct estate *load_mapped(const char *path, const struct estate_opts *opts, struct kv_err *err,
+                                  bool *tried)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	struct estate *e;
+	void *map;
+
+	*tried = false;
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    (unsigned long long)st.st_size > ESTATE_MAX_BYTES) {
+		close(fd);
+		return NULL;
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return NULL;
+	*tried = true;
+	(void)madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
+	e = load_lean(map, (size_t)st.st_size, map, path, opts, err);
+	munmap(map, (size_t)st.st_size);
+	return e;
 }
 
 struct estate *estate_load(const char *path, const struct estate_opts *opts, struct kv_err *err)
 {
 	size_t len = 0;
-	char *data = kv_read_file(path, ESTATE_MAX_BYTES, &len, err);
+	char *data;
 	struct estate *e;
+	bool tried = false;
 
-	if (!data)
+	if (opts && opts->lean && (e = load_mapped(path, opts, err, &tried)))
+		return e;
+	if (!(data = kv_read_file(path, ESTATE_MAX_BYTES, &len, err)))
 		return NULL;
-	e = estate_parse(data, len, path, opts, err);
+	/* A mapped lean load that failed: the whole tree gives the message. */
+	e = tried ? load_text(data, len, path, opts, err, NULL) : estate_parse(data, len, path, opts, err);
 	free(data);
 	return e;
 }
@@ -1109,12 +1848,16 @@ void estate_free(struct estate *e)
 	free(e->rsvs);
 	free(e->items);
 	free(e->keys);
+	free(e->secrets);
+	free(e->deleted_secrets);
+	free(e->deleted_keys);
 	for (size_t i = 0; i < e->ntenants; i++) {
 		free(e->tenants[i].tenant_id);
 		free(e->tenants[i].backup_sp_object_id);
 	}
 	free(e->tenants);
 	free(e->errors);
+	evidence_free(e->evidence);
 	idmap_release(&e->vm_ix);
 	idmap_release(&e->disk_ix);
 	idmap_release(&e->vault_ix);
@@ -1122,9 +1865,11 @@ void estate_free(struct estate *e)
 	idmap_release(&e->sub_ix);
 	idmap_release(&e->rsv_ix);
 	idmap_release(&e->key_ix);
+	idmap_release(&e->secret_ix);
 	idmap_release(&e->tenant_ix);
 	idmap_release(&e->rd_ix);
 	cJSON_Delete(e->doc);
+	estate_mem_free(e->mem);
 	free(e->path);
 	free(e);
 }
@@ -1142,6 +1887,7 @@ LOOKUP(estate_disk, struct disk, disks, disk_ix)
 LOOKUP(estate_subscription, struct subscription, subs, sub_ix)
 LOOKUP(estate_rs_vault, struct rs_vault, rsvs, rsv_ix)
 LOOKUP(estate_key, struct key_bundle, keys, key_ix)
+LOOKUP(estate_secret, struct secret_item, secrets, secret_ix)
 LOOKUP(estate_tenant, struct tenant, tenants, tenant_ix)
 
 struct role_definition *estate_role_definition(const struct estate *e, const char *id)
@@ -1247,4 +1993,55 @@ const struct estate_error *estate_error_for_url(const struct estate *e, const ch
 			return &e->errors[i];
 	}
 	return NULL;
+}
+
+/*
+ * The vault host and object name of a Key Vault URL
+ * (https://{host}[:443]/{kind}/{name}[/{version}]); false when it is not one.
+ */
+static bool kv_object_ref(const char *url, const char *kind, char *host, size_t nh, char *name, size_t nn)
+{
+	const char *h, *p;
+	size_t lh, lk = strlen(kind), ln;
+
+	if (!url || !kv_startswith_ci(url, "https://"))
+		return false;
+	h = url + strlen("https://");
+	lh = strcspn(h, "/?#");
+	p = h + lh;
+	if (lh >= 4 && strncmp(h + lh - 4, ":443", 4) == 0)
+		lh -= 4;
+	if (lh == 0 || lh >= nh || *p != '/' || strncasecmp(p + 1, kind, lk) != 0 || p[1 + lk] != '/')
+		return false;
+	p += 2 + lk;
+	ln = strcspn(p, "/?#");
+	if (ln == 0 || ln >= nn)
+		return false;
+	snprintf(host, nh, "%.*s", (int)lh, h);
+	snprintf(name, nn, "%.*s", (int)ln, p);
+	return true;
+}
+
+static const struct deleted_item *deleted_lookup(const struct deleted_item *items, size_t n, const char *url,
+                                                 const char *kind)
+{
+	char h1[256], n1[256], h2[256], n2[256];
+
+	if (!kv_object_ref(url, kind, h1, sizeof(h1), n1, sizeof(n1)))
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (kv_object_ref(items[i].id, kind, h2, sizeof(h2), n2, sizeof(n2)) && kv_streq_ci(h1, h2) &&
+		    kv_streq_ci(n1, n2))
+			return &items[i];
+	return NULL;
+}
+
+const struct deleted_item *estate_deleted_secret(const struct estate *e, const char *url)
+{
+	return deleted_lookup(e->deleted_secrets, e->ndeleted_secrets, url, "secrets");
+}
+
+const struct deleted_item *estate_deleted_key(const struct estate *e, const char *url)
+{
+	return deleted_lookup(e->deleted_keys, e->ndeleted_keys, url, "keys");
 }

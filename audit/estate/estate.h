@@ -5,7 +5,8 @@
  * raw ARM JSON except through the `raw` pointers kept for evidence.
  *
  * Ownership: struct estate owns the parsed cJSON document and every string
- * and array below it; estate_free releases all of it.
+ * and array below it (after a lean load, the strings of the big lists are
+ * copies in its pool, e->mem); estate_free releases all of it.
  */
 #ifndef KVAUDIT_ESTATE_H
 #define KVAUDIT_ESTATE_H
@@ -72,8 +73,9 @@ struct vm {
 	enum agent_state agent;
 	char *agent_version;
 	struct ade_info ade;
-	cJSON *raw;                          /* the VM object in the snapshot */
-	cJSON **extensions;                  /* extension objects, embedded or joined from vmExtensions */
+	cJSON *raw;                          /* the VM object in the snapshot; NULL after a lean load */
+	cJSON **extensions;                  /* extension objects, embedded or joined from vmExtensions
+	                                        (after a lean load: only those from vmExtensions) */
 	size_t nextensions;
 	size_t *disks;                       /* indexes into estate.disks of disks managedBy this VM */
 	size_t ndisks;
@@ -104,7 +106,7 @@ struct vault {
 
 struct disk {
 	const char *id, *name, *managed_by, *location;
-	cJSON *raw;
+	cJSON *raw;                          /* NULL after a lean load: see estate_disk_raw */
 };
 
 struct role_assignment {
@@ -123,7 +125,8 @@ struct protected_item {
 	const char *vm_id;           /* virtualMachineId or sourceResourceId */
 	char rsv_id[512];            /* ARM ID of the Recovery Services vault */
 	const char *protection_state, *last_backup_status, *health_status;
-	cJSON *raw;
+	const char *last_backup_time, *policy_id;   /* lastBackupTime, policyId (evidence.c) */
+	cJSON *raw;                  /* NULL after a lean load */
 };
 
 struct rs_vault {
@@ -131,9 +134,39 @@ struct rs_vault {
 	cJSON *raw;
 };
 
+/* Key Vault attributes of a secret or key (data plane; times in Unix seconds, 0 when absent). */
+struct kv_attributes {
+	bool enabled;                /* absent = true (the service default) */
+	long long exp, nbf;
+	const char *recovery_level;  /* "Recoverable+Purgeable", …; NULL when absent */
+};
+
 struct key_bundle {
 	const char *kid;
 	bool managed;                /* true: backs a certificate (AZURE-FACTS b5) */
+	const char *kty;             /* "RSA", "RSA-HSM", "EC", …; NULL when absent */
+	cJSON *key_ops;              /* borrowed array of strings, or NULL */
+	struct kv_attributes attr;
+	cJSON *raw;
+};
+
+/* Value-free secret metadata: a SecretItem of Get Secret Versions (never a secret's value). */
+struct secret_item {
+	const char *id;              /* https://{vault}/secrets/{name}/{version} */
+	bool managed;
+	struct kv_attributes attr;
+	cJSON *raw;
+};
+
+/* A soft-deleted secret (DeletedSecretItem) or key (DeletedKeyBundle): recoverable until its purge date. */
+struct deleted_item {
+	const char *id;              /* the secret ID or key kid (any version: all are deleted together) */
+	const char *recovery_id;     /* https://{vault}/deletedsecrets/{name} or …/deletedkeys/{name} */
+	long long deleted_date, scheduled_purge_date;  /* Unix seconds, 0 when absent */
+	bool managed;
+	const char *kty;
+	cJSON *key_ops;
+	struct kv_attributes attr;
 	cJSON *raw;
 };
 
@@ -151,6 +184,8 @@ struct subscription {
 	cJSON *raw;
 };
 
+struct evidence;   /* evidence.h */
+
 struct estate_error {
 	const char *scope, *code, *message;
 	int status;
@@ -164,7 +199,8 @@ struct caller {
 /* Which optional lists the snapshot carries: an absent list is "not collected". */
 struct estate_present {
 	bool subscriptions, vms, disks, vaults, role_assignments, role_definitions,
-	     rs_vaults, protected_items, keys, tenants, caller;
+	     rs_vaults, protected_items, keys, tenants, caller, secrets;
+	bool backup_jobs, activity_log, principals, backup_policies;   /* evidence.h */
 };
 
 struct estate {
@@ -183,11 +219,18 @@ struct estate {
 	struct rs_vault *rsvs;          size_t nrsvs;
 	struct protected_item *items;   size_t nitems;
 	struct key_bundle *keys;        size_t nkeys;
+	struct secret_item *secrets;    size_t nsecrets;
+	struct deleted_item *deleted_secrets; size_t ndeleted_secrets;
+	struct deleted_item *deleted_keys;    size_t ndeleted_keys;
+	long long as_of;             /* the time expiry is judged at (Unix seconds) */
+	long long expiry_warning;    /* seconds before exp that count as "about to expire" */
 	struct tenant *tenants;         size_t ntenants;
 	struct estate_error *errors;    size_t nerrors;
+	struct evidence *evidence;   /* backup jobs, Activity Log, principals, policies (evidence.h) */
+	struct estate_mem *mem;      /* a lean load's copies of strings (estate.c) */
 
 	/* Case-insensitive indexes by ARM ID (kid for keys, tenant ID for tenants). */
-	struct idmap vm_ix, disk_ix, vault_ix, sub_ix, rsv_ix, key_ix, tenant_ix, rd_ix;
+	struct idmap vm_ix, disk_ix, vault_ix, sub_ix, rsv_ix, key_ix, tenant_ix, rd_ix, secret_ix;
 	struct idmap vault_host_ix;  /* vaultUri host -> vault, for key URLs without a sourceVault */
 };
 
@@ -196,7 +239,21 @@ struct estate_opts {
 	/* --backup-sp-object-id TENANT=OID pairs. */
 	const char **sp_overrides;   /* "tenant=oid" strings */
 	size_t nsp_overrides;
+	/* Expiry of BEK secrets and KEKs: judged as of as_of (0 = now), warning expiry_warning
+	 * seconds ahead (expiry_warning_set false = the default, 30 days). */
+	long long as_of;
+	long long expiry_warning;
+	bool expiry_warning_set;
+	/*
+	 * Lean: the big lists (virtualMachines, disks, backupProtectedItems) are
+	 * parsed one element at a time and their JSON freed once loaded, so
+	 * memory is the typed model's, not a tree of the whole snapshot: their
+	 * raw is NULL afterwards (docs/performance.md).  Same errors either way.
+	 */
+	bool lean;
 };
+
+#define ESTATE_EXPIRY_WARNING_DEFAULT (30LL * 86400)
 
 /*
  * Loads and validates a snapshot.  Returns NULL with err set (naming the
@@ -217,8 +274,17 @@ struct disk *estate_disk(const struct estate *e, const char *id);
 struct subscription *estate_subscription(const struct estate *e, const char *sub_guid);
 struct rs_vault *estate_rs_vault(const struct estate *e, const char *id);
 struct key_bundle *estate_key(const struct estate *e, const char *kid);
+
+/* The Recovery Services vault ID ("…/vaults/<name>") an ID below it starts with, or "" into out. */
+void estate_rsv_prefix(const char *id, char *out, size_t n);
+struct secret_item *estate_secret(const struct estate *e, const char *id);
+/* The deleted secret or key with the vault host and name of url (any version); NULL when none. */
+const struct deleted_item *estate_deleted_secret(const struct estate *e, const char *url);
+const struct deleted_item *estate_deleted_key(const struct estate *e, const char *url);
 struct tenant *estate_tenant(const struct estate *e, const char *tenant_id);
 struct role_definition *estate_role_definition(const struct estate *e, const char *id);
+/* A disk's raw JSON: d->raw, or while a lean load detects ADE, its element parsed again (else NULL). */
+const cJSON *estate_disk_raw(const struct estate *e, const struct disk *d);
 /* The vault whose vaultUri host is the host of url (a secret or key URL); NULL when none. */
 struct vault *estate_vault_by_url(const struct estate *e, const char *url);
 /*

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "audit/estate/evidence.h"
 #include "audit/estate/facts.h"
+#include "audit/estate/restore.h"
 #include "audit/util/armid.h"
 
 /* Effective permission names per category ("all" expands to these; AZURE-FACTS b3). */
@@ -106,10 +108,7 @@ static void add_str(cJSON *o, const char *k, const char *v)
 	cJSON_AddItemToObject(o, k, v ? cJSON_CreateString(v) : cJSON_CreateNull());
 }
 
-static void unavailable(cJSON *u, const char *path, const char *status, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void unavailable(cJSON *u, const char *path, const char *status, const char *fmt, ...)
+void facts_unavailable(cJSON *u, const char *path, const char *status, const char *fmt, ...)
 {
 	char reason[768];
 	va_list ap;
@@ -300,10 +299,10 @@ static void build_tenant_facts(struct facts_ctx *c, struct tenant_facts *tf)
 	add_str(tf->facts, "callerUserType", ut == USER_UNKNOWN ? NULL : user_type_name(ut));
 	cJSON_AddBoolToObject(tf->facts, "callerIsGuest", ut == USER_GUEST);
 	if (ut == USER_UNKNOWN)
-		unavailable(tf->unavail, "tenant.callerUserType", "skipped",
+		facts_unavailable(tf->unavail, "tenant.callerUserType", "skipped",
 		            "the caller's user type in tenant %s is not in the snapshot", tf->tid);
 	if (ut == USER_UNKNOWN)
-		unavailable(tf->unavail, "tenant.callerIsGuest", "skipped",
+		facts_unavailable(tf->unavail, "tenant.callerIsGuest", "skipped",
 		            "the caller's user type in tenant %s is not in the snapshot", tf->tid);
 	sp = cJSON_AddObjectToObject(tf->facts, "backupSp");
 	if (t && t->backup_sp != SP_UNKNOWN) {
@@ -312,7 +311,7 @@ static void build_tenant_facts(struct facts_ctx *c, struct tenant_facts *tf)
 	} else {
 		add_str(sp, "status", NULL);
 		add_str(sp, "objectId", NULL);
-		unavailable(tf->unavail, "tenant.backupSp", "error",
+		facts_unavailable(tf->unavail, "tenant.backupSp", "error",
 		            "Backup Management Service's object ID in tenant %s is unknown: collect the tenant "
 		            "or pass --backup-sp-object-id %s=OBJECT_ID", tf->tid, tf->tid);
 	}
@@ -377,12 +376,49 @@ static void role_grants(const cJSON *allow, const cJSON *deny, const char *const
 			got[i] = true;
 }
 
+bool facts_actions_cover(const cJSON *allow, const cJSON *deny, const char *action)
+{
+	return actions_cover(allow, deny, action);
+}
+
+bool facts_rbac_cover_add(struct facts_rbac_cover *cv, const char *role_definition_id, const cJSON *data_actions,
+                          const cJSON *not_data_actions)
+{
+	const struct builtin_role *b = role_definition_id ? builtin_role(role_definition_id) : NULL;
+
+	if (b) {
+		cJSON *allow = cJSON_CreateArray();
+
+		for (size_t k = 0; k < 4 && b->data_actions[k]; k++)
+			cJSON_AddItemToArray(allow, cJSON_CreateString(b->data_actions[k]));
+		role_grants(allow, NULL, NEED_SECRETS, cv->secrets);
+		role_grants(allow, NULL, NEED_KEYS, cv->keys);
+		cJSON_Delete(allow);
+		return true;
+	}
+	if (!data_actions)
+		return false;
+	role_grants(data_actions, not_data_actions, NEED_SECRETS, cv->secrets);
+	role_grants(data_actions, not_data_actions, NEED_KEYS, cv->keys);
+	return true;
+}
+
 static bool all_true(const bool *got, const char *const *need)
 {
 	for (size_t i = 0; need[i]; i++)
 		if (!got[i])
 			return false;
 	return true;
+}
+
+bool facts_rbac_covers_secrets(const struct facts_rbac_cover *cv)
+{
+	return all_true(cv->secrets, NEED_SECRETS);
+}
+
+bool facts_rbac_covers_keys(const struct facts_rbac_cover *cv)
+{
+	return all_true(cv->keys, NEED_KEYS);
 }
 
 /*
@@ -396,7 +432,8 @@ static void rbac_facts(struct facts_ctx *c, struct vault_use *u, const char *oid
 	const struct estate *e = c->e;
 	cJSON *roles = cJSON_AddArrayToObject(out, "roles");
 	const char *unknown_role = NULL, *unknown_scope = NULL, *mg_scope = NULL;
-	bool got_s[4] = {false}, got_k[4] = {false}, secrets, keys;
+	struct facts_rbac_cover cv = {{false}, {false}};
+	bool secrets, keys;
 
 	for (size_t i = 0; i < e->nras; i++) {
 		const struct role_assignment *ra = &e->ras[i];
@@ -417,42 +454,35 @@ static void rbac_facts(struct facts_ctx *c, struct vault_use *u, const char *oid
 		if (!armid_scope_contains(ra->scope, u->id))
 			continue;
 		if ((b = builtin_role(ra->role_definition_id))) {
-			cJSON *allow = cJSON_CreateArray();
-
 			arr_add_unique(roles, b->name);
-			for (size_t k = 0; k < 4 && b->data_actions[k]; k++)
-				cJSON_AddItemToArray(allow, cJSON_CreateString(b->data_actions[k]));
-			role_grants(allow, NULL, NEED_SECRETS, got_s);
-			role_grants(allow, NULL, NEED_KEYS, got_k);
-			cJSON_Delete(allow);
+			facts_rbac_cover_add(&cv, ra->role_definition_id, NULL, NULL);
 		} else if ((rd = estate_role_definition(e, ra->role_definition_id))) {
 			arr_add_unique(roles, rd->role_name ? rd->role_name : rd->id);
-			role_grants(rd->data_actions, rd->not_data_actions, NEED_SECRETS, got_s);
-			role_grants(rd->data_actions, rd->not_data_actions, NEED_KEYS, got_k);
+			facts_rbac_cover_add(&cv, NULL, rd->data_actions, rd->not_data_actions);
 		} else {
 			arr_add_unique(roles, ra->role_definition_id);
 			unknown_role = ra->role_definition_id;
 			unknown_scope = ra->scope;
 		}
 	}
-	secrets = all_true(got_s, NEED_SECRETS);
-	keys = all_true(got_k, NEED_KEYS);
+	secrets = facts_rbac_covers_secrets(&cv);
+	keys = facts_rbac_covers_keys(&cv);
 	cJSON_AddBoolToObject(out, "coversSecrets", secrets);
 	cJSON_AddBoolToObject(out, "coversKeys", keys);
 	if (unknown_role && !secrets)
-		unavailable(u->unavail, "vault.backupRbac.coversSecrets", "error",
+		facts_unavailable(u->unavail, "vault.backupRbac.coversSecrets", "error",
 		            "role definition '%s' assigned to Backup Management Service at '%s' is not in the snapshot",
 		            unknown_role, unknown_scope);
 	if (unknown_role && !keys)
-		unavailable(u->unavail, "vault.backupRbac.coversKeys", "error",
+		facts_unavailable(u->unavail, "vault.backupRbac.coversKeys", "error",
 		            "role definition '%s' assigned to Backup Management Service at '%s' is not in the snapshot",
 		            unknown_role, unknown_scope);
 	if (mg_scope && !secrets)
-		unavailable(u->unavail, "vault.backupRbac.coversSecrets", "error",
+		facts_unavailable(u->unavail, "vault.backupRbac.coversSecrets", "error",
 		            "Backup Management Service has a role at management group '%s', which may include the vault's "
 		            "subscription; the snapshot does not say", mg_scope);
 	if (mg_scope && !keys)
-		unavailable(u->unavail, "vault.backupRbac.coversKeys", "error",
+		facts_unavailable(u->unavail, "vault.backupRbac.coversKeys", "error",
 		            "Backup Management Service has a role at management group '%s', which may include the vault's "
 		            "subscription; the snapshot does not say", mg_scope);
 }
@@ -491,10 +521,10 @@ static void missing_vault_facts(struct facts_ctx *c, struct vault_use *u)
 	add_str(u->facts, "subscriptionId", armid_segment(u->id, "subscriptions", sub, sizeof(sub)) ? sub : NULL);
 	add_str(u->facts, "resourceGroup", armid_segment(u->id, "resourceGroups", rg, sizeof(rg)) ? rg : NULL);
 	if (err)
-		unavailable(u->unavail, "vault", "error", "key vault '%s' could not be read: %d %s: %s", u->id,
+		facts_unavailable(u->unavail, "vault", "error", "key vault '%s' could not be read: %d %s: %s", u->id,
 		            err->status, err->code ? err->code : "error", err->message ? err->message : "no message");
 	else
-		unavailable(u->unavail, "vault", "error",
+		facts_unavailable(u->unavail, "vault", "error",
 		            "key vault '%s', which holds ADE keys, is not in the snapshot (deleted, or not readable by the collector)",
 		            u->id);
 }
@@ -560,16 +590,16 @@ static void build_vault_facts(struct facts_ctx *c, struct vault_use *u)
 	if (!e->present.subscriptions) {
 		add_str(f, "subscriptionTenantId", NULL);
 		cJSON_AddNullToObject(f, "tenantMatchesSubscription");
-		unavailable(u->unavail, "vault.subscriptionTenantId", "skipped", "subscriptions were not collected");
-		unavailable(u->unavail, "vault.tenantMatchesSubscription", "skipped", "subscriptions were not collected");
+		facts_unavailable(u->unavail, "vault.subscriptionTenantId", "skipped", "subscriptions were not collected");
+		facts_unavailable(u->unavail, "vault.tenantMatchesSubscription", "skipped", "subscriptions were not collected");
 	} else if (!(s = estate_subscription(e, v->sub)) || kv_empty(s->tenant_id)) {
 		const struct estate_error *err = estate_error_for(e, v->id);
 
 		add_str(f, "subscriptionTenantId", NULL);
 		cJSON_AddNullToObject(f, "tenantMatchesSubscription");
-		unavailable(u->unavail, "vault.subscriptionTenantId", err ? "error" : "skipped",
+		facts_unavailable(u->unavail, "vault.subscriptionTenantId", err ? "error" : "skipped",
 		            "subscription '%s' of vault '%s' (or its tenantId) is not in the snapshot", v->sub, v->id);
-		unavailable(u->unavail, "vault.tenantMatchesSubscription", err ? "error" : "skipped",
+		facts_unavailable(u->unavail, "vault.tenantMatchesSubscription", err ? "error" : "skipped",
 		            "subscription '%s' of vault '%s' (or its tenantId) is not in the snapshot", v->sub, v->id);
 	} else {
 		add_str(f, "subscriptionTenantId", s->tenant_id);
@@ -590,7 +620,7 @@ static void build_vault_facts(struct facts_ctx *c, struct vault_use *u)
 		if (e->present.role_assignments) {
 			rbac_facts(c, u, t->backup_sp_object_id, rb);
 		} else {
-			unavailable(u->unavail, "vault.backupRbac", "skipped",
+			facts_unavailable(u->unavail, "vault.backupRbac", "skipped",
 			            "role assignments were not collected");
 		}
 	} else if (t && t->backup_sp == SP_ABSENT) {
@@ -606,10 +636,10 @@ static void build_vault_facts(struct facts_ctx *c, struct vault_use *u)
 	} else {
 		const char *tid = u->tenant[0] ? u->tenant : "(unknown)";
 
-		unavailable(u->unavail, "vault.backupPolicy", "error",
+		facts_unavailable(u->unavail, "vault.backupPolicy", "error",
 		            "Backup Management Service's object ID in tenant %s is unknown: collect the tenant "
 		            "or pass --backup-sp-object-id %s=OBJECT_ID", tid, tid);
-		unavailable(u->unavail, "vault.backupRbac", "error",
+		facts_unavailable(u->unavail, "vault.backupRbac", "error",
 		            "Backup Management Service's object ID in tenant %s is unknown: collect the tenant "
 		            "or pass --backup-sp-object-id %s=OBJECT_ID", tid, tid);
 	}
@@ -699,6 +729,105 @@ void facts_ctx_free(struct facts_ctx *c)
 
 static const char *const SOURCE_NAMES[] = {"disk", "vmModel", "instanceView", "extension"};
 
+/* Does an "$unavailable" object cover path (a key equal to it or to one of its prefixes)? */
+static const cJSON *unavail_for(const cJSON *un, const char *path)
+{
+	const cJSON *k;
+
+	cJSON_ArrayForEach(k, un) {
+		size_t kl = strlen(k->string);
+
+		if (strncmp(path, k->string, kl) == 0 && (path[kl] == '\0' || path[kl] == '.'))
+			return k;
+	}
+	return NULL;
+}
+
+/* Whether array a (lower-case permissions) holds get, list and backup. */
+static bool has_template(const cJSON *a, const char *const *need)
+{
+	for (size_t i = 0; i < 3; i++)
+		if (!arr_has_ci(a, need[i]))
+			return false;
+	return true;
+}
+
+/*
+ * The evidence facts of a VM (evidence.c), with what the BKP rules would say
+ * of Backup Management Service's grants on each of its key vaults, joined:
+ * complete, missing somewhere, or unknown (a vault or grant not readable).
+ */
+static void vm_evidence(struct facts_ctx *c, const struct vm *vm, const struct protected_item *item, cJSON *bk,
+                        cJSON *un)
+{
+	struct evidence_access acc;
+	bool unknown = false;
+
+	memset(&acc, 0, sizeof(acc));
+	acc.vaults = cJSON_CreateArray();
+	acc.missing = cJSON_CreateArray();
+	acc.vault_ids = cJSON_CreateArray();
+	for (size_t i = 0; vm->ade.encrypted && i < vm->ade.nvolumes; i++) {
+		char b1[300], b2[300];
+		const char *ids[2] = {bek_ref(&vm->ade.volumes[i], b1, sizeof(b1)), kek_ref(&vm->ade.volumes[i], b2, sizeof(b2))};
+
+		for (size_t j = 0; j < 2; j++) {
+			const struct vault_use *u;
+			const cJSON *f, *why;
+			const char *name;
+			size_t ux;
+			bool need_k = false, need_s = false, ok;
+
+			if (!ids[j] || arr_has_id(acc.vault_ids, ids[j]) || !idmap_get(&c->use_ix, ids[j], &ux))
+				continue;
+			u = &c->uses[ux];
+			f = u->facts;
+			cJSON_AddItemToArray(acc.vault_ids, cJSON_CreateString(ids[j]));
+			name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "name"));
+			arr_add_unique(acc.vaults, name ? name : ids[j]);
+			for (size_t k = 0; k < vm->ade.nvolumes; k++) {
+				char c1[300], c2[300];
+
+				need_s = need_s || armid_eq(bek_ref(&vm->ade.volumes[k], c1, sizeof(c1)), ids[j]);
+				need_k = need_k || armid_eq(kek_ref(&vm->ade.volumes[k], c2, sizeof(c2)), ids[j]);
+			}
+			if (u->vault && u->vault->rbac) {
+				const cJSON *rb = cJSON_GetObjectItemCaseSensitive(f, "backupRbac");
+
+				why = unavail_for(u->unavail, "vault.backupRbac.coversSecrets");
+				if (!why && need_k)
+					why = unavail_for(u->unavail, "vault.backupRbac.coversKeys");
+				ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rb, "coversSecrets")) &&
+				     (!need_k || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rb, "coversKeys")));
+			} else {
+				const cJSON *bp = cJSON_GetObjectItemCaseSensitive(f, "backupPolicy");
+
+				why = unavail_for(u->unavail, "vault.backupPolicy");
+				ok = (!need_s || has_template(cJSON_GetObjectItemCaseSensitive(bp, "secrets"), BACKUP_TEMPLATE_SECRETS)) &&
+				     (!need_k || has_template(cJSON_GetObjectItemCaseSensitive(bp, "keys"), BACKUP_TEMPLATE_KEYS));
+			}
+			if (!why)
+				why = unavail_for(u->unavail, "vault");
+			if (why && !unknown) {
+				unknown = true;
+				acc.status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(why, "status"));
+				snprintf(acc.reason, sizeof(acc.reason), "%s",
+				         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(why, "reason")));
+			} else if (!why && !ok) {
+				arr_add_unique(acc.missing, name ? name : ids[j]);
+			}
+			if (!acc.bms_object_id && u->tenant[0] && estate_tenant(c->e, u->tenant))
+				acc.bms_object_id = estate_tenant(c->e, u->tenant)->backup_sp_object_id;
+		}
+	}
+	/* A grant missing anywhere decides; otherwise an unreadable one leaves it unknown. */
+	acc.state = cJSON_GetArraySize(acc.missing) > 0 ? 0 : unknown ? -1 : 1;
+	evidence_vm_facts(c->e, vm, item, bk, un, &acc);
+	cJSON_Delete(acc.vaults);
+	cJSON_Delete(acc.missing);
+	cJSON_Delete(acc.vault_ids);
+}
+
 static void build_vm_facts(struct facts_ctx *c, const struct vm *vm, cJSON *f, cJSON *un)
 {
 	const struct estate *e = c->e;
@@ -748,17 +877,17 @@ static void build_vm_facts(struct facts_ctx *c, const struct vm *vm, cJSON *f, c
 		const struct estate_error *err = estate_error_for(e, vm->id);
 
 		if (err)
-			unavailable(un, "vm.agent", "error", "the instance view of VM '%s' could not be read: %d %s: %s",
+			facts_unavailable(un, "vm.agent", "error", "the instance view of VM '%s' could not be read: %d %s: %s",
 			            vm->name ? vm->name : vm->id, err->status, err->code ? err->code : "error",
 			            err->message ? err->message : "no message");
 		else
-			unavailable(un, "vm.agent", "skipped", "the snapshot has no instance view for VM '%s'",
+			facts_unavailable(un, "vm.agent", "skipped", "the snapshot has no instance view for VM '%s'",
 			            vm->name ? vm->name : vm->id);
 	}
 
 	bk = cJSON_AddObjectToObject(f, "backup");
 	if (!e->present.protected_items) {
-		unavailable(un, "vm.backup", "skipped", "Azure Backup protected items were not collected");
+		facts_unavailable(un, "vm.backup", "skipped", "Azure Backup protected items were not collected");
 		cJSON_AddNullToObject(bk, "protected");
 	} else if (!idmap_get(&c->item_ix, vm->id, &ix) ||
 	           kv_streq_ci(e->items[ix].protection_state, "ProtectionStopped")) {
@@ -772,6 +901,7 @@ static void build_vm_facts(struct facts_ctx *c, const struct vm *vm, cJSON *f, c
 			add_str(bk, "lastBackupStatus", e->items[ix].last_backup_status);
 		else
 			cJSON_AddNullToObject(bk, "lastBackupStatus");
+		vm_evidence(c, vm, NULL, bk, un);
 	} else {
 		const struct protected_item *it = &e->items[ix];
 		const struct rs_vault *rsv = estate_rs_vault(e, it->rsv_id);
@@ -790,11 +920,12 @@ static void build_vm_facts(struct facts_ctx *c, const struct vm *vm, cJSON *f, c
 		} else {
 			cJSON_AddNullToObject(bk, "vaultLocation");
 			cJSON_AddNullToObject(bk, "sameRegion");
-			unavailable(un, "vm.backup.vaultLocation", estate_error_for(e, it->rsv_id) ? "error" : "skipped",
+			facts_unavailable(un, "vm.backup.vaultLocation", estate_error_for(e, it->rsv_id) ? "error" : "skipped",
 			            "Recovery Services vault '%s' (or its location) is not in the snapshot", it->rsv_id);
-			unavailable(un, "vm.backup.sameRegion", estate_error_for(e, it->rsv_id) ? "error" : "skipped",
+			facts_unavailable(un, "vm.backup.sameRegion", estate_error_for(e, it->rsv_id) ? "error" : "skipped",
 			            "Recovery Services vault '%s' (or its location) is not in the snapshot", it->rsv_id);
 		}
+		vm_evidence(c, vm, it, bk, un);
 	}
 }
 
@@ -824,7 +955,7 @@ static void attach_tenant(struct facts_ctx *c, cJSON *f, cJSON *un, const char *
 		cJSON_AddItemReferenceToObject(f, "tenant", c->tenants[ix].facts);
 		merge_unavail(un, c->tenants[ix].unavail);
 	} else {
-		unavailable(un, "tenant", "skipped", "the tenant is unknown (its subscription is not in the snapshot)");
+		facts_unavailable(un, "tenant", "skipped", "the tenant is unknown (its subscription is not in the snapshot)");
 	}
 }
 
@@ -870,8 +1001,8 @@ static void binding_facts(const struct vm *vm, const struct vault_use *u, cJSON 
 
 		cJSON_AddNullToObject(b, "sameSubscription");
 		cJSON_AddNullToObject(b, "sameRegion");
-		unavailable(un, "binding.sameSubscription", "error", "%s", cJSON_GetStringValue(why));
-		unavailable(un, "binding.sameRegion", "error", "%s", cJSON_GetStringValue(why));
+		facts_unavailable(un, "binding.sameSubscription", "error", "%s", cJSON_GetStringValue(why));
+		facts_unavailable(un, "binding.sameRegion", "error", "%s", cJSON_GetStringValue(why));
 	} else {
 		armid_segment(u->id, "subscriptions", vsub, sizeof(vsub));
 		cJSON_AddBoolToObject(b, "sameSubscription", kv_streq_ci(vsub, vm->sub));
@@ -881,7 +1012,7 @@ static void binding_facts(const struct vm *vm, const struct vault_use *u, cJSON 
 			cJSON_AddBoolToObject(b, "sameRegion", strcmp(vloc, mloc) == 0);
 		} else {
 			cJSON_AddNullToObject(b, "sameRegion");
-			unavailable(un, "binding.sameRegion", "skipped", "%s '%s' has no location in the snapshot",
+			facts_unavailable(un, "binding.sameRegion", "skipped", "%s '%s' has no location in the snapshot",
 			            vm->location ? "key vault" : "VM", vm->location ? u->id : vm->id);
 		}
 	}
@@ -891,7 +1022,7 @@ static void binding_facts(const struct vm *vm, const struct vault_use *u, cJSON 
 		cJSON_AddBoolToObject(b, "kekManaged", false);
 	} else if (!e->present.keys) {
 		cJSON_AddNullToObject(b, "kekManaged");
-		unavailable(un, "binding.kekManaged", "skipped",
+		facts_unavailable(un, "binding.kekManaged", "skipped",
 		            "key bundles were not collected (the certificate-backed key check needs data-plane read)");
 	} else {
 		const cJSON *it;
@@ -899,7 +1030,11 @@ static void binding_facts(const struct vm *vm, const struct vault_use *u, cJSON 
 		cJSON_ArrayForEach(it, keys) {
 			const struct key_bundle *kb = estate_key(e, it->valuestring);
 
-			if (!kb) {
+			const struct deleted_item *dk = kb ? NULL : estate_deleted_key(e, it->valuestring);
+
+			if (dk) {
+				managed = managed || dk->managed;  /* a deleted key keeps its bundle */
+			} else if (!kb) {
 				unknown_key = true;
 				missing_kid = it->valuestring;
 			} else if (kb->managed) {
@@ -913,16 +1048,18 @@ static void binding_facts(const struct vm *vm, const struct vault_use *u, cJSON 
 				err = estate_error_for(e, u->id);
 			cJSON_AddNullToObject(b, "kekManaged");
 			if (err)
-				unavailable(un, "binding.kekManaged", "error", "the key bundle of KEK '%s' could not be read: %d %s: %s",
+				facts_unavailable(un, "binding.kekManaged", "error", "the key bundle of KEK '%s' could not be read: %d %s: %s",
 				            missing_kid, err->status, err->code ? err->code : "error",
 				            err->message ? err->message : "no message");
 			else
-				unavailable(un, "binding.kekManaged", "skipped", "the key bundle of KEK '%s' is not in the snapshot",
+				facts_unavailable(un, "binding.kekManaged", "skipped", "the key bundle of KEK '%s' is not in the snapshot",
 				            missing_kid);
 		} else {
 			cJSON_AddBoolToObject(b, "kekManaged", managed);
 		}
 	}
+	restore_facts(e, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(u->facts, "name")), bek, kek, secrets,
+	              keys, b, un);
 }
 
 static void emit(subject_fn fn, void *arg, enum subject_kind kind, cJSON *f, cJSON *un)

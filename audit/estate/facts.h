@@ -54,6 +54,29 @@ extern const char *const BACKUP_TEMPLATE_KEYS[3];      /* get, list, backup */
 /* True when a role definition ID (or GUID) is a built-in role kvaudit knows the data actions of. */
 bool facts_role_is_builtin(const char *role_definition_id);
 
+/* ARM action matching: some allow pattern ('*' wildcards, case-insensitive) matches and no deny pattern does. */
+bool facts_actions_cover(const cJSON *allow, const cJSON *deny, const char *action);
+
+/*
+ * What Backup needs on an RBAC vault (AZURE-FACTS c3), accumulated over the
+ * roles assigned to Backup Management Service: the audit (vault.backupRbac)
+ * and fix's live re-check share it.  Start zeroed.
+ */
+struct facts_rbac_cover {
+	bool secrets[4], keys[4];
+};
+
+/*
+ * Adds one role: a built-in role by its definition ID or GUID, else the
+ * role definition's merged dataActions / notDataActions (its notDataActions
+ * subtract from that role only).  False when the role is not built in and
+ * data_actions is NULL (unknown role: nothing added).
+ */
+bool facts_rbac_cover_add(struct facts_rbac_cover *cv, const char *role_definition_id, const cJSON *data_actions,
+                          const cJSON *not_data_actions);
+bool facts_rbac_covers_secrets(const struct facts_rbac_cover *cv);
+bool facts_rbac_covers_keys(const struct facts_rbac_cover *cv);
+
 /* Key Vault Administrator role definition GUID (AZURE-FACTS c3). */
 #define ROLE_KEY_VAULT_ADMINISTRATOR "00482a5a-887f-4fb3-b363-3b7fe8e74483"
 
@@ -82,5 +105,13 @@ void facts_each(struct facts_ctx *c, subject_fn fn, void *arg);
  * Service's current permissions).  docs/report.md has the shape.
  */
 cJSON *facts_inventory(struct facts_ctx *c);
+
+/*
+ * Marks fact path as unavailable in a subject's "$unavailable" object u:
+ * status "error" (could not be read) or "skipped" (not collected), with a
+ * reason.  The first reason given for a path wins.
+ */
+void facts_unavailable(cJSON *u, const char *path, const char *status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 #endif

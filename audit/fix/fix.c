@@ -10,7 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit/estate/facts.h"
 #include "audit/fix/fix.h"
+#include "audit/util/armid.h"
 
 static const char *const TEMPLATE[] = {"get", "list", "backup"};
 #define NTEMPLATE (sizeof(TEMPLATE) / sizeof(TEMPLATE[0]))
@@ -320,6 +322,74 @@ static const char *fix_kind_of(const cJSON *f)
 	return jstr(cJSON_GetObjectItemCaseSensitive(f, "remediation"), "fix");
 }
 
+static bool fixable_kind(const char *kind)
+{
+	return kind && (strcmp(kind, "grant-backup-access") == 0 || strcmp(kind, "assign-backup-role") == 0 ||
+	                strcmp(kind, "vault-settings") == 0);
+}
+
+/* True when a finding of rule on this plan item is suppressed (an accepted risk: no change for it). */
+static bool item_suppressed(const cJSON *it, const char *rule)
+{
+	const cJSON *x;
+
+	cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(it, "suppressed"))
+		if (kv_streq_ci(jstr(x, "rule"), rule))
+			return true;
+	return false;
+}
+
+static cJSON *finding_ref(const cJSON *f)
+{
+	cJSON *r = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(r, "rule", jstr(f, "rule"));
+	cJSON_AddItemToObject(r, "vm", jstr(f, "vm") ? cJSON_CreateString(jstr(f, "vm")) : cJSON_CreateNull());
+	cJSON_AddItemToObject(r, "vmName", jstr(f, "vmName") ? cJSON_CreateString(jstr(f, "vmName")) :
+	                                                         cJSON_CreateNull());
+	return r;
+}
+
+/*
+ * Suppressed findings (status "suppressed", an accepted risk) plan no change:
+ * they are listed on their vault's item, with the suppression's reason and
+ * owner, before the failing findings are planned so that those can leave
+ * the suppressed rule's permissions out.
+ */
+static void plan_suppressed(cJSON *plan, const cJSON *report, const struct estate *e, const struct fix_plan_opts *o,
+                            const char *role)
+{
+	const cJSON *f;
+
+	cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(report, "findings")) {
+		const char *rule = jstr(f, "rule"), *vid = jstr(f, "vault");
+		const cJSON *sup = cJSON_GetObjectItemCaseSensitive(f, "suppression");
+		const struct vault *v;
+		cJSON *it, *list, *r;
+
+		if (!kv_streq_ci(jstr(f, "status"), "suppressed") || !fixable_kind(fix_kind_of(f)) || !vid)
+			continue;
+		if (o->nrules && !in_list(o->rules, o->nrules, rule))
+			continue;
+		if (!(v = estate_vault(e, vid)) || !vault_selected(o, v))
+			continue;
+		if (!(it = plan_item_for(plan, v->id))) {
+			it = new_item(report, e, v, role);
+			cJSON_AddItemToArray(plan, it);
+		}
+		if (!(list = cJSON_GetObjectItemCaseSensitive(it, "suppressed")))
+			list = cJSON_AddArrayToObject(it, "suppressed");
+		r = finding_ref(f);
+		cJSON_AddItemToObject(r, "reason", jstr(sup, "reason") ? cJSON_CreateString(jstr(sup, "reason")) :
+		                                                         cJSON_CreateNull());
+		cJSON_AddItemToObject(r, "owner", jstr(sup, "owner") ? cJSON_CreateString(jstr(sup, "owner")) :
+		                                                       cJSON_CreateNull());
+		cJSON_AddItemToObject(r, "expires", jstr(sup, "expires") ? cJSON_CreateString(jstr(sup, "expires")) :
+		                                                           cJSON_CreateNull());
+		cJSON_AddItemToArray(list, r);
+	}
+}
+
 cJSON *fix_plan(const cJSON *report, const struct estate *e, const struct fix_plan_opts *o)
 {
 	cJSON *plan = cJSON_CreateArray();
@@ -330,6 +400,7 @@ cJSON *fix_plan(const cJSON *report, const struct estate *e, const struct fix_pl
 		role = kv_strdup(FIX_ROLE_KV_ADMINISTRATOR);
 	else
 		role = kv_strdup(o->rbac_role);
+	plan_suppressed(plan, report, e, o, role);
 	cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(report, "findings")) {
 		const char *rule = jstr(f, "rule"), *kind = fix_kind_of(f), *vid = jstr(f, "vault");
 		const struct vault *v;
@@ -351,8 +422,7 @@ cJSON *fix_plan(const cJSON *report, const struct estate *e, const struct fix_pl
 			}
 			continue;
 		}
-		if (strcmp(kind, "grant-backup-access") != 0 && strcmp(kind, "assign-backup-role") != 0 &&
-		    strcmp(kind, "vault-settings") != 0)
+		if (!fixable_kind(kind))
 			continue;
 		if (!(it = plan_item_for(plan, v->id))) {
 			it = new_item(report, e, v, role);
@@ -360,11 +430,17 @@ cJSON *fix_plan(const cJSON *report, const struct estate *e, const struct fix_pl
 		}
 		if (strcmp(kind, "grant-backup-access") == 0 && !v->rbac) {
 			cJSON_ReplaceItemInObjectCaseSensitive(it, "kind", cJSON_CreateString("access-policy"));
-			/* The template per what the vault holds, limited to the rules asked for. */
-			if (jtrue(it, "holdsBek") || kv_streq_ci(rule, "KVA-BKP-001"))
+			/*
+			 * The template per what the vault holds, limited to the rules asked
+			 * for; a category whose rule is suppressed on this vault only when
+			 * another, unsuppressed finding of that rule fails here.
+			 */
+			if (kv_streq_ci(rule, "KVA-BKP-001") ||
+			    (jtrue(it, "holdsBek") && !item_suppressed(it, "KVA-BKP-001")))
 				if (!o->nrules || in_list(o->rules, o->nrules, "KVA-BKP-001"))
 					cJSON_ReplaceItemInObjectCaseSensitive(it, "secrets", cJSON_CreateTrue());
-			if (jtrue(it, "holdsKek") || kv_streq_ci(rule, "KVA-BKP-002"))
+			if (kv_streq_ci(rule, "KVA-BKP-002") ||
+			    (jtrue(it, "holdsKek") && !item_suppressed(it, "KVA-BKP-002")))
 				if (!o->nrules || in_list(o->rules, o->nrules, "KVA-BKP-002"))
 					cJSON_ReplaceItemInObjectCaseSensitive(it, "keys", cJSON_CreateTrue());
 		} else if (strcmp(kind, "assign-backup-role") == 0 && v->rbac) {
@@ -387,11 +463,7 @@ cJSON *fix_plan(const cJSON *report, const struct estate *e, const struct fix_pl
 			    !cJSON_GetObjectItemCaseSensitive(set, "enablePurgeProtection"))
 				cJSON_AddTrueToObject(set, "enablePurgeProtection");
 		}
-		r = cJSON_CreateObject();
-		cJSON_AddStringToObject(r, "rule", rule);
-		cJSON_AddItemToObject(r, "vm", jstr(f, "vm") ? cJSON_CreateString(jstr(f, "vm")) : cJSON_CreateNull());
-		cJSON_AddItemToObject(r, "vmName", jstr(f, "vmName") ? cJSON_CreateString(jstr(f, "vmName")) :
-		                                                         cJSON_CreateNull());
+		r = finding_ref(f);
 		cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(it, "resolves"), r);
 	}
 	/* The change each item will make, as the snapshot sees it (apply recomputes it live). */
@@ -444,6 +516,27 @@ cJSON *fix_plan(const cJSON *report, const struct estate *e, const struct fix_pl
 	return plan;
 }
 
+bool fix_setting_reversible(const char *name)
+{
+	return kv_streq_ci(name, "enabledForDiskEncryption");
+}
+
+bool fix_item_has_settings(const cJSON *item)
+{
+	const cJSON *set = cJSON_GetObjectItemCaseSensitive(item, "settings");
+
+	return cJSON_IsObject(set) && cJSON_GetArraySize(set) > 0;
+}
+
+bool fix_item_actionable(const cJSON *item)
+{
+	const char *kind = jstr(item, "kind");
+
+	if (fix_item_has_settings(item))
+		return true;
+	return !jstr(item, "skip") && kind && strcmp(kind, "none") != 0;
+}
+
 static void print_list(FILE *f, const cJSON *list)
 {
 	const cJSON *x;
@@ -493,29 +586,45 @@ void fix_plan_print(const cJSON *plan, FILE *f)
 			        kv_endswith_ci(rd, FIX_ROLE_KV_ADMINISTRATOR) ? ")" : "", jstr(it, "principal"));
 		}
 		set = cJSON_GetObjectItemCaseSensitive(it, "settings");
-		if (cJSON_IsObject(set)) {
+		if (fix_item_has_settings(it)) {
 			const cJSON *p;
+			bool irreversible = false;
 
-			fprintf(f, "  vault settings (planned only, not written by this build; apply them by hand):");
-			cJSON_ArrayForEach(p, set)
-				fprintf(f, " %s=true%s", p->string,
-				        strcmp(p->string, "enabledForDiskEncryption") == 0 ? "" : " (irreversible)");
+			fprintf(f, "  vault settings: PATCH the vault (Vaults_Update) with only:");
+			cJSON_ArrayForEach(p, set) {
+				fprintf(f, " %s=true%s", p->string, fix_setting_reversible(p->string) ? "" : " (IRREVERSIBLE)");
+				irreversible |= !fix_setting_reversible(p->string);
+			}
+			fprintf(f, "\n");
+			if (irreversible)
+				fprintf(f, "  irreversible: once on, Azure never lets soft delete or purge protection be turned off "
+				        "again; rollback cannot undo them (only enabledForDiskEncryption is reverted)\n");
+		}
+		if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(it, "resolves")) > 0) {
+			fprintf(f, "  resolves:");
+			cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(it, "resolves"))
+				fprintf(f, " %s%s%s%s", jstr(r, "rule"), jstr(r, "vmName") ? " (vm " : "",
+				        jstr(r, "vmName") ? jstr(r, "vmName") : "", jstr(r, "vmName") ? ")" : "");
 			fprintf(f, "\n");
 		}
-		fprintf(f, "  resolves:");
-		cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(it, "resolves"))
-			fprintf(f, " %s%s%s%s", jstr(r, "rule"), jstr(r, "vmName") ? " (vm " : "",
-			        jstr(r, "vmName") ? jstr(r, "vmName") : "", jstr(r, "vmName") ? ")" : "");
-		fprintf(f, "\n");
-		if (kv_streq_ci(jstr(it, "callerUserType"), "Guest"))
+		cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(it, "suppressed"))
+			fprintf(f, "  suppressed: %s%s%s%s, no change planned for it (%s; owner %s; expires %s)\n",
+			        jstr(r, "rule"), jstr(r, "vmName") ? " (vm " : "", jstr(r, "vmName") ? jstr(r, "vmName") : "",
+			        jstr(r, "vmName") ? ")" : "", jstr(r, "reason") ? jstr(r, "reason") : "no reason",
+			        jstr(r, "owner") ? jstr(r, "owner") : "?", jstr(r, "expires") ? jstr(r, "expires") : "never");
+		if (kv_streq_ci(jstr(it, "callerUserType"), "Guest") && strcmp(kind, "none") != 0 && !jstr(it, "skip"))
 			fprintf(f, "  note: you are a guest in this vault's tenant, so backup will not add this grant by "
-			        "itself; writing it needs %s on the vault (a 403 is reported for this vault only)\n",
+			        "itself; writing it needs %s on the vault%s (checked before writing; a vault you may not "
+			        "write is reported for that vault only)\n",
 			        strcmp(kind, "role-assignment") == 0 ? "Microsoft.Authorization/roleAssignments/write" :
-			        "Microsoft.KeyVault/vaults/accessPolicies/write");
+			        "Microsoft.KeyVault/vaults/accessPolicies/write",
+			        fix_item_has_settings(it) ? ", and Microsoft.KeyVault/vaults/write for the settings" : "");
 		if (strcmp(kind, "role-assignment") == 0)
 			fprintf(f, "  will not touch: other role assignments, the vault's access policies and other settings%s\n",
 			        cJSON_GetObjectItemCaseSensitive(it, "settingsNotTouched") ?
 			        " (vault-settings findings need --include-vault-settings)" : "");
+		else if (strcmp(kind, "none") == 0 && !fix_item_actionable(it) && !jstr(it, "skip"))
+			fprintf(f, "  no change: every fixable finding on this vault is suppressed\n");
 		else if (strcmp(kind, "none") == 0)
 			fprintf(f, "  will not touch: any access policy or role assignment\n");
 		else
@@ -630,6 +739,54 @@ static cJSON *dup_or_null(const cJSON *x)
 	return x ? cJSON_Duplicate(x, true) : cJSON_CreateNull();
 }
 
+/*
+ * Whether the caller may perform action on the vault, from ARM's
+ * Permissions_ListForResource (every entry's actions minus its notActions,
+ * wildcards as in role definitions; facts_actions_cover).  Checked right
+ * before a write, so that a vault the caller cannot change is reported with
+ * the missing action instead of a bare 403, and nothing is journaled for it.
+ * On false res is failed with one line naming the action.
+ */
+static bool may_write(struct fix_ctx *c, const cJSON *item, const char *action, cJSON *res)
+{
+	const char *name = jstr(item, "name");
+	char *url = kv_asprintf("%s%s/providers/Microsoft.Authorization/permissions?api-version=%s", c->az->cloud->arm,
+	                        jstr(item, "vault"), FIX_API_AUTHORIZATION);
+	cJSON *perms = cJSON_CreateArray();
+	const cJSON *p;
+	struct az_failure f;
+	struct kv_err err = {{0}};
+	enum http_outcome o = az_list(c->az, url, tenant_of(item), perms, &f, &err);
+	bool ok = false;
+	char *m = NULL;
+
+	if (o != HTTP_OK) {
+		note_failure(c, o, &f);
+		m = kv_asprintf("vault %s: not changed: cannot read the caller's permissions on it: %s", name, err.msg);
+		goto out;
+	}
+	cJSON_ArrayForEach(p, perms)
+		if (facts_actions_cover(cJSON_GetObjectItemCaseSensitive(p, "actions"),
+		                        cJSON_GetObjectItemCaseSensitive(p, "notActions"), action))
+			ok = true;
+	if (!ok)
+		m = kv_asprintf("vault %s: not changed: the caller may not perform %s on it (not in its permissions on "
+		                "the vault)%s",
+		                name, action, kv_streq_ci(jstr(item, "callerUserType"), "Guest") ?
+		                "; the caller is a guest in the vault's tenant: an owner there must grant it, "
+		                "or make the grant themselves (backup will not add it for a guest)" :
+		                "; ask for a role that includes it at the vault's scope");
+out:
+	if (m) {
+		set_error(res, "failed", m);
+		logf_(c, "kvaudit: %s", m);
+	}
+	free(m);
+	free(url);
+	cJSON_Delete(perms);
+	return ok;
+}
+
 static cJSON *apply_policy(struct fix_ctx *c, const cJSON *item, cJSON *res)
 {
 	const char *name = jstr(item, "name"), *tenant = jstr(item, "tenantId"), *oid = jstr(item, "principal");
@@ -661,6 +818,8 @@ static cJSON *apply_policy(struct fix_ctx *c, const cJSON *item, cJSON *res)
 	}
 	body = fix_policy_request(tenant, oid, perms);
 	cJSON_ReplaceItemInObjectCaseSensitive(res, "change", cJSON_Duplicate(body, true));
+	if (!may_write(c, item, "Microsoft.KeyVault/vaults/accessPolicies/write", res))
+		goto out;
 	/* The journal first: what was there, and what is about to be sent. */
 	je = journal_entry(c, "grant", "intent", item);
 	cJSON_AddItemToObject(je, "prior", dup_or_null(entry));
@@ -751,12 +910,80 @@ static bool role_matches(const cJSON *ra, const char *oid, const char *role_id)
 	return kv_streq_ci(jstr(p, "principalId"), oid) && rd && n >= g && kv_streq_ci(rd + n - g, guid);
 }
 
+/* Merges a role definition's permissions[] data actions into allow / deny (AZURE-FACTS c3). */
+static void role_data_actions(const cJSON *def, cJSON *allow, cJSON *deny)
+{
+	const cJSON *p, *a;
+
+	cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(def, "properties"),
+	                                                       "permissions")) {
+		cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(p, "dataActions"))
+			if (cJSON_IsString(a))
+				cJSON_AddItemToArray(allow, cJSON_CreateString(a->valuestring));
+		cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(p, "notDataActions"))
+			if (cJSON_IsString(a))
+				cJSON_AddItemToArray(deny, cJSON_CreateString(a->valuestring));
+	}
+}
+
+/*
+ * Backup Management Service's role assignments at the vault or above
+ * (found: the atScope() list) when they already give Backup what it needs:
+ * the planned role, or any roles whose data actions together cover the
+ * secrets (and, where the vault holds a KEK, the keys), judged by the same
+ * coverage the audit uses (facts_rbac_cover_add).  A custom role's
+ * definition is read live.  NULL when they do not cover it.
+ */
+static cJSON *bms_covering_roles(struct fix_ctx *c, const cJSON *item, const cJSON *found, const char *planned)
+{
+	const char *oid = jstr(item, "principal");
+	struct facts_rbac_cover cv = {{false}, {false}};
+	cJSON *mine = cJSON_CreateArray();
+	const cJSON *ra;
+	bool planned_there = false;
+
+	cJSON_ArrayForEach(ra, found) {
+		const cJSON *p = cJSON_GetObjectItemCaseSensitive(ra, "properties");
+		const char *rd = jstr(p, "roleDefinitionId");
+
+		if (!kv_streq_ci(jstr(p, "principalId"), oid) || !rd)
+			continue;
+		cJSON_AddItemToArray(mine, cJSON_Duplicate(ra, true));
+		if (role_matches(ra, oid, planned))
+			planned_there = true;
+		if (facts_rbac_cover_add(&cv, rd, NULL, NULL))
+			continue;
+		if (armid_valid_for_url(rd)) {
+			char *url = arm_url(c, rd, FIX_API_AUTHORIZATION, NULL);
+			cJSON *def = NULL, *allow = cJSON_CreateArray(), *deny = cJSON_CreateArray();
+			struct az_failure f;
+			struct kv_err err = {{0}};
+
+			/* A definition that cannot be read covers nothing: the grant is then made. */
+			if (az_get_json(c->az, url, tenant_of(item), &def, &f, &err) == HTTP_OK) {
+				role_data_actions(def, allow, deny);
+				facts_rbac_cover_add(&cv, rd, allow, deny);
+			} else {
+				logf_(c, "kvaudit: vault %s: cannot read role definition %s: %s", jstr(item, "name"), rd,
+				      err.msg);
+			}
+			cJSON_Delete(def);
+			cJSON_Delete(allow);
+			cJSON_Delete(deny);
+			free(url);
+		}
+	}
+	if (planned_there || (facts_rbac_covers_secrets(&cv) && (!jtrue(item, "holdsKek") || facts_rbac_covers_keys(&cv))))
+		return mine;
+	cJSON_Delete(mine);
+	return NULL;
+}
+
 static cJSON *apply_role(struct fix_ctx *c, const cJSON *item, cJSON *res)
 {
 	const char *name = jstr(item, "name"), *oid = jstr(item, "principal"), *vid = jstr(item, "vault");
 	char *url = NULL, *rd = role_definition_id(item), *ra_id = NULL, guid[40];
 	cJSON *found = cJSON_CreateArray(), *body = NULL, *resp = NULL, *je = NULL, *check = NULL;
-	const cJSON *ra;
 	struct az_failure f;
 	struct kv_err err = {{0}};
 	enum http_outcome o;
@@ -772,15 +999,20 @@ static cJSON *apply_role(struct fix_ctx *c, const cJSON *item, cJSON *res)
 		free(m);
 		goto out;
 	}
-	cJSON_ArrayForEach(ra, found)
-		if (role_matches(ra, oid, rd)) {
-			cJSON_ReplaceItemInObjectCaseSensitive(res, "before", cJSON_Duplicate(ra, true));
-			cJSON_ReplaceItemInObjectCaseSensitive(res, "after", cJSON_Duplicate(ra, true));
+	{
+		cJSON *mine = bms_covering_roles(c, item, found, rd);
+
+		if (mine) {
+			cJSON_ReplaceItemInObjectCaseSensitive(res, "before", cJSON_Duplicate(mine, true));
+			cJSON_ReplaceItemInObjectCaseSensitive(res, "after", mine);
 			cJSON_ReplaceItemInObjectCaseSensitive(res, "verified", cJSON_CreateTrue());
 			set_error(res, "already-compliant", NULL);
 			logf_(c, "kvaudit: vault %s: already compliant", name);
 			goto out;
 		}
+	}
+	if (!may_write(c, item, "Microsoft.Authorization/roleAssignments/write", res))
+		goto out;
 	if (!new_guid(guid, sizeof(guid))) {
 		char *m = kv_asprintf("vault %s: cannot make a role assignment name: /dev/urandom unreadable", name);
 
@@ -856,6 +1088,155 @@ out:
 	return res;
 }
 
+/* The vault settings of a Vaults_Get body, as Azure defaults them when absent (AZURE-FACTS a). */
+static bool setting_now(const cJSON *vault, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(vault, "properties"), name);
+
+	if (cJSON_IsBool(v))
+		return cJSON_IsTrue(v);
+	return kv_streq_ci(name, "enableSoftDelete"); /* soft delete defaults to on; the others to off */
+}
+
+/* {name: value or null} of the planned settings as the vault has them. */
+static cJSON *settings_of(const cJSON *vault, const cJSON *planned)
+{
+	cJSON *out = cJSON_CreateObject();
+	const cJSON *p, *props = cJSON_GetObjectItemCaseSensitive(vault, "properties");
+
+	cJSON_ArrayForEach(p, planned) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(props, p->string);
+
+		cJSON_AddItemToObject(out, p->string, cJSON_IsBool(v) ? cJSON_Duplicate(v, false) : cJSON_CreateNull());
+	}
+	return out;
+}
+
+/*
+ * Vault settings (--include-vault-settings): re-read the vault, PATCH only
+ * the planned settings that are still off (Vaults_Update, never a vault
+ * PUT), journaled like a grant, then re-read and verify.  Sets status,
+ * error, before, after, request, verified and irreversible on sres.
+ */
+static void apply_settings(struct fix_ctx *c, const cJSON *item, cJSON *sres)
+{
+	const char *name = jstr(item, "name");
+	const cJSON *planned = cJSON_GetObjectItemCaseSensitive(item, "settings"), *p;
+	cJSON *vault = NULL, *body = NULL, *change, *irrev, *je = NULL, *resp = NULL, *after = NULL;
+	struct az_failure f;
+	struct kv_err err = {{0}};
+	enum http_outcome o;
+	char *url = NULL;
+	bool verified = true;
+
+	if (!(vault = read_vault(c, item, sres)))
+		goto out;
+	cJSON_ReplaceItemInObjectCaseSensitive(sres, "before", settings_of(vault, planned));
+	body = cJSON_CreateObject();
+	change = cJSON_AddObjectToObject(body, "properties");
+	irrev = cJSON_CreateArray();
+	cJSON_ArrayForEach(p, planned)
+		if (!setting_now(vault, p->string)) {
+			cJSON_AddTrueToObject(change, p->string);
+			if (!fix_setting_reversible(p->string))
+				cJSON_AddItemToArray(irrev, cJSON_CreateString(p->string));
+		}
+	cJSON_ReplaceItemInObjectCaseSensitive(sres, "irreversible", irrev);
+	if (cJSON_GetArraySize(change) == 0) {
+		cJSON_ReplaceItemInObjectCaseSensitive(sres, "after", settings_of(vault, planned));
+		cJSON_ReplaceItemInObjectCaseSensitive(sres, "verified", cJSON_CreateTrue());
+		set_error(sres, "already-compliant", NULL);
+		logf_(c, "kvaudit: vault %s: settings already compliant", name);
+		goto out;
+	}
+	cJSON_ReplaceItemInObjectCaseSensitive(sres, "request", cJSON_Duplicate(body, true));
+	if (!may_write(c, item, "Microsoft.KeyVault/vaults/write", sres))
+		goto out;
+	je = journal_entry(c, "settings", "intent", item);
+	cJSON_AddItemToObject(je, "prior", settings_of(vault, planned));
+	cJSON_AddStringToObject(je, "operation", "patch");
+	cJSON_AddItemToObject(je, "request", cJSON_Duplicate(body, true));
+	cJSON_AddItemToObject(je, "irreversible", cJSON_Duplicate(irrev, true));
+	if (!fix_journal_append(c->journal, je, &err)) {
+		char *m = kv_asprintf("vault %s: settings not changed: %s", name, err.msg);
+
+		set_error(sres, "failed", m);
+		free(m);
+		goto out;
+	}
+	cJSON_Delete(je);
+	je = journal_entry(c, "settings", "result", item);
+	url = arm_url(c, jstr(item, "vault"), FIX_API_KEYVAULT, NULL);
+	o = az_patch_json(c->az, url, tenant_of(item), body, &resp, &f, &err);
+	if (o != HTTP_OK) {
+		char *m = kv_asprintf("vault %s: the settings update failed: %s", name, err.msg);
+
+		note_failure(c, o, &f);
+		set_error(sres, "failed", m);
+		cJSON_AddFalseToObject(je, "ok");
+		cJSON_AddStringToObject(je, "error", m);
+		free(m);
+		fix_journal_append(c->journal, je, &err);
+		goto out;
+	}
+	cJSON_AddItemToObject(je, "response", resp ? settings_of(resp, planned) : cJSON_CreateNull());
+	cJSON_Delete(vault);
+	if (!(vault = read_vault(c, item, sres))) {
+		cJSON_AddFalseToObject(je, "ok");
+		cJSON_AddNullToObject(je, "after");
+		cJSON_AddFalseToObject(je, "verified");
+		fix_journal_append(c->journal, je, &err);
+		goto out;
+	}
+	after = settings_of(vault, planned);
+	cJSON_ArrayForEach(p, change)
+		if (!setting_now(vault, p->string))
+			verified = false;
+	cJSON_AddBoolToObject(je, "ok", verified);
+	cJSON_AddItemToObject(je, "after", cJSON_Duplicate(after, true));
+	cJSON_AddBoolToObject(je, "verified", verified);
+	if (!fix_journal_append(c->journal, je, &err))
+		logf_(c, "kvaudit: vault %s: %s", name, err.msg);
+	cJSON_ReplaceItemInObjectCaseSensitive(sres, "after", after);
+	cJSON_ReplaceItemInObjectCaseSensitive(sres, "verified", cJSON_CreateBool(verified));
+	if (verified) {
+		set_error(sres, "applied", NULL);
+		logf_(c, "kvaudit: vault %s: settings applied and verified", name);
+	} else {
+		char *m = kv_asprintf("vault %s: the settings update was accepted but the vault does not show it on "
+		                      "re-reading", name);
+
+		set_error(sres, "failed", m);
+		free(m);
+	}
+out:
+	free(url);
+	cJSON_Delete(resp);
+	cJSON_Delete(je);
+	cJSON_Delete(body);
+	cJSON_Delete(vault);
+}
+
+/* Folds the settings outcome into the vault's: failed wins, then applied, then skipped. */
+static void combine_status(cJSON *res, const cJSON *sres, bool grant_part)
+{
+	const char *a = jstr(res, "status"), *b = jstr(sres, "status");
+	static const char *const order[] = {"failed", "applied", "skipped", "already-compliant"};
+
+	if (!grant_part) {
+		set_error(res, b, jstr(sres, "error"));
+		return;
+	}
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		if (kv_streq_ci(a, order[i]))
+			return;
+		if (kv_streq_ci(b, order[i])) {
+			set_error(res, b, jstr(sres, "error"));
+			return;
+		}
+	}
+}
+
 cJSON *fix_apply_item(struct fix_ctx *c, const cJSON *item)
 {
 	cJSON *res = cJSON_CreateObject();
@@ -871,6 +1252,14 @@ cJSON *fix_apply_item(struct fix_ctx *c, const cJSON *item)
 	cJSON_AddNullToObject(res, "after");
 	cJSON_AddFalseToObject(res, "verified");
 	cJSON_AddItemToObject(res, "resolves", dup_or_null(cJSON_GetObjectItemCaseSensitive(item, "resolves")));
+	if (!armid_valid_for_url(jstr(item, "vault"))) {
+		/* A snapshot is input: an ID that is not a plain ARM path never goes into a URL. */
+		char *m = kv_asprintf("vault %s: not changed: its ID is not a valid ARM resource ID", jstr(item, "name"));
+
+		set_error(res, "failed", m);
+		free(m);
+		return res;
+	}
 	if (jstr(item, "skip")) {
 		char *m = kv_asprintf("vault %s: %s", jstr(item, "name"), jstr(item, "skip"));
 
@@ -880,15 +1269,24 @@ cJSON *fix_apply_item(struct fix_ctx *c, const cJSON *item)
 		apply_policy(c, item, res);
 	} else if (strcmp(kind, "role-assignment") == 0) {
 		apply_role(c, item, res);
-	} else {
-		char *m = kv_asprintf("vault %s: vault settings are planned only: this build does not write them",
-		                      jstr(item, "name"));
-
-		set_error(res, "skipped", m);
-		free(m);
+	} else if (!fix_item_has_settings(item)) {
+		/* Only suppressed findings: an accepted risk is never changed. */
+		set_error(res, "suppressed", NULL);
 	}
-	if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(item, "settings")) && strcmp(kind, "none") != 0)
-		cJSON_AddStringToObject(res, "settings", "not applied: vault settings are planned only in this build");
+	if (fix_item_has_settings(item)) {
+		cJSON *sres = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(sres, "status", "failed");
+		cJSON_AddNullToObject(sres, "error");
+		cJSON_AddNullToObject(sres, "request");
+		cJSON_AddNullToObject(sres, "before");
+		cJSON_AddNullToObject(sres, "after");
+		cJSON_AddFalseToObject(sres, "verified");
+		cJSON_AddArrayToObject(sres, "irreversible");
+		apply_settings(c, item, sres);
+		combine_status(res, sres, strcmp(kind, "none") != 0 || jstr(item, "skip"));
+		cJSON_AddItemToObject(res, "settings", sres);
+	}
 	return res;
 }
 
@@ -1093,6 +1491,121 @@ out:
 	return res;
 }
 
+/*
+ * Undoes a settings intent: only enabledForDiskEncryption can be turned off
+ * again (when the fix turned it on); soft delete and purge protection cannot
+ * (Azure refuses), so they are reported in "notReversible", which is not a
+ * failure.
+ */
+static cJSON *undo_settings(struct fix_ctx *c, const cJSON *intent)
+{
+	const char *vid = jstr(intent, "vault"), *slash = vid ? strrchr(vid, '/') : NULL, *name = slash ? slash + 1 : "?";
+	const cJSON *req = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(intent, "request"),
+	                                                    "properties");
+	const cJSON *prior = cJSON_GetObjectItemCaseSensitive(intent, "prior"), *p;
+	cJSON *res = cJSON_CreateObject(), *item = cJSON_CreateObject(), *vault = NULL, *body = NULL, *je = NULL;
+	cJSON *nr = cJSON_CreateArray(), *resp = NULL;
+	bool revert = false;
+	struct az_failure f;
+	struct kv_err err = {{0}};
+	char *url = NULL;
+	enum http_outcome o;
+
+	cJSON_AddStringToObject(item, "vault", vid ? vid : "");
+	cJSON_AddStringToObject(item, "name", name);
+	cJSON_AddStringToObject(item, "armTenant", jstr(intent, "armTenant") ? jstr(intent, "armTenant") : "");
+	cJSON_AddStringToObject(item, "tenantId", jstr(intent, "tenantId") ? jstr(intent, "tenantId") : "");
+	cJSON_AddStringToObject(item, "principal", jstr(intent, "principal") ? jstr(intent, "principal") : "");
+	cJSON_AddStringToObject(res, "vault", vid ? vid : "");
+	cJSON_AddStringToObject(res, "name", name);
+	cJSON_AddStringToObject(res, "kind", "settings");
+	cJSON_AddStringToObject(res, "status", "failed");
+	cJSON_AddNullToObject(res, "error");
+	cJSON_AddNullToObject(res, "before");
+	cJSON_AddNullToObject(res, "after");
+	cJSON_AddItemToObject(res, "notReversible", nr);
+	if (!vid || !cJSON_IsObject(req)) {
+		set_error(res, "failed", "a journal entry lacks its vault or request");
+		goto out;
+	}
+	cJSON_ArrayForEach(p, req) {
+		if (!cJSON_IsTrue(p))
+			continue;
+		if (!fix_setting_reversible(p->string))
+			cJSON_AddItemToArray(nr, cJSON_CreateString(p->string));
+		else if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(prior, p->string)))
+			revert = true;
+	}
+	if (!revert) {
+		set_error(res, cJSON_GetArraySize(nr) ? "not-reversible" : "nothing-to-undo", NULL);
+		goto out;
+	}
+	if (!(vault = read_vault(c, item, res)))
+		goto out;
+	cJSON_ReplaceItemInObjectCaseSensitive(res, "before", settings_of(vault, req));
+	if (!setting_now(vault, "enabledForDiskEncryption")) {
+		cJSON_ReplaceItemInObjectCaseSensitive(res, "after", settings_of(vault, req));
+		set_error(res, cJSON_GetArraySize(nr) ? "not-reversible" : "nothing-to-undo", NULL);
+		goto out;
+	}
+	body = cJSON_CreateObject();
+	cJSON_AddFalseToObject(cJSON_AddObjectToObject(body, "properties"), "enabledForDiskEncryption");
+	je = journal_entry(c, "undo-settings", "intent", item);
+	cJSON_AddStringToObject(je, "undoes", jstr(intent, "run") ? jstr(intent, "run") : "");
+	cJSON_AddItemToObject(je, "current", settings_of(vault, req));
+	cJSON_AddStringToObject(je, "operation", "patch");
+	cJSON_AddItemToObject(je, "request", cJSON_Duplicate(body, true));
+	if (!fix_journal_append(c->journal, je, &err)) {
+		char *m = kv_asprintf("vault %s: not changed: %s", name, err.msg);
+
+		set_error(res, "failed", m);
+		free(m);
+		goto out;
+	}
+	cJSON_Delete(je);
+	je = journal_entry(c, "undo-settings", "result", item);
+	url = arm_url(c, vid, FIX_API_KEYVAULT, NULL);
+	o = az_patch_json(c->az, url, tenant_of(item), body, &resp, &f, &err);
+	if (o != HTTP_OK) {
+		char *m = kv_asprintf("vault %s: turning enabledForDiskEncryption off again failed: %s", name, err.msg);
+
+		note_failure(c, o, &f);
+		set_error(res, "failed", m);
+		cJSON_AddFalseToObject(je, "ok");
+		cJSON_AddStringToObject(je, "error", m);
+		free(m);
+		fix_journal_append(c->journal, je, &err);
+		goto out;
+	}
+	cJSON_Delete(vault);
+	if (!(vault = read_vault(c, item, res))) {
+		cJSON_AddFalseToObject(je, "ok");
+		fix_journal_append(c->journal, je, &err);
+		goto out;
+	}
+	cJSON_AddBoolToObject(je, "ok", !setting_now(vault, "enabledForDiskEncryption"));
+	cJSON_AddItemToObject(je, "after", settings_of(vault, req));
+	fix_journal_append(c->journal, je, &err);
+	cJSON_ReplaceItemInObjectCaseSensitive(res, "after", settings_of(vault, req));
+	if (!setting_now(vault, "enabledForDiskEncryption")) {
+		set_error(res, "rolled-back", NULL);
+		logf_(c, "kvaudit: vault %s: enabledForDiskEncryption turned off again", name);
+	} else {
+		char *m = kv_asprintf("vault %s: enabledForDiskEncryption is still on after turning it off", name);
+
+		set_error(res, "failed", m);
+		free(m);
+	}
+out:
+	free(url);
+	cJSON_Delete(resp);
+	cJSON_Delete(je);
+	cJSON_Delete(body);
+	cJSON_Delete(vault);
+	cJSON_Delete(item);
+	return res;
+}
+
 bool fix_rollback(struct fix_ctx *c, const cJSON *entries, cJSON *results)
 {
 	bool ok = true;
@@ -1105,10 +1618,27 @@ bool fix_rollback(struct fix_ctx *c, const cJSON *entries, cJSON *results)
 
 		if (!kv_streq_ci(jstr(e, "phase"), "intent") || !type)
 			continue;
+		if ((strcmp(type, "grant") == 0 || strcmp(type, "role") == 0 || strcmp(type, "settings") == 0) &&
+		    (!armid_valid_for_url(jstr(e, "vault")) ||
+		     (strcmp(type, "role") == 0 && !armid_valid_for_url(jstr(e, "assignment"))))) {
+			/* A journal is input too: a bad ID is reported, never sent. */
+			r = cJSON_CreateObject();
+			cJSON_AddStringToObject(r, "vault", jstr(e, "vault") ? jstr(e, "vault") : "");
+			cJSON_AddStringToObject(r, "name", "?");
+			cJSON_AddStringToObject(r, "kind", type);
+			cJSON_AddStringToObject(r, "status", "failed");
+			cJSON_AddStringToObject(r, "error", "a journal entry names a vault or role assignment ID that is not a "
+			                                    "valid ARM resource ID: not undone");
+			ok = false;
+			cJSON_AddItemToArray(results, r);
+			continue;
+		}
 		if (strcmp(type, "grant") == 0)
 			r = undo_grant(c, e);
 		else if (strcmp(type, "role") == 0)
 			r = undo_role(c, e);
+		else if (strcmp(type, "settings") == 0)
+			r = undo_settings(c, e);
 		else
 			continue;
 		if (kv_streq_ci(jstr(r, "status"), "failed"))

@@ -95,12 +95,21 @@ struct fix_plan_opts {
  * report (audit_run) and its estate: {"vault", "name", "subscriptionId",
  * "armTenant", "tenantId", "accessModel", "kind" ("access-policy" |
  * "role-assignment" | "none"), "principal", "secrets", "keys", "change",
- * "resolves", "callerUserType", "settings", "skip", "untouched"}.
+ * "resolves", "callerUserType", "settings", "skip", "untouched", and
+ * "suppressed" (findings that are accepted risks: no change is planned for
+ * them)}.
  */
 cJSON *fix_plan(const cJSON *report, const struct estate *e, const struct fix_plan_opts *o);
 
 /* Prints the plan, one block per vault. */
 void fix_plan_print(const cJSON *plan, FILE *f);
+
+/* True for the vault settings rollback can turn off again (only enabledForDiskEncryption). */
+bool fix_setting_reversible(const char *name);
+/* The item plans vault settings (--include-vault-settings and a failing KVA-VLT-001/002). */
+bool fix_item_has_settings(const cJSON *item);
+/* The item would write something (a grant, a role assignment or settings), skips and suppressions aside. */
+bool fix_item_actionable(const cJSON *item);
 
 /* ---- applying and rolling back (live) ---- */
 
@@ -113,10 +122,13 @@ struct fix_ctx {
 };
 
 /*
- * Re-reads the vault live, recomputes the change, journals, writes,
- * re-reads and verifies.  Returns the result: {"vault", "name", "status"
- * ("applied" | "already-compliant" | "failed" | "skipped"), "error",
- * "change", "before", "after", "verified"}.
+ * Re-reads the vault live, recomputes the change, checks that the caller
+ * may write it (Permissions_ListForResource), journals, writes, re-reads and
+ * verifies.  Returns the result: {"vault", "name", "status" ("applied" |
+ * "already-compliant" | "failed" | "skipped" | "suppressed"), "error",
+ * "change", "before", "after", "verified", and with vault settings
+ * "settings": {"status", "error", "request", "before", "after", "verified",
+ * "irreversible"}}.
  */
 cJSON *fix_apply_item(struct fix_ctx *c, const cJSON *item);
 

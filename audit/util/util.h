@@ -73,4 +73,7 @@ char *kv_read_file(const char *path, size_t max, size_t *len, struct kv_err *err
 /* The current UTC time as "2026-11-28T12:00:00Z" into out (at least 21 bytes). */
 void kv_utc_now(char *out, size_t n);
 
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+long long kv_days_from_civil(long long y, unsigned m, unsigned d);
+
 #endif

@@ -19,6 +19,7 @@ from emulator_helper import ARGS, AVA, Emulator, kvaudit, main
 
 T_TRADERS = "3f6b2c8e-5a41-4d7f-9c2e-8b1a7d4e6f20"
 T_LOGISTICS = "9c1d4e7a-2b36-4f58-a1c9-5e0f3b7d2a84"
+AS_OF = "2026-11-28T12:00:00Z"   # the demo's collectedAt: expiry is judged as of then, live and offline
 
 
 def findings(path):
@@ -39,7 +40,7 @@ class DemoScan(unittest.TestCase):
         cls.out = os.path.join(cls.emu.dir, "live.json")
         cls.estate = os.path.join(cls.emu.dir, "estate.json")
         cls.scan_result = kvaudit(cls.emu, ["scan", "--data-plane", "--include-pass", "--out", cls.out,
-                                    "--save-estate", cls.estate], auth="cli")
+                                    "--save-estate", cls.estate, "--as-of", AS_OF], auth="cli")
         cls.log = cls.emu.requests()
 
     @classmethod
@@ -52,7 +53,7 @@ class DemoScan(unittest.TestCase):
     def test_live_findings_reproduce_the_offline_demo(self):
         offline = os.path.join(self.emu.dir, "offline.json")
         r = subprocess.run([ARGS["kvaudit"], "audit", os.path.join(ARGS["source"], "examples/demo-estate.json"),
-                            "--include-pass", "--out", offline, "-q"], capture_output=True, text=True)
+                            "--include-pass", "--out", offline, "-q", "--as-of", AS_OF], capture_output=True, text=True)
         self.assertEqual(r.returncode, 1, r.stderr)
         live = {key(f) for f in findings(self.out)["findings"]}
         off = {key(f) for f in findings(offline)["findings"]}
@@ -94,8 +95,8 @@ class DemoScan(unittest.TestCase):
     def test_the_snapshot_is_private_and_audits_to_the_same_findings(self):
         self.assertEqual(os.stat(self.estate).st_mode & 0o777, 0o600)
         again = os.path.join(self.emu.dir, "again.json")
-        r = subprocess.run([ARGS["kvaudit"], "audit", self.estate, "--include-pass", "--out", again, "-q"],
-                           capture_output=True, text=True)
+        r = subprocess.run([ARGS["kvaudit"], "audit", self.estate, "--include-pass", "--out", again, "-q",
+                            "--as-of", AS_OF], capture_output=True, text=True)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertEqual({key(f) for f in findings(again)["findings"]},
                          {key(f) for f in findings(self.out)["findings"]})
@@ -281,10 +282,11 @@ class Faults(unittest.TestCase):
         self.out = os.path.join(self.emu.dir, f"{self._testMethodName}.json")
 
     def scan(self, fault=None):
-        """Injects fault (an emulator fault or a list of them), then scans."""
+        """Injects fault (an emulator fault or a list of them), then scans with the ARM engine (the
+        faults are on ARM's lists; test_graph.py injects Resource Graph's)."""
         if fault:
             self.emu.call("POST", "/_emulator/faults", fault)
-        return kvaudit(self.emu, ["scan", "--out", self.out, "-q"])
+        return kvaudit(self.emu, ["scan", "--engine", "arm", "--out", self.out, "-q"])
 
     def test_429_with_retry_after_is_retried_then_succeeds(self):
         r = self.scan({"match": {"pathRegex": "Microsoft.KeyVault/vaults$"},

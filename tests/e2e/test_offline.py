@@ -48,7 +48,9 @@ FAKE_SECRET = "Nw7~Q8fake.AADClientSecret-d0-n0t-use_4e1b9c"
 
 BUILTIN = ["BKP-001", "BKP-002", "BKP-003", "BKP-004", "BKP-005", "TEN-001", "TEN-002", "TEN-003",
            "VLT-001", "VLT-002", "VLT-003", "LIM-001", "LIM-002", "LIM-003", "LIM-004", "LIM-005",
-           "VM-001", "VM-002"]
+           "VM-001", "VM-002",
+           "RST-001", "RST-002", "RST-003", "RST-004", "RST-005", "RST-006", "RST-007", "RST-008", "RST-009",
+           "EVD-001", "EVD-002", "EVD-003", "EVD-004", "EVD-005", "EVD-006"]
 
 # (rule, vm name, vault name, tenant, expected status): the expected results of the demo,
 # the same table as examples/README.md.  None matches a null field.
@@ -71,7 +73,7 @@ BINDINGS = [
                                     "LIM-002": "pass", "LIM-003": "pass"}),
     ("nwlog-tms01", "kv-nwlog-ops-eus", {"BKP-001": "fail", "LIM-001": "pass", "LIM-002": "pass"}),
     ("nwlog-wms01", "kv-nwlog-data-eus", {"BKP-001": "fail", "BKP-002": "fail", "LIM-001": "pass",
-                                          "LIM-002": "pass", "LIM-003": "pass"}),
+                                          "LIM-002": "pass", "LIM-003": "skipped"}),
     ("nwlog-rpt01", "kv-nwlog-rbac-eus", {"BKP-004": "fail", "LIM-001": "pass", "LIM-002": "pass"}),
     ("nwold-archive01", "kv-nwold-archive-weu", {"BKP-001": "fail", "LIM-001": "pass", "LIM-002": "pass"}),
 ]
@@ -103,6 +105,20 @@ VM_RESULTS = {
     "nwlog-wms01": {"VM-001": "skipped", "VM-002": "fail", "LIM-005": "pass"},
     "nwlog-rpt01": {"VM-001": "pass", "VM-002": "pass", "LIM-004": "pass", "LIM-005": "pass"},
     "nwold-archive01": {"VM-001": "pass", "VM-002": "fail", "LIM-005": "pass"},
+}
+# Azure Backup's evidence (KVA-EVD-*): what the demo's backup jobs, policies and Activity Log say of
+# each protected ADE VM (examples/README.md); unprotected VMs have no EVD finding at all.
+EVD_RESULTS = {
+    "nw-erp-app01": {"EVD-001": "pass", "EVD-002": "pass", "EVD-003": "pass", "EVD-004": "pass", "EVD-005": "pass"},
+    "nw-erp-db01": {"EVD-001": "pass", "EVD-002": "pass", "EVD-003": "pass", "EVD-004": "pass"},
+    "nw-web01": {"EVD-001": "fail", "EVD-002": "pass", "EVD-003": "pass", "EVD-004": "pass", "EVD-005": "fail"},
+    "nw-web02": {"EVD-001": "pass", "EVD-002": "fail", "EVD-003": "pass", "EVD-004": "pass", "EVD-005": "pass",
+                 "EVD-006": "pass"},
+    "nw-dev-build01": {"EVD-001": "pass", "EVD-002": "pass", "EVD-003": "pass", "EVD-004": "fail", "EVD-005": "pass"},
+    "nw-legacy-app01": {"EVD-001": "pass", "EVD-002": "pass", "EVD-003": "pass", "EVD-004": "pass", "EVD-005": "pass"},
+    "nw-ftp01": {"EVD-001": "pass", "EVD-002": "pass", "EVD-003": "fail", "EVD-004": "pass", "EVD-005": "pass"},
+    "nwlog-tms01": {"EVD-001": "fail", "EVD-002": "pass", "EVD-003": "pass", "EVD-004": "pass", "EVD-006": "fail"},
+    "nwlog-rpt01": {"EVD-001": "pass", "EVD-002": "pass", "EVD-003": "pass", "EVD-004": "pass"},
 }
 TENANT_RESULTS = {
     T_NW: {"BKP-005": "pass", "TEN-001": "pass"},
@@ -219,8 +235,9 @@ class DemoAudit(unittest.TestCase):
         cls.tmp = tempfile.TemporaryDirectory(prefix="kvaudit-e2e-")
         cls.outdir = os.path.join(cls.tmp.name, "reports")
         os.mkdir(cls.outdir)
+        # --as-of the demo's collection time: its "about to expire" secrets and keys stay so.
         cls.res = kv("audit", demo_path(), "--format", "json,csv", "--out", cls.outdir, "--include-pass",
-                     cwd=cls.tmp.name)
+                     "--as-of", "2026-11-28T12:00:00Z", cwd=cls.tmp.name)
         cls.files = files_in(cls.outdir)
         cls.report, cls.csv_text = None, None
         for name in cls.files:
@@ -347,6 +364,23 @@ class DemoAudit(unittest.TestCase):
             for rule, status in rules.items():
                 with self.subTest(rule=rule, vm=vm):
                     self.expect(rule, status, vm=vm, subject="vm")
+
+    def test_evidence_results(self):
+        for vm, rules in EVD_RESULTS.items():
+            for rule, status in rules.items():
+                with self.subTest(rule=rule, vm=vm):
+                    self.expect(rule, status, vm=vm, subject="vm")
+        evd = {f["vmName"] for f in self.findings if f["rule"].startswith("KVA-EVD-")}
+        self.assertEqual(evd, set(EVD_RESULTS))
+
+    def test_backup_permission_findings_say_what_azure_backup_saw(self):
+        said = {(f["rule"], f["vmName"], f["vaultName"]): f["azureBackup"]["status"] for f in self.findings
+                if f["rule"] in ("KVA-BKP-001", "KVA-BKP-002", "KVA-BKP-004") and f["status"] == "fail"}
+        self.assertEqual(said[("KVA-BKP-001", "nwlog-tms01", "kv-nwlog-ops-eus")], "confirmed")
+        self.assertEqual(said[("KVA-BKP-002", "nw-erp-db01", "kv-nw-shared-weu")], "not-seen")
+        self.assertEqual(said[("KVA-BKP-001", "nwlog-wms01", "kv-nwlog-data-eus")], "unprotected")
+        for f in self.findings:
+            self.assertEqual("azureBackup" in f, f["rule"] in ("KVA-BKP-001", "KVA-BKP-002", "KVA-BKP-004"), f["rule"])
 
     def test_tenant_results(self):
         for tenant, rules in TENANT_RESULTS.items():
@@ -606,9 +640,15 @@ class ConfigFile(unittest.TestCase):
 
     def test_settings_come_from_the_file_relative_to_it(self):
         r = kv("audit", demo_path(), "--config", self.cfg, "-q", cwd="/")
-        self.assertEqual(r.rc, 0, r.err)            # failOn critical: the demo has no critical failure
+        # failOn critical: the demo's critical failures are its missing BEK secret and KEK (KVA-RST-001/005)
+        self.assertEqual(r.rc, 1, r.err)
         names = sorted(os.listdir(os.path.join(self.dir, "reports")))
         self.assertEqual([n.rsplit(".", 1)[1] for n in names], ["csv", "json"])
+        with open(os.path.join(self.dir, "reports", names[1]), encoding="utf-8") as f:
+            rep = json.load(f)
+        self.assertEqual(rep["scan"]["failOn"], "critical")
+        crit = {x["rule"] for x in rep["findings"] if x["status"] == "fail" and x["severity"] == "critical"}
+        self.assertTrue({"KVA-RST-001", "KVA-RST-005"} <= crit, crit)
 
     def test_flags_win_over_the_file(self):
         r = kv("audit", demo_path(), "--config", self.cfg, "--fail-on", "low", "--format", "json",
@@ -1145,7 +1185,7 @@ class Rules(unittest.TestCase):
         r = kv("rules", "list")
         self.assertEqual(r.rc, 0, r)
         lines = [l for l in r.out.splitlines() if l.strip()]
-        self.assertEqual(len(lines), 18, r.out)
+        self.assertEqual(len(lines), len(BUILTIN), r.out)
         for l in lines:
             self.assertRegex(l, r"\b(critical|high|medium|low|info)\b")
             self.assertRegex(l, r"\b(vm|vault|binding|tenant)\b")
@@ -1194,7 +1234,7 @@ class Rules(unittest.TestCase):
         got = select(rep["findings"], rule="NAM-001")
         self.assertEqual({f["vaultName"]: f["status"] for f in got},
                          {v: ("pass" if v.startswith("kv-nw-") else "fail") for v in ADE_VAULTS})
-        self.assertEqual(rep["tool"]["rules"], 19)
+        self.assertEqual(rep["tool"]["rules"], len(BUILTIN) + 1)
         f = select(rep["findings"], rule="NAM-001", vault="kv-nwlog-ops-eus")[0]
         self.assertEqual(f["message"], "kv-nwlog-ops-eus does not follow the kv-nw- naming convention")
         self.assertEqual(f["severity"], "low")

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 
-COMMANDS = ["audit", "inventory", "rules", "collect", "scan", "whoami", "report", "diff", "config",
+COMMANDS = ["audit", "inventory", "rules", "collect", "scan", "whoami", "report", "diff", "merge", "config",
             "fix", "rollback"]
 OPT_RE = re.compile(r"(?<![\w-])--[a-z][a-z-]*[a-z]")
 

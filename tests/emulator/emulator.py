@@ -27,6 +27,7 @@ import hmac
 import http.server
 import ipaddress
 import json
+import math
 import os
 import re
 import secrets
@@ -39,6 +40,9 @@ import threading
 import time
 import urllib.parse
 import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kql  # noqa: E402  (the KQL subset of Resource Graph, tests/emulator/kql.py)
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -63,10 +67,14 @@ V_KV = "2024-11-01"
 V_AUTHZ = "2022-04-01"
 V_RSV = "2025-02-01"
 V_BACKUP = "2024-10-01"
+V_INSIGHTS = "2015-04-01"   # the Activity Log (Microsoft.Insights/eventtypes/management/values)
+V_GRAPH_QUERY = "2024-04-01"   # Resource Graph (POST /providers/Microsoft.ResourceGraph/resources)
 V_KVDATA = ("7.4",)
 
 ESTATE_LISTS = ("subscriptions", "virtualMachines", "vmExtensions", "disks", "vaults", "roleAssignments",
-                "roleDefinitions", "recoveryServicesVaults", "backupProtectedItems", "keys")
+                "roleDefinitions", "recoveryServicesVaults", "backupProtectedItems", "keys",
+                "secrets", "deletedSecrets", "deletedKeys",
+                "backupJobs", "backupPolicies", "activityLog")
 
 # Built-in Key Vault roles, served at subscription scope when the scenario lacks them.
 BUILTIN_ROLES = {
@@ -109,6 +117,29 @@ def iso_now():
     return utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
+def parse_time(s):
+    """ISO 8601 ("2026-11-28T01:02:48.780514Z", "…+00:00") to Unix seconds, or None."""
+    m = re.match(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?$", s or "")
+    if not m:
+        return None
+    t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    off = m.group(3) or "Z"
+    if off != "Z":
+        sign = 1 if off[0] == "+" else -1
+        t -= sign * datetime.timedelta(hours=int(off[1:3]), minutes=int(off[4:6]))
+    return t.timestamp() + float(m.group(2) or 0)
+
+
+def shift_times(obj, keys, seconds):
+    """Moves the ISO times obj[k] by seconds, keeping their fraction and zone as written."""
+    for k in keys:
+        v = (obj or {}).get(k)
+        m = re.match(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(.*)$", v or "")
+        if seconds and m and parse_time(v) is not None:
+            t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S") + datetime.timedelta(seconds=seconds)
+            obj[k] = t.strftime("%Y-%m-%dT%H:%M:%S") + m.group(2)
+
+
 def lc(s):
     return s.lower() if isinstance(s, str) else s
 
@@ -145,6 +176,18 @@ def jwt_split(token):
     if not isinstance(header, dict) or not isinstance(payload, dict):
         raise ValueError("JWT header or payload is not an object")
     return header, payload, parts
+
+
+VAULT_PATCH_BOOLS = ("enabledForDeployment", "enabledForDiskEncryption", "enabledForTemplateDeployment",
+                     "enableSoftDelete", "enableRbacAuthorization", "enablePurgeProtection")
+
+
+def action_matches(actions, not_actions, action):
+    """ARM action patterns: '*' matches any run of characters, case-insensitively; notActions subtract."""
+    def hit(pats):
+        return any(re.fullmatch(".*".join(re.escape(x) for x in lc(p).split("*")), lc(action))
+                   for p in pats or [] if isinstance(p, str))
+    return hit(actions) and not hit(not_actions)
 
 
 def deep_merge(base, over):
@@ -269,14 +312,29 @@ class World:
             "nextLinkBase": emu.get("nextLinkBase"),          # e.g. "https://evil.example" (tests)
             "tokenLifetime": int(emu.get("tokenLifetime", 3599)),
             "dataPlane": copy.deepcopy(emu.get("dataPlane") or {"mode": "open"}),
+            # the VM list's resources[]: "ids" (extension IDs only, as ARM has been seen to answer) or "full"
+            "vmListExtensions": emu.get("vmListExtensions", "ids"),
+            # ARM's read token bucket per subscription and principal, e.g. {"reads": 250, "refillPerSec": 25}
+            "armThrottle": copy.deepcopy(emu.get("armThrottle")),
         }
+        self.buckets = {}
         self.token_serial = 0
         self.revoked_upto = 0
+        self.issued = []      # every token issued, for the security tests' leak checks (never logged)
         self.log = []
         self.log_seq = 0
         self.faults = []
         self.fault_seq = 0
         self.reads_left = 11999
+        # Resource Graph: page size (its maximum, 1000, unless a scenario makes pages smaller) and the user
+        # quota; "graphQuota": {"queries": 15, "seconds": 5} enforces it with 429, else none is enforced and
+        # the headers count against 1000 queries per 5 s.
+        self.graph_page = max(1, min(1000, int(emu.get("graphPageSize", 1000))))
+        gq = emu.get("graphQuota")
+        self.graph_quota = {"queries": int((gq or {}).get("queries", 1000)),
+                            "seconds": float((gq or {}).get("seconds", 5)), "enforce": bool(gq)}
+        self.graph_windows = {}   # user object ID -> [window start, queries in it]
+        self.graph_results = {}   # (user, query digest, subscriptions) -> rows, for the pages after the first
         self.doc = doc
         self.load(doc)
         for f in emu.get("faults") or []:
@@ -312,6 +370,26 @@ class World:
         self.rsvs = data["recoveryServicesVaults"]
         self.protected_items = data["backupProtectedItems"]
         self.keys = data["keys"]
+        # Key Vault data plane: value-free secret metadata and soft-deleted secrets and keys.
+        self.secrets = data["secrets"]
+        self.deleted_secrets = data["deletedSecrets"]
+        self.deleted_keys = data["deletedKeys"]
+        # Azure Backup's evidence: jobs, policies and the Activity Log's protection writes.  Their times (and
+        # the protected items' lastBackupTime) move with the clock, so a live scan today sees the same ages
+        # as the snapshot saw at its collectedAt ("shiftTimes": false keeps them as written).
+        self.backup_jobs = data["backupJobs"]
+        self.backup_policies = data["backupPolicies"]
+        self.activity_log = data["activityLog"]
+        shift = 0
+        if emu.get("shiftTimes", True) and parse_time(doc.get("collectedAt")):
+            shift = int(time.time()) - int(parse_time(doc["collectedAt"]))
+        self.time_shift = shift
+        for j in self.backup_jobs:
+            shift_times(j.get("properties"), ("startTime", "endTime"), shift)
+        for e in self.activity_log:
+            shift_times(e, ("eventTimestamp", "submissionTimestamp"), shift)
+        for it in self.protected_items:
+            shift_times(it.get("properties"), ("lastBackupTime",), shift)
         # tenants: the emulator section, names from the estate's tenants[]
         estate_tenants = {lc(t.get("tenantId")): t for t in doc.get("tenants") or []}
         self.tenants = {}
@@ -464,6 +542,8 @@ class World:
                   "xms_emu_seq": serial}
         claims.update(claims_extra)
         token = jwt_encode({"typ": "JWT", "alg": "HS256", "kid": "emulator"}, claims, self.key)
+        with self.lock:
+            self.issued.append(token)
         return token, claims, life
 
     def verify(self, token):
@@ -676,6 +756,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             data = body if isinstance(body, bytes) else str(body).encode()
             ctype = "application/json; charset=utf-8" if data[:1] in (b"{", b"[") else "text/plain; charset=utf-8"
+        if fault and fault.get("padBytes") and isinstance(body, dict):
+            # A huge but valid answer: the object plus one unknown member of padBytes characters.
+            pad = b', "kvauditPadding": "' + b"x" * int(fault["padBytes"]) + b'"}'
+            data = (data[:-1] + pad) if len(body) else b"{" + pad[2:]
         if fault and fault.get("malformed"):
             cut = data[: max(1, len(data) // 2)] if data else b'{"value": ['
             data = cut + b'\x01,,"<truncated'
@@ -823,6 +907,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with w.lock:
                 w.faults.clear()
             return 200, {"cleared": True}, {}
+        if p == "/_emulator/issued-tokens" and m == "GET":
+            with w.lock:
+                return 200, list(w.issued), {}
         if p == "/_emulator/expire-tokens" and m == "POST":
             w.expire_tokens()
             return 200, {"expired": True}, {}
@@ -1211,6 +1298,34 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return {"x-ms-ratelimit-remaining-subscription-writes": "199",
                 "x-ms-ratelimit-remaining-subscription-global-writes": "2999"}
 
+    def arm_throttle(self, c, path):
+        """ARM's token bucket for reads per subscription and principal (scenario "armThrottle"): the
+        remaining-reads headers, or 429 SubscriptionRequestsThrottled with Retry-After when it is empty."""
+        w = self.world
+        cfg = w.cfg.get("armThrottle")
+        sid = sub_of(path)
+        if not cfg or self.command != "GET" or sid is None:
+            return {}
+        size, rate = float(cfg.get("reads", 250)), float(cfg.get("refillPerSec", 25))
+        key = (sid, lc(c.get("oid")))
+        now = time.monotonic()
+        with w.lock:
+            tokens, last = w.buckets.get(key, (size, now))
+            tokens = min(size, tokens + (now - last) * rate)
+            if tokens < 1:
+                w.buckets[key] = (tokens, now)
+                wait = max(1, int(math.ceil((1 - tokens) / rate)))
+                raise arm_error(429, "SubscriptionRequestsThrottled", (
+                    "Number of 'read' requests for subscription actor '%s' exceeded. Please try again after '%d' "
+                    "seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling" % (
+                        self.req_id, wait)), {
+                    "Retry-After": str(wait), "x-ms-ratelimit-remaining-subscription-reads": "0",
+                    "x-ms-ratelimit-remaining-subscription-global-reads": str(int(size * 15) - int(size))})
+            tokens -= 1
+            w.buckets[key] = (tokens, now)
+        return {"x-ms-ratelimit-remaining-subscription-reads": str(int(tokens)),
+                "x-ms-ratelimit-remaining-subscription-global-reads": str(int(size * 14 + tokens))}
+
     def caller_name(self, c):
         return c.get("upn") or c.get("appid") or c.get("oid")
 
@@ -1256,13 +1371,92 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise self.forbidden(c, action, scope)
         if write and r.get("readOnly"):
             raise self.forbidden(c, action, scope)
+        if "actions" in r and not action_matches(r.get("actions"), r.get("notActions"), action):
+            raise self.forbidden(c, action, scope)
         return sub
+
+    def permission_entries(self, c, scope):
+        """What Permissions_ListForResource says the caller may do at scope, from the same access rule
+        that check_sub enforces: its actions/notActions, else */read when readOnly, else * (Owner)."""
+        sid = sub_of(scope)
+        if sid is None:
+            raise arm_error(400, "InvalidScope", "The scope '%s' is not supported by the emulator." % scope)
+        sub = next((s for s in self.world.subscriptions if lc(s.get("subscriptionId")) == lc(sid)), None)
+        if sub is None:
+            raise arm_error(404, "SubscriptionNotFound", "The subscription '%s' could not be found." % sid)
+        if lc(sub.get("tenantId")) != lc(c.get("tid")):
+            self.check_sub(c, sid, "Microsoft.Authorization/permissions/read", scope)   # 401, the wrong tenant
+        # Anyone may list their own permissions: none where the rule gives none.
+        if not self.sees_sub(c, sub) or self.denied(c, scope):
+            return []
+        r = self.rule(c)
+        if "actions" in r:
+            actions, not_actions = list(r.get("actions") or []), list(r.get("notActions") or [])
+        elif r.get("readOnly"):
+            actions, not_actions = ["*/read"], []
+        else:
+            actions, not_actions = ["*"], []
+        return [{"actions": actions, "notActions": not_actions, "dataActions": [], "notDataActions": []}]
+
+    def patch_vault(self, c, vid, m):
+        """Vaults_Update: only the given properties change; what Azure refuses, refused the same way."""
+        w = self.world
+        body = self.json_body()
+        if not isinstance(body, dict) or not isinstance(body.get("properties", {}), dict) or \
+                not isinstance(body.get("tags", {}), dict):
+            raise arm_error(400, "InvalidRequestContent",
+                            "The request content was invalid and could not be deserialized.")
+        props = body.get("properties") or {}
+        for k, v in props.items():
+            if k in VAULT_PATCH_BOOLS:
+                if not isinstance(v, bool):
+                    raise arm_error(400, "BadRequest", "The property \"%s\" must be a boolean." % k)
+            elif k == "softDeleteRetentionInDays":
+                if not isinstance(v, int) or isinstance(v, bool) or not 7 <= v <= 90:
+                    raise arm_error(400, "BadRequest", "The property \"softDeleteRetentionInDays\" must be "
+                                    "between 7 and 90.")
+            elif k not in ("publicNetworkAccess", "networkAcls"):
+                raise arm_error(400, "BadRequest", "The emulator does not update the vault property \"%s\"." % k)
+        with w.lock:
+            vault = self.find_vault(vid, m)
+            cur = vault.setdefault("properties", {})
+            if props.get("enablePurgeProtection") is False and cur.get("enablePurgeProtection") is True:
+                raise arm_error(400, "BadRequest", "The property \"enablePurgeProtection\" cannot be set to false. "
+                                "Enabling the purge protection for a vault is an irreversible action.")
+            if props.get("enableSoftDelete") is False and cur.get("enableSoftDelete", True) is not False:
+                raise arm_error(400, "BadRequest", "The property \"enableSoftDelete\" cannot be set to false. "
+                                "Enabling the soft delete for a vault is an irreversible action.")
+            for k, v in props.items():
+                cur[k] = copy.deepcopy(v)
+            if "tags" in body:
+                vault["tags"] = copy.deepcopy(body["tags"])
+            sd = vault.setdefault("systemData", {})
+            sd["lastModifiedBy"] = self.caller_name(c)
+            sd["lastModifiedByType"] = "User" if c.get("idtyp") == "user" else "Application"
+            sd["lastModifiedAt"] = iso_now()
+            return copy.deepcopy(vault)
 
     def denied(self, c, rid):
         return any(encloses(d, rid) for d in self.rule(c).get("deny") or [])
 
-    def page(self, items):
-        """One page of items per the skiptoken, with nextLink."""
+    def in_sub(self, name, items, sid):
+        """The items of one subscription (not copied), through an index by subscription: benchmarks list
+        estates of 10,000s of resources page by page."""
+        w = self.world
+        with w.lock:
+            cache = w.__dict__.setdefault("sub_index", {})
+            idx = cache.get(name)
+            if idx is None or idx[0] is not items or idx[1] != len(items):
+                by = {}
+                for x in items:
+                    by.setdefault(sub_of(x.get("id")), []).append(x)
+                idx = (items, len(items), by)
+                cache[name] = idx
+        return idx[2].get(lc(sid), [])
+
+    def page(self, items, transform=None):
+        """One page of items per the skiptoken, with nextLink; transform (e.g. copy.deepcopy) is applied
+        to the page's items only."""
         w = self.world
         with w.lock:
             cfg = dict(w.cfg)
@@ -1291,6 +1485,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if cfg["emptyPage"] == "end" and offset >= len(items) and offset > 0:
             pass   # the trailing empty page
         body["value"] = items[offset: offset + size]
+        if transform:
+            body["value"] = [transform(x) for x in body["value"]]
         if offset + size < len(items):
             body["nextLink"] = link(offset + size, emptied)
         elif cfg["emptyPage"] == "end" and offset < len(items) and len(items) > 0:
@@ -1308,7 +1504,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         path = self.path_only[len("/arm"):] or "/"
         c = self.bearer("arm")
         meth = self.command
+        if re.match(r"^/providers/Microsoft\.ResourceGraph/resources/?$", path, re.I):
+            if meth != "POST":
+                raise arm_error(405, "HttpMethodNotAllowed", "The HTTP method '%s' is not supported." % meth)
+            self.api_version(V_GRAPH_QUERY)
+            return self.resource_graph(c)
         H = self.arm_headers()
+        H.update(self.arm_throttle(c, path))
         ID = r"([^/]+)"
         m = re.match(r"^/tenants/?$", path, re.I)
         if m and meth == "GET":
@@ -1337,21 +1539,46 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.api_version(V_VM)
             sid = m.group(1)
             self.check_sub(c, sid, "Microsoft.Compute/virtualMachines/read", "/subscriptions/" + sid)
-            items = []
-            for vm in w.vms:
-                if sub_of(vm.get("id")) == lc(sid) and not self.denied(c, vm["id"]):
-                    v = copy.deepcopy(vm)
-                    v.pop("resources", None)
-                    v.get("properties", {}).pop("instanceView", None)
-                    items.append(v)
-            return 200, self.page(items), H
+            status_only = self.q.get("statusonly")
+            if self.q.get("$expand") is not None:
+                # VirtualMachines_ListAll: "'instanceView' ... can only be specified if a valid $filter option is
+                # specified" (a scale set's VMs), which the emulator does not serve.
+                raise arm_error(400, "InvalidParameter", "The value '%s' of parameter '$expand' is not allowed "
+                                "without a valid $filter on 'virtualMachineScaleSet/id'." % self.q.get("$expand"))
+            if self.q.get("$filter") is not None:
+                raise arm_error(400, "InvalidParameter", "The $filter '%s' is not supported. Allowed value is "
+                                "'virtualMachineScaleSet/id' eq '<scale set ID>'." % self.q.get("$filter"))
+            if status_only is not None and lc(status_only) not in ("true", "false"):
+                raise arm_error(400, "InvalidParameter", "The value '%s' of parameter 'statusOnly' is invalid. "
+                                "Allowed values are 'true' and 'false'." % status_only)
+            items = [vm for vm in self.in_sub("vms", w.vms, sid) if not self.denied(c, vm["id"])]
+            return 200, self.page(items, lambda vm: self.vm_list_item(vm, lc(status_only or "") == "true")), H
+        m = re.match(r"^(/subscriptions/%s/resourceGroups/%s/providers/Microsoft\.Compute/virtualMachines/%s)/"
+                     r"extensions(?:/([^/]+))?/?$" % (ID, ID, ID), path, re.I)
+        if m and meth == "GET":
+            self.api_version(V_VM)
+            vm_id, sid = m.group(1), m.group(2)
+            self.check_sub(c, sid, "Microsoft.Compute/virtualMachines/extensions/read", path.rstrip("/"))
+            vm = self.vm_by_id(vm_id)
+            if vm is None:
+                raise arm_error(404, "ResourceNotFound", "The Resource 'Microsoft.Compute/virtualMachines/%s' under "
+                                "resource group '%s' was not found. For more details please go to "
+                                "https://aka.ms/ARMResourceNotFoundFix" % (m.group(4), m.group(3)))
+            exts = self.vm_extensions(vm, m.group(5))
+            if m.group(5) is None:
+                # VirtualMachineExtensions_List: every extension at once, no paging
+                return 200, {"value": exts}, H
+            ext = next((e for e in exts if lc(e.get("name")) == lc(m.group(5))), None)
+            if ext is None:
+                raise arm_error(404, "NotFound", "The entity was not found in this Azure location.")
+            return 200, ext, H
         m = re.match(r"^/subscriptions/%s/resourceGroups/%s/providers/Microsoft\.Compute/virtualMachines/%s/?$" % (
             ID, ID, ID), path, re.I)
         if m and meth == "GET":
             self.api_version(V_VM)
             sid = m.group(1)
             self.check_sub(c, sid, "Microsoft.Compute/virtualMachines/read", path)
-            vm = next((v for v in w.vms if lc(v.get("id")) == lc(path.rstrip("/"))), None)
+            vm = self.vm_by_id(path.rstrip("/"))
             if vm is None:
                 raise arm_error(404, "ResourceNotFound", "The Resource 'Microsoft.Compute/virtualMachines/%s' under "
                                 "resource group '%s' was not found. For more details please go to "
@@ -1362,8 +1589,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.api_version(V_DISK)
             sid = m.group(1)
             self.check_sub(c, sid, "Microsoft.Compute/disks/read", "/subscriptions/" + sid)
-            items = [copy.deepcopy(d) for d in w.disks if sub_of(d.get("id")) == lc(sid) and not self.denied(c, d["id"])]
-            return 200, self.page(items), H
+            items = [d for d in self.in_sub("disks", w.disks, sid) if not self.denied(c, d["id"])]
+            return 200, self.page(items, copy.deepcopy), H
         m = re.match(r"^/subscriptions/%s/providers/Microsoft\.KeyVault/vaults/?$" % ID, path, re.I)
         if m and meth == "GET":
             self.api_version(V_KV)
@@ -1379,6 +1606,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.api_version(V_KV)
             self.check_sub(c, m.group(1), "Microsoft.KeyVault/vaults/read", path)
             return 200, copy.deepcopy(self.find_vault(path, m)), H
+        if m and meth == "PATCH":
+            self.api_version(V_KV)
+            self.check_sub(c, m.group(1), "Microsoft.KeyVault/vaults/write", path.rstrip("/"), write=True)
+            return 200, self.patch_vault(c, path, m), H
         m = re.match(r"^(/subscriptions/%s/resourceGroups/%s/providers/Microsoft\.KeyVault/vaults/%s)/accessPolicies/"
                      r"([^/]+)/?$" % (ID, ID, ID), path, re.I)
         if m:
@@ -1387,6 +1618,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.api_version(V_KV)
             self.check_sub(c, m.group(2), "Microsoft.KeyVault/vaults/accessPolicies/write", m.group(1), write=True)
             return self.access_policies(c, m) + (H,)
+        m = re.match(r"^(/subscriptions/.*?)/providers/Microsoft\.Authorization/permissions/?$", path, re.I)
+        if m and meth == "GET":
+            self.api_version(V_AUTHZ)
+            return 200, self.page(self.permission_entries(c, m.group(1).rstrip("/"))), H
         m = re.match(r"^(.*?)/providers/Microsoft\.Authorization/roleAssignments/?$", path, re.I)
         if m and meth == "GET":
             self.api_version(V_AUTHZ)
@@ -1432,30 +1667,301 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     continue
                 items.append(copy.deepcopy(it))
             return 200, self.page(items), H
+        m = re.match(r"^(/subscriptions/%s/resourceGroups/%s/providers/Microsoft\.RecoveryServices/vaults/%s)/"
+                     r"(backupJobs|backupPolicies)/?$" % (ID, ID, ID), path, re.I)
+        if m and meth == "GET":
+            return self.backup_list(c, m) + (H,)
+        m = re.match(r"^/subscriptions/%s/providers/Microsoft\.Insights/eventtypes/management/values/?$" % ID, path, re.I)
+        if m and meth == "GET":
+            self.api_version(V_INSIGHTS)
+            sid = m.group(1)
+            self.check_sub(c, sid, "Microsoft.Insights/eventtypes/values/read", path)
+            return 200, self.page(self.activity_events(sid)), H
         raise arm_error(404, "NotFound", "The emulator serves no ARM request %s %s (see docs/azure-api.md)." % (
             meth, path))
 
-    def vm_view(self, vm, expand):
+    def vm_by_id(self, vm_id):
+        """The scenario's VM with that ID (case-insensitive), through an index: benchmarks read 10,000s."""
         w = self.world
-        v = copy.deepcopy(vm)
-        props = v.setdefault("properties", {})
-        if not expand:
-            props.pop("instanceView", None)
+        with w.lock:
+            idx = getattr(w, "vm_index", None)
+            if idx is None or idx[0] is not w.vms or idx[1] != len(w.vms):
+                idx = (w.vms, len(w.vms), {lc(v.get("id")): v for v in w.vms})
+                w.vm_index = idx
+        return idx[2].get(lc(vm_id))
+
+    def vm_list_item(self, vm, status_only):
+        """One VM as VirtualMachines_ListAll gives it: with statusOnly=true its instance view only (joined
+        to the model by id), else the model with resources[] as the scenario's vmListExtensions says."""
+        if status_only:
+            v = {"name": vm.get("name"), "id": vm.get("id"), "type": vm.get("type", "Microsoft.Compute/virtualMachines"),
+                 "location": vm.get("location"), "properties": {}}
+            iv = (vm.get("properties") or {}).get("instanceView")
+            if iv is not None:
+                v["properties"]["instanceView"] = copy.deepcopy(iv)
+            return v
+        v = self.vm_view(vm, False)
+        if self.world.cfg.get("vmListExtensions") != "full" and v.get("resources"):
+            v["resources"] = [{"id": e.get("id")} for e in v["resources"]]
+        return v
+
+    # ------------------------------------------------------------------ Resource Graph
+    def graph_rows(self, c, subs, only_type=None):
+        """The Resources table as Resource Graph shows it to the caller, for the subscriptions subs (and,
+        when the query starts with `where type =~ 'T'`, only the rows of type T: the result is the same)."""
+        w = self.world
+        sub_tenant = {lc(s.get("subscriptionId")): lc(s.get("tenantId")) for s in w.subscriptions}
+
+        def row(res, rtype, props=None):
+            rid = res.get("id") or ""
+            parts = rid.split("/")
+            rg = parts[4] if len(parts) > 4 and lc(parts[3]) == "resourcegroups" else ""
+            sid = sub_of(rid)
+            # shared with the world, not copied (10,000s of rows a query): nothing below changes them
+            return {"id": rid, "name": res.get("name") or parts[-1], "type": rtype,
+                    "tenantId": sub_tenant.get(sid, ""), "kind": res.get("kind", ""),
+                    "location": lc(res.get("location") or "").replace(" ", ""), "resourceGroup": rg,
+                    "subscriptionId": sid, "managedBy": res.get("managedBy", ""), "sku": res.get("sku"),
+                    "plan": res.get("plan"),
+                    "properties": props if props is not None else res.get("properties") or {},
+                    "tags": res.get("tags"), "identity": res.get("identity"), "zones": res.get("zones"),
+                    "extendedLocation": res.get("extendedLocation")}
+
+        rows = []
+        want = {lc(x) for x in subs}
+
+        def of(t):
+            return only_type is None or only_type == t
+        with w.lock:
+            for vm in w.vms if of("microsoft.compute/virtualmachines") or of(
+                    "microsoft.compute/virtualmachines/extensions") else []:
+                if sub_of(vm.get("id")) not in want:
+                    continue
+                if not of("microsoft.compute/virtualmachines"):
+                    for ext in vm.get("resources") or []:
+                        rows.append(row(ext, "microsoft.compute/virtualmachines/extensions"))
+                    continue
+                props = dict(vm.get("properties") or {})
+                iv = props.pop("instanceView", None)
+                # Resource Graph keeps only the power state of the instance view (no VM agent, no disks)
+                power = next((s for s in (iv or {}).get("statuses") or []
+                              if str(s.get("code", "")).startswith("PowerState/")), None)
+                if power:
+                    props["extended"] = {"instanceView": {"powerState": {
+                        "code": power.get("code"), "displayStatus": power.get("displayStatus"),
+                        "level": power.get("level", "Info")}}}
+                rows.append(row(vm, "microsoft.compute/virtualmachines", props))
+                for ext in (vm.get("resources") or []) if of("microsoft.compute/virtualmachines/extensions") else []:
+                    rows.append(row(ext, "microsoft.compute/virtualmachines/extensions"))
+            if of("microsoft.compute/virtualmachines/extensions"):
+                seen = {lc(r["id"]) for r in rows}
+                rows += [row(x, "microsoft.compute/virtualmachines/extensions") for x in w.vm_extensions
+                         if lc(x.get("id")) not in seen and sub_of(x.get("id")) in want]
+            for t, lst in (("microsoft.compute/disks", w.disks), ("microsoft.keyvault/vaults", w.vaults),
+                           ("microsoft.recoveryservices/vaults", w.rsvs)):
+                if of(t):
+                    rows += [row(x, t) for x in lst if sub_of(x.get("id")) in want]
+        if self.rule(c).get("deny"):
+            rows = [r for r in rows if not self.denied(c, r["id"])]
+        return rows
+
+    def graph_quota(self, c):
+        """Counts one query against the caller's quota; the quota headers, or 429 when it is spent."""
+        w = self.world
+        q = w.graph_quota
+        now = time.time()
+        with w.lock:
+            win = w.graph_windows.setdefault(lc(c.get("oid")), [now, 0])
+            if now - win[0] >= q["seconds"]:
+                win[0], win[1] = now, 0
+            left_s = max(0.0, q["seconds"] - (now - win[0]))
+            spent = win[1] >= q["queries"]
+            if not (spent and q["enforce"]):
+                win[1] += 1
+            remaining = max(0, q["queries"] - win[1])
+        secs = int(left_s + 0.999)
+        headers = {"x-ms-user-quota-remaining": str(remaining),
+                   "x-ms-user-quota-resets-after": "%02d:%02d:%02d" % (secs // 3600, secs // 60 % 60, secs % 60)}
+        if spent and q["enforce"]:
+            headers["Retry-After"] = str(max(1, secs))
+            raise HttpError(429, {"error": {"code": "RateLimiting", "message": (
+                "Please provide below info when asking for support: timestamp = %s, correlationId = %s. "
+                "Rate limit exceeded: the user quota of %d queries per %g seconds is spent." % (
+                    iso_now(), self.req_id, q["queries"], q["seconds"]))}}, headers)
+        return headers
+
+    def resource_graph(self, c):
+        """POST /providers/Microsoft.ResourceGraph/resources (QueryRequest -> QueryResponse, objectArray)."""
+        w = self.world
+        if self.rule(c).get("resourceGraph") is False:
+            raise self.forbidden(c, "Microsoft.ResourceGraph/resources/read", "/")
+        headers = self.graph_quota(c)
+        req = self.json_body()
+        if not isinstance(req, dict) or not isinstance(req.get("query"), str):
+            raise arm_error(400, "BadRequest", "The request body must be a QueryRequest with a 'query' string.",
+                            headers)
+        subs = req.get("subscriptions") or []
+        if not isinstance(subs, list) or not all(isinstance(x, str) for x in subs) or len(subs) > 1000:
+            raise arm_error(400, "BadRequest", "'subscriptions' must be a list of at most 1000 subscription IDs.",
+                            headers)
+        opts = req.get("options") or {}
+        if opts.get("resultFormat", "objectArray") != "objectArray":
+            raise arm_error(400, "BadRequest", "The emulator serves resultFormat objectArray only.", headers)
+        top = opts.get("$top", 1000)
+        if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= 1000:
+            raise arm_error(400, "BadRequest", "options.$top must be an integer from 1 to 1000.", headers)
+        try:
+            ops = kql.parse(req["query"])
+        except kql.KqlError as e:
+            raise HttpError(400, kql.error_body(e, self.req_id, iso_now()), headers)
+        asked = {lc(x) for x in subs}
+        visible = [s for s in w.subscriptions if lc(s.get("subscriptionId")) in asked and self.sees_sub(c, s)]
+        if not visible:
+            raise HttpError(400, {"error": {"code": "BadRequest", "message": (
+                "Please provide below info when asking for support: timestamp = %s, correlationId = %s." % (
+                    iso_now(), self.req_id)), "details": [{"code": "NoValidSubscriptionsInQueryRequest",
+                                                           "message": "There are no valid subscriptions in the "
+                                                                      "query request."}]}}, headers)
+        digest = hashlib.sha256(req["query"].encode()).hexdigest()[:16]
+        offset = opts.get("$skip", 0) or 0
+        tok = opts.get("$skipToken")
+        if tok:
+            try:
+                d = json.loads(b64url_dec(tok))
+                offset = int(d["o"])
+                if d["q"] != digest:
+                    raise ValueError("another query")
+            except Exception:
+                raise arm_error(400, "BadRequest", "The $skipToken is invalid for this query.", headers)
+        # Later pages read the result the first page computed (a $skipToken pages one snapshot).
+        ckey = (lc(c.get("oid")), digest, tuple(sorted(lc(s["subscriptionId"]) for s in visible)))
+        with w.lock:
+            data = w.graph_results.get(ckey) if tok else None
+        if data is None:
+            data = kql.run(ops, self.graph_rows(c, [s["subscriptionId"] for s in visible], kql.leading_type(ops)))
+            with w.lock:
+                if len(w.graph_results) > 64:
+                    w.graph_results.clear()
+                w.graph_results[ckey] = data
+        size = min(top, w.graph_page)
+        page = data[offset: offset + size]
+        body = {"totalRecords": len(data), "count": len(page), "resultTruncated": "false", "facets": []}
+        if offset + size < len(data):
+            body["$skipToken"] = b64url(json.dumps({"o": offset + size, "q": digest}).encode())
+        body["data"] = page
+        return 200, body, headers
+
+    def backup_list(self, c, m):
+        """Jobs_List and ProtectionPolicies_List of a Recovery Services vault, with their $filter."""
+        w = self.world
+        self.api_version(V_BACKUP)
+        rsv_id, what = m.group(1), m.group(5)
+        self.check_sub(c, m.group(2), "Microsoft.RecoveryServices/vaults/%s/read" % what, rsv_id + "/" + what)
+        if not any(lc(v.get("id")) == lc(rsv_id) for v in w.rsvs):
+            raise arm_error(404, "ResourceNotFound", "The Resource 'Microsoft.RecoveryServices/vaults/%s' under "
+                            "resource group '%s' was not found." % (m.group(4), m.group(3)))
+        flt = self.q.get("$filter", "")
+        conds = dict((lc(k), v) for k, v in re.findall(r"(\w+) eq '([^']*)'", flt))
+        unknown = set(conds) - {"backupmanagementtype", "operation", "status", "starttime", "endtime"}
+        if unknown or (what.lower() == "backuppolicies" and set(conds) - {"backupmanagementtype"}):
+            raise arm_error(400, "BMSUserErrorInvalidFilter", "The filter '%s' is not supported." % flt)
+        window = []
+        for k in ("starttime", "endtime"):
+            if k in conds:
+                try:
+                    window.append(datetime.datetime.strptime(conds[k], "%Y-%m-%d %I:%M:%S %p").replace(
+                        tzinfo=datetime.timezone.utc).timestamp())
+                except ValueError:
+                    raise arm_error(400, "BMSUserErrorInvalidFilter", "The %s '%s' is not a time." % (k, conds[k]))
+            else:
+                window.append(None)
+        items = []
+        for it in (w.backup_jobs if what.lower() == "backupjobs" else w.backup_policies):
+            p = it.get("properties") or {}
+            if not encloses(rsv_id, it.get("id")):
+                continue
+            if "backupmanagementtype" in conds and lc(p.get("backupManagementType")) != lc(conds["backupmanagementtype"]):
+                continue
+            if "operation" in conds and lc(p.get("operation")) != lc(conds["operation"]):
+                continue
+            if "status" in conds and lc(p.get("status")) != lc(conds["status"]):
+                continue
+            t = parse_time(p.get("startTime"))
+            if (window[0] is not None and (t is None or t < window[0])) or (window[1] is not None and t is not None
+                                                                           and t > window[1]):
+                continue
+            items.append(copy.deepcopy(it))
+        return 200, self.page(items)
+
+    def activity_events(self, sid):
+        """The subscription's Activity Log events per the patterns its $filter accepts (eventTimestamp ge/le and
+        one of resourceGroupName, resourceUri, resourceProvider, correlationId)."""
+        w = self.world
+        flt = self.q.get("$filter", "")
+        ge = re.search(r"eventTimestamp ge '([^']*)'", flt, re.I)
+        le = re.search(r"eventTimestamp le '([^']*)'", flt, re.I)
+        if not ge or parse_time(ge.group(1)) is None:
+            raise arm_error(400, "BadRequest", "The $filter must contain \"eventTimestamp ge '<start time>'\".")
+        lo, hi = parse_time(ge.group(1)), parse_time(le.group(1)) if le else time.time()
+        if hi is None:
+            raise arm_error(400, "BadRequest", "The end time '%s' is not valid." % le.group(1))
+        if time.time() - lo > 90 * 86400 + 3600:
+            raise arm_error(400, "BadRequest", "The start time '%s' is more than 90 days in the past." % ge.group(1))
+        conds = dict((lc(k), v) for k, v in re.findall(r"(resourceGroupName|resourceUri|resourceProvider|"
+                                                       r"correlationId) eq '([^']*)'", flt, re.I))
+        out = []
+        for e in w.activity_log:
+            t = parse_time(e.get("eventTimestamp"))
+            if lc(e.get("subscriptionId")) != lc(sid) or t is None or t < lo or t > hi:
+                continue
+            if "resourcegroupname" in conds and lc(e.get("resourceGroupName")) != lc(conds["resourcegroupname"]):
+                continue
+            if "resourceuri" in conds and lc(e.get("resourceId")) != lc(conds["resourceuri"]):
+                continue
+            if "resourceprovider" in conds and lc((e.get("resourceProviderName") or {}).get("value")) != lc(
+                    conds["resourceprovider"]):
+                continue
+            if "correlationid" in conds and lc(e.get("correlationId")) != lc(conds["correlationid"]):
+                continue
+            out.append(copy.deepcopy(e))
+        return out
+
+    def vm_view(self, vm, expand):
+        v = {k: copy.deepcopy(x) for k, x in vm.items() if k not in ("properties", "resources")}
+        v["properties"] = {k: copy.deepcopy(x) for k, x in (vm.get("properties") or {}).items()
+                           if expand or k != "instanceView"}
         # with $expand: the scenario's instance view, or none (never invented: it would change verdicts)
-        res = v.get("resources") or []
-        seen = {lc(r.get("id")) for r in res}
-        for ext in w.vm_extensions:
+        res = self.vm_extensions(vm)
+        if res or "resources" in vm:
+            v["resources"] = res
+        return v
+
+    def vm_extensions(self, vm, name=None):
+        """A VM's extensions as ARM gives them (its resources[] + vmExtensions under it), copied; only
+        the one called name when given."""
+        w = self.world
+        res = [copy.deepcopy(r) for r in vm.get("resources") or []
+               if name is None or lc(r.get("name")) == lc(name)]
+        seen = {lc(r.get("id")) for r in vm.get("resources") or []}
+        with w.lock:
+            idx = getattr(w, "ext_index", None)
+            if idx is None or idx[0] is not w.vm_extensions or idx[1] != len(w.vm_extensions):
+                by_vm = {}
+                for ext in w.vm_extensions:
+                    by_vm.setdefault(lc(ext.get("id", "")).split("/extensions/")[0], []).append(ext)
+                idx = (w.vm_extensions, len(w.vm_extensions), by_vm)
+                w.ext_index = idx
+        for ext in idx[2].get(lc(vm["id"]), []):
             eid = ext.get("id", "")
             if lc(eid).startswith(lc(vm["id"]) + "/extensions/") and lc(eid) not in seen:
                 e = {"name": ext.get("name"), "id": eid, "type": "Microsoft.Compute/virtualMachines/extensions",
                      "location": ext.get("location"), "properties": copy.deepcopy(ext.get("properties") or {})}
                 if ext.get("tags"):
                     e["tags"] = copy.deepcopy(ext["tags"])
-                res.append(e)
+                if name is None or lc(e.get("name")) == lc(name):
+                    res.append(e)
                 seen.add(lc(eid))
-        if res:
-            v["resources"] = res
-        return v
+        return res
 
     def find_vault(self, vid, m):
         w = self.world
@@ -1709,6 +2215,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             sps = [sp for sp in tenant["servicePrincipals"] if lc(sp.get("appId")) == lc(fm.group(1))]
             return 200, {"@odata.context": ctx + "servicePrincipals" + ("(%s)" % ",".join(sel) if sel else ""),
                          "value": [self.graph_select(self.sp_object(sp), sel, None, None, False) for sp in sps]}, {}
+        m = re.fullmatch(r"/v1\.0/users/([^/]+)/?", path, re.I)
+        if m:
+            self.graph_permission(c)
+            u = next((x for x in tenant["users"] if lc(x["objectId"]) == lc(m.group(1))), None)
+            if u is None:
+                raise self.graph_error(404, "Request_ResourceNotFound", "Resource '%s' does not exist or one of its "
+                                       "queried reference-property objects are not present." % m.group(1))
+            full = {"id": lc(u["objectId"]), "userPrincipalName": u.get("userPrincipalName"),
+                    "displayName": u.get("displayName"), "userType": u.get("userType"),
+                    "mail": u.get("mail") or u["signInName"], "givenName": u.get("givenName"),
+                    "surname": u.get("surname"), "jobTitle": u.get("jobTitle"), "businessPhones": [],
+                    "mobilePhone": None, "officeLocation": None, "preferredLanguage": None}
+            default = ["businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
+                       "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id"]
+            return 200, self.graph_select(full, sel, default, ctx + "users", True), {}
         if re.fullmatch(r"/v1\.0/organization/?", path, re.I):
             return 200, {"@odata.context": ctx + "organization",
                          "value": [{"id": tenant["tenantId"], "displayName": tenant["displayName"],
@@ -1771,10 +2292,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/%s/, "
                 "https://login.microsoftonline.com/%s/v2.0, found https://sts.windows.net/%s/." % (vtid, vtid, c["tid"]))}},
                 {"WWW-Authenticate": 'Bearer authorization="%s/login/%s", resource="%s"' % (w.base, vtid, KV_AUDIENCE)})
+        if self.command == "GET" and re.fullmatch(r"/secrets/[^/]+/versions/?", self.path_only, re.I):
+            return self.kv_secret_versions(c, vault)
+        if self.command == "GET" and re.fullmatch(r"/deletedsecrets/?", self.path_only, re.I):
+            return self.kv_deleted_secrets(c, vault)
+        if self.command == "GET" and re.fullmatch(r"/deletedkeys/[^/]+/?", self.path_only, re.I):
+            return self.kv_deleted_key(c, vault)
         m = re.fullmatch(r"/keys/([^/]+)(?:/([^/]*))?/?", self.path_only, re.I)
         if not m or self.command != "GET":
+            # Get Secret and Get Deleted Secret return a secret's value: never served (tests assert
+            # kvaudit never asks).
             raise HttpError(400 if self.command == "GET" else 405, {"error": {"code": "BadParameter", "message": (
-                "The emulator serves only GET /keys/{name}/{version}.")}})
+                "The emulator serves only GET /keys/{name}/{version}, /deletedkeys/{name}, "
+                "/secrets/{name}/versions and /deletedsecrets.")}})
         self.kv_authorize(c, vault)
         name, version = lc(m.group(1)), lc(m.group(2) or "")
         best = None
@@ -1792,51 +2322,145 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "A key with (name/id) %s (version %s) was not found in this key vault. If you recently deleted this "
                 "key you may be able to recover it using the correct recovery command. For help resolving this issue, "
                 "please see https://go.microsoft.com/fwlink/?linkid=2125182" % (m.group(1), m.group(2) or ""))}})
-        return 200, copy.deepcopy(best), {"x-ms-keyvault-service-version": "1.9.2000.1",
-                                          "x-ms-keyvault-region": vault.get("location", "westeurope"),
-                                          "x-ms-keyvault-network-info": "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;"}
+        return 200, copy.deepcopy(best), self.kv_headers(vault)
 
-    def kv_authorize(self, c, vault):
+    def kv_headers(self, vault):
+        return {"x-ms-keyvault-service-version": "1.9.2000.1",
+                "x-ms-keyvault-region": vault.get("location", "westeurope"),
+                "x-ms-keyvault-network-info": "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;"}
+
+    @staticmethod
+    def kv_ref(url, kind):
+        """(vault name, object name, version) of a Key Vault object URL, lower case, or None."""
+        m = re.match(r"^https://([^./]+)\.[^/]+/%s/([^/?]+)(?:/([^/?]+))?" % kind, url or "", re.I)
+        return (lc(m.group(1)), lc(m.group(2)), lc(m.group(3) or "")) if m else None
+
+    def kv_page(self, items, vault):
+        """One page of a data-plane list: {"value", "nextLink"} on the vault's own host (with :443 as
+        Key Vault writes it when the emulator listens on 443), maxresults honoured (1-25)."""
+        w = self.world
+        with w.lock:
+            size = max(1, int(w.cfg["pageSize"]))
+        try:
+            mr = int(self.q.get("maxresults") or 25)
+        except ValueError:
+            raise HttpError(400, {"error": {"code": "BadParameter", "message": "Invalid maxresults."}})
+        if mr < 1 or mr > 25:
+            raise HttpError(400, {"error": {"code": "BadParameter", "message": (
+                "The value of maxresults must be between 1 and 25.")}})
+        size = min(size, mr)
+        tok = self.q.get("$skiptoken")
+        offset = 0
+        if tok:
+            try:
+                offset = int(json.loads(b64url_dec(tok))["o"])
+            except Exception:
+                raise HttpError(400, {"error": {"code": "BadParameter", "message": "Invalid skip token."}})
+        body = {"value": items[offset: offset + size], "nextLink": None}
+        if offset + size < len(items):
+            params = [(k, v) for k, v in urllib.parse.parse_qsl(self.raw_query, keep_blank_values=True)
+                      if k.lower() != "$skiptoken"]
+            params.append(("$skiptoken", b64url(json.dumps({"o": offset + size}).encode())))
+            body["nextLink"] = "https://%s%s?%s" % (self.headers.get("Host"), self.path_only,
+                                                   urllib.parse.urlencode(params, quote_via=urllib.parse.quote,
+                                                                          safe="$'(),"))
+        return 200, body, self.kv_headers(vault)
+
+    def kv_secret_versions(self, c, vault):
+        """Get Secret Versions: SecretItems (id, attributes, tags, contentType; never a value)."""
+        self.kv_authorize(c, vault, "secrets", "list")
+        name = lc(self.path_only.strip("/").split("/")[1])
+        with self.world.lock:
+            items = [copy.deepcopy(s) for s in self.world.secrets
+                     if (self.kv_ref(s.get("id"), "secrets") or ("", "", ""))[:2] == (lc(vault["name"]), name)]
+        if not items:
+            raise HttpError(404, {"error": {"code": "SecretNotFound", "message": (
+                "A secret with (name/id) %s was not found in this key vault. If you recently deleted this secret "
+                "you may be able to recover it using the correct recovery command. For help resolving this issue, "
+                "please see https://go.microsoft.com/fwlink/?linkid=2125182" % self.path_only.strip("/").split("/")[1])}})
+        for s in items:
+            s.pop("value", None)
+        return self.kv_page(items, vault)
+
+    def kv_deleted_secrets(self, c, vault):
+        """Get Deleted Secrets: DeletedSecretItems (recoveryId, scheduledPurgeDate, deletedDate; no value)."""
+        self.kv_authorize(c, vault, "secrets", "list")
+        with self.world.lock:
+            items = [copy.deepcopy(s) for s in self.world.deleted_secrets
+                     if (self.kv_ref(s.get("id"), "secrets") or ("",))[0] == lc(vault["name"])]
+        for s in items:
+            s.pop("value", None)
+        return self.kv_page(items, vault)
+
+    def kv_deleted_key(self, c, vault):
+        """Get Deleted Key: a DeletedKeyBundle (public key material only)."""
+        self.kv_authorize(c, vault, "keys", "get")
+        name = lc(self.path_only.strip("/").split("/")[1])
+        with self.world.lock:
+            hit = next((copy.deepcopy(k) for k in self.world.deleted_keys
+                        if (self.kv_ref((k.get("key") or {}).get("kid"), "keys") or ("", ""))[:2] ==
+                        (lc(vault["name"]), name)), None)
+        if hit is None:
+            raise HttpError(404, {"error": {"code": "KeyNotFound", "message": (
+                "Deleted Key not found: %s" % self.path_only.strip("/").split("/")[1])}})
+        return 200, hit, self.kv_headers(vault)
+
+    def kv_authorize(self, c, vault, kind="keys", perm="get"):
         w = self.world
         with w.lock:
             dp = copy.deepcopy(w.cfg["dataPlane"] or {})
             ras = copy.deepcopy(w.role_assignments)
         caller = "appid=%s;oid=%s;iss=https://sts.windows.net/%s/" % (c.get("appid"), c.get("oid"), c.get("tid"))
+        where = "%s;location=%s" % (vault["name"], vault.get("location"))
+        # dataPlane.firewall: vault names whose firewall refuses the emulator's clients (127.0.0.1).
+        if lc(vault["name"]) in [lc(x) for x in dp.get("firewall") or []]:
+            raise HttpError(403, {"error": {"code": "Forbidden", "message": (
+                "Client address is not authorized and caller is not a trusted service.\r\nClient address: "
+                "127.0.0.1\r\nCaller: %s\r\nVault: %s" % (caller, where)),
+                "innererror": {"code": "ForbiddenByFirewall"}}})
         rbac = vault["properties"].get("enableRbacAuthorization") is True
-        denied = any((d.get("vault") in ("*", None) or lc(d.get("vault")) == lc(vault["name"])) and
-                     (d.get("objectId") in ("*", None) or lc(d.get("objectId")) == lc(c.get("oid")))
-                     for d in dp.get("deny") or [])
+        deny = [d for d in dp.get("deny") or []
+                if (d.get("vault") in ("*", None) or lc(d.get("vault")) == lc(vault["name"])) and
+                (d.get("objectId") in ("*", None) or lc(d.get("objectId")) == lc(c.get("oid")))]
+        denied = bool(deny)
+        if any(d.get("innererror") == "ForbiddenByPolicy" for d in deny):
+            # Azure Policy / network security perimeter refusing the request.
+            raise HttpError(403, {"error": {"code": "Forbidden", "message": (
+                "Operation is not allowed by policy on key vault '%s'. Caller: %s" % (where, caller)),
+                "innererror": {"code": "ForbiddenByPolicy"}}})
         if self.rule(c).get("dataPlane") is False:
             denied = True
         if not denied and dp.get("mode") == "policy":
             if rbac:
                 denied = not any(lc(r["properties"].get("principalId")) == lc(c.get("oid")) and
                                  encloses(r["properties"].get("scope"), vault["id"]) and
-                                 self.role_reads_keys(r["properties"].get("roleDefinitionId", "")) for r in ras)
+                                 self.role_reads_keys(r["properties"].get("roleDefinitionId", ""), kind) for r in ras)
             else:
                 denied = True
                 for ap in vault["properties"].get("accessPolicies") or []:
                     if lc(ap.get("objectId")) == lc(c.get("oid")) and lc(ap.get("tenantId")) == lc(c.get("tid")) and \
                             not ap.get("applicationId"):
-                        keys = [lc(p) for p in (ap.get("permissions") or {}).get("keys") or []]
-                        if "get" in keys or "all" in keys:
+                        granted = [lc(p) for p in (ap.get("permissions") or {}).get(kind) or []]
+                        if perm in granted or "all" in granted:
                             denied = False
         if not denied:
             return
-        where = "%s;location=%s" % (vault["name"], vault.get("location"))
+        action = ("Microsoft.KeyVault/vaults/keys/read" if kind == "keys" else
+                  "Microsoft.KeyVault/vaults/secrets/readMetadata/action")
         if rbac:
             raise HttpError(403, {"error": {"code": "Forbidden", "message": (
                 "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or "
                 "role definitions were changed recently, please observe propagation time.\r\nCaller: %s\r\nAction: "
-                "'Microsoft.KeyVault/vaults/keys/read'\r\nResource: '%s/keys'\r\nAssignment: (not found)\r\n"
-                "DenyAssignmentId: null\r\nDecisionReason: null \r\nVault: %s\r\n" % (caller, lc(vault["id"]), where)),
+                "'%s'\r\nResource: '%s/%s'\r\nAssignment: (not found)\r\n"
+                "DenyAssignmentId: null\r\nDecisionReason: null \r\nVault: %s\r\n" % (
+                    caller, action, lc(vault["id"]), kind, where)),
                 "innererror": {"code": "ForbiddenByRbac"}}})
         raise HttpError(403, {"error": {"code": "Forbidden", "message": (
-            "The user, group or application '%s' does not have keys get permission on key vault '%s'. For help "
-            "resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287" % (caller, where)),
+            "The user, group or application '%s' does not have %s %s permission on key vault '%s'. For help "
+            "resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287" % (caller, kind, perm, where)),
             "innererror": {"code": "AccessDenied"}}})
 
-    def role_reads_keys(self, rd_id):
+    def role_reads_keys(self, rd_id, kind="keys"):
         w = self.world
         guid = lc(rd_id.rstrip("/").rsplit("/", 1)[-1])
         actions = []
@@ -1846,7 +2470,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     actions += perm.get("dataActions") or []
         if not actions and guid in BUILTIN_ROLES:
             actions = BUILTIN_ROLES[guid][1]
-        want = "microsoft.keyvault/vaults/keys/read"
+        want = ("microsoft.keyvault/vaults/keys/read" if kind == "keys" else
+                "microsoft.keyvault/vaults/secrets/readmetadata/action")
         for a in actions:
             rx = "^" + re.escape(lc(a)).replace(r"\*", "[^/]*(/.*)?" if lc(a).endswith("*") else "[^/]*") + "$"
             if re.match(rx, want):

@@ -500,6 +500,31 @@ class TestArm(unittest.TestCase):
         r = call("GET", "/arm%s-nope?api-version=2024-07-01" % db["id"], token=self.tok)
         self.assertEqual((r.status, r.json()["error"]["code"]), (404, "ResourceNotFound"))
 
+    def test_vm_list_status_only_and_extensions(self):
+        base = "/arm/subscriptions/%s/providers/Microsoft.Compute/virtualMachines?api-version=2024-07-01" % S_PROD
+        vms, _ = follow(base, self.tok)
+        db = next(v for v in vms if v["name"] == "nw-erp-db01")
+        # the list gives extensions as bare IDs (vmListExtensions "ids", the default)
+        self.assertTrue(db["resources"] and all(list(e) == ["id"] for e in db["resources"]))
+        status, _ = follow(base + "&statusOnly=true", self.tok)
+        self.assertEqual([v["id"] for v in status], [v["id"] for v in vms])
+        sdb = next(v for v in status if v["name"] == "nw-erp-db01")
+        self.assertEqual(list(sdb["properties"]), ["instanceView"])
+        self.assertNotIn("storageProfile", sdb["properties"])
+        for q, code in (("&$expand=instanceView", "InvalidParameter"), ("&statusOnly=maybe", "InvalidParameter"),
+                        ("&$filter=x", "InvalidParameter")):
+            r = call("GET", base + q, token=self.tok)
+            self.assertEqual((r.status, r.json()["error"]["code"]), (400, code), q)
+        r = arm(db["id"] + "/extensions", self.tok, "2024-07-01")
+        self.assertEqual(r.status, 200, r.body)
+        exts = r.json()["value"]
+        self.assertEqual(sorted(e["id"] for e in exts), sorted(e["id"] for e in db["resources"]))
+        ade = next(e for e in exts if e["properties"].get("type") == "AzureDiskEncryption")
+        r = arm(db["id"] + "/extensions/" + ade["name"], self.tok, "2024-07-01")
+        self.assertEqual(r.json(), ade)
+        r = arm(db["id"] + "/extensions/nope", self.tok, "2024-07-01")
+        self.assertEqual((r.status, r.json()["error"]["code"]), (404, "NotFound"))
+
     def test_role_assignments_and_definitions(self):
         url = "/arm%s/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&$filter=atScope()" % KV_RBAC
         items, _ = follow(url, self.tok)
@@ -525,6 +550,71 @@ class TestArm(unittest.TestCase):
         rsvs, _ = follow("/arm/subscriptions/%s/providers/Microsoft.RecoveryServices/vaults?api-version=2025-02-01"
                          % S_PROD, self.tok)
         self.assertEqual(len(rsvs), 2)
+
+
+class TestBackupEvidence(unittest.TestCase):
+    """Jobs_List, ProtectionPolicies_List, the Activity Log and Graph users (docs/azure-api.md)."""
+    RSV = ("/subscriptions/%s/resourceGroups/rg-nw-backup-weu/providers/Microsoft.RecoveryServices/vaults/"
+           "rsv-nw-prod-weu" % S_PROD)
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tok = token()
+
+    def window(self, hours):
+        import datetime
+        now = datetime.datetime.now(datetime.timezone.utc)
+        fmt = "%Y-%m-%d %I:%M:%S %p"
+        return "&$filter=" + urllib.parse.quote(
+            "backupManagementType eq 'AzureIaasVM' and startTime eq '%s' and endTime eq '%s'" % (
+                (now - datetime.timedelta(hours=hours)).strftime(fmt), now.strftime(fmt)))
+
+    def test_jobs_in_a_window_with_paging(self):
+        want = [j["id"] for j in DEMO["backupJobs"] if "/vaults/rsv-nw-prod-weu/" in j["id"]]
+        items, pages = follow("/arm%s/backupJobs?api-version=2024-10-01%s" % (self.RSV, self.window(24 * 7)), self.tok)
+        self.assertEqual(sorted(j["id"] for j in items), sorted(want))
+        self.assertGreater(len(pages), 2)
+        self.assertIn("$filter=", pages[0]["nextLink"])
+        self.assertEqual(items[0]["properties"]["jobType"], "AzureIaaSVMJob")
+        # The times moved with the clock: what started 2 days before collectedAt started 2 days ago.
+        recent, _ = follow("/arm%s/backupJobs?api-version=2024-10-01%s" % (self.RSV, self.window(36)), self.tok)
+        self.assertTrue(0 < len(recent) < len(items), (len(recent), len(items)))
+        r = arm(self.RSV + "/backupJobs", self.tok, "2024-10-01", "&$filter=" + urllib.parse.quote("vmName eq 'x'"))
+        self.assertEqual((r.status, r.json()["error"]["code"]), (400, "BMSUserErrorInvalidFilter"))
+        r = arm(self.RSV.replace("rsv-nw-prod-weu", "rsv-none") + "/backupJobs", self.tok, "2024-10-01")
+        self.assertEqual((r.status, r.json()["error"]["code"]), (404, "ResourceNotFound"))
+
+    def test_policies(self):
+        flt = "&$filter=" + urllib.parse.quote("backupManagementType eq 'AzureIaasVM'")
+        items, _ = follow("/arm%s/backupPolicies?api-version=2024-10-01%s" % (self.RSV, flt), self.tok)
+        self.assertEqual(sorted(p["name"] for p in items), ["EnhancedPolicy-Daily", "EnhancedPolicy-Hourly4h"])
+
+    def test_activity_log_patterns(self):
+        import datetime
+        now = datetime.datetime.now(datetime.timezone.utc)
+        t = lambda d: (now - datetime.timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        base = "/arm/subscriptions/%s/providers/Microsoft.Insights/eventtypes/management/values" % S_PROD
+        flt = "eventTimestamp ge '%s' and eventTimestamp le '%s' and resourceGroupName eq 'rg-nw-backup-weu'" % (
+            t(89), t(0))
+        items, _ = follow("%s?api-version=2015-04-01&$filter=%s" % (base, urllib.parse.quote(flt)), self.tok)
+        self.assertEqual(len(items), 2)
+        self.assertEqual({e["operationName"]["value"] for e in items},
+                         {"Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/write"})
+        r = call("GET", "%s?api-version=2015-04-01&$filter=%s" % (base, urllib.parse.quote(
+            "resourceGroupName eq 'rg-nw-backup-weu'")), token=self.tok)
+        self.assertEqual(r.status, 400)
+        r = call("GET", "%s?api-version=2015-04-01&$filter=%s" % (base, urllib.parse.quote(
+            "eventTimestamp ge '%s'" % t(120))), token=self.tok)
+        self.assertEqual(r.status, 400)
+
+    def test_graph_users(self):
+        scope = E["base"] + "/graph/.default"
+        tok = token(scope=scope, tenant=T_LOG)
+        r = call("GET", "/graph/v1.0/users/2e7f4a1b-c8d3-4e95-9a6f-0b1d5c8e3a72?$select=id,userType", token=tok)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual((r.json()["id"], r.json()["userType"]), ("2e7f4a1b-c8d3-4e95-9a6f-0b1d5c8e3a72", "Guest"))
+        r = call("GET", "/graph/v1.0/users/%s" % uuid.uuid4(), token=tok)
+        self.assertEqual((r.status, r.json()["error"]["code"]), (404, "Request_ResourceNotFound"))
 
 
 class TestGraph(unittest.TestCase):
@@ -767,6 +857,18 @@ class TestFaults(unittest.TestCase):
     def test_bad_fault(self):
         r = call("POST", "/_emulator/faults", body=[{"match": {"pathRegex": "("}}])
         self.assertEqual(r.status, 400)
+
+    def test_pad_bytes(self):
+        faults({"match": {"pathRegex": "^/arm/subscriptions$"}, "padBytes": 1000000})
+        r = call("GET", self.SUBS, token=self.tok)
+        self.assertEqual(r.status, 200)
+        doc = r.json()
+        self.assertEqual(len(doc["kvauditPadding"]), 1000000)
+        self.assertTrue(doc["value"])
+
+    def test_issued_tokens(self):
+        tok = token()
+        self.assertEqual(call("GET", "/_emulator/issued-tokens").json()[-1], tok)
 
 
 class TestLogAndTools(unittest.TestCase):

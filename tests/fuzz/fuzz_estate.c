@@ -69,10 +69,62 @@ static void write_json_checked(const cJSON *report)
 	free(buf);
 }
 
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/*
+ * A lean load (the big lists element by element, docs/performance.md) must
+ * fail with the same message, or load the same VMs, disks, protected items
+ * and ADE volumes, as the whole-tree load e.
+ */
+static void check_lean(const uint8_t *data, size_t size, const struct estate_opts *eo, const struct estate *e,
+                       const struct kv_err *err)
+{
+	struct estate_opts lo = *eo;
+	struct kv_err lerr = {{0}};
+	struct estate *l;
+
+	lo.lean = true;
+	l = estate_parse((const char *)data, size, "fuzz.json", &lo, &lerr);
+	if (!e || !l) {
+		if (e || l)
+			fuzz_fail("the whole-tree load %s but the lean load %s (%s%s)", e ? "succeeded" : "failed",
+			          l ? "succeeded" : "failed", err->msg, lerr.msg);
+		if (strcmp(err->msg, lerr.msg) != 0)
+			fuzz_fail("lean load message differs: [%s] vs [%s]", err->msg, lerr.msg);
+		return;
+	}
+	if (e->nvms != l->nvms || e->ndisks != l->ndisks || e->nitems != l->nitems)
+		fuzz_fail("lean load counts differ");
+	for (size_t i = 0; i < e->nvms; i++) {
+		const struct ade_info *a = &e->vms[i].ade, *b = &l->vms[i].ade;
+
+		if (!same_str(e->vms[i].id, l->vms[i].id) || a->encrypted != b->encrypted ||
+		    a->legacy_aad != b->legacy_aad || a->disabled != b->disabled || a->sources != b->sources ||
+		    a->nvolumes != b->nvolumes || e->vms[i].os != l->vms[i].os || !same_str(a->ext_type, b->ext_type))
+			fuzz_fail("lean load: VM %zu differs", i);
+		for (size_t k = 0; k < a->nvolumes; k++)
+			if (!same_str(a->volumes[k].disk, b->volumes[k].disk) ||
+			    !same_str(a->volumes[k].bek_vault, b->volumes[k].bek_vault) ||
+			    !same_str(a->volumes[k].secret_url, b->volumes[k].secret_url) ||
+			    !same_str(a->volumes[k].kek_vault, b->volumes[k].kek_vault) ||
+			    !same_str(a->volumes[k].key_url, b->volumes[k].key_url) ||
+			    a->volumes[k].sources != b->volumes[k].sources)
+				fuzz_fail("lean load: volume %zu of VM %zu differs", k, i);
+	}
+	for (size_t i = 0; i < e->nitems; i++)
+		if (!same_str(e->items[i].vm_id, l->items[i].vm_id) ||
+		    !same_str(e->items[i].protection_state, l->items[i].protection_state))
+			fuzz_fail("lean load: protected item %zu differs", i);
+	estate_free(l);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *overrides[] = { "72f988bf-86f1-41af-91ab-2d7cd011db47=00000000-0000-0000-0000-000000000001" };
-	struct estate_opts eo = { overrides, 1 };
+	struct estate_opts eo = {.sp_overrides = overrides, .nsp_overrides = 1};
 	struct audit_opts ao = { .fail_on = SEV_LOW, .include_pass = true, .source = "fuzz.json" };
 	struct kv_err err = {{0}};
 	struct estate *e;
@@ -81,6 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t nsubjects = 0;
 
 	e = estate_parse((const char *)data, size, "fuzz.json", &eo, &err);
+	check_lean(data, size, &eo, e, &err);
 	if (e == NULL) {
 		if (err.msg[0] == '\0')
 			fuzz_fail("estate_parse returned NULL without a message");

@@ -1296,7 +1296,7 @@ static void bug_error_for_a_subscription_vault_list_url_explains_its_vaults(void
 static void sp_override_adds_a_tenant_as_found(void **state)
 {
 	const char *ov[] = {"11111111-aaaa-0000-0000-000000000001=oid-1"};
-	struct estate_opts opts = {ov, 1};
+	struct estate_opts opts = {.sp_overrides = ov, .nsp_overrides = 1};
 	char *text = j(HEAD "}");
 	struct estate *e = parse_with(text, strlen(text), &opts);
 	struct tenant *t;
@@ -1316,7 +1316,7 @@ static void sp_override_adds_a_tenant_as_found(void **state)
 static void sp_override_replaces_what_the_snapshot_says(void **state)
 {
 	const char *ov[] = {"T1=new-oid", "t2=oid-2", "T3=oid=with=equals"};
-	struct estate_opts opts = {ov, ARRAY_LEN(ov)};
+	struct estate_opts opts = {.sp_overrides = ov, .nsp_overrides = ARRAY_LEN(ov)};
 	char *text = j(HEAD ",'tenants':[{'tenantId':'t1','callerUserType':'Guest','backupManagementService':{'status':'found','objectId':'old-oid'}},"
 	               "{'tenantId':'T2','callerUserType':'Member','backupManagementService':{'status':'absent'}}]}");
 	struct estate *e = parse_with(text, strlen(text), &opts);
@@ -1346,7 +1346,7 @@ static void sp_override_malformed_is_rejected_naming_the_flag(void **state)
 	(void)state;
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
 		const char *ov[] = {"good=oid", bad[i]};
-		struct estate_opts opts = {ov, 2};
+		struct estate_opts opts = {.sp_overrides = ov, .nsp_overrides = 2};
 		char *quoted = kv_asprintf("'%s'", bad[i]);
 		const char *needles[] = {"--backup-sp-object-id", quoted, "TENANT=OBJECT_ID"};
 

@@ -552,7 +552,7 @@ static void backup_sp_unknown_is_an_error_until_overridden(void **state)
 		",'tenants':[{'tenantId':'" T1 "','callerUserType':'Member'}]",
 	};
 	static const char *overrides[] = {T1 "=" BMS};
-	const struct estate_opts opts = {overrides, 1};
+	const struct estate_opts opts = {.sp_overrides = overrides, .nsp_overrides = 1};
 
 	(void)state;
 	for (size_t i = 0; i < ARRAY_LEN(tenants); i++) {
@@ -852,7 +852,7 @@ static void fixture_cli_2022_vault_with_all_permissions(void **state)
 {
 	/* The recorded vault: one policy with ["all"] everywhere, no enableRbacAuthorization/enablePurgeProtection keys. */
 	static const char *overrides[] = {"54826b22-38d6-4fb2-bad9-b7b93a3e9c5a=2b7fa1bd-b817-45cb-9068-e416ce1125fa"};
-	const struct estate_opts opts = {overrides, 1};
+	const struct estate_opts opts = {.sp_overrides = overrides, .nsp_overrides = 1};
 	struct kv_err err = {{0}};
 	size_t len = 0;
 	char *text = kv_read_file(KV_FIXTURES "/cli-2022-keyvault-get-accessPolicies-all-enabledForDiskEncryption.json",
@@ -1696,7 +1696,7 @@ static void check_registry_against(struct run *r, const char *what)
 static void every_registered_fact_is_built_or_marked_unavailable(void **state)
 {
 	static const char *overrides[] = {T3 "=" OTHER};
-	const struct estate_opts opts = {overrides, 1};
+	const struct estate_opts opts = {.sp_overrides = overrides, .nsp_overrides = 1};
 	size_t nreg;
 	const struct fact_def *reg = facts_registry(&nreg);
 	struct run r;

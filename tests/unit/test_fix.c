@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "audit/audit.h"
+#include "audit/estate/facts.h"
 #include "audit/fix/fix.h"
 #include "rules/engine.h"
 
@@ -333,6 +334,115 @@ static void plan_from_the_demo_estate(void **state)
 	estate_free(e);
 }
 
+/* Suppressed findings plan no change and are listed; a suppressed category is left out. */
+static void suppressed_findings_plan_no_change(void **state)
+{
+	static const char supp_text[] =
+		"{\"kind\":\"kvaudit.suppressions\",\"version\":1,\"suppressions\":["
+		"{\"rule\":\"KVA-BKP-002\",\"resource\":\"/vaults/kv-nwlog-data-eus$\",\"reason\":\"keys via HSM\","
+		"\"owner\":\"sec@example\",\"expires\":\"2099-12-31\"},"
+		"{\"rule\":\"KVA-BKP-004\",\"resource\":\"kv-nwlog-rbac-eus\",\"reason\":\"reporting vault\","
+		"\"owner\":\"ops@example\",\"expires\":\"2099-12-31\"},"
+		"{\"rule\":\"KVA-VLT-002\",\"resource\":\"kv-nw-dev-neu\",\"reason\":\"dev\","
+		"\"owner\":\"dev@example\",\"expires\":\"2099-12-31\"}]}";
+	struct kv_err err = {{0}};
+	struct estate_opts eo = {0};
+	struct estate *e = estate_load(KV_SOURCE_DIR "/examples/demo-estate.json", &eo, &err);
+	struct rule_catalog cat = {0};
+	struct suppressions supp = {0};
+	struct audit_opts ao = {SEV_LOW, false, "demo", NULL};
+	struct fix_plan_opts po = {0};
+	cJSON *report, *plan;
+	const cJSON *it, *sup;
+
+	(void)state;
+	assert_non_null(e);
+	assert_true(rule_catalog_load_builtin(&cat, &err));
+	assert_true(suppressions_parse(supp_text, strlen(supp_text), "supp.json", &cat, "2026-11-28", &supp, &err));
+	ao.suppressions = &supp;
+	report = audit_run(e, &cat, &ao);
+	po.include_vault_settings = true;
+	plan = fix_plan(report, e, &po);
+	/* BEK+KEK vault whose KEK finding is accepted: secrets only. */
+	it = plan_item(plan, "kv-nwlog-data-eus");
+	assert_non_null(it);
+	assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "keys")));
+	assert_json(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(it, "change"), "accessPolicy"), "permissions"),
+		"{\"secrets\":[\"get\",\"list\",\"backup\"]}");
+	sup = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(it, "suppressed"), 0);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sup, "rule")), "KVA-BKP-002");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sup, "owner")), "sec@example");
+	/* RBAC vault with only a suppressed finding: listed, nothing to do. */
+	it = plan_item(plan, "kv-nwlog-rbac-eus");
+	assert_non_null(it);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "kind")), "none");
+	assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(it, "change")));
+	assert_false(fix_item_actionable(it));
+	/* Settings: purge protection suppressed, disk encryption still planned. */
+	it = plan_item(plan, "kv-nw-dev-neu");
+	assert_non_null(it);
+	assert_json(cJSON_GetObjectItemCaseSensitive(it, "settings"), "{\"enabledForDiskEncryption\":true}");
+	assert_true(fix_item_actionable(it));
+	cJSON_Delete(plan);
+	cJSON_Delete(report);
+	suppressions_release(&supp);
+	rule_catalog_release(&cat);
+	estate_free(e);
+}
+
+static void settings_reversibility(void **state)
+{
+	cJSON *it = parse("{\"kind\":\"none\",\"skip\":null,\"settings\":{\"enablePurgeProtection\":true}}");
+
+	(void)state;
+	assert_true(fix_setting_reversible("enabledForDiskEncryption"));
+	assert_false(fix_setting_reversible("enableSoftDelete"));
+	assert_false(fix_setting_reversible("enablePurgeProtection"));
+	assert_true(fix_item_has_settings(it));
+	assert_true(fix_item_actionable(it));
+	cJSON_ReplaceItemInObjectCaseSensitive(it, "settings", cJSON_CreateNull());
+	assert_false(fix_item_actionable(it));
+	cJSON_Delete(it);
+}
+
+/* The RBAC coverage fix's live re-check shares with the audit (facts_rbac_cover_add). */
+static void rbac_coverage_of_other_roles(void **state)
+{
+	struct facts_rbac_cover cv = {{false}, {false}};
+	cJSON *allow = parse("[\"Microsoft.KeyVault/vaults/secrets/*\",\"Microsoft.KeyVault/vaults/keys/*\"]");
+	cJSON *deny = parse("[\"Microsoft.KeyVault/vaults/secrets/backup/action\"]");
+
+	(void)state;
+	/* Key Vault Secrets User lacks secrets/backup. */
+	assert_true(facts_rbac_cover_add(&cv, "4633458b-17de-408a-b874-0445c86b69e6", NULL, NULL));
+	assert_false(facts_rbac_covers_secrets(&cv));
+	/* An unknown custom role without its definition adds nothing. */
+	assert_false(facts_rbac_cover_add(&cv, "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/"
+	                                       "11111111-2222-3333-4444-555555555555", NULL, NULL));
+	/* A custom role whose notDataActions take the backup away does not cover. */
+	assert_true(facts_rbac_cover_add(&cv, "11111111-2222-3333-4444-555555555555", allow, deny));
+	assert_false(facts_rbac_covers_secrets(&cv));
+	assert_true(facts_rbac_covers_keys(&cv));
+	/* Key Vault Secrets Officer adds it: secrets covered by the roles together. */
+	assert_true(facts_rbac_cover_add(&cv, "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/"
+	                                      "b86a8fe4-44ce-4948-aee5-eccb2c155cd7", NULL, NULL));
+	assert_true(facts_rbac_covers_secrets(&cv));
+	/* ARM action wildcards and notActions, as Permissions_ListForResource returns them. */
+	cJSON_Delete(allow);
+	cJSON_Delete(deny);
+	allow = parse("[\"*\"]");
+	deny = parse("[\"Microsoft.KeyVault/vaults/accessPolicies/*\"]");
+	assert_true(facts_actions_cover(allow, deny, "Microsoft.KeyVault/vaults/write"));
+	assert_false(facts_actions_cover(allow, deny, "Microsoft.KeyVault/vaults/accessPolicies/write"));
+	cJSON_Delete(allow);
+	allow = parse("[\"*/read\"]");
+	assert_false(facts_actions_cover(allow, NULL, "Microsoft.Authorization/roleAssignments/write"));
+	assert_true(facts_actions_cover(allow, NULL, "Microsoft.KeyVault/vaults/read"));
+	cJSON_Delete(allow);
+	cJSON_Delete(deny);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -346,6 +456,9 @@ int main(void)
 		cmocka_unit_test(rollback_removes_only_what_was_added_in_the_stored_casing),
 		cmocka_unit_test(journal_round_trips_and_is_private),
 		cmocka_unit_test(plan_from_the_demo_estate),
+		cmocka_unit_test(suppressed_findings_plan_no_change),
+		cmocka_unit_test(settings_reversibility),
+		cmocka_unit_test(rbac_coverage_of_other_roles),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

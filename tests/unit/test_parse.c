@@ -745,6 +745,23 @@ static void error_bodies_of_every_shape_give_code_and_message(void **state)
 	}
 }
 
+/* Key Vault says why a 403 happened only in error.innererror.code (firewall, RBAC, access policy). */
+static void key_vault_innererror_is_kept_apart(void **state)
+{
+	static const char fw[] = "{\"error\":{\"code\":\"Forbidden\",\"message\":\"Client address is not "
+	                         "authorized and caller is not a trusted service.\",\"innererror\":{\"code\":"
+	                         "\"ForbiddenByFirewall\"}}}";
+	static const char arm[] = "{\"error\":{\"code\":\"AuthorizationFailed\",\"message\":\"no\"}}";
+	struct azure_error e;
+
+	(void)state;
+	error_parse(fw, strlen(fw), 403, &e);
+	assert_string_equal(e.code, "Forbidden");
+	assert_string_equal(e.inner, "ForbiddenByFirewall");
+	error_parse(arm, strlen(arm), 403, &e);
+	assert_string_equal(e.inner, "");
+}
+
 static void raw_error_bodies_keep_only_their_first_200_bytes(void **state)
 {
 	char body[1000];
@@ -1055,6 +1072,7 @@ int main(void)
 		cmocka_unit_test(token_response_release_clears_the_struct_and_can_be_repeated),
 		cmocka_unit_test(imds_error_fixtures_parse_as_oauth_errors),
 		cmocka_unit_test(error_bodies_of_every_shape_give_code_and_message),
+		cmocka_unit_test(key_vault_innererror_is_kept_apart),
 		cmocka_unit_test(raw_error_bodies_keep_only_their_first_200_bytes),
 		cmocka_unit_test(long_error_messages_are_truncated_on_a_character_boundary),
 		cmocka_unit_test(retry_after_accepts_delta_seconds_and_http_dates),

@@ -1,0 +1,47 @@
+/*
+ * batch.h - many authenticated Azure GETs at once: the same token, host and
+ * paging policy as az_get_json/az_list (client.h), run concurrently through
+ * http_multi (http.h) with per-subscription throttling awareness.  Callers
+ * queue requests, then az_batch_run runs them all; callbacks may queue more.
+ * Callbacks run in completion order, so callers that need a deterministic
+ * result write into slots fixed at queue time (collect_arm.c does).
+ */
+#ifndef KVAUDIT_BATCH_H
+#define KVAUDIT_BATCH_H
+
+#include <cjson/cJSON.h>
+
+#include "audit/azure/client.h"
+
+struct az_batch;
+
+/*
+ * Called once per queued request when it is finished.  For a GET, body is
+ * the parsed response on HTTP_OK (the callback owns it), else NULL; for a
+ * list, body is always NULL and items holds what was read.  f and err
+ * describe a failure (outcome != HTTP_OK); they are valid during the call.
+ */
+typedef void (*az_batch_fn)(void *ud, enum http_outcome o, cJSON *body, const struct az_failure *f,
+                            const struct kv_err *err);
+
+/* concurrency <= 0: HTTP_DEFAULT_CONCURRENCY. */
+struct az_batch *az_batch_new(struct az_client *c, int concurrency, struct kv_err *err);
+void az_batch_free(struct az_batch *b);
+
+/* GET url with the token its host calls for, issued by tenant (NULL: the credential's own). */
+void az_batch_get(struct az_batch *b, const char *url, const char *tenant, az_batch_fn fn, void *ud);
+
+/* GET a list and all its pages (nextLink, as az_list) into items. */
+void az_batch_list(struct az_batch *b, const char *url, const char *tenant, cJSON *items, az_batch_fn fn,
+                   void *ud);
+
+/* Runs until every queued request (and every one queued meanwhile) is finished. */
+void az_batch_run(struct az_batch *b);
+
+/* The scheduling key of a URL: "sub:<lower-case subscription ID>" for paths under a subscription, else the host. */
+void az_batch_key(const char *url, char *out, size_t n);
+
+/* Attempts started and the most in flight at once, over the batch's life. */
+void az_batch_stats(const struct az_batch *b, int *started, int *max_active);
+
+#endif

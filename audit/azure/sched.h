@@ -1,0 +1,46 @@
+/*
+ * sched.h - throttling-aware pacing of concurrent requests, per key (an ARM
+ * subscription, a tenant, a host).  ARM meters reads per subscription and
+ * principal with a token bucket (250 reads, refilled at 25/s) and says how
+ * many are left in x-ms-ratelimit-remaining-*-reads; a 429 carries
+ * Retry-After.  The scheduler turns those into the earliest time the next
+ * request of the same key may start, so a scan slows down before ARM says
+ * 429, and a 429 storm on one subscription slows that subscription only.
+ * Pure logic on millisecond timestamps the caller passes in (unit-tested).
+ */
+#ifndef KVAUDIT_SCHED_H
+#define KVAUDIT_SCHED_H
+
+#include <stdbool.h>
+
+/* Below this many reads left, requests of a key are paced; below SCHED_LOW_WATER, at the refill rate. */
+#define SCHED_HIGH_WATER 100
+#define SCHED_LOW_WATER 25
+/* ARM's refill rate for reads (per subscription and principal), tokens per second. */
+#define SCHED_REFILL_PER_SEC 25
+
+struct sched;
+
+struct sched *sched_new(void);
+void sched_free(struct sched *s);
+
+/* The earliest time (ms) a request of key may start; <= now means at once.  NULL key: never paced. */
+long sched_ready_at(struct sched *s, const char *key, long now);
+
+/* A request of key starts at now. */
+void sched_on_start(struct sched *s, const char *key, long now);
+
+/*
+ * A response of key arrived at now: status (0 for a transport error), the
+ * smallest x-ms-ratelimit-remaining-* value (-1 when absent) and, when the
+ * request will be retried, the wait before that retry (ms, else -1).  A 429
+ * blocks the key until now + wait and paces it at the refill rate; few reads
+ * left pace it; plenty left (or no header after a success) lift the pacing.
+ */
+void sched_on_response(struct sched *s, const char *key, long now, long status, int remaining, long wait_ms);
+
+/* For tests and -v: the key's current spacing between starts (ms) and the time it is blocked until. */
+long sched_interval(struct sched *s, const char *key);
+long sched_blocked_until(struct sched *s, const char *key);
+
+#endif

@@ -1,0 +1,681 @@
+/*
+ * evidence.c - see evidence.h.  Azure's own JSON stays in the snapshot as
+ * collected; this file reads the few fields the evidence facts need,
+ * checking their types, and builds those facts per VM.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "audit/estate/evidence.h"
+#include "audit/estate/facts.h"
+#include "audit/util/armid.h"
+#include "audit/util/json.h"
+
+/* ---- loading ---- */
+
+struct ld {
+	const char *name;
+	struct kv_err *err;
+	bool failed;
+};
+
+static const char *str_of(struct ld *L, const cJSON *o, const char *key, const char *path)
+{
+	const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (!j || cJSON_IsNull(j))
+		return NULL;
+	if (!cJSON_IsString(j)) {
+		if (!L->failed)
+			kv_err_set(L->err, "%s: %s.%s: expected a string, got %s", L->name, path, key, json_type_name(j));
+		L->failed = true;
+		return NULL;
+	}
+	return j->valuestring;
+}
+
+static const cJSON *obj_of(struct ld *L, const cJSON *o, const char *key, const char *path)
+{
+	const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (!j || cJSON_IsNull(j))
+		return NULL;
+	if (!cJSON_IsObject(j)) {
+		if (!L->failed)
+			kv_err_set(L->err, "%s: %s.%s: expected an object, got %s", L->name, path, key, json_type_name(j));
+		L->failed = true;
+		return NULL;
+	}
+	return j;
+}
+
+/* The top-level list key: NULL when absent (not collected); an error when not an array of objects. */
+static const cJSON *list_of(struct ld *L, const cJSON *doc, const char *key, bool *present)
+{
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(doc, key), *it;
+	int i = 0;
+
+	*present = false;
+	if (!a || cJSON_IsNull(a))
+		return NULL;
+	if (!cJSON_IsArray(a)) {
+		kv_err_set(L->err, "%s: $.%s: expected an array, got %s", L->name, key, json_type_name(a));
+		L->failed = true;
+		return NULL;
+	}
+	cJSON_ArrayForEach(it, a) {
+		if (!cJSON_IsObject(it)) {
+			kv_err_set(L->err, "%s: $.%s[%d]: expected an object, got %s", L->name, key, i, json_type_name(it));
+			L->failed = true;
+			return NULL;
+		}
+		i++;
+	}
+	*present = true;
+	return a;
+}
+
+static void load_jobs(struct ld *L, struct evidence *ev, const cJSON *a)
+{
+	const cJSON *it;
+	int i = 0;
+
+	ev->jobs = kv_calloc((size_t)cJSON_GetArraySize(a) + 1, sizeof(*ev->jobs));
+	cJSON_ArrayForEach(it, a) {
+		struct backup_job *j = &ev->jobs[ev->njobs];
+		char path[64], ppath[96];
+		const cJSON *p;
+
+		snprintf(path, sizeof(path), "$.backupJobs[%d]", i++);
+		snprintf(ppath, sizeof(ppath), "%s.properties", path);
+		j->raw = it;
+		j->id = str_of(L, it, "id", path);
+		p = obj_of(L, it, "properties", path);
+		if (p) {
+			const cJSON *d = cJSON_GetObjectItemCaseSensitive(p, "errorDetails");
+
+			j->vm_name = str_of(L, p, "entityFriendlyName", ppath);
+			j->operation = str_of(L, p, "operation", ppath);
+			j->status = str_of(L, p, "status", ppath);
+			j->start_time = str_of(L, p, "startTime", ppath);
+			if (d && !cJSON_IsNull(d) && !cJSON_IsArray(d) && !L->failed) {
+				kv_err_set(L->err, "%s: %s.errorDetails: expected an array, got %s", L->name, ppath,
+				           json_type_name(d));
+				L->failed = true;
+			}
+		}
+		if (L->failed)
+			return;
+		estate_rsv_prefix(j->id, j->rsv_id, sizeof(j->rsv_id));
+		j->start = evidence_time(j->start_time);
+		ev->njobs++;
+	}
+}
+
+#define CLAIM_OID "http://schemas.microsoft.com/identity/claims/objectidentifier"
+#define CLAIM_TID "http://schemas.microsoft.com/identity/claims/tenantid"
+#define CLAIM_UPN "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
+
+static void load_events(struct ld *L, struct evidence *ev, const cJSON *a)
+{
+	const cJSON *it;
+	int i = 0;
+
+	ev->events = kv_calloc((size_t)cJSON_GetArraySize(a) + 1, sizeof(*ev->events));
+	cJSON_ArrayForEach(it, a) {
+		struct activity_event *x = &ev->events[ev->nevents];
+		char path[64];
+		const cJSON *op, *st, *claims;
+
+		snprintf(path, sizeof(path), "$.activityLog[%d]", i++);
+		x->raw = it;
+		op = obj_of(L, it, "operationName", path);
+		st = obj_of(L, it, "status", path);
+		claims = obj_of(L, it, "claims", path);
+		x->operation = op ? str_of(L, op, "value", path) : NULL;
+		x->status = st ? str_of(L, st, "value", path) : NULL;
+		x->resource_id = str_of(L, it, "resourceId", path);
+		x->caller = str_of(L, it, "caller", path);
+		x->time = str_of(L, it, "eventTimestamp", path);
+		if (claims) {
+			x->object_id = str_of(L, claims, CLAIM_OID, path);
+			x->tenant_id = str_of(L, claims, CLAIM_TID, path);
+			x->has_upn = str_of(L, claims, CLAIM_UPN, path) != NULL || str_of(L, claims, "upn", path) != NULL;
+		}
+		if (L->failed)
+			return;
+		x->at = evidence_time(x->time);
+		ev->nevents++;
+	}
+}
+
+static void load_principals(struct ld *L, struct evidence *ev, const cJSON *a)
+{
+	const cJSON *it;
+	int i = 0;
+
+	ev->principals = kv_calloc((size_t)cJSON_GetArraySize(a) + 1, sizeof(*ev->principals));
+	cJSON_ArrayForEach(it, a) {
+		struct principal *p = &ev->principals[ev->nprincipals];
+		char path[64];
+
+		snprintf(path, sizeof(path), "$.principals[%d]", i++);
+		p->tenant_id = str_of(L, it, "tenantId", path);
+		p->id = str_of(L, it, "id", path);
+		p->user_type = str_of(L, it, "userType", path);
+		p->upn = str_of(L, it, "userPrincipalName", path);
+		p->display_name = str_of(L, it, "displayName", path);
+		if (L->failed)
+			return;
+		if (kv_empty(p->id) || kv_empty(p->tenant_id)) {
+			kv_err_set(L->err, "%s: %s: a principal needs \"tenantId\" and \"id\"", L->name, path);
+			L->failed = true;
+			return;
+		}
+		ev->nprincipals++;
+	}
+}
+
+/* Hours between scheduled backups of a policy's schedule (AzureIaasVM policies); 0 when not understood. */
+static double policy_period(const cJSON *sched, const char *freq)
+{
+	if (kv_streq_ci(freq, "Daily"))
+		return 24;
+	if (kv_streq_ci(freq, "Weekly"))
+		return 24 * 7;
+	if (kv_streq_ci(freq, "Hourly")) {
+		const cJSON *iv = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(sched, "hourlySchedule"),
+		                                                  "interval");
+
+		return cJSON_IsNumber(iv) && iv->valuedouble > 0 ? iv->valuedouble : 0;
+	}
+	return 0;
+}
+
+static void load_policies(struct ld *L, struct evidence *ev, const cJSON *a)
+{
+	const cJSON *it;
+	int i = 0;
+
+	ev->policies = kv_calloc((size_t)cJSON_GetArraySize(a) + 1, sizeof(*ev->policies));
+	cJSON_ArrayForEach(it, a) {
+		struct backup_policy *p = &ev->policies[ev->npolicies];
+		char path[64], ppath[96], spath[128];
+		const cJSON *props, *sched;
+
+		snprintf(path, sizeof(path), "$.backupPolicies[%d]", i++);
+		snprintf(ppath, sizeof(ppath), "%s.properties", path);
+		snprintf(spath, sizeof(spath), "%s.schedulePolicy", ppath);
+		p->id = str_of(L, it, "id", path);
+		p->name = str_of(L, it, "name", path);
+		props = obj_of(L, it, "properties", path);
+		sched = props ? obj_of(L, props, "schedulePolicy", ppath) : NULL;
+		p->frequency = sched ? str_of(L, sched, "scheduleRunFrequency", spath) : NULL;
+		if (L->failed)
+			return;
+		if (kv_empty(p->id)) {
+			kv_err_set(L->err, "%s: $.backupPolicies[%d]: a policy needs \"id\"", L->name, i - 1);
+			L->failed = true;
+			return;
+		}
+		p->period_hours = policy_period(sched, p->frequency);
+		ev->npolicies++;
+	}
+}
+
+bool evidence_load(struct estate *e, const char *name, struct kv_err *err)
+{
+	struct ld L = {name, err, false};
+	struct evidence *ev = kv_calloc(1, sizeof(*ev));
+	const cJSON *a;
+
+	e->evidence = ev;
+	ev->jobs_since = str_of(&L, e->doc, "backupJobsSince", "$");
+	if (!L.failed && (a = list_of(&L, e->doc, "backupJobs", &e->present.backup_jobs)))
+		load_jobs(&L, ev, a);
+	if (!L.failed && (a = list_of(&L, e->doc, "activityLog", &e->present.activity_log)))
+		load_events(&L, ev, a);
+	if (!L.failed && (a = list_of(&L, e->doc, "principals", &e->present.principals)))
+		load_principals(&L, ev, a);
+	if (!L.failed && (a = list_of(&L, e->doc, "backupPolicies", &e->present.backup_policies)))
+		load_policies(&L, ev, a);
+	return !L.failed;
+}
+
+void evidence_free(struct evidence *ev)
+{
+	if (!ev)
+		return;
+	free(ev->jobs);
+	free(ev->events);
+	free(ev->principals);
+	free(ev->policies);
+	free(ev);
+}
+
+long long evidence_time(const char *s)
+{
+	int y, mo, d, h, mi, sec, n = 0;
+	long long t;
+	const char *p;
+
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19)
+		return 0;
+	if (y < 1971 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return 0;
+	t = kv_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec;
+	p = s + 19;
+	if (*p == '.')
+		for (p++; isdigit((unsigned char)*p); p++)
+			;
+	if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1])) {
+		int oh = 0, om = 0;
+
+		if (sscanf(p + 1, "%2d:%2d", &oh, &om) == 2)
+			t -= (*p == '+' ? 1 : -1) * (oh * 3600LL + om * 60);
+	}
+	return t;
+}
+
+/* ---- job errors ---- */
+
+static const char *const KV_PERMISSION_CODES[] = {
+	"UserErrorKeyVaultPermissionsNotConfigured", "UserErrorKeyvaultPermissionsNotConfigured",
+	"UserErrorKeyvaultPermissionNotConfigured", NULL};
+static const char *const DISK_EX_CODES[] = {"UserErrorEncryptedVmNotSupportedWithDiskEx", NULL};
+static const char *const NO_NETWORK_CODES[] = {"ExtensionSnapshotFailedNoNetwork", NULL};
+
+/* Microsoft's documented messages (backup-azure-encrypted-vm-troubleshoot.md), lower case. */
+static const char *const KV_PERMISSION_TEXT[] = {"sufficient permissions to the key vault", NULL};
+static const char *const DISK_EX_TEXT[] = {"disk exclusion is not supported for encrypted virtual machines", NULL};
+static const char *const NO_NETWORK_TEXT[] = {"failed due to no network connectivity on the virtual machine", NULL};
+
+static const struct {
+	const char *const *codes, *const *texts;
+} KINDS[JOB_ERR_COUNT] = {
+	{KV_PERMISSION_CODES, KV_PERMISSION_TEXT},
+	{DISK_EX_CODES, DISK_EX_TEXT},
+	{NO_NETWORK_CODES, NO_NETWORK_TEXT},
+};
+
+/* ASCII case-insensitive substring (Microsoft spells these codes several ways); where it starts. */
+static const char *find_ci(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (; hay && *hay; hay++) {
+		size_t i = 0;
+
+		while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+			i++;
+		if (i == n)
+			return hay;
+	}
+	return NULL;
+}
+
+bool evidence_job_error(const cJSON *job, enum job_error kind, char *code, size_t ncode, const char **text)
+{
+	const cJSON *props = cJSON_GetObjectItemCaseSensitive(job, "properties");
+	const cJSON *details = cJSON_GetObjectItemCaseSensitive(props, "errorDetails"), *d;
+	const char *dyn = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(props, "extendedInfo"), "dynamicErrorMessage"));
+
+	cJSON_ArrayForEach(d, details) {
+		const char *fields[3] = {cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "errorCode")),
+		                         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "errorTitle")),
+		                         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "errorString"))};
+		const cJSON *num = cJSON_GetObjectItemCaseSensitive(d, "errorCode");
+		const char *es = fields[2];
+
+		for (size_t c = 0; KINDS[kind].codes[c]; c++)
+			for (size_t f = 0; f < 3; f++) {
+				const char *at = find_ci(fields[f], KINDS[kind].codes[c]);
+
+				if (at) {
+					snprintf(code, ncode, "%.*s", (int)strlen(KINDS[kind].codes[c]), at);
+					*text = es ? es : dyn ? dyn : fields[f];
+					return true;
+				}
+			}
+		for (size_t t = 0; es && KINDS[kind].texts[t]; t++)
+			if (find_ci(es, KINDS[kind].texts[t])) {
+				/* The spec types errorCode as an integer: keep it when that is what Azure sent. */
+				if (cJSON_IsNumber(num))
+					snprintf(code, ncode, "%s (%d)", KINDS[kind].codes[0], num->valueint);
+				else
+					snprintf(code, ncode, "%s", KINDS[kind].codes[0]);
+				*text = es;
+				return true;
+			}
+	}
+	for (size_t c = 0; dyn && KINDS[kind].codes[c]; c++) {
+		const char *at = find_ci(dyn, KINDS[kind].codes[c]);
+
+		if (at) {
+			snprintf(code, ncode, "%.*s", (int)strlen(KINDS[kind].codes[c]), at);
+			*text = dyn;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* ---- facts ---- */
+
+static void add_str(cJSON *o, const char *k, const char *v)
+{
+	cJSON_AddItemToObject(o, k, v ? cJSON_CreateString(v) : cJSON_CreateNull());
+}
+
+/* The error that explains why a list below a resource ("{rsv}/backupJobs") could not be read. */
+static const struct estate_error *list_error(const struct estate *e, const char *parent, const char *list)
+{
+	size_t lp = strlen(parent), ll = strlen(list);
+
+	for (size_t i = 0; i < e->nerrors; i++) {
+		const char *s = e->errors[i].scope;
+
+		if (s && strlen(s) >= lp + 1 + ll && kv_startswith_ci(s, parent) && s[lp] == '/' &&
+		    kv_startswith_ci(s + lp + 1, list) && strchr("/?", s[lp + 1 + ll]))
+			return &e->errors[i];
+	}
+	return estate_error_for(e, parent);
+}
+
+static const char *const KIND_KEYS[JOB_ERR_COUNT] = {"keyVaultPermission", "diskExclusion", "noNetwork"};
+
+struct job_hit {
+	int count;
+	const struct backup_job *job;
+	char code[128];
+	const char *text;
+};
+
+static void null_kind(cJSON *jobs, size_t k)
+{
+	cJSON *o = cJSON_AddObjectToObject(jobs, KIND_KEYS[k]);
+
+	cJSON_AddNullToObject(o, "count");
+	cJSON_AddNullToObject(o, "jobId");
+	cJSON_AddNullToObject(o, "time");
+	cJSON_AddNullToObject(o, "errorCode");
+	cJSON_AddNullToObject(o, "errorText");
+}
+
+/* vm.backup.jobs; returns the start of the newest job that failed with the permission error (0: none). */
+static long long jobs_facts(const struct estate *e, const char *vm_name, const struct protected_item *item,
+                            cJSON *bk, cJSON *un)
+{
+	const struct evidence *ev = e->evidence;
+	cJSON *jobs = cJSON_AddObjectToObject(bk, "jobs");
+	struct job_hit hits[JOB_ERR_COUNT];
+	const struct estate_error *err = NULL;
+	int count = 0, failed = 0;
+
+	add_str(jobs, "since", ev ? ev->jobs_since : NULL);
+	if (!item || !e->present.backup_jobs || (err = list_error(e, item->rsv_id, "backupJobs"))) {
+		cJSON_AddNullToObject(jobs, "count");
+		cJSON_AddNullToObject(jobs, "failed");
+		for (size_t k = 0; k < JOB_ERR_COUNT; k++)
+			null_kind(jobs, k);
+		if (item && !e->present.backup_jobs)
+			facts_unavailable(un, "vm.backup.jobs", "skipped", "Azure Backup jobs were not collected");
+		else if (item)
+			facts_unavailable(un, "vm.backup.jobs", "error",
+			     "the backup jobs of Recovery Services vault '%s' could not be read: %d %s: %s", item->rsv_id,
+			     err->status, err->code ? err->code : "error", err->message ? err->message : "no message");
+		return 0;
+	}
+	memset(hits, 0, sizeof(hits));
+	for (size_t i = 0; i < ev->njobs; i++) {
+		const struct backup_job *j = &ev->jobs[i];
+
+		if (!armid_eq(j->rsv_id, item->rsv_id) || !kv_streq_ci(j->vm_name, vm_name))
+			continue;
+		count++;
+		if (kv_streq_ci(j->status, "Failed") || kv_streq_ci(j->status, "CompletedWithWarnings"))
+			failed++;
+		for (size_t k = 0; k < JOB_ERR_COUNT; k++) {
+			char code[128];
+			const char *text = NULL;
+
+			if (!evidence_job_error(j->raw, (enum job_error)k, code, sizeof(code), &text))
+				continue;
+			hits[k].count++;
+			/* The newest one is the evidence; the ID breaks ties so the choice is stable. */
+			if (!hits[k].job || j->start > hits[k].job->start ||
+			    (j->start == hits[k].job->start && strcmp(j->id ? j->id : "", hits[k].job->id ? hits[k].job->id : "") > 0)) {
+				hits[k].job = j;
+				kv_strlcpy(hits[k].code, code, sizeof(hits[k].code));
+				hits[k].text = text;
+			}
+		}
+	}
+	cJSON_AddNumberToObject(jobs, "count", count);
+	cJSON_AddNumberToObject(jobs, "failed", failed);
+	for (size_t k = 0; k < JOB_ERR_COUNT; k++) {
+		cJSON *o = cJSON_AddObjectToObject(jobs, KIND_KEYS[k]);
+
+		cJSON_AddNumberToObject(o, "count", hits[k].count);
+		add_str(o, "jobId", hits[k].job ? hits[k].job->id : NULL);
+		add_str(o, "time", hits[k].job ? hits[k].job->start_time : NULL);
+		add_str(o, "errorCode", hits[k].job ? hits[k].code : NULL);
+		add_str(o, "errorText", hits[k].job ? hits[k].text : NULL);
+	}
+	return hits[JOB_ERR_KV_PERMISSION].job ? hits[JOB_ERR_KV_PERMISSION].job->start : 0;
+}
+
+/* The tenant of the subscription an ARM ID is in, or NULL. */
+static const char *tenant_of(const struct estate *e, const char *id)
+{
+	char sub[64];
+	const struct subscription *s;
+
+	if (!armid_segment(id, "subscriptions", sub, sizeof(sub)) || !(s = estate_subscription(e, sub)))
+		return NULL;
+	return kv_empty(s->tenant_id) ? NULL : s->tenant_id;
+}
+
+/* vm.backup.enabledBy: the earliest successful protection write of the item in the Activity Log. */
+static void enabled_by_facts(const struct estate *e, const struct protected_item *item, cJSON *bk, cJSON *un)
+{
+	const struct evidence *ev = e->evidence;
+	cJSON *eb = cJSON_AddObjectToObject(bk, "enabledBy");
+	const struct activity_event *first = NULL;
+	const struct estate_error *err = NULL;
+	const char *tid, *ut = NULL;
+	char sub[64] = "", scope[200];
+
+	if (item)
+		armid_segment(item->rsv_id, "subscriptions", sub, sizeof(sub));
+	snprintf(scope, sizeof(scope), "/subscriptions/%s/providers", sub);
+	if (item && e->present.activity_log && !(err = list_error(e, scope, "Microsoft.Insights/eventtypes")))
+		for (size_t i = 0; i < ev->nevents; i++) {
+			const struct activity_event *x = &ev->events[i];
+
+			if (!kv_streq_ci(x->operation, EVIDENCE_PROTECT_OPERATION) || !kv_streq_ci(x->status, "Succeeded") ||
+			    !armid_eq(x->resource_id, item->id))
+				continue;
+			if (!first || x->at < first->at)
+				first = x;
+		}
+	add_str(eb, "name", first ? first->caller : NULL);
+	add_str(eb, "objectId", first ? first->object_id : NULL);
+	add_str(eb, "time", first ? first->time : NULL);
+	if (item && !e->present.activity_log)
+		facts_unavailable(un, "vm.backup.enabledBy", "skipped", "the Activity Log was not collected");
+	else if (item && err)
+		facts_unavailable(un, "vm.backup.enabledBy", "error", "the Activity Log of subscription %s could not be read: %d %s: %s",
+		     sub, err->status, err->code ? err->code : "error", err->message ? err->message : "no message");
+	if (!first) {
+		cJSON_AddNullToObject(eb, "userType");
+		return;
+	}
+	tid = tenant_of(e, item->rsv_id);
+	if (!tid)
+		tid = first->tenant_id;
+	for (size_t i = 0; ev && i < ev->nprincipals; i++)
+		if (kv_streq_ci(ev->principals[i].tenant_id, tid) && kv_streq_ci(ev->principals[i].id, first->object_id))
+			ut = ev->principals[i].user_type;
+	/* An app or managed identity signs in without a user principal name: no Graph user to look up. */
+	if (!ut && !first->has_upn && first->object_id)
+		ut = "ServicePrincipal";
+	add_str(eb, "userType", ut);
+	if (!ut) {
+		char gscope[160];
+		const struct estate_error *gerr = NULL;
+
+		snprintf(gscope, sizeof(gscope), "graph:/v1.0/users/%s", first->object_id ? first->object_id : "");
+		for (size_t i = 0; i < e->nerrors; i++)
+			if (e->errors[i].scope && kv_startswith_ci(e->errors[i].scope, gscope))
+				gerr = &e->errors[i];
+		if (gerr)
+			facts_unavailable(un, "vm.backup.enabledBy.userType", "error",
+			     "whether %s is a Member or a Guest of tenant %s could not be read: %d %s: %s", first->caller,
+			     tid ? tid : "?", gerr->status, gerr->code ? gerr->code : "error",
+			     gerr->message ? gerr->message : "no message");
+		else
+			facts_unavailable(un, "vm.backup.enabledBy.userType", "skipped",
+			     "%s (object %s) is not among the snapshot's principals of tenant %s", first->caller,
+			     first->object_id ? first->object_id : "?", tid ? tid : "?");
+	}
+}
+
+/* vm.backup.lastBackupTime, lastBackupAgeHours, policy, overdue. */
+static void schedule_facts(const struct estate *e, const struct protected_item *item, cJSON *bk, cJSON *un)
+{
+	const struct evidence *ev = e->evidence;
+	cJSON *pol;
+	const struct backup_policy *p = NULL;
+	long long now = evidence_time(e->collected_at), last;
+	double age = -1;
+
+	if (!now)
+		now = (long long)time(NULL);
+	last = item ? evidence_time(item->last_backup_time) : 0;
+	add_str(bk, "lastBackupTime", item ? item->last_backup_time : NULL);
+	if (last) {
+		long long tenths = (now - last) / 360;   /* hours, one decimal, rounded down */
+
+		age = (double)tenths / 10.0;
+		cJSON_AddNumberToObject(bk, "lastBackupAgeHours", age);
+	} else {
+		cJSON_AddNullToObject(bk, "lastBackupAgeHours");
+	}
+	for (size_t i = 0; item && ev && i < ev->npolicies; i++)
+		if (armid_eq(ev->policies[i].id, item->policy_id))
+			p = &ev->policies[i];
+	pol = cJSON_AddObjectToObject(bk, "policy");
+	add_str(pol, "name", p ? p->name : NULL);
+	add_str(pol, "frequency", p ? p->frequency : NULL);
+	/* Two periods: one scheduled backup may be missed or still running before the item is overdue. */
+	if (p && p->period_hours > 0)
+		cJSON_AddNumberToObject(pol, "maxAgeHours", 2 * p->period_hours);
+	else
+		cJSON_AddNullToObject(pol, "maxAgeHours");
+	if (p && p->period_hours > 0)
+		cJSON_AddBoolToObject(bk, "overdue", !last || age > 2 * p->period_hours);
+	else
+		cJSON_AddNullToObject(bk, "overdue");
+	if (!item || (p && p->period_hours > 0))
+		return;
+	if (!e->present.backup_policies) {
+		facts_unavailable(un, "vm.backup.policy", "skipped", "backup policies were not collected");
+		facts_unavailable(un, "vm.backup.overdue", "skipped", "backup policies were not collected");
+	} else if (p) {
+		facts_unavailable(un, "vm.backup.policy.maxAgeHours", "error", "the schedule of backup policy '%s' is not understood "
+		     "(scheduleRunFrequency %s)", p->id, p->frequency ? p->frequency : "absent");
+		facts_unavailable(un, "vm.backup.overdue", "error", "the schedule of backup policy '%s' is not understood", p->id);
+	} else {
+		const struct estate_error *err = list_error(e, item->rsv_id, "backupPolicies");
+
+		if (err) {
+			facts_unavailable(un, "vm.backup.policy", "error", "the backup policies of Recovery Services vault '%s' could not "
+			     "be read: %d %s: %s", item->rsv_id, err->status, err->code ? err->code : "error",
+			     err->message ? err->message : "no message");
+			facts_unavailable(un, "vm.backup.overdue", "error", "the backup policies of Recovery Services vault '%s' could not "
+			     "be read", item->rsv_id);
+		} else {
+			facts_unavailable(un, "vm.backup.policy", item->policy_id ? "error" : "skipped",
+			     "backup policy '%s' of the protected item is not in the snapshot",
+			     item->policy_id ? item->policy_id : "(none)");
+			facts_unavailable(un, "vm.backup.overdue", item->policy_id ? "error" : "skipped",
+			     "backup policy '%s' of the protected item is not in the snapshot",
+			     item->policy_id ? item->policy_id : "(none)");
+		}
+	}
+}
+
+/*
+ * Whether a grant to Backup Management Service on one of the VM's vaults
+ * changed after t: the vault's systemData.lastModifiedAt (access policies
+ * carry no time of their own) or a role assignment's updatedOn/createdOn.
+ * 1 yes, 0 no, -1 no time to tell.
+ */
+static int changed_after(const struct estate *e, const struct evidence_access *acc, long long t)
+{
+	int r = -1;
+	const cJSON *id;
+
+	cJSON_ArrayForEach(id, acc->vault_ids) {
+		const struct vault *v = estate_vault(e, id->valuestring);
+		long long m;
+
+		if (!v)
+			continue;
+		if (!v->rbac) {
+			m = evidence_time(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+				cJSON_GetObjectItemCaseSensitive(v->raw, "systemData"), "lastModifiedAt")));
+			if (m)
+				r = m > t ? 1 : r < 0 ? 0 : r;
+			continue;
+		}
+		for (size_t i = 0; i < e->nras; i++) {
+			const cJSON *p = cJSON_GetObjectItemCaseSensitive(e->ras[i].raw, "properties");
+
+			if (!acc->bms_object_id || !kv_streq_ci(e->ras[i].principal_id, acc->bms_object_id) ||
+			    !armid_scope_contains(e->ras[i].scope, v->id))
+				continue;
+			m = evidence_time(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "updatedOn")));
+			if (!m)
+				m = evidence_time(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "createdOn")));
+			if (m)
+				r = m > t ? 1 : r < 0 ? 0 : r;
+		}
+	}
+	return r;
+}
+
+void evidence_vm_facts(const struct estate *e, const struct vm *vm, const struct protected_item *item, cJSON *bk,
+                       cJSON *un, const struct evidence_access *acc)
+{
+	char name[256];
+	const char *vm_name = vm->name ? vm->name : armid_name(vm->id, name, sizeof(name)) ? name : vm->id;
+	long long kv_fail = jobs_facts(e, vm_name, item, bk, un);
+	cJSON *ka;
+	int ch;
+
+	schedule_facts(e, item, bk, un);
+	enabled_by_facts(e, item, bk, un);
+	ka = cJSON_AddObjectToObject(bk, "keyVaultAccess");
+	/* Only an ADE VM needs key vault access: for the others it does not apply (null). */
+	if (acc && acc->state >= 0 && vm->ade.encrypted)
+		cJSON_AddBoolToObject(ka, "complete", acc->state == 1);
+	else
+		cJSON_AddNullToObject(ka, "complete");
+	cJSON_AddItemToObject(ka, "vaults", acc && acc->vaults ? cJSON_Duplicate(acc->vaults, true) : cJSON_CreateArray());
+	cJSON_AddItemToObject(ka, "missingVaults",
+	                      acc && acc->missing ? cJSON_Duplicate(acc->missing, true) : cJSON_CreateArray());
+	ch = acc && kv_fail ? changed_after(e, acc, kv_fail) : -1;
+	if (ch >= 0)
+		cJSON_AddBoolToObject(ka, "changedAfterFailure", ch == 1);
+	else
+		cJSON_AddNullToObject(ka, "changedAfterFailure");
+	if (acc && acc->state < 0 && vm->ade.encrypted)
+		facts_unavailable(un, "vm.backup.keyVaultAccess.complete", acc->status ? acc->status : "error", "%s", acc->reason);
+}

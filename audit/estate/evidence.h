@@ -1,0 +1,103 @@
+/*
+ * evidence.h - what Azure Backup itself says about a VM (docs/estate.md,
+ * docs/facts.md): its backup jobs since --since, who enabled protection
+ * (the Activity Log of its Recovery Services vault) and whether that
+ * identity is a Member or a Guest (Microsoft Graph), and the schedule of its
+ * backup policy.  Loaded from the snapshot's backupJobs, activityLog,
+ * principals and backupPolicies lists; turned into the vm.backup.jobs,
+ * vm.backup.enabledBy, vm.backup.policy and vm.backup.keyVaultAccess facts.
+ */
+#ifndef KVAUDIT_EVIDENCE_H
+#define KVAUDIT_EVIDENCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "audit/estate/estate.h"
+
+/* The Activity Log operation Azure records when VM protection is enabled (or changed). */
+#define EVIDENCE_PROTECT_OPERATION "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/write"
+
+/* One backup job (JobResource with AzureIaaSVMJob properties), borrowed from the snapshot. */
+struct backup_job {
+	const char *id, *vm_name, *operation, *status, *start_time;
+	char rsv_id[512];            /* the Recovery Services vault: the prefix of the job's ID */
+	long long start;             /* startTime in Unix seconds, 0 when absent */
+	const cJSON *raw;
+};
+
+/* One Activity Log event (EventData). */
+struct activity_event {
+	const char *operation, *status, *resource_id, *caller, *object_id, *tenant_id, *time;
+	bool has_upn;                /* the caller's claims name a user principal (a user, not an app) */
+	long long at;
+	const cJSON *raw;
+};
+
+/* A Microsoft Graph user of a tenant, as the collector read it ($.principals[]). */
+struct principal {
+	const char *tenant_id, *id, *user_type, *upn, *display_name;
+};
+
+/* A backup policy's schedule (ProtectionPolicyResource). */
+struct backup_policy {
+	const char *id, *name, *frequency;   /* schedulePolicy.scheduleRunFrequency */
+	double period_hours;                  /* time between scheduled backups; 0 when not understood */
+};
+
+struct evidence {
+	const char *jobs_since;      /* $.backupJobsSince: the start of the job window */
+	struct backup_job *jobs;          size_t njobs;
+	struct activity_event *events;    size_t nevents;
+	struct principal *principals;     size_t nprincipals;
+	struct backup_policy *policies;   size_t npolicies;
+};
+
+/*
+ * Reads the optional lists backupJobs, activityLog, principals and
+ * backupPolicies of e->doc into e->evidence and e->present.  False with err
+ * naming the file (name) and JSON path when a field kvaudit uses has the
+ * wrong type.
+ */
+bool evidence_load(struct estate *e, const char *name, struct kv_err *err);
+void evidence_free(struct evidence *ev);
+
+/* "2026-11-28T01:11:43.0276Z" (also "+00:00" offsets, no fraction) to Unix seconds; 0 when not a time. */
+long long evidence_time(const char *iso);
+
+/* The job errors kvaudit recognises (AZURE-FACTS c5). */
+enum job_error { JOB_ERR_KV_PERMISSION = 0, JOB_ERR_DISK_EXCLUSION, JOB_ERR_NO_NETWORK, JOB_ERR_COUNT };
+
+/*
+ * Whether a job failed with error kind: one of Microsoft's spellings of its
+ * code (case-insensitive) in an errorDetails entry's errorCode, errorTitle or
+ * errorString, or in extendedInfo.dynamicErrorMessage, or Microsoft's
+ * documented message text in errorString.  *code gets the code as the job
+ * wrote it (or the canonical name), *text Azure's error text; both point
+ * into the job or static storage.
+ */
+bool evidence_job_error(const cJSON *job, enum job_error kind, char *code, size_t ncode, const char **text);
+
+/* What facts.c found of Backup Management Service's grants on the key vaults of one VM. */
+struct evidence_access {
+	int state;                   /* 1 every grant the BKP rules check is there, 0 one is missing, -1 unknown */
+	const char *status;          /* unknown: "error" or "skipped" */
+	char reason[512];            /* unknown: why */
+	cJSON *vaults;               /* names of the VM's key vaults (borrowed) */
+	cJSON *missing;              /* names of those lacking a grant (borrowed) */
+	cJSON *vault_ids;            /* their ARM IDs (borrowed) */
+	const char *bms_object_id;   /* Backup Management Service's object ID in the vaults' tenant, or NULL */
+};
+
+/*
+ * Adds the evidence facts of vm to its "backup" facts object bk (jobs,
+ * lastBackupTime, lastBackupAgeHours, policy, overdue, enabledBy,
+ * keyVaultAccess), and their "$unavailable" entries to un.  item is the VM's
+ * protected item, NULL when the VM is not protected (every fact is then null).
+ */
+void evidence_vm_facts(const struct estate *e, const struct vm *vm, const struct protected_item *item, cJSON *bk,
+                       cJSON *un, const struct evidence_access *acc);
+
+#endif

@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the Resource Graph engine (audit/azure/collect_graph.c), --shard K/N and
+`kvaudit merge`: the real binary against the Azure emulator over HTTPS on 127.0.0.1.
+
+Run by ctest as: test_graph.py --kvaudit BIN --source REPO
+Asserts on kvaudit's reports, estates and exit codes and on the emulator's request log.
+Prints 'N passed, N failed'.
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from emulator_helper import ARGS, Emulator, kvaudit, main
+
+ARG_PATH = "/arm/providers/Microsoft.ResourceGraph/resources"
+AVA_TRADERS = "5b9e1c3d-7f24-4a86-b0d1-e3c7a5f92b48"   # Ava's object ID in her home tenant
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def key(f):
+    return (f["rule"], f["status"], (f["vm"] or "").lower(), (f["vault"] or "").lower(), f["tenant"] or "")
+
+
+def keys(path):
+    return sorted(key(f) for f in load(path)["findings"])
+
+
+def evidence(path):
+    return {key(f): f["evidence"] for f in load(path)["findings"]}
+
+
+def graph_posts(log):
+    return [r for r in log if r["path"] == ARG_PATH and r["method"] == "POST"]
+
+
+OUT = tempfile.mkdtemp(prefix="kvaudit-graph-")   # outputs outlive each emulator's directory
+
+
+def out(name):
+    return os.path.join(OUT, name)
+
+
+def run(args):
+    return subprocess.run([ARGS["kvaudit"]] + args, capture_output=True, text=True, timeout=120)
+
+
+class Engines(unittest.TestCase):
+    """The demo scanned by the Guest/Member user Ava through each engine."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator()
+        d = OUT
+        cls.res, cls.logs = {}, {}
+        for eng in ("graph", "arm"):
+            cls.emu.clear()
+            cls.res[eng] = kvaudit(cls.emu, ["scan", "--engine", eng, "--include-pass", "--out",
+                                             os.path.join(d, eng + ".json"), "--save-estate",
+                                             os.path.join(d, eng + "-estate.json"), "-v"], auth="cli")
+            cls.logs[eng] = cls.emu.requests()
+        cls.emu.clear()
+        cls.res["default"] = kvaudit(cls.emu, ["scan", "--include-pass", "--out", os.path.join(d, "default.json"),
+                                               "-q"], auth="cli")
+        cls.logs["default"] = cls.emu.requests()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+
+    def path(self, name):
+        return out(name)
+
+    def test_both_engines_give_the_same_findings_and_evidence(self):
+        self.assertEqual(self.res["graph"].returncode, self.res["arm"].returncode, self.res["graph"].stderr[-2000:])
+        self.assertEqual(keys(self.path("graph.json")), keys(self.path("arm.json")))
+        self.assertEqual(evidence(self.path("graph.json")), evidence(self.path("arm.json")))
+        g, a = load(self.path("graph.json"))["summary"], load(self.path("arm.json"))["summary"]
+        self.assertEqual(g["byStatus"], a["byStatus"])
+        self.assertEqual(g["subjects"], a["subjects"])
+
+    def test_both_engines_read_the_same_estate(self):
+        g, a = load(self.path("graph-estate.json")), load(self.path("arm-estate.json"))
+        for lst in ("subscriptions", "virtualMachines", "vaults", "roleAssignments", "recoveryServicesVaults",
+                    "backupProtectedItems", "tenants"):
+            ids = lambda d: sorted((x.get("id") or x.get("tenantId") or "").lower() for x in d.get(lst) or [])
+            self.assertEqual(ids(g), ids(a), lst)
+        # the VM agent: instance views (ARM statusOnly lists) reach the VMs Resource Graph returned
+        gv = {v["id"].lower(): "instanceView" in v["properties"] for v in g["virtualMachines"]}
+        av = {v["id"].lower(): "instanceView" in v["properties"] for v in a["virtualMachines"]}
+        self.assertEqual(gv, av)
+        self.assertTrue(any(gv.values()))
+
+    def test_graph_is_the_default_and_reads_lists_not_vms(self):
+        for eng in ("graph", "default"):
+            log = self.logs[eng]
+            posts = graph_posts(log)
+            self.assertGreaterEqual(len(posts), 5, eng)
+            self.assertTrue(all(r["query"] == "api-version=2024-04-01" for r in posts))
+            # no request per VM: VMs come from Resource Graph, instance views from statusOnly lists
+            per_vm = [r for r in log if "/virtualMachines/" in r["path"] and r["method"] == "GET"]
+            self.assertEqual(per_vm, [], eng)
+            self.assertTrue(any("statusOnly=true" in r["query"] for r in log), eng)
+        self.assertEqual(graph_posts(self.logs["arm"]), [])
+        self.assertEqual(keys(self.path("default.json")), keys(self.path("graph.json")))
+
+    def test_progress_names_the_engine(self):
+        self.assertIn("Resource Graph:", self.res["graph"].stderr)
+
+
+class Paging(unittest.TestCase):
+    """Resource Graph pages of 2 rows ($skipToken) give the same findings as one page."""
+
+    def test_skiptoken_paging(self):
+        emu = Emulator(overlay={"emulator": {"graphPageSize": 2}})
+        try:
+            paged = out("paged.json")
+            r = kvaudit(emu, ["scan", "--engine", "graph", "--include-pass", "--out", paged, "-q"], auth="cli")
+            log = emu.requests()
+            emu.clear()
+            ref = out("paged-arm.json")
+            r2 = kvaudit(emu, ["scan", "--engine", "arm", "--include-pass", "--out", ref, "-q"], auth="cli")
+        finally:
+            emu.stop()
+        self.assertEqual(r.returncode, r2.returncode, r.stderr[-2000:])
+        self.assertEqual(keys(paged), keys(ref))
+        # 16 VMs alone need 8 pages of 2: far more requests than the 5 queries per tenant
+        self.assertGreater(len(graph_posts(log)), 20)
+
+
+class Throttling(unittest.TestCase):
+    def test_429_is_retried(self):
+        emu = Emulator()
+        try:
+            emu.fault({"match": {"method": "POST", "pathRegex": "ResourceGraph"}, "status": 429, "retryAfter": 1,
+                       "times": 2})
+            res = out("throttled.json")
+            r = kvaudit(emu, ["scan", "--engine", "graph", "--include-pass", "--out", res, "-q"], auth="cli")
+            log = emu.requests()
+            emu.clear()
+            ref = out("throttled-ref.json")
+            kvaudit(emu, ["scan", "--engine", "graph", "--include-pass", "--out", ref, "-q"], auth="cli")
+        finally:
+            emu.stop()
+        self.assertEqual(sum(1 for x in graph_posts(log) if x["status"] == 429), 2)
+        self.assertEqual(keys(res), keys(ref), r.stderr[-2000:])
+        self.assertFalse(any(e.get("status") == 429 for e in load(res)["errors"]))
+
+    def test_the_user_quota_is_respected(self):
+        """15 queries per 5 s (Resource Graph's documented example): kvaudit waits when the quota
+        headers say it is spent, so the service never has to answer 429."""
+        emu = Emulator(overlay={"emulator": {"graphQuota": {"queries": 4, "seconds": 2}}})
+        try:
+            res = out("quota.json")
+            r = kvaudit(emu, ["scan", "--engine", "graph", "--include-pass", "--out", res, "-v"], auth="cli")
+            log = emu.requests()
+        finally:
+            emu.stop()
+        posts = graph_posts(log)
+        self.assertGreater(len(posts), 4)
+        self.assertEqual([x for x in posts if x["status"] == 429], [])
+        self.assertIn("Resource Graph quota spent", r.stderr)
+        self.assertFalse(any("Resource Graph" in e["message"] for e in load(res)["errors"]))
+
+
+class BadAnswers(unittest.TestCase):
+    """What Resource Graph answers wrongly makes the scan incomplete, never smaller and clean."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+
+    def scan(self, fault, name):
+        self.emu.clear()
+        self.emu.fault(fault)
+        res = out(name)
+        r = kvaudit(self.emu, ["scan", "--engine", "graph", "--out", res, "-q"], auth="cli")
+        return r, load(res)
+
+    def test_a_truncated_result_without_skiptoken_is_an_error(self):
+        body = {"totalRecords": 5000, "count": 1, "resultTruncated": "true", "facets": [],
+                "data": [{"id": "/subscriptions/x/resourceGroups/r/providers/Microsoft.Compute/disks/d"}]}
+        r, rep = self.scan({"match": {"method": "POST", "pathRegex": "ResourceGraph"}, "status": 200,
+                            "body": body, "times": 1}, "truncated.json")
+        self.assertEqual(r.returncode, 3, r.stderr[-1500:])
+        self.assertTrue(any(e["code"] == "ResultTruncated" for e in rep["errors"]), rep["errors"])
+
+    def test_a_malformed_answer_is_an_error_not_a_crash(self):
+        r, rep = self.scan({"match": {"method": "POST", "pathRegex": "ResourceGraph"}, "malformed": True,
+                            "times": 1}, "malformed.json")
+        self.assertEqual(r.returncode, 3, r.stderr[-1500:])
+        self.assertFalse(rep["scan"]["complete"])
+        self.assertTrue(any("Resource Graph query" in e["message"] for e in rep["errors"]), rep["errors"])
+
+    def test_data_that_is_not_rows_is_an_error(self):
+        r, rep = self.scan({"match": {"method": "POST", "pathRegex": "ResourceGraph"}, "status": 200,
+                            "body": {"totalRecords": 0, "count": 0, "resultTruncated": "false",
+                                     "data": {"columns": [], "rows": []}}, "times": 1}, "table.json")
+        self.assertEqual(r.returncode, 3, r.stderr[-1500:])
+        self.assertTrue(any(e["code"] == "MalformedResponse" for e in rep["errors"]), rep["errors"])
+
+
+class Fallback(unittest.TestCase):
+    """A caller Resource Graph refuses (403): the default engine reads that tenant through ARM;
+    --engine graph records the refusal and the scan is incomplete."""
+
+    @classmethod
+    def setUpClass(cls):
+        demo = load(os.path.join(ARGS["source"], "tests/emulator/scenarios/demo.json"))
+        access = demo["emulator"]["access"] + [{"objectId": AVA_TRADERS, "resourceGraph": False}]
+        cls.emu = Emulator(overlay={"emulator": {"access": access}})
+        d = out("fallback")
+        os.makedirs(d, exist_ok=True)
+        cls.d = d
+        cls.auto = kvaudit(cls.emu, ["scan", "--include-pass", "--out", os.path.join(d, "auto.json"), "-v"],
+                           auth="cli")
+        cls.graph = kvaudit(cls.emu, ["scan", "--engine", "graph", "--include-pass", "--out",
+                                      os.path.join(d, "graph.json"), "-q"], auth="cli")
+        cls.arm = kvaudit(cls.emu, ["scan", "--engine", "arm", "--include-pass", "--out",
+                                    os.path.join(d, "arm.json"), "-q"], auth="cli")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+
+    def test_default_engine_falls_back_to_arm(self):
+        d = self.d
+        self.assertIn("Resource Graph refused the caller", self.auto.stderr)
+        self.assertEqual(self.auto.returncode, self.arm.returncode)
+        self.assertEqual(keys(os.path.join(d, "auto.json")), keys(os.path.join(d, "arm.json")))
+
+    def test_graph_engine_records_the_refusal(self):
+        self.assertEqual(self.graph.returncode, 3, self.graph.stderr[-1500:])
+        errs = load(os.path.join(self.d, "graph.json"))["errors"]
+        self.assertTrue(any(e["status"] == 403 and "Resource Graph query" in e["message"] for e in errs), errs)
+
+
+class Shards(unittest.TestCase):
+    """Three workers (--shard 1/3, 2/3, 3/3) read one estate; merged, they equal one unsharded scan."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator()
+        cls.full = kvaudit(cls.emu, ["collect", "--out", cls.p("full.json"), "-q"], auth="cli")
+        cls.parts = []
+        for k in (1, 2, 3):
+            cls.parts.append(kvaudit(cls.emu, ["collect", "--shard", "%d/3" % k, "--out", cls.p("e%d.json" % k),
+                                               "-q"], auth="cli"))
+            cls.parts.append(kvaudit(cls.emu, ["scan", "--shard", "%d/3" % k, "--include-pass", "--out",
+                                               cls.p("r%d.json" % k), "-q"], auth="cli"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+
+    @staticmethod
+    def p(name):
+        return out("shard-" + name)
+
+    def test_shards_split_the_subscriptions(self):
+        self.assertEqual(self.full.returncode, 0, self.full.stderr)
+        subs = [sorted(s["subscriptionId"] for s in load(self.p("e%d.json" % k))["subscriptions"]) for k in (1, 2, 3)]
+        flat = sorted(x for s in subs for x in s)
+        self.assertEqual(flat, sorted(s["subscriptionId"] for s in load(self.p("full.json"))["subscriptions"]))
+        self.assertEqual(len(flat), len(set(flat)))
+        for k in (1, 2, 3):
+            self.assertEqual(load(self.p("e%d.json" % k))["shard"], {"index": k, "count": 3})
+
+    def test_merged_estates_audit_as_the_unsharded_scan(self):
+        r = run(["merge", self.p("e1.json"), self.p("e2.json"), self.p("e3.json"), "--out", self.p("merged.json")])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        a = run(["audit", self.p("merged.json"), "--include-pass", "--out", self.p("a-merged.json"), "-q"])
+        b = run(["audit", self.p("full.json"), "--include-pass", "--out", self.p("a-full.json"), "-q"])
+        self.assertEqual(a.returncode, b.returncode)
+        self.assertEqual(keys(self.p("a-merged.json")), keys(self.p("a-full.json")))
+        self.assertEqual(load(self.p("a-merged.json"))["summary"]["byStatus"],
+                         load(self.p("a-full.json"))["summary"]["byStatus"])
+        self.assertNotIn("shard", load(self.p("merged.json")))
+
+    def test_a_missing_shard_makes_the_merge_incomplete(self):
+        r = run(["merge", self.p("e1.json"), self.p("e3.json"), "--out", self.p("two.json")])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        errs = load(self.p("two.json"))["errors"]
+        self.assertTrue(any(e["code"] == "ShardMissing" and "shard 2 of 3" in e["message"] for e in errs))
+        a = run(["audit", self.p("two.json"), "-q", "--out", self.p("a-two.json")])
+        self.assertEqual(a.returncode, 3)
+
+    def test_merged_reports_keep_totals_errors_and_exit_code(self):
+        r = run(["merge", self.p("r1.json"), self.p("r2.json"), self.p("r3.json"), "--out", self.p("rm.json")])
+        m = load(self.p("rm.json"))
+        parts = [load(self.p("r%d.json" % k)) for k in (1, 2, 3)]
+        self.assertEqual(r.returncode, m["summary"]["exitCode"], r.stderr)
+        self.assertEqual(len(m["errors"]), sum(len(p["errors"]) for p in parts))
+        listed = sum(len(p["findings"]) for p in parts)
+        tenant_dupes = listed - len(m["findings"])
+        self.assertEqual(sum(m["summary"]["byStatus"].values()),
+                         sum(sum(p["summary"]["byStatus"].values()) for p in parts) - tenant_dupes)
+        self.assertEqual(m["summary"]["subjects"]["vm"], sum(p["summary"]["subjects"]["vm"] for p in parts))
+        self.assertEqual(m["summary"]["subjects"]["tenant"], max(p["summary"]["subjects"]["tenant"] for p in parts))
+        tenant_keys = [(f["rule"], f["tenant"]) for f in m["findings"] if f["subject"] == "tenant"]
+        self.assertEqual(len(tenant_keys), len(set(tenant_keys)))
+        self.assertEqual(m["scan"]["complete"], all(p["scan"]["complete"] for p in parts) and not m["errors"])
+        if m["errors"] or not m["scan"]["complete"]:
+            self.assertEqual(r.returncode, 3)
+
+    def test_a_report_with_an_error_makes_the_merge_incomplete(self):
+        rep = load(self.p("r1.json"))
+        rep["errors"] = [{"scope": "/subscriptions/x", "status": 403, "code": "AuthorizationFailed", "message": "no"}]
+        with open(self.p("r1-err.json"), "w") as f:
+            json.dump(rep, f)
+        clean = load(self.p("r2.json"))
+        clean["errors"], clean["scan"]["complete"] = [], True
+        with open(self.p("r2-clean.json"), "w") as f:
+            json.dump(clean, f)
+        r = run(["merge", self.p("r1-err.json"), self.p("r2-clean.json"), "--out", self.p("rm-err.json")])
+        self.assertEqual(r.returncode, 3)
+        self.assertFalse(load(self.p("rm-err.json"))["scan"]["complete"])
+
+    def test_merge_refuses_mismatched_inputs(self):
+        other = load(self.p("r2.json"))
+        other["tool"]["version"] = "9.9.9"
+        with open(self.p("r2-other.json"), "w") as f:
+            json.dump(other, f)
+        cat = load(self.p("r2.json"))
+        cat["tool"]["rules"] += 1
+        with open(self.p("r2-cat.json"), "w") as f:
+            json.dump(cat, f)
+        cases = [
+            ([self.p("r1.json"), self.p("r2-other.json")], "tool versions or rule catalogs"),
+            ([self.p("r1.json"), self.p("r2-cat.json")], "tool versions or rule catalogs"),
+            ([self.p("e1.json"), self.p("r2.json")], "merge estates with estates"),
+            ([self.p("e1.json"), self.p("e2.json"), self.p("e1.json")], "overlap"),
+            ([self.p("r3.json"), self.p("r3.json")], "overlap"),
+            ([self.p("r1.json"), self.p("r2.json"), self.p("r1.json")], "overlap"),
+            ([self.p("full.json"), self.p("e2.json")], "overlap"),
+        ]
+        for files, words in cases:
+            r = run(["merge"] + files + ["--out", self.p("refused.json")])
+            self.assertEqual(r.returncode, 2, (files, r.stderr))
+            self.assertIn(words, r.stderr)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertFalse(os.path.exists(self.p("refused.json")))
+        r = run(["merge"])
+        self.assertEqual(r.returncode, 2)
+
+    def test_bad_shard_options(self):
+        for bad in ("0/3", "4/3", "x", "1/0"):
+            r = kvaudit(self.emu, ["collect", "--shard", bad, "--out", self.p("x.json")], auth="cli")
+            self.assertEqual(r.returncode, 2, bad)
+            self.assertIn("--shard takes K/N", r.stderr)
+        r = kvaudit(self.emu, ["collect", "--engine", "sql", "--out", self.p("x.json")], auth="cli")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--engine takes graph or arm", r.stderr)
+
+
+if __name__ == "__main__":
+    try:
+        rc = main()
+    finally:
+        shutil.rmtree(OUT, ignore_errors=True)
+    raise SystemExit(rc)

@@ -1,0 +1,241 @@
+/*
+ * test_lean.c - a lean load (estate_opts.lean: the big lists parsed one
+ * element at a time, docs/performance.md) must be indistinguishable from
+ * the whole-tree load in everything but memory: the same audit report on
+ * every snapshot the tests and fuzzers carry, the same error message on
+ * every bad input, through estate_parse and through estate_load's mapping.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "audit/audit.h"
+#include "audit/estate/estate.h"
+#include "rules/engine.h"
+
+static struct rule_catalog catalog;
+
+static char *slurp(const char *path, size_t *len)
+{
+	struct kv_err err = {{0}};
+	char *t = kv_read_file(path, (size_t)1 << 30, len, &err);
+
+	if (!t)
+		fail_msg("%s", err.msg);
+	return t;
+}
+
+/* The report without what differs between two runs (tool, scan time). */
+static char *report_text(struct estate *e)
+{
+	struct audit_opts ao = {.fail_on = SEV_LOW, .include_pass = true, .source = "x.json"};
+	cJSON *r = audit_run(e, &catalog, &ao);
+	char *t;
+
+	cJSON_DeleteItemFromObjectCaseSensitive(r, "tool");
+	cJSON_DeleteItemFromObjectCaseSensitive(r, "scan");
+	t = cJSON_PrintUnformatted(r);
+	cJSON_Delete(r);
+	return t;
+}
+
+static void expect_same(const char *what, struct estate *whole, const struct kv_err *ew, struct estate *lean,
+                        const struct kv_err *el)
+{
+	if (!whole || !lean) {
+		if (whole || lean)
+			fail_msg("%s: whole-tree load %s, lean load %s (%s / %s)", what, whole ? "ok" : "failed",
+			         lean ? "ok" : "failed", ew->msg, el->msg);
+		if (strcmp(ew->msg, el->msg) != 0)
+			fail_msg("%s: messages differ:\n  whole: %s\n  lean:  %s", what, ew->msg, el->msg);
+		return;
+	}
+	{
+		char *a = report_text(whole), *b = report_text(lean);
+
+		if (strcmp(a, b) != 0)
+			fail_msg("%s: the reports differ", what);
+		free(a);
+		free(b);
+	}
+	assert_int_equal(whole->nvms, lean->nvms);
+	assert_int_equal(whole->ndisks, lean->ndisks);
+	assert_int_equal(whole->nitems, lean->nitems);
+	for (size_t i = 0; i < lean->nvms; i++) {
+		assert_string_equal(whole->vms[i].id, lean->vms[i].id);
+		assert_int_equal(whole->vms[i].ade.encrypted, lean->vms[i].ade.encrypted);
+		assert_int_equal(whole->vms[i].ade.nvolumes, lean->vms[i].ade.nvolumes);
+	}
+}
+
+static void compare_text(const char *what, const char *text, size_t len)
+{
+	struct estate_opts wo = {0}, lo = {.lean = true};
+	struct kv_err ew = {{0}}, el = {{0}};
+	struct estate *whole = estate_parse(text, len, "x.json", &wo, &ew);
+	struct estate *lean = estate_parse(text, len, "x.json", &lo, &el);
+
+	expect_same(what, whole, &ew, lean, &el);
+	estate_free(whole);
+	estate_free(lean);
+}
+
+static void compare_file(const char *path)
+{
+	struct estate_opts wo = {0}, lo = {.lean = true};
+	struct kv_err ew = {{0}}, el = {{0}};
+	struct estate *whole = estate_load(path, &wo, &ew);
+	struct estate *lean = estate_load(path, &lo, &el);
+	size_t len;
+	char *text = slurp(path, &len);
+
+	expect_same(path, whole, &ew, lean, &el);
+	estate_free(whole);
+	estate_free(lean);
+	compare_text(path, text, len);
+	free(text);
+}
+
+static void compare_dir(const char *dir, const char *suffix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		fail_msg("cannot open %s", dir);
+	while ((de = readdir(d)) != NULL) {
+		size_t l = strlen(de->d_name), ls = strlen(suffix);
+		char path[1024];
+
+		if (de->d_name[0] == '.' || l < ls || strcmp(de->d_name + l - ls, suffix) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		compare_file(path);
+		n++;
+	}
+	closedir(d);
+	assert_true(n > 0);
+}
+
+static void every_snapshot_of_the_tests_audits_the_same(void **state)
+{
+	(void)state;
+	compare_file(KV_SOURCE_DIR "/examples/demo-estate.json");
+	compare_dir(KV_SOURCE_DIR "/tests/unit/data/estate", ".json");
+	compare_dir(KV_SOURCE_DIR "/tests/unit/data/ade", ".json");
+	compare_dir(KV_SOURCE_DIR "/tests/fuzz/corpus/fuzz_estate", ".json");
+	compare_dir(KV_SOURCE_DIR "/tests/fuzz/regressions/fuzz_estate", ".json");
+}
+
+static void the_lean_load_keeps_no_raw_json_of_the_big_lists(void **state)
+{
+	struct estate_opts lo = {.lean = true};
+	struct kv_err err = {{0}};
+	struct estate *e = estate_load(KV_SOURCE_DIR "/examples/demo-estate.json", &lo, &err);
+	size_t ade = 0;
+
+	(void)state;
+	assert_non_null(e);
+	assert_true(e->nvms > 0 && e->ndisks > 0 && e->nitems > 0);
+	for (size_t i = 0; i < e->nvms; i++) {
+		assert_null(e->vms[i].raw);
+		ade += e->vms[i].ade.encrypted;
+	}
+	for (size_t i = 0; i < e->ndisks; i++)
+		assert_null(e->disks[i].raw);
+	for (size_t i = 0; i < e->nitems; i++)
+		assert_null(e->items[i].raw);
+	assert_true(ade > 0);
+	/* The small lists are loaded from e->doc as before. */
+	assert_true(e->nvaults > 0);
+	assert_non_null(e->vaults[0].raw);
+	estate_free(e);
+}
+
+#define HEAD "{\"kind\":\"kvaudit.estate\",\"version\":1,"
+#define VM "{\"id\":\"/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1\"}"
+
+static void bad_input_gets_the_whole_tree_message(void **state)
+{
+	static const char *const cases[] = {
+		HEAD "\"virtualMachines\":[" VM ",]}",                   /* trailing comma in a big list */
+		HEAD "\"virtualMachines\":[" VM " " VM "]}",              /* missing comma */
+		HEAD "\"virtualMachines\":[" VM "",                        /* truncated */
+		HEAD "\"virtualMachines\":[{\"id\":\"/subscriptions/x\"",    /* truncated inside an element */
+		HEAD "\"virtualMachines\":[1]}",                          /* not an object */
+		HEAD "\"virtualMachines\":{}}",                           /* not an array */
+		HEAD "\"virtualMachines\":null}",                         /* absent */
+		HEAD "\"virtualMachines\":[" VM "]} x",                   /* data after the document */
+		HEAD "\"virtualMachines\":[{\"id\":1}]}",                 /* wrong type inside */
+		HEAD "\"virtualMachines\":[{\"id\":\"a\\u0000b\"}]}",     /* escaped NUL */
+		HEAD "\"virtualMachines\":[{\"id\":\"a\",\"name\":tru}]}",/* bad literal */
+		HEAD "\"virtualMachines\":[01]}",                         /* what cJSON reads as a number */
+		HEAD "\"virtualMachines\":[\xef\xbb\xbf" VM "]}",         /* a BOM before an element */
+		"\xef\xbb\xbf" HEAD "\"virtualMachines\":[" VM "]}",      /* a BOM before the document */
+		HEAD "\"virtualMachines\":[" VM "],\"virtualMachines\":[]}", /* a repeated key: the first counts */
+		HEAD "\"virtual\\u004dachines\":[" VM "]}",               /* an escaped key */
+		HEAD "\"disks\":[{\"id\":\"d\",\"properties\":{\"encryptionSettingsCollection\":[]}}]}",
+		HEAD "\"backupProtectedItems\":[{\"properties\":{}}]}",    /* id missing */
+		HEAD "\"virtualMachines\":[" VM "],\"vaults\":[1]}",       /* a small list is wrong */
+		HEAD "\"virtualMachines\":[],\"disks\":[],\"backupProtectedItems\":[]}",
+		HEAD "\"virtualMachines\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+		"{\"kind\":\"kvaudit.estate\",\"version\":2}",
+		"[]",
+		"   ",
+		"{\"kind\":\"kvaudit.estate\",\"version\":1}",
+		"{\"kind\":\"kvaudit.estate\",\"version\":1,}",
+		"{\"kind\":\"kvaudit.estate\" \"version\":1}",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char what[32];
+
+		snprintf(what, sizeof(what), "case %zu", i);
+		compare_text(what, cases[i], strlen(cases[i]));
+	}
+}
+
+/* Deep nesting inside an element: cJSON's limit counts from the document, not the element. */
+static void nesting_is_judged_from_the_document(void **state)
+{
+	for (int depth = 995; depth <= 1002; depth++) {
+		char *t = kv_malloc((size_t)depth * 2 + 256), *p = t, what[32];
+
+		(void)state;
+		p += sprintf(p, HEAD "\"virtualMachines\":[{\"id\":\"x\",\"deep\":");
+		for (int k = 0; k < depth; k++)
+			*p++ = '[';
+		for (int k = 0; k < depth; k++)
+			*p++ = ']';
+		p += sprintf(p, "}]}");
+		snprintf(what, sizeof(what), "depth %d", depth);
+		compare_text(what, t, (size_t)(p - t));
+		free(t);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(every_snapshot_of_the_tests_audits_the_same),
+		cmocka_unit_test(the_lean_load_keeps_no_raw_json_of_the_big_lists),
+		cmocka_unit_test(bad_input_gets_the_whole_tree_message),
+		cmocka_unit_test(nesting_is_judged_from_the_document),
+	};
+	struct kv_err err = {{0}};
+
+	if (!rule_catalog_load_builtin(&catalog, &err)) {
+		fprintf(stderr, "builtin catalog: %s\n", err.msg);
+		return 1;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

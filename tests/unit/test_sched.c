@@ -1,0 +1,154 @@
+/*
+ * test_sched.c - the throttling-aware scheduler (audit/azure/sched.c) and
+ * the batch scheduling key: pacing per key from x-ms-ratelimit-remaining-*
+ * and 429 Retry-After, keys independent of each other, pacing lifted when
+ * the budget recovers.  Timestamps are passed in: no clock, no sleeping.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "audit/azure/batch.h"
+#include "audit/azure/sched.h"
+
+#define REFILL_MS (1000L / SCHED_REFILL_PER_SEC)
+
+static void unknown_keys_and_null_are_never_paced(void **state)
+{
+	struct sched *s = sched_new();
+
+	(void)state;
+	assert_int_equal(sched_ready_at(s, "sub:a", 1000), 1000);
+	assert_int_equal(sched_ready_at(s, NULL, 1000), 1000);
+	sched_on_start(s, NULL, 1000);
+	sched_on_response(s, NULL, 1000, 429, 0, 5000);
+	assert_int_equal(sched_ready_at(s, NULL, 1001), 1001);
+	sched_free(s);
+}
+
+static void plenty_left_means_no_pacing(void **state)
+{
+	struct sched *s = sched_new();
+
+	(void)state;
+	sched_on_start(s, "sub:a", 1000);
+	sched_on_response(s, "sub:a", 1030, 200, 249, -1);
+	assert_int_equal(sched_interval(s, "sub:a"), 0);
+	sched_on_start(s, "sub:a", 1030);
+	assert_int_equal(sched_ready_at(s, "sub:a", 1031), 1031);
+	sched_free(s);
+}
+
+static void a_shrinking_budget_paces_before_arm_says_429(void **state)
+{
+	struct sched *s = sched_new();
+
+	(void)state;
+	sched_on_start(s, "sub:a", 1000);
+	sched_on_response(s, "sub:a", 1030, 200, SCHED_HIGH_WATER - 1, -1);
+	assert_int_equal(sched_interval(s, "sub:a"), REFILL_MS / 2);
+	assert_int_equal(sched_ready_at(s, "sub:a", 1005), 1000 + REFILL_MS / 2);
+	/* nearly empty: at the refill rate, so the bucket stops draining */
+	sched_on_response(s, "sub:a", 1040, 200, SCHED_LOW_WATER - 1, -1);
+	assert_int_equal(sched_interval(s, "sub:a"), REFILL_MS);
+	sched_on_start(s, "sub:a", 1040);
+	assert_int_equal(sched_ready_at(s, "sub:a", 1041), 1040 + REFILL_MS);
+	/* empty: also wait for one token */
+	sched_on_response(s, "sub:a", 1050, 200, 0, -1);
+	assert_true(sched_blocked_until(s, "sub:a") >= 1050 + REFILL_MS);
+	/* recovered: the pacing is lifted */
+	sched_on_response(s, "sub:a", 5000, 200, 240, -1);
+	assert_int_equal(sched_interval(s, "sub:a"), 0);
+	assert_int_equal(sched_ready_at(s, "sub:a", 5000), 5000);
+	sched_free(s);
+}
+
+static void a_429_blocks_its_key_for_the_retry_wait_only(void **state)
+{
+	struct sched *s = sched_new();
+
+	(void)state;
+	sched_on_start(s, "sub:storm", 1000);
+	sched_on_start(s, "sub:calm", 1000);
+	sched_on_response(s, "sub:storm", 1020, 429, 0, 2000);
+	assert_int_equal(sched_ready_at(s, "sub:storm", 1021), 3020);
+	assert_int_equal(sched_blocked_until(s, "sub:storm"), 3020);
+	/* the other subscription goes on at once */
+	sched_on_response(s, "sub:calm", 1020, 200, 248, -1);
+	assert_int_equal(sched_ready_at(s, "sub:calm", 1021), 1021);
+	/* a shorter wait later does not shorten the block */
+	sched_on_response(s, "sub:storm", 1500, 429, 0, 1000);
+	assert_int_equal(sched_blocked_until(s, "sub:storm"), 3020);
+	/* after it: paced at the refill rate until ARM says the budget is back */
+	sched_on_start(s, "sub:storm", 3020);
+	assert_int_equal(sched_ready_at(s, "sub:storm", 3021), 3020 + REFILL_MS);
+	sched_free(s);
+}
+
+static void a_429_without_a_wait_still_backs_off_one_token(void **state)
+{
+	struct sched *s = sched_new();
+
+	(void)state;
+	sched_on_response(s, "k", 100, 429, -1, -1);
+	assert_int_equal(sched_blocked_until(s, "k"), 100 + REFILL_MS);
+	sched_free(s);
+}
+
+static void many_keys_are_kept_apart(void **state)
+{
+	struct sched *s = sched_new();
+	char key[32];
+
+	(void)state;
+	for (int i = 0; i < 300; i++) {
+		snprintf(key, sizeof(key), "sub:%d", i);
+		sched_on_response(s, key, 0, i % 2 ? 429 : 200, i % 2 ? 0 : 200, i % 2 ? 1000 + i : -1);
+	}
+	for (int i = 0; i < 300; i++) {
+		snprintf(key, sizeof(key), "sub:%d", i);
+		assert_int_equal(sched_ready_at(s, key, 10), i % 2 ? 1000 + i : 10);
+	}
+	sched_free(s);
+}
+
+static void batch_keys_are_subscriptions_or_hosts(void **state)
+{
+	char k[96];
+
+	(void)state;
+	az_batch_key("https://management.azure.com/subscriptions/ABC-1/providers/Microsoft.Compute/disks?api-version=1", k,
+	             sizeof(k));
+	assert_string_equal(k, "sub:abc-1");
+	az_batch_key("https://management.azure.com/subscriptions/abc-1?api-version=1", k, sizeof(k));
+	assert_string_equal(k, "sub:abc-1");
+	/* an ARM endpoint with a path of its own (the emulator's /arm) */
+	az_batch_key("https://127.0.0.1:8443/arm/subscriptions/s2/resourceGroups/rg?x=1", k, sizeof(k));
+	assert_string_equal(k, "sub:s2");
+	az_batch_key("https://management.azure.com/tenants?api-version=1", k, sizeof(k));
+	assert_string_equal(k, "management.azure.com");
+	az_batch_key("https://graph.microsoft.com/v1.0/me", k, sizeof(k));
+	assert_string_equal(k, "graph.microsoft.com");
+	/* a query that mentions subscriptions is not a path */
+	az_batch_key("https://graph.microsoft.com/v1.0/x?f=/subscriptions/s3/", k, sizeof(k));
+	assert_string_equal(k, "graph.microsoft.com");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(unknown_keys_and_null_are_never_paced),
+		cmocka_unit_test(plenty_left_means_no_pacing),
+		cmocka_unit_test(a_shrinking_budget_paces_before_arm_says_429),
+		cmocka_unit_test(a_429_blocks_its_key_for_the_retry_wait_only),
+		cmocka_unit_test(a_429_without_a_wait_still_backs_off_one_token),
+		cmocka_unit_test(many_keys_are_kept_apart),
+		cmocka_unit_test(batch_keys_are_subscriptions_or_hosts),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
