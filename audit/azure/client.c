@@ -77,8 +77,12 @@ static enum http_outcome az_send(struct az_client *c, const char *method, const 
 			goto out;
 		}
 		http_response_release(&r);
-		o = http_request(c->http, method, url, token, text ? body_headers : get_headers,
-		                 text, text ? strlen(text) : 0, &r, err);
+		/* The only POST kvaudit sends through here is a Resource Graph query: a read. */
+		if (strcmp(method, "POST") == 0)
+			o = http_query(c->http, url, token, body_headers, text, text ? strlen(text) : 0, &r, err);
+		else
+			o = http_request(c->http, method, url, token, text ? body_headers : get_headers,
+			                 text, text ? strlen(text) : 0, &r, err);
 		c->requests += r.attempts;
 		c->throttled += r.throttled;
 		c->user_quota_remaining = r.user_quota_remaining;

@@ -63,8 +63,8 @@ enum http_outcome az_patch_json(struct az_client *c, const char *url, const char
 
 /*
  * POST url with body for an answer that changes nothing (a Resource Graph
- * query); same policy as az_put_json, *out the parsed response.  Retried as
- * http.h retries POST: on 429/503 with Retry-After and when nothing was sent.
+ * query); same policy as az_put_json, *out the parsed response.  Only for
+ * POSTs that read: it is retried as a GET is (http_query), 5xx included.
  */
 enum http_outcome az_post_json(struct az_client *c, const char *url, const char *tenant, const cJSON *body,
                                cJSON **out, struct az_failure *fail, struct kv_err *err);

@@ -955,10 +955,11 @@ static void call_release(struct call *c)
 	c->method_copy = c->url_copy = c->body_copy = c->key = NULL;
 }
 
-enum http_outcome http_request(struct http_client *h, const char *method, const char *url,
-                               const char *bearer, const char *const *headers,
-                               const char *body, size_t body_len,
-                               struct http_response *resp, struct kv_err *err)
+/* One request on the easy handle; read_only: a POST that only reads, retried as a GET is. */
+static enum http_outcome request_once(struct http_client *h, const char *method, const char *url,
+                                      const char *bearer, const char *const *headers, const char *body,
+                                      size_t body_len, bool read_only, struct http_response *resp,
+                                      struct kv_err *err)
 {
 	struct call c;
 	CURLcode rc;
@@ -969,6 +970,8 @@ enum http_outcome http_request(struct http_client *h, const char *method, const 
 		call_release(&c);
 		return HTTP_FATAL;
 	}
+	if (read_only)
+		c.idempotent = true;
 	for (;;) {
 		long wait_ms;
 
@@ -991,6 +994,21 @@ out:
 	o = c.o;
 	call_release(&c);
 	return o;
+}
+
+enum http_outcome http_request(struct http_client *h, const char *method, const char *url,
+                               const char *bearer, const char *const *headers,
+                               const char *body, size_t body_len,
+                               struct http_response *resp, struct kv_err *err)
+{
+	return request_once(h, method, url, bearer, headers, body, body_len, false, resp, err);
+}
+
+enum http_outcome http_query(struct http_client *h, const char *url, const char *bearer,
+                             const char *const *headers, const char *body, size_t body_len,
+                             struct http_response *resp, struct kv_err *err)
+{
+	return request_once(h, "POST", url, bearer, headers, body, body_len, true, resp, err);
 }
 
 /* ---- many requests at once (libcurl's multi interface) ---- */

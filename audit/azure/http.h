@@ -97,6 +97,15 @@ enum http_outcome http_request(struct http_client *h, const char *method, const 
                                const char *bearer, const char *const *headers,
                                const char *body, size_t body_len,
                                struct http_response *resp, struct kv_err *err);
+
+/*
+ * A POST that only reads (a Resource Graph query): sent and retried exactly as
+ * a GET is (5xx, resets and timeouts too), because sending it twice changes
+ * nothing.
+ */
+enum http_outcome http_query(struct http_client *h, const char *url, const char *bearer,
+                             const char *const *headers, const char *body, size_t body_len,
+                             struct http_response *resp, struct kv_err *err);
 void http_response_release(struct http_response *r);
 
 /*

@@ -1971,6 +1971,14 @@ const struct estate_error *estate_error_for(const struct estate *e, const char *
 	return NULL;
 }
 
+const struct estate_error *estate_error_within(const struct estate *e, const char *id)
+{
+	for (size_t i = 0; i < e->nerrors; i++)
+		if (e->errors[i].scope && armid_scope_contains(id, e->errors[i].scope))
+			return &e->errors[i];
+	return NULL;
+}
+
 const struct estate_error *estate_error_for_url(const struct estate *e, const char *url)
 {
 	size_t lu;

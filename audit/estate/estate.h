@@ -293,6 +293,8 @@ struct vault *estate_vault_by_url(const struct estate *e, const char *url);
  * resource group).  NULL when none does.
  */
 const struct estate_error *estate_error_for(const struct estate *e, const char *id);
+/* The first error whose scope is id itself or a resource below it (a VM's extension, say). */
+const struct estate_error *estate_error_within(const struct estate *e, const char *id);
 /*
  * The same for a data-plane URL (a key or secret URL): an error whose scope,
  * without its query, is url or an ancestor of it ("https://kv.vault.azure.net/keys").

@@ -885,6 +885,18 @@ static void build_vm_facts(struct facts_ctx *c, const struct vm *vm, cJSON *f, c
 			            vm->name ? vm->name : vm->id);
 	}
 
+	/* A VM (or one of its extensions) that could not be read in full: its encryption may be
+	 * more than the snapshot shows, so nothing that depends on it may pass. */
+	{
+		const struct estate_error *err = estate_error_within(e, vm->id);
+
+		if (err)
+			facts_unavailable(un, "vm.ade", "error",
+			                  "VM '%s' could not be read in full (%s: %d %s: %s), so its encryption settings may be "
+			                  "incomplete", vm->name ? vm->name : vm->id, err->scope, err->status,
+			                  err->code ? err->code : "error", err->message ? err->message : "no message");
+	}
+
 	bk = cJSON_AddObjectToObject(f, "backup");
 	if (!e->present.protected_items) {
 		facts_unavailable(un, "vm.backup", "skipped", "Azure Backup protected items were not collected");

@@ -133,13 +133,22 @@ class ScanFaults(unittest.TestCase):
         self.assertTrue(rep["scan"]["complete"], rep["errors"])
         self.assertEqual(got, clean)
 
+    def test_resource_graph_5xx_burst_is_retried(self):
+        # A Resource Graph query only reads, so a 5xx without Retry-After is retried like a GET.
+        _, clean, _ = self.scan("graph-clean3", engine="graph")
+        rc, got, rep = self.scan("graph-5xx-burst", {"match": {"method": "POST", "pathRegex":
+                                                              "Microsoft.ResourceGraph/resources$"},
+                                                    "status": 503, "times": 2}, engine="graph")
+        self.assertEqual(rc, self.clean_rc, (self.last.stderr, rep["errors"]))
+        self.assertEqual(rep["errors"], [])
+        self.assertEqual(got, clean)
+
     def test_resource_graph_5xx_without_retry_after_is_error_never_pass(self):
-        # A Resource Graph query is a POST, which kvaudit does not retry on a 5xx without
-        # Retry-After (docs/security.md, known limits): the scan is incomplete, never guessed.
+        # When every retry of a query fails too (1 + 4 attempts), the scan is incomplete, never guessed.
         _, clean, _ = self.scan("graph-clean2", engine="graph")
         rc, got, rep = self.scan("graph-5xx", {"match": {"method": "POST", "pathRegex":
                                                          "Microsoft.ResourceGraph/resources$"},
-                                               "status": 503, "times": 1}, engine="graph")
+                                               "status": 503, "times": 5}, engine="graph")
         self.assertEqual(rc, 3, self.last.stderr)
         self.assertFalse(rep["scan"]["complete"])
         self.assertTrue(any(e["status"] == 503 for e in rep["errors"]), rep["errors"])
@@ -172,9 +181,9 @@ class ScanFaults(unittest.TestCase):
         self.assert_same_as_clean(rc, got, rep)
 
     def test_a_vm_whose_extensions_cannot_be_read_is_never_judged_better(self):
-        # The ARM engine reads each VM's extensions from /virtualMachines/{vm}/extensions.  Today no
-        # finding of the VM turns `error` (its ADE settings also come from its disks and instance
-        # view; docs/security.md, known limits): exit 3, the error listed, nothing changes to pass.
+        # The ARM engine reads each VM's extensions from /virtualMachines/{vm}/extensions.  When that
+        # fails the VM's encryption facts are unavailable: its VM rules turn `error`, exit 3, the
+        # error listed, nothing changes to pass.
         rc, got, rep = self.scan("reset-vm", {"match": {"pathRegex": "virtualMachines/nwlog-tms01/extensions$"},
                                               "reset": True, "times": 0})
         self.assertEqual(rc, 3, self.last.stderr)
@@ -184,6 +193,10 @@ class ScanFaults(unittest.TestCase):
             self.assertIn(got.get(k), (status, "error"), k)
         for k, status in got.items():
             self.assertIn(status, (self.clean.get(k), "error"), k)
+        lim5 = [k for k in got if k[0] == "KVA-LIM-005" and "nwlog-tms01" in str(k).lower()]
+        self.assertTrue(lim5, sorted(got))
+        for k in lim5:
+            self.assertEqual(got[k], "error", k)
 
     def test_a_response_slower_than_the_timeout_then_a_5xx_burst(self):
         # kvaudit's whole-request timeout is 60 s (audit/azure/http.c): the first attempt stalls

@@ -809,6 +809,34 @@ static void post_is_retried_only_when_the_server_says_so(void **state)
 	fixture_free(fx);
 }
 
+/* A query (a POST that only reads) is retried on a bare 5xx, with backoff, as a GET is. */
+static void a_query_is_retried_like_a_get(void **state)
+{
+	struct fixture *fx = trusting();
+	char *u = url("/query");
+	static const char body[] = "{\"query\":\"Resources\"}";
+	const char *const hdrs[] = {"Content-Type: application/json", NULL};
+	cJSON *reqs;
+
+	(void)state;
+	script("{`/query`: [{`status`: 503}, {`status`: 500}, {`status`: 200, `body`: `{}`}]}");
+	http_response_release(&fx->r);
+	memset(&fx->err, 0, sizeof(fx->err));
+	assert_int_equal(http_query(fx->h, u, NULL, hdrs, body, strlen(body), &fx->r, &fx->err), HTTP_OK);
+	assert_int_equal(fx->r.attempts, 3);
+	assert_int_equal(nsleeps, 2);
+	reqs = requests();
+	assert_int_equal(cJSON_GetArraySize(reqs), 3);
+	for (int i = 0; i < 3; i++) {
+		assert_string_equal(req_str(reqs, i, "method"), "POST");
+		assert_int_equal(req_int(reqs, i, "body_len"), (int)strlen(body));
+	}
+	cJSON_Delete(reqs);
+	http_response_release(&fx->r);
+	free(u);
+	fixture_free(fx);
+}
+
 static void put_delete_and_head_send_their_method(void **state)
 {
 	struct fixture *fx = trusting();
@@ -1149,6 +1177,7 @@ int main(void)
 		cmocka_unit_test(connect_to_maps_port_443_to_the_server),
 		cmocka_unit_test(bad_resolve_entries_are_rejected),
 		cmocka_unit_test(post_is_retried_only_when_the_server_says_so),
+		cmocka_unit_test(a_query_is_retried_like_a_get),
 		cmocka_unit_test(put_delete_and_head_send_their_method),
 		cmocka_unit_test(connection_refused_is_retried),
 		cmocka_unit_test(plain_http_only_to_loopback_imds_when_allowed),
