@@ -167,7 +167,8 @@ static bool write_file(const cJSON *report, const struct report_format *fmt, con
 	int fd = -1;
 	bool ok = false, created = false;
 
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	/* 0600: a report names the caller, its tenants and every vault (docs/security.md). */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
 		goto out;

@@ -151,7 +151,7 @@ class NoSecretAnywhere(unittest.TestCase):
 
     def test_identity_and_journal_files_are_private(self):
         for name in ("estate.json", "scan-estate.json", "fix.journal", "fix2.journal", "fix-run.json",
-                     "fix2-run.json", "rollback.json"):
+                     "fix2-run.json", "rollback.json", "scan-json.json", "failing.json"):
             p = os.path.join(self.emu.dir, name)
             self.assertEqual(os.stat(p).st_mode & 0o777, 0o600, name)
 
