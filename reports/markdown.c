@@ -45,6 +45,10 @@ void md_escape(struct kv_buf *b, const char *s)
 			kv_buf_addf(b, "\\%c", *p);
 		else if (*p < 0x20 || *p == 0x7f)
 			kv_buf_addc(b, ' ');
+		else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			kv_buf_addc(b, ' ');                 /* a C1 control (U+0080..U+009F): a terminal may act on it */
+			p += 1;
+		}
 		else if (p[0] == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
 		                          (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9))) {
 			kv_buf_adds(b, "\xef\xbf\xbd");      /* a bidi override (U+202A..E, U+2066..9) */

@@ -130,8 +130,8 @@ class Checks:
     def check_md(self, path):
         with open(path, encoding="utf-8") as f:
             t = f.read()
-        # C0 and DEL (ESC above all); C1 characters pass through Markdown (noted in docs/security.md)
-        self.assertIsNone(re.search("[\x00-\x08\x0b-\x1f\x7f]", t))
+        # C0, DEL (ESC above all) and C1
+        self.assertIsNone(re.search("[\x00-\x08\x0b-\x1f\x7f\u0080-\u009f]", t))
         self.assertNotIn("<script", t)
         for table in re.split(r"\n\s*\n", t):
             rows = [r for r in table.splitlines() if r.startswith("|")]
