@@ -26,42 +26,6 @@
 
 /* ---- escaping ---- */
 
-/* Decodes one UTF-8 sequence at s (NUL-terminated); returns its length, 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, unsigned long *cp)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	size_t n, i;
-
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		*cp = c & 0x1fu;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		*cp = c & 0x0fu;
-		if (c == 0xe0)
-			lo = 0xa0;      /* overlong */
-		else if (c == 0xed)
-			hi = 0x9f;      /* surrogates */
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		*cp = c & 0x07u;
-		if (c == 0xf0)
-			lo = 0x90;      /* overlong */
-		else if (c == 0xf4)
-			hi = 0x8f;      /* above U+10FFFF */
-	} else {
-		return 0;
-	}
-	for (i = 1; i < n; i++) {
-		unsigned char d = s[i];
-
-		if (d < (i == 1 ? lo : 0x80) || d > (i == 1 ? hi : 0xbf))
-			return 0;
-		*cp = (*cp << 6) | (d & 0x3fu);
-	}
-	return n;
-}
-
 void xml_escape(struct kv_buf *b, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -91,7 +55,7 @@ void xml_escape(struct kv_buf *b, const char *s)
 			p++;
 			continue;
 		}
-		n = utf8_seq(p, &cp);
+		n = kv_utf8_decode(p, &cp);
 		if (n == 0) {
 			kv_buf_adds(b, "\xef\xbf\xbd");        /* U+FFFD for each invalid byte */
 			p++;

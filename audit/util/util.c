@@ -304,3 +304,39 @@ long long kv_days_from_civil(long long y, unsigned m, unsigned d)
 	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
 	return era * 146097 + (long long)doe - 719468;
 }
+
+size_t kv_utf8_decode(const unsigned char *s, unsigned long *cp)
+{
+	unsigned char c = s[0];
+	size_t n, i;
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+		*cp = c & 0x1fu;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		*cp = c & 0x0fu;
+		if (c == 0xe0)
+			lo = 0xa0;      /* overlong */
+		else if (c == 0xed)
+			hi = 0x9f;      /* surrogates */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		*cp = c & 0x07u;
+		if (c == 0xf0)
+			lo = 0x90;      /* overlong */
+		else if (c == 0xf4)
+			hi = 0x8f;      /* above U+10FFFF */
+	} else {
+		return 0;
+	}
+	for (i = 1; i < n; i++) {
+		unsigned char d = s[i];
+
+		if (d < (i == 1 ? lo : 0x80) || d > (i == 1 ? hi : 0xbf))
+			return 0;
+		*cp = (*cp << 6) | (d & 0x3fu);
+	}
+	return n;
+}

@@ -76,4 +76,11 @@ void kv_utc_now(char *out, size_t n);
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
 long long kv_days_from_civil(long long y, unsigned m, unsigned d);
 
+/*
+ * Decodes the multi-byte UTF-8 sequence at s (NUL-terminated) into *cp and
+ * returns its length (2-4); 0 when s does not start one that is well-formed
+ * (an ASCII byte, overlong, a surrogate, above U+10FFFF, cut short).
+ */
+size_t kv_utf8_decode(const unsigned char *s, unsigned long *cp);
+
 #endif
