@@ -2,6 +2,7 @@
  * audit.c - evaluates the rule catalog over the facts of an estate and
  * assembles the kvaudit.report document (docs/report.md).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ struct run {
 	const struct audit_opts *o;
 	struct finding_slot *found;
 	size_t nfound, capfound;
+	struct skip_table skips;     /* skipped findings that are not listed, per rule and reason */
 	int counts[NSEV][NSTATUS];
 	int subjects[4];
 };
@@ -39,9 +41,10 @@ static const char *path_str(const cJSON *facts, const char *a, const char *b)
 	return cJSON_GetStringValue(path_get(facts, a, b));
 }
 
+/* k is a string literal: the report keeps it without a copy (a report holds millions of keys). */
 static void add_str_or_null(cJSON *o, const char *k, const char *v)
 {
-	cJSON_AddItemToObject(o, k, v ? cJSON_CreateString(v) : cJSON_CreateNull());
+	cJSON_AddItemToObjectCS(o, k, v ? cJSON_CreateString(v) : cJSON_CreateNull());
 }
 
 static bool evidence_has(const cJSON *ev, const char *path)
@@ -153,11 +156,11 @@ static cJSON *azure_backup_says(const cJSON *facts, enum finding_status st)
 		status = seen ? "contradicted" : "agrees";
 	else
 		status = "unknown";
-	cJSON_AddStringToObject(o, "status", status);
+	add_str_or_null(o, "status", status);
 	if (cJSON_IsNumber(n) && !why)
-		cJSON_AddNumberToObject(o, "permissionErrorJobs", n->valuedouble);
+		cJSON_AddItemToObjectCS(o, "permissionErrorJobs", cJSON_CreateNumber(n->valuedouble));
 	else
-		cJSON_AddNullToObject(o, "permissionErrorJobs");
+		add_str_or_null(o, "permissionErrorJobs", NULL);
 	add_str_or_null(o, "jobId", seen ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(kv, "jobId")) : NULL);
 	add_str_or_null(o, "time", seen ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(kv, "time")) : NULL);
 	add_str_or_null(o, "errorCode", seen ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(kv, "errorCode")) : NULL);
@@ -192,11 +195,11 @@ static cJSON *build_finding(const struct rule *r, enum subject_kind kind, const 
 
 	if (!tenant && vault)
 		tenant = path_str(facts, "vault", "tenantId");
-	cJSON_AddStringToObject(f, "rule", r->id);
-	cJSON_AddStringToObject(f, "title", r->title);
-	cJSON_AddStringToObject(f, "severity", severity_name(r->severity));
-	cJSON_AddStringToObject(f, "status", status_name(out->status));
-	cJSON_AddStringToObject(f, "subject", subject_name(kind));
+	add_str_or_null(f, "rule", r->id);
+	add_str_or_null(f, "title", r->title);
+	add_str_or_null(f, "severity", severity_name(r->severity));
+	add_str_or_null(f, "status", status_name(out->status));
+	add_str_or_null(f, "subject", subject_name(kind));
 	add_str_or_null(f, "vm", vm);
 	add_str_or_null(f, "vmName", path_str(facts, "vm", "name"));
 	add_str_or_null(f, "vault", vault);
@@ -204,33 +207,34 @@ static cJSON *build_finding(const struct rule *r, enum subject_kind kind, const 
 	if (sub) {
 		char *s = kv_asprintf("/subscriptions/%s", sub);
 
-		cJSON_AddStringToObject(f, "subscription", s);
+		add_str_or_null(f, "subscription", s);
 		free(s);
 	} else {
-		cJSON_AddNullToObject(f, "subscription");
+		add_str_or_null(f, "subscription", NULL);
 	}
 	add_str_or_null(f, "tenant", tenant);
 	add_str_or_null(f, "message", out->message);
 	add_str_or_null(f, "reason", out->reason);
 	/* The change reads the evidence (which permission category was missing): before it moves. */
 	change = out->status == ST_FAIL ? change_for(fix, facts, out) : NULL;
-	cJSON_AddItemToObject(f, "evidence", out->evidence);
+	cJSON_AddItemToObjectCS(f, "evidence", out->evidence);
 	out->evidence = NULL;
-	rem = cJSON_AddObjectToObject(f, "remediation");
+	rem = cJSON_CreateObject();
+	cJSON_AddItemToObjectCS(f, "remediation", rem);
 	if (text) {
 		char *t = rule_render(text, facts, out->missing);
 
-		cJSON_AddStringToObject(rem, "text", t);
+		add_str_or_null(rem, "text", t);
 		free(t);
 	} else {
-		cJSON_AddNullToObject(rem, "text");
+		add_str_or_null(rem, "text", NULL);
 	}
 	add_str_or_null(rem, "fix", fix);
-	cJSON_AddItemToObject(rem, "change", change ? change : cJSON_CreateNull());
+	cJSON_AddItemToObjectCS(rem, "change", change ? change : cJSON_CreateNull());
 	refs = cJSON_IsArray(rrefs) ? cJSON_Duplicate(rrefs, true) : cJSON_CreateArray();
-	cJSON_AddItemToObject(f, "references", refs);
+	cJSON_AddItemToObjectCS(f, "references", refs);
 	if (kind == SUBJ_BINDING && fix && (strcmp(fix, "grant-backup-access") == 0 || strcmp(fix, "assign-backup-role") == 0))
-		cJSON_AddItemToObject(f, "azureBackup", azure_backup_says(facts, out->status));
+		cJSON_AddItemToObjectCS(f, "azureBackup", azure_backup_says(facts, out->status));
 	return f;
 }
 
@@ -242,6 +246,23 @@ static int kind_index(enum subject_kind k)
 static int status_index(enum finding_status s)
 {
 	return s == ST_PASS ? 0 : s == ST_FAIL ? 1 : s == ST_ERROR ? 2 : s == ST_SKIPPED ? 3 : 4;
+}
+
+/*
+ * Whether a finding is listed one by one in the report (it is always
+ * counted).  A pass only with --include-pass; a skipped finding only with
+ * --include-skipped, except a tenant's: there is one a tenant, and `kvaudit
+ * merge` needs it per tenant to count it once across shards.  A failure,
+ * an error (partial data stays visible per subject) and a suppressed
+ * finding always.
+ */
+static bool listed(const struct audit_opts *o, enum subject_kind kind, enum finding_status st)
+{
+	if (st == ST_PASS)
+		return o->include_pass;
+	if (st == ST_SKIPPED)
+		return o->include_skipped || kind == SUBJ_TENANT;
+	return true;
 }
 
 static void on_subject(enum subject_kind kind, const cJSON *facts, void *arg)
@@ -258,7 +279,8 @@ static void on_subject(enum subject_kind kind, const cJSON *facts, void *arg)
 
 		if (r->subject != kind)
 			continue;
-		rule_evaluate(r, facts, &out);
+		/* The status first; the message and evidence only for a finding that is listed. */
+		rule_judge(r, facts, &out);
 		if (out.status == ST_NOT_APPLICABLE) {
 			rule_outcome_release(&out);
 			continue;
@@ -280,10 +302,16 @@ static void on_subject(enum subject_kind kind, const cJSON *facts, void *arg)
 		}
 		status = out.status;
 		run->counts[r->severity][status_index(out.status)]++;
-		if (out.status == ST_PASS && !run->o->include_pass) {
+		/* A finding that is not listed is only counted: no JSON is built for it. */
+		if (!listed(run->o, kind, out.status)) {
+			if (out.status == ST_SKIPPED)
+				skip_table_add(&run->skips, r->id, r->title, severity_name(r->severity), out.reason, 1);
 			rule_outcome_release(&out);
 			continue;
 		}
+		rule_outcome_release(&out);
+		rule_evaluate(r, facts, &out);
+		out.status = status;
 		f = build_finding(r, kind, facts, &out);
 		rule_outcome_release(&out);
 		if (supp)
@@ -328,6 +356,171 @@ static int cmp_findings(const void *pa, const void *pb)
 	return cmp_null_last(a->tenant, b->tenant);
 }
 
+/* ---- summary.skippedByRule ---- */
+
+struct skip_slot {
+	uint64_t h;
+	const char *rule, *reason;   /* the row's own strings */
+	cJSON *count;                /* NULL: an empty slot */
+};
+
+static uint64_t fnv(uint64_t h, const char *s)
+{
+	for (; s && *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return (h ^ (s ? 1u : 2u)) * 1099511628211u;
+}
+
+static uint64_t skip_hash(const char *rule, const char *reason)
+{
+	return fnv(fnv(14695981039346656037u, rule), reason);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static struct skip_slot *skip_find(struct skip_table *t, uint64_t h, const char *rule, const char *reason)
+{
+	size_t i = (size_t)h & (t->cap - 1);
+
+	while (t->slots[i].count && !(t->slots[i].h == h && same_str(t->slots[i].rule, rule) &&
+	                               same_str(t->slots[i].reason, reason)))
+		i = (i + 1) & (t->cap - 1);
+	return &t->slots[i];
+}
+
+/* Indexes a row whose rule and reason are not in the table yet. */
+static void skip_index(struct skip_table *t, cJSON *row)
+{
+	const char *rule = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "rule"));
+	const char *reason = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "reason"));
+	uint64_t h = skip_hash(rule, reason);
+	struct skip_slot *s;
+
+	if ((t->len + 1) * 4 > t->cap * 3) {
+		struct skip_slot *old = t->slots;
+		size_t ocap = t->cap;
+
+		t->cap = ocap ? ocap * 2 : 32;
+		t->slots = kv_calloc(t->cap, sizeof(*t->slots));
+		for (size_t i = 0; i < ocap; i++)
+			if (old[i].count)
+				*skip_find(t, old[i].h, old[i].rule, old[i].reason) = old[i];
+		free(old);
+	}
+	s = skip_find(t, h, rule, reason);
+	s->h = h;
+	s->rule = rule;
+	s->reason = reason;
+	s->count = cJSON_GetObjectItemCaseSensitive(row, "count");
+	t->len++;
+}
+
+void skip_table_init(struct skip_table *t, cJSON *rows)
+{
+	cJSON *row;
+
+	memset(t, 0, sizeof(*t));
+	t->rows = rows;
+	cJSON_ArrayForEach(row, rows) {
+		const char *rule = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "rule"));
+		const char *reason = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "reason"));
+
+		/* A row that repeats another's rule and reason, or has no count, stays as it is. */
+		if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(row, "count")) &&
+		    (!t->cap || !skip_find(t, skip_hash(rule, reason), rule, reason)->count))
+			skip_index(t, row);
+	}
+}
+
+void skip_table_add(struct skip_table *t, const char *rule, const char *title, const char *severity,
+                    const char *reason, double count)
+{
+	struct skip_slot *s = t->cap ? skip_find(t, skip_hash(rule, reason), rule, reason) : NULL;
+	cJSON *row;
+
+	if (s && s->count) {
+		cJSON_SetNumberValue(s->count, s->count->valuedouble + count);
+		return;
+	}
+	row = cJSON_CreateObject();
+	add_str_or_null(row, "rule", rule);
+	add_str_or_null(row, "title", title);
+	add_str_or_null(row, "severity", severity);
+	add_str_or_null(row, "reason", reason);
+	cJSON_AddNumberToObject(row, "count", count);
+	cJSON_AddItemToArray(t->rows, row);
+	skip_index(t, row);
+}
+
+/* Rule, then reason (none first). */
+static int cmp_skip_rows(const void *pa, const void *pb)
+{
+	const cJSON *a = *(const cJSON *const *)pa, *b = *(const cJSON *const *)pb;
+	const char *ra = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "reason"));
+	const char *rb = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "reason"));
+	int c = cmp_null_last(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "rule")),
+	                      cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "rule")));
+
+	if (c)
+		return c;
+	if (!ra || !rb)
+		return (ra != NULL) - (rb != NULL);
+	return strcmp(ra, rb);
+}
+
+void skip_table_finish(struct skip_table *t)
+{
+	size_t n = (size_t)cJSON_GetArraySize(t->rows), i = 0;
+	cJSON **v, *it;
+
+	free(t->slots);
+	t->slots = NULL;
+	t->cap = t->len = 0;
+	if (n < 2)
+		return;
+	v = kv_malloc(n * sizeof(*v));
+	while ((it = t->rows->child) != NULL)
+		v[i++] = cJSON_DetachItemViaPointer(t->rows, it);
+	qsort(v, n, sizeof(*v), cmp_skip_rows);
+	for (i = 0; i < n; i++)
+		cJSON_AddItemToArray(t->rows, v[i]);
+	free(v);
+}
+
+void audit_fold_skipped(cJSON *report)
+{
+	cJSON *findings = cJSON_GetObjectItemCaseSensitive(report, "findings");
+	cJSON *sum = cJSON_GetObjectItemCaseSensitive(report, "summary");
+	struct skip_table t;
+	cJSON *rows, *f, *next;
+
+	if (!cJSON_IsArray(findings) || !cJSON_IsObject(sum))
+		return;
+	rows = cJSON_GetObjectItemCaseSensitive(sum, "skippedByRule");
+	if (!cJSON_IsArray(rows)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(sum, "skippedByRule");
+		rows = cJSON_AddArrayToObject(sum, "skippedByRule");
+	}
+	skip_table_init(&t, rows);
+	for (f = findings->child; f; f = next) {
+		const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "status"));
+		const char *subj = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "subject"));
+
+		next = f->next;
+		if (!st || !kv_streq_ci(st, "skipped") || (subj && kv_streq_ci(subj, "tenant")))
+			continue;
+		skip_table_add(&t, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "rule")),
+		               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "title")),
+		               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "severity")),
+		               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "reason")), 1);
+		cJSON_Delete(cJSON_DetachItemViaPointer(findings, f));
+	}
+	skip_table_finish(&t);
+}
+
 static const char *const STATUS_KEYS[NSTATUS] = {"pass", "fail", "error", "skipped", "suppressed"};
 
 cJSON *audit_run(struct estate *e, const struct rule_catalog *cat, const struct audit_opts *o)
@@ -342,6 +535,7 @@ cJSON *audit_run(struct estate *e, const struct rule_catalog *cat, const struct 
 	memset(&run, 0, sizeof(run));
 	run.cat = cat;
 	run.o = o;
+	skip_table_init(&run.skips, cJSON_CreateArray());
 	facts_each(ctx, on_subject, &run);
 	if (run.nfound > 1)   /* qsort(NULL, 0, …) is undefined */
 		qsort(run.found, run.nfound, sizeof(*run.found), cmp_findings);
@@ -406,6 +600,8 @@ cJSON *audit_run(struct estate *e, const struct rule_catalog *cat, const struct 
 	}
 	cJSON_AddNumberToObject(sum, "failing", failing);
 	cJSON_AddNumberToObject(sum, "exitCode", !complete ? 3 : failing ? 1 : 0);
+	skip_table_finish(&run.skips);
+	cJSON_AddItemToObject(sum, "skippedByRule", run.skips.rows);
 
 	findings = cJSON_AddArrayToObject(rep, "findings");
 	for (size_t i = 0; i < run.nfound; i++)

@@ -19,10 +19,36 @@ struct audit_opts {
 	bool include_pass;          /* list passing findings too (they are always counted) */
 	const char *source;         /* the estate file, for scan.source */
 	struct suppressions *suppressions; /* accepted risks (--suppressions), or NULL */
+	bool include_skipped;       /* list skipped findings one by one (else summary.skippedByRule) */
 };
 
 /* Returns the report (owned by the caller). */
 cJSON *audit_run(struct estate *e, const struct rule_catalog *cat, const struct audit_opts *o);
+
+/*
+ * summary.skippedByRule (docs/report.md): rows {rule, title, severity,
+ * reason, count}, one per rule and reason, of the skipped findings that are
+ * not listed one by one.  A skip_table indexes rows (a JSON array, not
+ * owned): skip_table_add adds count to the row of (rule, reason), creating
+ * it; skip_table_finish puts the rows in order (rule, then reason) and
+ * frees the index.
+ */
+struct skip_slot;
+struct skip_table {
+	cJSON *rows;
+	struct skip_slot *slots;
+	size_t cap, len;
+};
+void skip_table_init(struct skip_table *t, cJSON *rows);
+void skip_table_add(struct skip_table *t, const char *rule, const char *title, const char *severity,
+                    const char *reason, double count);
+void skip_table_finish(struct skip_table *t);
+/*
+ * Moves the skipped findings a report lists (but a tenant's) into its
+ * summary.skippedByRule, as a report made without --include-skipped has
+ * them (kvaudit report).
+ */
+void audit_fold_skipped(cJSON *report);
 
 /*
  * The exit code a report means (DESIGN.md): 3 when the scan is incomplete

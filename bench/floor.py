@@ -20,9 +20,21 @@ Recovery Services vaults, protected items, tenants):
   extensions as bare IDs (docs/azure-api.md, "ARM engine"): "lists", plus per VM with extensions
   one GET per ADE extension its instance view names, or one extension list when the instance
   view does not name them all.  With whole extensions in the VM list the engine makes "lists".
+- "graph": what the Resource Graph engine (audit/azure/collect_graph.c) requests: the same
+  per-tenant requests; per tenant its five queries (VMs, ADE extensions, encrypted disks, key vaults,
+  Recovery Services vaults) in pages of 1000 rows; per subscription with VMs the statusOnly VM list,
+  per subscription with key vaults one role-assignment list, per Recovery Services vault its
+  protected items.
+Every model adds Azure Backup's evidence (audit/azure/collect_backup.c): per Recovery Services
+vault that protects a VM its jobs and policies, per resource group of such vaults the Activity Log
+(the snapshot keeps only the protection writes, so this is a minimum), and one Graph read per
+person in the snapshot's principals.
 
-floor = requests x latency / concurrency (network wait only: no server or client time).
-  --emit MODEL prints only that model's request count (for bench/run.sh).
+floor = requests x latency / concurrency (network wait only: no server or client time).  Resource
+Graph's user quota (--quota Q/S, default 15/5) adds its own floor for the graph model: the N pages
+of its queries cannot finish before S x floor((N - 1) / Q) seconds.
+  --emit MODEL prints only that model's request count (for bench/run.sh and graph.sh);
+  --emit graph-pages the number of Resource Graph pages.
 
 """
 import argparse
@@ -36,6 +48,17 @@ def sub_of(rid):
     return p[2].lower() if len(p) > 2 and p[1].lower() == "subscriptions" else ""
 
 
+def rsv_prefix(rid):
+    """The Recovery Services vault an ID is below, lower case ("" if none)."""
+    p = (rid or "").lower().split("/")
+    return "/".join(p[:9]) if len(p) >= 9 and p[7] == "vaults" and p[6] == "microsoft.recoveryservices" else ""
+
+
+def rg_of(rid):
+    p = (rid or "").lower().split("/")
+    return "/".join(p[:5]) if len(p) >= 5 and p[3] == "resourcegroups" else ""
+
+
 def pages(n, size):
     return max(1, math.ceil(n / size))
 
@@ -46,7 +69,8 @@ def main():
     ap.add_argument("--page-size", type=int, default=100)
     ap.add_argument("--latency-ms", type=float, default=30)
     ap.add_argument("--concurrency", default="1,4,16")
-    ap.add_argument("--emit", choices=("today", "lists", "arm-ids"))
+    ap.add_argument("--quota", default="15/5", help="Resource Graph's user quota, queries/seconds")
+    ap.add_argument("--emit", choices=("today", "lists", "arm-ids", "graph", "graph-pages"))
     a = ap.parse_args()
     e = json.load(open(a.estate))
     P = a.page_size
@@ -89,16 +113,55 @@ def main():
         else:
             ext_reads += sum(1 for n in names if (named[n].get("type") or "").lower() in ade)
     arm_ids = lists + ext_reads
+    # Azure Backup's evidence, in every model.
+    jobs = collections.Counter(rsv_prefix(j.get("id")) for j in e.get("backupJobs", []))
+    pols = collections.Counter(rsv_prefix(j.get("id")) for j in e.get("backupPolicies", []))
+    events = collections.Counter(rg_of(x.get("resourceId")) for x in e.get("activityLog", []))
+    protecting = sorted({x for x in items if x})
+    evidence = sum(pages(jobs[x], P) + pages(pols[x], P) for x in protecting)
+    evidence += sum(pages(events[g], P) for g in sorted({rg_of(x) for x in protecting}))
+    evidence += len(e.get("principals", []))
+    today, lists, arm_ids = today + evidence, lists + evidence, arm_ids + evidence
+    # The Resource Graph engine.
+    ade = ("azurediskencryption", "azurediskencryptionforlinux")
+    tenant_of = {s["subscriptionId"].lower(): s.get("tenantId", "").lower() for s in e.get("subscriptions", [])}
+    rows = collections.defaultdict(collections.Counter)   # tenant -> query -> rows
+
+    def count(q, rid):
+        rows[tenant_of.get(sub_of(rid), "")][q] += 1
+    for vm in e.get("virtualMachines", []):
+        count("vms", vm.get("id"))
+    for x in [r for vm in e.get("virtualMachines", []) for r in vm.get("resources") or []] + e.get("vmExtensions", []):
+        p = x.get("properties") or {}
+        if (p.get("publisher") or "").lower() == "microsoft.azure.security" and (p.get("type") or "").lower() in ade:
+            count("extensions", x.get("id"))
+    for d in e.get("disks", []):
+        if (d.get("properties") or {}).get("encryptionSettingsCollection") is not None:
+            count("disks", d.get("id"))
+    for k in ("vaults", "recoveryServicesVaults"):
+        for x in e.get(k, []):
+            count(k, x.get("id"))
+    graph_pages = sum(pages(rows[t][q], 1000) for t in set(tenant_of.values())
+                      for q in ("vms", "extensions", "disks", "vaults", "recoveryServicesVaults"))
+    graph = common + graph_pages + evidence
+    for s in subs:
+        graph += (pages(cnt["virtualMachines"][s], P) if cnt["virtualMachines"][s] else 0) + \
+            (pages(ra_sub[s], P) if cnt["vaults"][s] else 0) + sum(pages(items[x], P) for x in rsvs[s])
+    qn, qs = (float(x) for x in a.quota.split("/"))
+    quota_floor = qs * math.floor((graph_pages - 1) / qn) if graph_pages else 0
     if a.emit:
-        print({"today": today, "lists": lists, "arm-ids": arm_ids}[a.emit])
+        print({"today": today, "lists": lists, "arm-ids": arm_ids, "graph": graph,
+               "graph-pages": graph_pages}[a.emit])
         return
     nvm = sum(cnt["virtualMachines"].values())
     print("estate: %d VMs, %d subscriptions, %d tenants; page size %d, latency %g ms" % (
         nvm, len(subs), ntenants, P, a.latency_ms))
     print("%-8s %9s  %s" % ("model", "requests", "  ".join("floor@c=%s" % c for c in a.concurrency.split(","))))
-    for name, n in (("today", today), ("lists", lists), ("arm-ids", arm_ids)):
+    for name, n in (("today", today), ("lists", lists), ("arm-ids", arm_ids), ("graph", graph)):
         print("%-8s %9d  %s" % (name, n, "  ".join("%9.1f s" % (n * a.latency_ms / 1000.0 / int(c))
                                                      for c in a.concurrency.split(","))))
+    print("of which Azure Backup evidence: %d requests; Resource Graph: %d pages, quota %s floor %.0f s" % (
+        evidence, graph_pages, a.quota, quota_floor))
 
 
 if __name__ == "__main__":

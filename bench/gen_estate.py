@@ -18,10 +18,26 @@ Mix (per VM, drawn from the seeded RNG):
   ADE extension only); ~10% of ADE extensions listed in vmExtensions (as Resource Graph returns
   them) instead of the VM's resources.
 
-With --scenario, the same lists plus an "emulator" section: every tenant, Backup Management
-Service's service principal per tenant, and one app (client secret) that sees everything.
+Azure Backup's evidence, as kvaudit collects it (audit/azure/collect_backup.c), from a second RNG
+so that the resources above do not change with it (--no-evidence leaves it out): per Recovery
+Services vault four policies (DefaultPolicy, WeeklyPolicy, EnhancedPolicy-Daily,
+EnhancedPolicy-Hourly4h; the demo's shapes), each protected item on one of them; the jobs of every
+protected VM since backupJobsSince (--job-days, default 7), one per scheduled run and mostly
+Completed, failing where the VM agent is Not Ready (GuestAgentSnapshotTaskStatusError), where the
+ADE key vault lacks Backup Management Service's grant (UserErrorKeyVaultPermissionsNotConfigured
+and its other spellings), on disk exclusion (a few ADE VMs), or by chance; the items' last backup
+and health follow their jobs.  The Activity Log holds the protection write of the items protected
+in the last 90 days (a Member, a Guest or an automation service principal), and principals the
+people in it.
+
+With --scenario, the same lists plus an "emulator" section: every tenant with its users (the
+Activity Log's people, for Graph), Backup Management Service's service principal per tenant, and
+one app (client secret) that sees everything; the scenario's Activity Log also has a few other
+writes per vault's resource group, which kvaudit reads and drops.
 """
 import argparse
+import collections
+import datetime
 import json
 import random
 import sys
@@ -43,6 +59,37 @@ ADMIN_KEYS = ["Get", "List", "Update", "Create", "Import", "Delete", "Recover", 
 ADMIN_SECRETS = ["Get", "List", "Set", "Delete", "Recover", "Backup", "Restore"]
 ADMIN_CERTS = ["Get", "List", "Update", "Create", "Import", "Delete", "Recover", "Backup", "Restore",
                "ManageContacts", "ManageIssuers", "GetIssuers", "ListIssuers", "SetIssuers", "DeleteIssuers"]
+
+
+CLAIM_OID = "http://schemas.microsoft.com/identity/claims/objectidentifier"
+CLAIM_TID = "http://schemas.microsoft.com/identity/claims/tenantid"
+CLAIM_UPN = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
+
+# Backup job errors, as Azure Backup writes them (the demo's texts; backup-azure-encrypted-vm-troubleshoot.md).
+AGENT = {"errorCode": "GuestAgentSnapshotTaskStatusError", "errorTitle": "",
+         "errorString": "Could not communicate with the VM agent for snapshot status.",
+         "recommendations": ["Ensure the VM agent is installed, running and up to date, then retry the operation."]}
+KV_PERMISSION = {"errorCode": "UserErrorKeyVaultPermissionsNotConfigured", "errorTitle": "",
+                 "errorString": "Backup doesn't have sufficient permissions to the key vault for backup of encrypted VMs.",
+                 "recommendations": ["Grant the Backup Management Service the permissions get, list and backup on the "
+                                     "secrets (and, where a KEK is used, the keys) of the key vault. Learn more at "
+                                     "https://aka.ms/AB-kvpermissions"]}
+# Azure spells the code several ways; the numeric form comes with the documented text.
+KV_PERMISSION_CODES = ["UserErrorKeyVaultPermissionsNotConfigured"] * 17 + ["UserErrorKeyvaultPermissionsNotConfigured",
+                                                                          "UserErrorKeyvaultPermissionNotConfigured", 400233]
+NO_NETWORK = {"errorCode": "ExtensionSnapshotFailedNoNetwork", "errorTitle": "",
+              "errorString": "Snapshot operation failed due to no network connectivity on the virtual machine.",
+              "recommendations": ["Ensure that the VM has network connectivity to Azure Storage and the Azure Backup "
+                                  "service (service tags AzureBackup and Storage), then retry."]}
+DISK_EX = {"errorCode": "UserErrorEncryptedVmNotSupportedWithDiskEx", "errorTitle": "",
+           "errorString": "Disk exclusion is not supported for encrypted virtual machines.",
+           "recommendations": ["Remove the disk exclusion settings of the VM and retry the operation."]}
+
+
+def iso(t, micro=None, digits=6):
+    """A datetime (UTC) as Azure writes it: 2026-11-28T01:41:17.860655Z (digits of fraction)."""
+    frac = t.microsecond if micro is None else micro
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + (".%0*d" % (digits, frac) if digits else "") + "Z"
 
 
 class Gen:
@@ -90,6 +137,8 @@ class Gen:
                                    "backupManagementService": {"status": "found", "appId": BMS_APP_ID,
                                                                "objectId": t["bms"]}})
         self.est = est
+        self.grant = {}   # key vault ID -> what Backup Management Service holds: complete | partial | reader | missing
+        self.meta = []    # per VM, what the evidence pass needs (drawn from the main RNG already)
         per_sub = [a.vms // a.subs + (1 if i < a.vms % a.subs else 0) for i in range(a.subs)]
         for s in range(a.subs):
             self.subscription(s, self.tenants[s % len(self.tenants)], per_sub[s])
@@ -176,6 +225,7 @@ class Gen:
                 perms = {"keys": ["get", "list"], "secrets": ["get", "list"], "certificates": []}
             else:
                 perms = None  # missing (a Guest enabled backup)
+            self.grant[vid] = ("complete" if x < 0.70 else "partial" if x < 0.85 else "missing")
             if perms:
                 props["accessPolicies"].append({"tenantId": tid, "objectId": tenant["bms"], "permissions": perms})
             if self.chance(0.3):  # an app with a few permissions
@@ -184,6 +234,7 @@ class Gen:
                                                                 "secrets": ["get"], "certificates": []}})
         else:
             x = self.r.random()
+            self.grant[vid] = "complete" if x < 0.70 else "reader" if x < 0.80 else "missing"
             if x < 0.55:
                 self.est["roleAssignments"].append(self.role_assignment(sub, tenant["bms"], ROLE_KV_ADMIN,
                                                                         "ServicePrincipal", vid))
@@ -372,6 +423,9 @@ class Gen:
                   "timeCreated": self.ts()},
               "etag": "\"4\"", "resources": resources}
         self.est["virtualMachines"].append(vm)
+        meta = {"name": name, "id": vmid, "sub": sub, "tid": tid, "ready": ready, "rsv": rsv[reg], "item": None,
+                "vault": vault["id"] if vault else None}
+        self.meta.append(meta)
         if self.chance(0.8):
             rid = rsv[reg]
             cont = "iaasvmcontainerv2;%s;%s" % (rg, name)
@@ -394,12 +448,269 @@ class Gen:
                                "lastRecoveryPoint": "2026-11-28T01:05:28.573168Z",
                                "isScheduledForDeferredDelete": False, "isRehydrate": False,
                                "isArchiveEnabled": False, "softDeleteRetentionPeriodInDays": 14, "vaultId": rid}})
+            meta["item"] = self.est["backupProtectedItems"][-1]
+
+    # ---- Azure Backup's evidence: policies, jobs, Activity Log, principals ------------------------
+    # A second RNG (seeded from --seed) so that the lists above are the same with or without evidence.
+    def evidence(self):
+        a, r = self.a, random.Random("kvaudit-bench-evidence-%d" % self.a.seed)
+        self.er = r
+        est = self.est
+        now = datetime.datetime(2026, 11, 28, 12, 0, 0, tzinfo=datetime.timezone.utc)   # est["collectedAt"]
+        since = now - datetime.timedelta(days=a.job_days)
+        est["backupJobsSince"] = iso(since, 0)[:19] + "Z"
+        est["backupJobs"], est["backupPolicies"], est["activityLog"], est["principals"] = [], [], [], []
+        self.noise = []       # Activity Log events kvaudit reads but does not keep (scenario only)
+        self.people = {}      # tenant ID -> [(kind, objectId, upn-or-appId, display name, email)]
+        for t in self.tenants:
+            dom = t["defaultDomain"]
+            ppl = [("Member", self.euid(), "%s@%s" % (n, dom), d, "%s@%s" % (n, dom))
+                   for n, d in (("ops", "Cloud Operations"), ("platform.admin", "Platform Admin"),
+                                ("backup.team", "Backup Team"))]
+            for n, d in (("ava.lindqvist", "Ava Lindqvist (partner)"), ("lars.berg", "Lars Berg (partner)")):
+                mail = "%s@fabrikam.com" % n
+                ppl.append(("Guest", self.euid(), "%s_fabrikam.com#EXT#@%s" % (n, dom), d, mail))
+            ppl.append(("ServicePrincipal", self.euid(), self.euid(), "backup-automation", None))
+            self.people[t["tenantId"]] = ppl
+        # An RBAC vault's grant may come from another vault's: Key Vault Administrator on their resource group.
+        bms = {t["bms"] for t in self.tenants}
+        admin_scopes = {ra["properties"]["scope"].lower() for ra in est["roleAssignments"]
+                        if ra["properties"]["principalId"] in bms and
+                        ra["properties"]["roleDefinitionId"].endswith(ROLE_KV_ADMIN)}
+        for v in est["vaults"]:
+            if v["properties"]["enableRbacAuthorization"] and (
+                    v["id"].lower() in admin_scopes or v["id"].lower().split("/providers/")[0] in admin_scopes):
+                self.grant[v["id"]] = "complete"
+        policies = {}         # RSV ID (lower case) -> {name: policy}
+        for rsv in est["recoveryServicesVaults"]:
+            policies[rsv["id"].lower()] = self.policies(rsv["id"])
+        counts = collections.Counter()
+        principals = {}
+        for m in self.meta:
+            it = m["item"]
+            if not it:
+                continue
+            pols = policies[m["rsv"].lower()]
+            x = r.random()
+            pol = pols["EnhancedPolicy-Daily" if x < 0.50 else "DefaultPolicy" if x < 0.92 else
+                       "WeeklyPolicy" if x < 0.97 else "EnhancedPolicy-Hourly4h"]
+            p = it["properties"]
+            p["policyId"], p["policyName"] = pol["id"], pol["name"]
+            counts[pol["id"]] += 1
+            self.jobs(m, pol, now, since)
+            ev = self.protect_event(m, now)
+            if ev:
+                est["activityLog"].append(ev)
+                kind, oid, upn, disp, _ = ev["_who"]
+                del ev["_who"]
+                if kind != "ServicePrincipal":
+                    principals[(m["tid"], oid)] = {"tenantId": m["tid"], "id": oid, "userType": kind,
+                                                   "userPrincipalName": upn, "displayName": disp}
+        for rsv_pols in policies.values():
+            for pol in rsv_pols.values():
+                pol["properties"]["protectedItemsCount"] = counts[pol["id"]]
+                est["backupPolicies"].append(pol)
+        for rsv in est["recoveryServicesVaults"]:   # other writes in the vault's resource group
+            for _ in range(r.randint(0, 3)):
+                self.noise.append(self.event(rsv["id"] + "/backupPolicies/DefaultPolicy",
+                                             "Microsoft.RecoveryServices/vaults/backupPolicies/write",
+                                             "Create or update backup policy", self.tenant_of(rsv["id"]),
+                                             now - datetime.timedelta(days=r.uniform(1, 85)))[0])
+        est["principals"] = sorted(principals.values(), key=lambda x: (x["tenantId"], x["id"]))
+
+    def euid(self):
+        return str(uuid.UUID(int=self.er.getrandbits(128), version=4))
+
+    def tenant_of(self, rid):
+        sid = rid.split("/")[2].lower()
+        return next(s["tenantId"] for s in self.est["subscriptions"] if s["subscriptionId"] == sid)
+
+    def policies(self, rsv_id):
+        r = self.er
+        pid = rsv_id.replace("/subscriptions/", "/Subscriptions/", 1) + "/backupPolicies/"
+        hh, mm = r.randint(0, 3), r.choice([0, 30])
+        at = "2025-06-02T%02d:%02d:00Z" % (hh, mm)
+
+        def pol(name, props):
+            base = {"backupManagementType": "AzureIaasVM", "instantRpRetentionRangeInDays": 2}
+            base.update(props)
+            base.update({"timeZone": "UTC", "protectedItemsCount": 0})
+            return {"id": pid + name, "name": name, "type": "Microsoft.RecoveryServices/vaults/backupPolicies",
+                    "properties": base}
+
+        def daily(days):
+            return {"retentionPolicyType": "LongTermRetentionPolicy",
+                    "dailySchedule": {"retentionTimes": [at], "retentionDuration": {"count": days, "durationType": "Days"}}}
+        out = {
+            "DefaultPolicy": pol("DefaultPolicy", {
+                "schedulePolicy": {"schedulePolicyType": "SimpleSchedulePolicy", "scheduleRunFrequency": "Daily",
+                                   "scheduleRunTimes": [at], "scheduleWeeklyFrequency": 0},
+                "retentionPolicy": daily(30)}),
+            "EnhancedPolicy-Daily": pol("EnhancedPolicy-Daily", {
+                "instantRpRetentionRangeInDays": 7, "policyType": "V2",
+                "schedulePolicy": {"schedulePolicyType": "SimpleSchedulePolicyV2", "scheduleRunFrequency": "Daily",
+                                   "dailySchedule": {"scheduleRunTimes": [at]}},
+                "retentionPolicy": daily(30)}),
+            "EnhancedPolicy-Hourly4h": pol("EnhancedPolicy-Hourly4h", {
+                "policyType": "V2",
+                "schedulePolicy": {"schedulePolicyType": "SimpleSchedulePolicyV2", "scheduleRunFrequency": "Hourly",
+                                   "hourlySchedule": {"interval": 4, "scheduleWindowStartTime": "2025-06-02T06:00:00Z",
+                                                      "scheduleWindowDuration": 16}},
+                "retentionPolicy": daily(14)}),
+            "WeeklyPolicy": pol("WeeklyPolicy", {
+                "schedulePolicy": {"schedulePolicyType": "SimpleSchedulePolicy", "scheduleRunFrequency": "Weekly",
+                                   "scheduleRunDays": ["Sunday"], "scheduleRunTimes": [at], "scheduleWeeklyFrequency": 0},
+                "retentionPolicy": {"retentionPolicyType": "LongTermRetentionPolicy",
+                                    "weeklySchedule": {"daysOfTheWeek": ["Sunday"], "retentionTimes": [at],
+                                                       "retentionDuration": {"count": 12, "durationType": "Weeks"}}}}),
+        }
+        return out
+
+    @staticmethod
+    def runs(pol, start, end):
+        """The scheduled backups of a policy from start to end (datetimes, UTC), oldest first."""
+        sp = pol["properties"]["schedulePolicy"]
+        freq = sp["scheduleRunFrequency"]
+        day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        out = []
+        while day <= end:
+            if freq == "Hourly":
+                h = sp["hourlySchedule"]
+                first = int(h["scheduleWindowStartTime"][11:13])
+                times = [day.replace(hour=first + k) for k in range(0, h["scheduleWindowDuration"], h["interval"])]
+            else:
+                at = (sp.get("scheduleRunTimes") or sp.get("dailySchedule", {}).get("scheduleRunTimes"))[0]
+                t = day.replace(hour=int(at[11:13]), minute=int(at[14:16]))
+                times = [t] if freq == "Daily" or day.strftime("%A") in sp.get("scheduleRunDays", []) else []
+            out += [t for t in times if start <= t <= end]
+            day += datetime.timedelta(days=1)
+        return out
+
+    def jobs(self, m, pol, now, since):
+        """Backup jobs of one protected VM since `since`, and its item's last backup to match."""
+        r = self.er
+        p = m["item"]["properties"]
+        if p["protectionState"] == "ProtectionStopped":
+            last = now - datetime.timedelta(days=r.uniform(10, 60))
+            p.update({"lastBackupStatus": "Completed", "lastBackupTime": iso(last, r.randrange(10 ** 6)),
+                      "lastRecoveryPoint": iso(last - datetime.timedelta(minutes=9), r.randrange(10 ** 6))})
+            return
+        # Why this VM's backups fail, from when: its VM agent stopped answering (the instance view says since
+        # 2026-11-21T03:14:07), or Backup Management Service lacks its key vault grant (a Guest enabled backup,
+        # or someone removed the grant), or its disk exclusion on an ADE VM; else now and then, by chance.
+        cause, onset = None, None
+        if not m["ready"]:
+            cause, onset = AGENT, datetime.datetime(2026, 11, 21, 3, 14, 7, tzinfo=datetime.timezone.utc)
+        elif m["vault"] and self.grant.get(m["vault"]) != "complete":
+            cause, onset = KV_PERMISSION, now - datetime.timedelta(days=r.uniform(0.5, self.a.job_days + 5))
+        elif m["vault"] and r.random() < 0.004:
+            cause, onset = DISK_EX, now - datetime.timedelta(days=r.uniform(0.5, self.a.job_days + 5))
+        rsv = m["rsv"].replace("/subscriptions/", "/Subscriptions/", 1)
+        lookback = self.runs(pol, now - datetime.timedelta(days=21), now)
+        newest, last_ok = None, None
+        for t in lookback:
+            failed = onset is not None and t >= onset
+            if t < since:
+                if not failed:
+                    last_ok = t + datetime.timedelta(minutes=r.randint(8, 40))
+                continue
+            start = t + datetime.timedelta(seconds=r.randint(5, 900), microseconds=r.randrange(10 ** 6))
+            err = None
+            if failed:
+                err = cause
+            elif r.random() < 0.02:
+                err = r.choice([AGENT, NO_NETWORK] if m["vault"] else [AGENT])
+            status = "Failed" if err else "CompletedWithWarnings" if r.random() < 0.005 else "Completed"
+            mins = r.randint(8, 45) if err is None else 90 if err is AGENT else r.randint(1, 4)
+            end = start + datetime.timedelta(minutes=mins, seconds=r.randint(0, 59))
+            props = {"jobType": "AzureIaaSVMJob", "duration": "PT%dM%dS" % divmod(int((end - start).total_seconds()), 60),
+                     "actionsInfo": [], "virtualMachineVersion": "Compute", "entityFriendlyName": m["name"],
+                     "backupManagementType": "AzureIaasVM", "operation": "Backup", "status": status,
+                     "startTime": iso(start), "endTime": iso(end), "activityId": self.euid()}
+            if err:
+                props["errorDetails"] = [dict(err, errorCode=err["errorCode"] if err is not KV_PERMISSION else
+                                              r.choice(KV_PERMISSION_CODES))]
+            name = self.euid()
+            self.est["backupJobs"].append({"id": "%s/backupJobs/%s" % (rsv, name), "name": name,
+                                           "type": "Microsoft.RecoveryServices/vaults/backupJobs", "properties": props})
+            newest = (status, end)
+            if not err:
+                last_ok = end
+        status = newest[0] if newest else "Completed"
+        p["lastBackupStatus"] = "Failed" if status == "Failed" else "Completed"
+        p["healthStatus"] = "ActionRequired" if status == "Failed" else "Passed"
+        p["protectionStatus"] = "Unhealthy" if status == "Failed" else "Healthy"
+        if last_ok:
+            p["lastBackupTime"] = iso(last_ok)
+            p["lastRecoveryPoint"] = iso(last_ok - datetime.timedelta(minutes=r.randint(3, 7)))
+        else:
+            for k in ("lastBackupTime", "lastRecoveryPoint"):
+                p.pop(k, None)
+
+    def event(self, rid, op, op_name, tid, at, who=None):
+        r = self.er
+        who = who or ("ServicePrincipal",) + self.people[tid][-1][1:]
+        kind, oid, upn, disp, mail = who
+        claims = {"aud": "https://management.core.windows.net/", "iss": "https://sts.windows.net/%s/" % tid,
+                  CLAIM_TID: tid, CLAIM_OID: oid, "ver": "1.0"}
+        if kind == "ServicePrincipal":
+            claims.update({"appid": upn, "idtyp": "app"})
+            caller = upn
+        else:
+            claims.update({CLAIM_UPN: mail, "name": disp, "appid": "c44b4083-3bb0-49c1-b47d-974e53cbdf3c"})
+            caller = mail
+        parts = rid.split("/")
+        sub, rg = parts[2], parts[4]
+        data_id, corr = self.euid(), self.euid()
+        ticks = 621355968000000000 + int(at.timestamp() * 10 ** 7)
+        ts = iso(at, r.randrange(10 ** 7), 7)
+        ev = {"authorization": {"action": op, "scope": rid}, "caller": caller, "channels": "Operation",
+              "claims": claims, "correlationId": corr, "description": "", "eventDataId": data_id,
+              "eventName": {"value": "EndRequest", "localizedValue": "End request"},
+              "category": {"value": "Administrative", "localizedValue": "Administrative"},
+              "httpRequest": {"clientRequestId": self.euid(), "clientIpAddress": "203.0.113.%d" % r.randint(2, 250),
+                              "method": "PUT"},
+              "id": "%s/events/%s/ticks/%d" % (rid, data_id, ticks), "level": "Informational",
+              "resourceGroupName": rg,
+              "resourceProviderName": {"value": "Microsoft.RecoveryServices",
+                                       "localizedValue": "Microsoft Recovery Services"},
+              "resourceId": rid,
+              "resourceType": {"value": "/".join(op.split("/")[:-1]), "localizedValue": "/".join(op.split("/")[:-1])},
+              "operationId": corr, "operationName": {"value": op, "localizedValue": op_name},
+              "properties": {"statusCode": "Created", "serviceRequestId": self.euid(), "eventCategory": "Administrative",
+                             "entity": rid, "message": op, "hierarchy": ""},
+              "status": {"value": "Succeeded", "localizedValue": "Succeeded"},
+              "subStatus": {"value": "Accepted", "localizedValue": "Accepted (HTTP Status Code: 202)"},
+              "eventTimestamp": ts, "submissionTimestamp": iso(at + datetime.timedelta(seconds=1), 0, 7),
+              "subscriptionId": sub, "tenantId": tid}
+        return ev, who
+
+    def protect_event(self, m, now):
+        """The Activity Log's write that enabled protection, for the ~12% of items protected in the last 90
+        days (before the job window); a Guest more often where the key vault grant is missing."""
+        r = self.er
+        if r.random() >= 0.12:
+            return None
+        ppl = self.people[m["tid"]]
+        bad = m["vault"] and self.grant.get(m["vault"]) != "complete"
+        x = r.random()
+        who = (r.choice(ppl[3:5]) if x < (0.5 if bad else 0.15) else
+               ppl[5] if x < (0.7 if bad else 0.5) else r.choice(ppl[0:3]))
+        at = now - datetime.timedelta(days=r.uniform(self.a.job_days + 1, 88))
+        ev, who = self.event(m["item"]["id"],
+                             "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/write",
+                             "Create or update backup protected item", m["tid"], at, who)
+        ev["_who"] = who
+        return ev
 
     def emulator_section(self):
         tenants = []
         for t in self.tenants:
+            users = [{"objectId": oid, "userPrincipalName": upn, "userType": kind, "displayName": disp, "mail": mail}
+                     for kind, oid, upn, disp, mail in getattr(self, "people", {}).get(t["tenantId"], [])
+                     if kind != "ServicePrincipal"]
             tenants.append({"tenantId": t["tenantId"], "displayName": t["displayName"],
-                            "defaultDomain": t["defaultDomain"], "users": [],
+                            "defaultDomain": t["defaultDomain"], "users": users,
                             "servicePrincipals": [
                                 {"objectId": t["bms"], "appId": BMS_APP_ID, "displayName": "Backup Management Service"},
                                 {"objectId": t["scanner_sp"], "appId": SCANNER_APP_ID, "displayName": "kvaudit-bench"}]})
@@ -419,29 +730,43 @@ def main():
     p.add_argument("--out", required=True, help="the kvaudit.estate snapshot")
     p.add_argument("--scenario", help="also write an emulator scenario (the same lists + an emulator section)")
     p.add_argument("--page-size", type=int, default=100, help="the scenario's emulator pageSize (default 100)")
+    p.add_argument("--job-days", type=int, default=7,
+                   help="days of Azure Backup jobs (default 7, kvaudit's default --since)")
+    p.add_argument("--no-evidence", action="store_true",
+                   help="no backup policies, jobs, Activity Log or principals (the snapshot as before)")
     p.add_argument("--stats", action="store_true", help="print counts to stderr")
     a = p.parse_args()
     if a.vms < 1 or a.subs < 1 or a.tenants < 1 or a.tenants > a.subs:
         p.error("need vms >= 1, subs >= 1, 1 <= tenants <= subs")
+    if not 1 <= a.job_days <= 90:
+        p.error("--job-days takes 1 to 90")
     g = Gen(a)
     est = g.build()
+    if not a.no_evidence:
+        g.evidence()
     with open(a.out, "w") as f:
         json.dump(est, f, separators=(",", ":"))
     if a.scenario:
         sc = dict(est)
         sc["emulator"] = g.emulator_section()
+        if not a.no_evidence:   # the Activity Log also holds writes kvaudit reads and drops
+            sc["activityLog"] = est["activityLog"] + g.noise
         with open(a.scenario, "w") as f:
             json.dump(sc, f, separators=(",", ":"))
     if a.stats:
         ade = sum(1 for vm in est["virtualMachines"]
                   if any(d.get("encryptionSettings") for d in vm["properties"]["instanceView"]["disks"]))
         sys.stderr.write("vms=%d ade=%d subs=%d tenants=%d vaults=%d rbacVaults=%d disks=%d roleAssignments=%d "
-                         "rsvs=%d protectedItems=%d vmExtensions=%d\n" % (
+                         "rsvs=%d protectedItems=%d vmExtensions=%d backupPolicies=%d backupJobs=%d "
+                         "failedJobs=%d activityLog=%d principals=%d\n" % (
                              len(est["virtualMachines"]), ade, len(est["subscriptions"]), len(est["tenants"]),
                              len(est["vaults"]),
                              sum(1 for v in est["vaults"] if v["properties"]["enableRbacAuthorization"]),
                              len(est["disks"]), len(est["roleAssignments"]), len(est["recoveryServicesVaults"]),
-                             len(est["backupProtectedItems"]), len(est["vmExtensions"])))
+                             len(est["backupProtectedItems"]), len(est["vmExtensions"]),
+                             len(est.get("backupPolicies", [])), len(est.get("backupJobs", [])),
+                             sum(1 for j in est.get("backupJobs", []) if j["properties"]["status"] == "Failed"),
+                             len(est.get("activityLog", [])), len(est.get("principals", []))))
 
 
 if __name__ == "__main__":

@@ -63,23 +63,42 @@ JSON
 
 D=$WORK/emu
 mkdir -p "$D"
-python3 "$ROOT/bench/emulator_nodelay.py" --scenario "$WORK/scenario.json" --overlay "$WORK/overlay.json" \
+python3 "$ROOT/tests/emulator/emulator.py" --scenario "$WORK/scenario.json" --overlay "$WORK/overlay.json" \
 	--workdir "$D" --max-seconds 3600 2>"$D/emulator.err" &
 EMU_PID=$!
 for _ in $(seq 1 6000); do [ -f "$D/ready" ] && break; sleep 0.1; done
 [ -f "$D/ready" ] || { echo "graph.sh: emulator did not start" >&2; cat "$D/emulator.err" >&2; exit 1; }
 PORT=$(cat "$D/ready")
 
-printf '%-40s %7s %7s %6s %7s %8s %5s %4s  %s\n' case "wall s" "user s" "sys s" "RSS MB" requests 429s exit notes
+# The emulator's own CPU (user + sys, from /proc/PID/stat) during each scan, and the floor of each
+# engine's requests (bench/floor.py: requests x latency / 16, kvaudit's default concurrency, and for
+# the graph engine at least Resource Graph's quota floor).
+HZ=$(getconf CLK_TCK)
+emu_cpu() { awk '{print $14 + $15}' "/proc/$EMU_PID/stat"; }
+floor() {  # engine -> seconds
+	local model=arm-ids n q=0
+	[ "$1" = graph ] && model=graph
+	n=$(python3 "$ROOT/bench/floor.py" "$WORK/estate.json" --page-size 100 --emit "$model")
+	if [ "$1" = graph ] && [ "$QUOTA" != none ]; then
+		q=$(python3 "$ROOT/bench/floor.py" "$WORK/estate.json" --emit graph-pages)
+		q=$(python3 -c "import math,sys; n,s=map(float,sys.argv[2].split('/')); print(s*math.floor((int(sys.argv[1])-1)/n))" "$q" "$QUOTA")
+	fi
+	python3 -c "import sys; print('%.1f' % max(int(sys.argv[1]) * float(sys.argv[2]) / 1000 / 16, float(sys.argv[3])))" \
+		"$n" "$LATENCY" "$q"
+}
+printf '%-40s %7s %7s %6s %7s %7s %8s %5s %4s  %s\n' case "wall s" "user s" "sys s" "emu s" "RSS MB" requests 429s exit notes
 for eng in $ENGINES; do
 	curl -s --cacert "$D/ca.pem" -X DELETE "https://127.0.0.1:$PORT/_emulator/log" >/dev/null
 	rc=0
+	cpu0=$(emu_cpu)
 	(
 		. "$D/env.sh"
 		/usr/bin/time -f '%e %U %S %M' -o "$WORK/time-$eng.txt" \
 			"$BIN" scan --cloud "$D/cloud.json" --engine "$eng" -q --out "$WORK/report-$eng.json" \
 			>/dev/null 2>"$WORK/scan-$eng.err"
 	) || rc=$?
+	emu=$(python3 -c "import sys; print('%.2f' % ((int(sys.argv[2]) - int(sys.argv[1])) / int(sys.argv[3])))" \
+		"$cpu0" "$(emu_cpu)" "$HZ")
 	curl -s --cacert "$D/ca.pem" "https://127.0.0.1:$PORT/_emulator/log" >"$WORK/log-$eng.json"
 	read -r wall user sys rss < <(tail -n1 "$WORK/time-$eng.txt")
 	notes=$(python3 - "$WORK/log-$eng.json" "$WORK/report-$eng.json" <<'PY'
@@ -101,8 +120,8 @@ print(len(log), sum(1 for e in log if e.get("status") == 429),
 PY
 )
 	read -r nreq n429 rest <<<"$notes"
-	printf '%-40s %7s %7s %6s %7s %8s %5s %4s  %s\n' "scan $SIZE/${SUBS}subs ${LATENCY}ms $eng q=$QUOTA" \
-		"$wall" "$user" "$sys" "$((rss / 1024))" "$nreq" "$n429" "$rc" "$rest"
+	printf '%-40s %7s %7s %6s %7s %7s %8s %5s %4s  %s\n' "scan $SIZE/${SUBS}subs ${LATENCY}ms $eng q=$QUOTA" \
+		"$wall" "$user" "$sys" "$emu" "$((rss / 1024))" "$nreq" "$n429" "$rc" "floor=$(floor "$eng")s $rest"
 done
 if [ -f "$WORK/report-graph.json" ] && [ -f "$WORK/report-arm.json" ]; then
 	python3 - "$WORK/report-graph.json" "$WORK/report-arm.json" <<'PY'

@@ -3,7 +3,7 @@
 # against the test emulator with added latency. Prints one table. Not part of the test suite.
 #
 #   bench/run.sh [--build] [--bin PATH] [--sizes "1k 10k 50k"] [--callgrind] [--live-10k] [--no-live]
-#                [--nagle] [--latency-ms 30] [--page-size 100] [--keep] [--workdir DIR]
+#                [--latency-ms 30] [--page-size 100] [--keep] [--workdir DIR]
 #                [--engine arm] [--concurrency 16] [--vm-list ids|full] [--no-throttle]
 #
 #   --build       configure + build a Release binary into build-bench/ first (separate build dir)
@@ -15,7 +15,6 @@
 #   --vm-list M   the emulator's VM list gives extensions as bare IDs (ids, default) or whole (full)
 #   --no-throttle no ARM token buckets (default: 250 reads, 25/s per subscription and principal)
 #   --no-live     offline only
-#   --nagle       run the emulator as is (default: bench/emulator_nodelay.py, TCP_NODELAY; see there)
 #   --keep        keep the work directory (snapshots, reports, emulator logs)
 set -euo pipefail
 
@@ -29,7 +28,6 @@ LATENCY=30
 PAGE=100
 KEEP=0
 BUILD=0
-NAGLE=0
 WORK=""
 SEED=1
 LIVE50K=0
@@ -45,7 +43,6 @@ while [ $# -gt 0 ]; do
 	--callgrind) CALLGRIND=1 ;;
 	--live-10k) LIVE10K=1 ;;
 	--no-live) LIVE=0 ;;
-	--nagle) NAGLE=1 ;;
 	--latency-ms) LATENCY=$2; shift ;;
 	--page-size) PAGE=$2; shift ;;
 	--keep) KEEP=1 ;;
@@ -55,7 +52,7 @@ while [ $# -gt 0 ]; do
 	--concurrency) CONC=$2; shift ;;
 	--vm-list) VMLIST=$2; shift ;;
 	--no-throttle) THROTTLE=0 ;;
-	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,18p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -140,9 +137,7 @@ live() {  # size
 {"emulator": {"pageSize": $PAGE, $throttle "vmListExtensions": "$VMLIST",
   "faults": [{"match": {"pathRegex": "."}, "times": 0, "latencyMs": $LATENCY}]}}
 EOF
-	local emu=$ROOT/bench/emulator_nodelay.py
-	[ "$NAGLE" = 1 ] && emu=$ROOT/tests/emulator/emulator.py
-	python3 "$emu" --scenario "$WORK/scenario-$size.json" \
+	python3 "$ROOT/tests/emulator/emulator.py" --scenario "$WORK/scenario-$size.json" \
 		--overlay "$WORK/overlay-latency.json" --workdir "$D" --max-seconds 3600 2>"$D/emulator.err" &
 	EMU_PID=$!
 	for _ in $(seq 1 6000); do [ -f "$D/ready" ] && break; sleep 0.1; done
@@ -200,7 +195,6 @@ EOF
 	local vms subs ten model=lists floor
 	read -r vms subs ten <<<"$(shape "$size")"
 	local tag=" $ENGINE c=$CONC $VMLIST"
-	[ "$NAGLE" = 1 ] && tag="$tag nagle"
 	[ "$THROTTLE" = 0 ] && tag="$tag nothrottle"
 	[ "$VMLIST" = ids ] && model=arm-ids
 	floor=$(python3 "$ROOT/bench/floor.py" "$WORK/estate-$size.json" --page-size "$PAGE" --emit "$model")

@@ -541,6 +541,33 @@ static void errors_section(struct kv_buf *b, const cJSON *report)
 }
 
 /*
+ * Skipped findings that are counted, not listed (summary.skippedByRule):
+ * one row a rule and reason, with what collects the missing fact.
+ */
+static void not_evaluated(struct kv_buf *b, const cJSON *report)
+{
+	const cJSON *rows = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(report, "summary"),
+	                                                     "skippedByRule"), *row;
+	long total;
+	int nrules = report_skipped_rules(rows, &total);
+
+	if (nrules == 0)
+		return;
+	kv_buf_addf(b, "<h2 id=\"not-evaluated\">Not evaluated: %d rule%s — why, and the flag that collects it</h2>\n"
+	               "<p class=\"small\">%ld skipped finding%s, counted here rather than listed one by one "
+	               "(a report made with --include-skipped lists them).</p>\n"
+	               "<table id=\"skipped-by-rule\"><thead><tr><th>rule</th><th>severity</th><th>title</th>"
+	               "<th>subjects</th><th>why</th><th>collected by</th></tr></thead><tbody>\n",
+	            nrules, nrules == 1 ? "" : "s", total, total == 1 ? "" : "s");
+	cJSON_ArrayForEach(row, rows) {
+		kv_buf_adds(b, "<tr><td>");
+		report_skip_cells(b, row, text, "</td><td>");
+		kv_buf_adds(b, "</td></tr>\n");
+	}
+	kv_buf_adds(b, "</tbody></table>\n");
+}
+
+/*
  * The template permissions as chips (has, missing when needed, not needed)
  * and "+N" for the others the vault grants; "all" grants everything.
  */
@@ -865,76 +892,82 @@ static void group_counts(struct kv_buf *b, const struct groups *G, const struct 
 	kv_buf_adds(b, ")</span>");
 }
 
-static void findings_by_vault(struct kv_buf *b, const cJSON *report, const cJSON *findings)
+/* A key vault's findings in full. */
+static void vault_group(struct kv_buf *b, const cJSON *report, const struct groups *G, const struct group *gr)
+{
+	for (size_t j = 0; j < gr->n; j++)
+		finding_details(b, report, G->all[gr->ix[j]], (int)gr->ix[j]);
+}
+
+/* A VM's findings as a table linking to them; its own findings (no vault) appear in full here only. */
+static void vm_group(struct kv_buf *b, const cJSON *report, const struct groups *G, const struct group *gr)
+{
+	kv_buf_adds(b, "<table><thead><tr><th>severity</th><th>status</th><th>rule</th>"
+	               "<th>key vault</th><th>message</th></tr></thead><tbody>\n");
+	for (size_t j = 0; j < gr->n; j++) {
+		int k = (int)gr->ix[j];
+		const cJSON *g = G->all[k];
+
+		kv_buf_adds(b, "<tr><td>");
+		badge(b, "sev-", severities, NSEV, jstr(g, "severity"));
+		kv_buf_adds(b, "</td><td>");
+		badge(b, "st-", statuses, NSTATUS, jstr(g, "status"));
+		kv_buf_addf(b, "</td><td><a href=\"#f-%d\">", k);
+		text(b, jstr(g, "rule"));
+		kv_buf_adds(b, "</a></td><td>");
+		text(b, jstr(g, "vaultName") != NULL ? jstr(g, "vaultName") : jstr(g, "vault"));
+		kv_buf_adds(b, "</td><td>");
+		text(b, jstr(g, "message"));
+		kv_buf_adds(b, "</td></tr>\n");
+	}
+	kv_buf_adds(b, "</tbody></table>\n");
+	for (size_t j = 0; j < gr->n; j++)
+		if (jstr(G->all[gr->ix[j]], "vault") == NULL)
+			finding_details(b, report, G->all[gr->ix[j]], (int)gr->ix[j]);
+}
+
+/*
+ * One section per key (id_key: "vault" or "vm") under the heading h2: its
+ * name (else its ID) with counts, the ID, then body; none when no finding
+ * has the key.
+ */
+static void findings_grouped(struct kv_buf *b, const cJSON *report, const cJSON *findings, const char *id_key,
+                             const char *name_key, const char *h2, const char *none,
+                             void (*body)(struct kv_buf *b, const cJSON *report, const struct groups *G,
+                                          const struct group *gr))
 {
 	struct groups G;
 
-	group_by(&G, findings, "vault");
-	kv_buf_adds(b, "<h2 id=\"by-vault\">Findings by key vault</h2>\n");
+	group_by(&G, findings, id_key);
+	kv_buf_adds(b, h2);
 	for (size_t gi = 0; gi < G.ng; gi++) {
 		const struct group *gr = &G.g[gi];
 		const cJSON *f = G.all[gr->ix[0]];
-		const char *vault = jstr(f, "vault");
 
 		kv_buf_adds(b, "<section class=\"group\"><h3>");
-		text(b, jstr(f, "vaultName") != NULL ? jstr(f, "vaultName") : vault);
+		text(b, jstr(f, name_key) != NULL ? jstr(f, name_key) : jstr(f, id_key));
 		group_counts(b, &G, gr);
 		kv_buf_adds(b, "</h3>\n<div class=\"small\">");
-		xml_escape(b, vault);
+		xml_escape(b, jstr(f, id_key));
 		kv_buf_adds(b, "</div>\n");
-		for (size_t j = 0; j < gr->n; j++)
-			finding_details(b, report, G.all[gr->ix[j]], (int)gr->ix[j]);
+		body(b, report, &G, gr);
 		kv_buf_adds(b, "</section>\n");
 	}
 	if (G.ng == 0)
-		kv_buf_adds(b, "<p>No listed finding concerns a key vault.</p>\n");
+		kv_buf_adds(b, none);
 	groups_release(&G);
+}
+
+static void findings_by_vault(struct kv_buf *b, const cJSON *report, const cJSON *findings)
+{
+	findings_grouped(b, report, findings, "vault", "vaultName", "<h2 id=\"by-vault\">Findings by key vault</h2>\n",
+	                 "<p>No listed finding concerns a key vault.</p>\n", vault_group);
 }
 
 static void findings_by_vm(struct kv_buf *b, const cJSON *report, const cJSON *findings)
 {
-	struct groups G;
-
-	group_by(&G, findings, "vm");
-	kv_buf_adds(b, "<h2 id=\"by-vm\">Findings by VM</h2>\n");
-	for (size_t gi = 0; gi < G.ng; gi++) {
-		const struct group *gr = &G.g[gi];
-		const cJSON *f = G.all[gr->ix[0]];
-		const char *vm = jstr(f, "vm");
-
-		kv_buf_adds(b, "<section class=\"group\"><h3>");
-		text(b, jstr(f, "vmName") != NULL ? jstr(f, "vmName") : vm);
-		group_counts(b, &G, gr);
-		kv_buf_adds(b, "</h3>\n<div class=\"small\">");
-		xml_escape(b, vm);
-		kv_buf_adds(b, "</div>\n<table><thead><tr><th>severity</th><th>status</th><th>rule</th>"
-		               "<th>key vault</th><th>message</th></tr></thead><tbody>\n");
-		for (size_t j = 0; j < gr->n; j++) {
-			int k = (int)gr->ix[j];
-			const cJSON *g = G.all[k];
-
-			kv_buf_adds(b, "<tr><td>");
-			badge(b, "sev-", severities, NSEV, jstr(g, "severity"));
-			kv_buf_adds(b, "</td><td>");
-			badge(b, "st-", statuses, NSTATUS, jstr(g, "status"));
-			kv_buf_addf(b, "</td><td><a href=\"#f-%d\">", k);
-			text(b, jstr(g, "rule"));
-			kv_buf_adds(b, "</a></td><td>");
-			text(b, jstr(g, "vaultName") != NULL ? jstr(g, "vaultName") : jstr(g, "vault"));
-			kv_buf_adds(b, "</td><td>");
-			text(b, jstr(g, "message"));
-			kv_buf_adds(b, "</td></tr>\n");
-		}
-		kv_buf_adds(b, "</tbody></table>\n");
-		/* The VM's own findings (no vault) appear in full here only. */
-		for (size_t j = 0; j < gr->n; j++)
-			if (jstr(G.all[gr->ix[j]], "vault") == NULL)
-				finding_details(b, report, G.all[gr->ix[j]], (int)gr->ix[j]);
-		kv_buf_adds(b, "</section>\n");
-	}
-	if (G.ng == 0)
-		kv_buf_adds(b, "<p>No listed finding concerns a VM.</p>\n");
-	groups_release(&G);
+	findings_grouped(b, report, findings, "vm", "vmName", "<h2 id=\"by-vm\">Findings by VM</h2>\n",
+	                 "<p>No listed finding concerns a VM.</p>\n", vm_group);
 }
 
 static void findings_other(struct kv_buf *b, const cJSON *report, const cJSON *findings)
@@ -970,12 +1003,14 @@ bool report_write_html(const cJSON *report, FILE *f, struct kv_err *err)
 	cards(&b, report);
 	chart(&b, report);
 	errors_section(&b, report);
+	not_evaluated(&b, report);
 	matrix(&b, report);
 	findings_by_vault(&b, report, findings);
 	findings_by_vm(&b, report, findings);
 	findings_other(&b, report, findings);
 	kv_buf_adds(&b, "<p class=\"small\">Generated by kvaudit from a kvaudit.report document; "
-	                "passing findings are listed only when the report was made with --include-pass.</p>\n"
+	                "passing findings are listed only when the report was made with --include-pass, "
+	                "skipped ones only with --include-skipped.</p>\n"
 	                "</main>\n</body>\n</html>\n");
 	errno = 0;
 	if (fwrite(b.data, 1, b.len, f) != b.len || fflush(f) == EOF || ferror(f)) {

@@ -64,48 +64,61 @@ static int put_value(const cJSON *v, int depth, FILE *f)
 	return rc;
 }
 
-/*
- * The report object as cJSON_Print lays it out, one member, and one element
- * of each top-level array, at a time: the text of a large estate's report is
- * hundreds of MB, and printing it whole would hold all of it (and cJSON's
- * doubling buffer) in memory next to the report itself.
- */
-static int put_report(const cJSON *report, FILE *f)
+static int put_spaces(int depth, FILE *f)
 {
-	const cJSON *m, *it;
+	for (int i = 0; i < depth; i++)
+		if (fputs("  ", f) == EOF)
+			return EOF;
+	return 0;
+}
+
+/*
+ * v at depth as cJSON_Print lays it out (put_indented's two-space form),
+ * but the report object, its members and the arrays in those (findings,
+ * inventory.vms) are written one member or element at a time: the text of a large estate's
+ * report is hundreds of MB (its inventory alone is one member), and
+ * printing a container whole would hold all of its text (and cJSON's
+ * doubling buffer) in memory next to the report itself.  Objects put each
+ * member on its own line ("key": value), arrays keep their elements on
+ * one line separated by ", ", as cJSON does.
+ */
+static int put_tree(const cJSON *v, int depth, FILE *f)
+{
+	const cJSON *it;
 	int rc;
 
+	if (!v->child || !(cJSON_IsObject(v) ? depth < 2 : cJSON_IsArray(v) && depth < 3))
+		return put_value(v, depth, f);
+	if (cJSON_IsArray(v)) {
+		if (fputc('[', f) == EOF)
+			return EOF;
+		cJSON_ArrayForEach(it, v) {
+			if ((rc = put_tree(it, depth + 1, f)) != 0)
+				return rc;
+			if (it->next && fputs(", ", f) == EOF)
+				return EOF;
+		}
+		return fputc(']', f) == EOF ? EOF : 0;
+	}
 	if (fputs("{\n", f) == EOF)
 		return EOF;
-	cJSON_ArrayForEach(m, report) {
-		cJSON *key = cJSON_CreateStringReference(m->string);
+	cJSON_ArrayForEach(it, v) {
+		cJSON *key = cJSON_CreateStringReference(it->string);
 		char *k = key ? cJSON_PrintUnformatted(key) : NULL;
 
 		cJSON_Delete(key);
 		if (k == NULL)
 			return 1;
-		rc = fputs("  ", f) == EOF || fputs(k, f) == EOF || fputs(": ", f) == EOF ? EOF : 0;
+		rc = put_spaces(depth + 1, f) || fputs(k, f) == EOF || fputs(": ", f) == EOF ? EOF : 0;
 		free(k);
 		if (rc)
 			return rc;
-		if (cJSON_IsArray(m)) {
-			if (fputc('[', f) == EOF)
-				return EOF;
-			cJSON_ArrayForEach(it, m) {
-				if ((rc = put_value(it, 2, f)) != 0)
-					return rc;
-				if (it->next && fputs(", ", f) == EOF)
-					return EOF;
-			}
-			if (fputc(']', f) == EOF)
-				return EOF;
-		} else if ((rc = put_value(m, 1, f)) != 0) {
+		if ((rc = put_tree(it, depth + 1, f)) != 0)
 			return rc;
-		}
-		if ((m->next && fputc(',', f) == EOF) || fputc('\n', f) == EOF)
+		if ((it->next && fputc(',', f) == EOF) || fputc('\n', f) == EOF)
 			return EOF;
 	}
-	return fputc('}', f) == EOF ? EOF : 0;
+	return put_spaces(depth, f) || fputc('}', f) == EOF ? EOF : 0;
 }
 
 /*
@@ -115,7 +128,6 @@ static int put_report(const cJSON *report, FILE *f)
 bool report_write_json(const cJSON *report, FILE *f, struct kv_err *err)
 {
 	bool ok = false;
-	char *text = NULL;
 	int rc;
 
 	if (report == NULL) {
@@ -123,12 +135,7 @@ bool report_write_json(const cJSON *report, FILE *f, struct kv_err *err)
 		goto out;
 	}
 	errno = 0;
-	if (cJSON_IsObject(report) && report->child) {
-		rc = put_report(report, f);
-	} else {
-		text = cJSON_Print(report);
-		rc = text ? put_indented(text, 0, f) : 1;
-	}
+	rc = put_tree(report, 0, f);
 	if (rc == 1) {
 		kv_err_set(err, "cannot render the JSON report: out of memory");
 		goto out;
@@ -140,7 +147,6 @@ bool report_write_json(const cJSON *report, FILE *f, struct kv_err *err)
 	}
 	ok = true;
 out:
-	free(text);
 	return ok;
 }
 

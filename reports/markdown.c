@@ -87,6 +87,32 @@ const char *report_exit_meaning(int code)
 	}
 }
 
+/* Skipped findings counted per rule and reason (summary.skippedByRule), at most MAX_ROWS rows. */
+static void not_evaluated(struct kv_buf *b, const cJSON *summary)
+{
+	const cJSON *rows = cJSON_GetObjectItemCaseSensitive(summary, "skippedByRule"), *row;
+	long total;
+	int nrules = report_skipped_rules(rows, &total), n = 0;
+
+	if (nrules == 0)
+		return;
+	kv_buf_addf(b, "### Not evaluated: %d rule%s — why, and the flag that collects it\n\n"
+	               "%ld skipped finding%s, counted here rather than listed (`--include-skipped` lists them).\n\n"
+	               "| rule | severity | title | subjects | why | collected by |\n|---|---|---|---:|---|---|\n",
+	            nrules, nrules == 1 ? "" : "s", total, total == 1 ? "" : "s");
+	cJSON_ArrayForEach(row, rows) {
+		if (n++ == MAX_ROWS) {
+			kv_buf_addf(b, "\n… and %d more rows (see the JSON report's summary.skippedByRule)\n",
+			            cJSON_GetArraySize(rows) - MAX_ROWS);
+			break;
+		}
+		kv_buf_adds(b, "| ");
+		report_skip_cells(b, row, md_escape, " | ");
+		kv_buf_adds(b, " |\n");
+	}
+	kv_buf_adds(b, "\n");
+}
+
 bool report_write_markdown(const cJSON *report, FILE *f, struct kv_err *err)
 {
 	struct kv_buf b;
@@ -149,6 +175,7 @@ bool report_write_markdown(const cJSON *report, FILE *f, struct kv_err *err)
 		kv_buf_addf(&b, " **%d** |", jint(by_status, statuses[j]));
 	kv_buf_adds(&b, "\n\n");
 
+	not_evaluated(&b, summary);
 	cJSON_ArrayForEach(finding, findings) {
 		const char *st = jstr(finding, "status");
 

@@ -57,6 +57,19 @@ void xml_escape(struct kv_buf *b, const char *s);
  * appends nothing.
  */
 void md_escape(struct kv_buf *b, const char *s);
+/*
+ * summary.skippedByRule (docs/report.md): the number of distinct rules its
+ * rows name (and into *findings, when not NULL, the sum of their counts),
+ * and what collects the fact a row's reason says is missing
+ * ("--data-plane on 'kvaudit scan' or 'kvaudit collect'" for key bundles
+ * and secret metadata, a live collection for what a snapshot lacks, else
+ * "- (see why)"), for the "Not evaluated" tables.
+ */
+int report_skipped_rules(const cJSON *rows, long *findings);
+/* One row's cells, each through esc, sep between them: rule, severity, title, subjects, why, collected by. */
+void report_skip_cells(struct kv_buf *b, const cJSON *row, void (*esc)(struct kv_buf *, const char *),
+                       const char *sep);
+const char *report_skip_collector(const char *reason);
 /* What a kvaudit exit code means, for reports ("failing findings at or above ..."). */
 const char *report_exit_meaning(int code);
 

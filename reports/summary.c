@@ -5,6 +5,8 @@
  *     severity  fail  error  skipped  pass
  *     high         3      1        0     8
  *     ...
+ *     not evaluated: 2 rules, 14 findings (listed with --include-skipped) - why, and what collects it:
+ *       KVA-RST-001  7  BEK secret metadata were not collected (scan with --data-plane) [--data-plane ...]
  *     HIGH      KVA-BKP-001  vm1 -> kv-prod: <message>
  *     ... and 4 more failing findings (see the report)
  *   scan incomplete: 2 findings could not be judged, 1 resource could not be read; exit code 3
@@ -227,6 +229,82 @@ static void write_table(FILE *f, bool color, const cJSON *summary, const long *b
 	}
 }
 
+int report_skipped_rules(const cJSON *rows, long *findings)
+{
+	const cJSON *row;
+	const char *last = NULL;
+	int n = 0;
+
+	if (findings)
+		*findings = 0;
+	/* The rows are sorted by rule (docs/report.md), so a rule's rows are adjacent. */
+	cJSON_ArrayForEach(row, rows) {
+		const char *rule = string_of(row, "rule");
+
+		if (!last || !rule || strcmp(rule, last) != 0)
+			n++;
+		last = rule;
+		if (findings)
+			*findings += count_of(row, "count");
+	}
+	return n;
+}
+
+const char *report_skip_collector(const char *reason)
+{
+	if (!reason)
+		return "-";
+	/* Key bundles and secret metadata are the data plane's; the rest a live collection reads. */
+	if (strstr(reason, "data-plane") || strstr(reason, "key bundle") || strstr(reason, "secret metadata"))
+		return "--data-plane on 'kvaudit scan' or 'kvaudit collect'";
+	if (strstr(reason, "not collected") || strstr(reason, "not in the snapshot") || strstr(reason, "no instance view"))
+		return "a live 'kvaudit scan' or 'kvaudit collect'";
+	return "- (see why)";
+}
+
+void report_skip_cells(struct kv_buf *b, const cJSON *row, void (*esc)(struct kv_buf *, const char *),
+                       const char *sep)
+{
+	const char *reason = string_of(row, "reason");
+
+	esc(b, string_of(row, "rule"));
+	kv_buf_adds(b, sep);
+	esc(b, string_of(row, "severity"));
+	kv_buf_adds(b, sep);
+	esc(b, string_of(row, "title"));
+	kv_buf_adds(b, sep);
+	kv_buf_addf(b, "%ld", count_of(row, "count"));
+	kv_buf_adds(b, sep);
+	esc(b, reason);
+	kv_buf_adds(b, sep);
+	esc(b, report_skip_collector(reason));
+}
+
+/* Skipped findings counted per rule and reason, not listed: at most max rows. */
+static void write_not_evaluated(FILE *f, const cJSON *summary, int max)
+{
+	const cJSON *rows = cJSON_GetObjectItemCaseSensitive(summary, "skippedByRule"), *row;
+	long total;
+	int n = 0, nrules = report_skipped_rules(rows, &total);
+
+	if (nrules == 0)
+		return;
+	fprintf(f, "  not evaluated: %d %s, %ld %s (listed with --include-skipped) - why, and what collects it:\n",
+	        nrules, plural(nrules, "rule", "rules"), total, plural(total, "finding", "findings"));
+	cJSON_ArrayForEach(row, rows) {
+		if (n++ == max) {
+			fprintf(f, "    ... and %d more (see the report's summary.skippedByRule)\n",
+			        cJSON_GetArraySize(rows) - max);
+			break;
+		}
+		fputs("    ", f);
+		put_safe(f, string_of(row, "rule"));
+		fprintf(f, "  %ld  ", count_of(row, "count"));
+		put_safe(f, string_of(row, "reason"));
+		fprintf(f, " [%s]\n", report_skip_collector(string_of(row, "reason")));
+	}
+}
+
 struct ranked {
 	const cJSON *finding;
 	size_t rank, index;
@@ -405,6 +483,7 @@ void report_write_summary(const cJSON *report, FILE *f, bool color, int max_wors
 
 	write_headline(f, color, summary, by_status);
 	write_table(f, color, summary, by_status);
+	write_not_evaluated(f, summary, 2 * max_worst);
 	write_worst(f, color, report, max_worst);
 	if (incomplete)
 		write_incomplete(f, color, report, by_status[S_ERROR], exit_code, max_worst);

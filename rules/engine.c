@@ -775,8 +775,8 @@ struct tval {
 
 struct eval_ctx {
 	const cJSON *facts;
-	cJSON *evidence;
-	cJSON *missing;
+	cJSON *evidence;           /* NULL: the status only (rule_judge) */
+	cJSON *missing;            /* NULL: the status only */
 };
 
 static struct tval tv_bool(bool b)
@@ -822,7 +822,7 @@ static bool unavailable(const cJSON *facts, const char *path, struct tval *t)
 
 static void add_missing(struct eval_ctx *ec, const cJSON *item)
 {
-	if (!array_has(ec->missing, item))
+	if (ec->missing && !array_has(ec->missing, item))
 		cJSON_AddItemToArray(ec->missing, cJSON_CreateString(item->valuestring));
 }
 
@@ -846,7 +846,7 @@ static struct tval leaf_eval(struct eval_ctx *ec, const struct cond *c)
 
 	if (!un)
 		f = fact_lookup(ec->facts, c->path);
-	if (!cJSON_GetObjectItemCaseSensitive(ec->evidence, c->path))
+	if (ec->evidence && !cJSON_GetObjectItemCaseSensitive(ec->evidence, c->path))
 		cJSON_AddItemToObject(ec->evidence, c->path, f ? cJSON_Duplicate(f, true) : cJSON_CreateNull());
 	if (un)
 		return t;
@@ -946,7 +946,7 @@ static struct tval cond_eval(struct eval_ctx *ec, const struct cond *c)
 	return tv_bool(false);
 }
 
-static void set_unknown(struct rule_outcome *out, const struct tval *t)
+static void set_unknown(struct rule_outcome *out, const struct tval *t, bool detail)
 {
 	out->status = t->st;
 	if (t->reason)
@@ -954,38 +954,45 @@ static void set_unknown(struct rule_outcome *out, const struct tval *t)
 	else
 		out->reason = kv_asprintf(t->st == ST_SKIPPED ? "fact '%s' was not collected"
 		                                              : "fact '%s' could not be read", t->path);
-	out->message = kv_strdup(out->reason);
+	if (detail)
+		out->message = kv_strdup(out->reason);
 }
 
-void rule_evaluate(const struct rule *r, const cJSON *facts, struct rule_outcome *out)
+/* detail: also the evidence, the missing items and the message (else they stay NULL). */
+static void evaluate(const struct rule *r, const cJSON *facts, struct rule_outcome *out, bool detail)
 {
 	struct eval_ctx ec = {.facts = facts};
 	struct tval t;
 
 	memset(out, 0, sizeof(*out));
-	ec.evidence = cJSON_CreateObject();
-	ec.missing = cJSON_CreateArray();
+	if (detail) {
+		ec.evidence = cJSON_CreateObject();
+		ec.missing = cJSON_CreateArray();
+	}
 	if (r->when) {
 		t = cond_eval(&ec, r->when);
 		if (t.v == TV_FALSE) {
 			out->status = ST_NOT_APPLICABLE;
-			out->message = kv_strdup("not applicable");
+			if (detail)
+				out->message = kv_strdup("not applicable");
 			goto out;
 		}
 		if (t.v == TV_UNKNOWN) {
-			set_unknown(out, &t);
+			set_unknown(out, &t, detail);
 			goto out;
 		}
 	}
 	t = cond_eval(&ec, r->require);
 	if (t.v == TV_UNKNOWN) {
-		set_unknown(out, &t);
+		set_unknown(out, &t, detail);
 	} else if (t.v == TV_TRUE) {
 		out->status = ST_PASS;
-		out->message = r->pass_message ? rule_render(r->pass_message, facts, NULL) : kv_strdup(r->title);
+		if (detail)
+			out->message = r->pass_message ? rule_render(r->pass_message, facts, NULL) : kv_strdup(r->title);
 	} else {
 		out->status = ST_FAIL;
-		out->message = rule_render(r->message, facts, ec.missing);
+		if (detail)
+			out->message = rule_render(r->message, facts, ec.missing);
 		if (cJSON_GetArraySize(ec.missing) > 0) {
 			out->missing = ec.missing;
 			ec.missing = NULL;
@@ -994,6 +1001,16 @@ void rule_evaluate(const struct rule *r, const cJSON *facts, struct rule_outcome
 out:
 	out->evidence = ec.evidence;
 	cJSON_Delete(ec.missing);
+}
+
+void rule_evaluate(const struct rule *r, const cJSON *facts, struct rule_outcome *out)
+{
+	evaluate(r, facts, out, true);
+}
+
+void rule_judge(const struct rule *r, const cJSON *facts, struct rule_outcome *out)
+{
+	evaluate(r, facts, out, false);
 }
 
 void rule_outcome_release(struct rule_outcome *o)

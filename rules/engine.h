@@ -100,6 +100,12 @@ struct rule_outcome {
 
 /* Evaluates rule r against facts.  Never fails; ST_NOT_APPLICABLE when "when" is false. */
 void rule_evaluate(const struct rule *r, const cJSON *facts, struct rule_outcome *out);
+/*
+ * The same judgement without the details: status and, for error and
+ * skipped, reason; message, evidence and missing stay NULL.  For a finding
+ * that is only counted; rule_evaluate gives the same status with details.
+ */
+void rule_judge(const struct rule *r, const cJSON *facts, struct rule_outcome *out);
 void rule_outcome_release(struct rule_outcome *o);
 
 /*

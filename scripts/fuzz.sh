@@ -19,7 +19,7 @@ esac
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${KVAUDIT_FUZZ_BUILD:-$root/build-fuzz}
-targets=${KVAUDIT_FUZZ_TARGETS:-fuzz_estate fuzz_rule fuzz_parse fuzz_url fuzz_jwt fuzz_escape}
+targets=${KVAUDIT_FUZZ_TARGETS:-fuzz_estate fuzz_rule fuzz_parse fuzz_url fuzz_jwt fuzz_escape fuzz_fastjson}
 artifacts=${KVAUDIT_FUZZ_ARTIFACTS:-$build/artifacts}
 jobs=$(nproc 2>/dev/null || echo 2)
 

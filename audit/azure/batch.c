@@ -18,6 +18,7 @@ struct job {
 	char *tenant;
 	enum cloud_target first;   /* the first page's endpoint: nextLink may not leave it */
 	bool list, renewed;
+	char *body;                /* a query's (POST) JSON body, else NULL */
 	cJSON *items, *seen;
 	int pages;
 	struct http_response resp;
@@ -28,6 +29,7 @@ struct job {
 };
 
 static const char *const get_headers[] = {"Accept: application/json", NULL};
+static const char *const body_headers[] = {"Accept: application/json", "Content-Type: application/json", NULL};
 
 struct az_batch *az_batch_new(struct az_client *c, int concurrency, struct kv_err *err)
 {
@@ -114,6 +116,7 @@ static void finish(struct job *j, enum http_outcome o, cJSON *body)
 	cJSON_Delete(j->seen);
 	free(j->url);
 	free(j->tenant);
+	free(j->body);
 	free(j);
 }
 
@@ -141,14 +144,21 @@ static void submit(struct job *j)
 		finish(j, HTTP_UNAUTHORIZED, NULL);
 		return;
 	}
-	az_batch_key(j->url, key, sizeof(key));
 	http_response_release(&j->resp);
 	/* A request refused up front still comes back through http_multi_next. */
+	if (j->body) {
+		/* Resource Graph meters queries per user: one key per tenant's caller, apart from its ARM reads. */
+		snprintf(key, sizeof(key), "query:%s", j->tenant ? j->tenant : "");
+		http_multi_add_query(j->b->m, j->url, token, body_headers, j->body, strlen(j->body), key, &j->resp, &j->err,
+		                     j);
+		return;
+	}
+	az_batch_key(j->url, key, sizeof(key));
 	http_multi_add(j->b->m, "GET", j->url, token, get_headers, NULL, 0, key, &j->resp, &j->err, j);
 }
 
-static void queue(struct az_batch *b, const char *url, const char *tenant, bool list, cJSON *items, az_batch_fn fn,
-                  void *ud)
+static struct job *job_new(struct az_batch *b, const char *url, const char *tenant, bool list, cJSON *items,
+                           az_batch_fn fn, void *ud)
 {
 	struct job *j = kv_calloc(1, sizeof(*j));
 
@@ -165,17 +175,28 @@ static void queue(struct az_batch *b, const char *url, const char *tenant, bool 
 		j->seen = cJSON_CreateArray();
 		j->first = cloud_classify(b->c->cloud, url);
 	}
-	submit(j);
+	return j;
 }
 
 void az_batch_get(struct az_batch *b, const char *url, const char *tenant, az_batch_fn fn, void *ud)
 {
-	queue(b, url, tenant, false, NULL, fn, ud);
+	submit(job_new(b, url, tenant, false, NULL, fn, ud));
 }
 
 void az_batch_list(struct az_batch *b, const char *url, const char *tenant, cJSON *items, az_batch_fn fn, void *ud)
 {
-	queue(b, url, tenant, true, items, fn, ud);
+	submit(job_new(b, url, tenant, true, items, fn, ud));
+}
+
+void az_batch_query(struct az_batch *b, const char *url, const char *tenant, const cJSON *body, az_batch_fn fn,
+                    void *ud)
+{
+	struct job *j = job_new(b, url, tenant, false, NULL, fn, ud);
+
+	j->body = cJSON_PrintUnformatted(body);
+	if (!j->body)
+		j->body = kv_strdup("{}");
+	submit(j);
 }
 
 /* A page of a list arrived: its items into j->items, then the next page or the end. */
@@ -246,6 +267,11 @@ void az_batch_run(struct az_batch *b)
 
 		b->c->requests += j->resp.attempts;
 		b->c->throttled += j->resp.throttled;
+		/* Resource Graph's quota as this answer says it, for the callback (as az_post_json leaves it). */
+		if (j->body) {
+			b->c->user_quota_remaining = j->resp.user_quota_remaining;
+			b->c->user_quota_resets_ms = j->resp.user_quota_resets_ms;
+		}
 		/* An expired or revoked token: renew it once. */
 		if (o == HTTP_UNAUTHORIZED && !j->renewed && j->resp.attempts > 0) {
 			j->renewed = true;
@@ -266,8 +292,8 @@ void az_batch_run(struct az_batch *b)
 			size_t off = end && j->resp.body.data ? (size_t)(end - j->resp.body.data) : 0;
 
 			url_for_message(j->url, shown, sizeof(shown));
-			kv_err_set(&j->err, "GET %s: the response is not valid JSON (at byte %zu of %zu)", shown, off,
-			           j->resp.body.len);
+			kv_err_set(&j->err, "%s %s: the response is not valid JSON (at byte %zu of %zu)", j->body ? "POST" : "GET",
+			           shown, off, j->resp.body.len);
 			fail_code(j, HTTP_FATAL, "MalformedResponse");
 			j->fail.status = (int)j->resp.status;
 			finish(j, HTTP_FATAL, NULL);

@@ -1,6 +1,6 @@
 /*
  * batch.h - many authenticated Azure GETs at once: the same token, host and
- * paging policy as az_get_json/az_list (client.h), run concurrently through
+ * paging policy as az_get_json/az_list/az_post_json (client.h), run concurrently through
  * http_multi (http.h) with per-subscription throttling awareness.  Callers
  * queue requests, then az_batch_run runs them all; callbacks may queue more.
  * Callbacks run in completion order, so callers that need a deterministic
@@ -16,7 +16,7 @@
 struct az_batch;
 
 /*
- * Called once per queued request when it is finished.  For a GET, body is
+ * Called once per queued request when it is finished.  For a GET or a query, body is
  * the parsed response on HTTP_OK (the callback owns it), else NULL; for a
  * list, body is always NULL and items holds what was read.  f and err
  * describe a failure (outcome != HTTP_OK); they are valid during the call.
@@ -34,6 +34,14 @@ void az_batch_get(struct az_batch *b, const char *url, const char *tenant, az_ba
 /* GET a list and all its pages (nextLink, as az_list) into items. */
 void az_batch_list(struct az_batch *b, const char *url, const char *tenant, cJSON *items, az_batch_fn fn,
                    void *ud);
+
+/*
+ * POST body to url, a query that only reads (Resource Graph), answered like a
+ * GET (body parsed); retried as a GET is.  Queries of one tenant share a
+ * scheduling key ("query:<tenant>") that follows x-ms-user-quota-remaining.
+ */
+void az_batch_query(struct az_batch *b, const char *url, const char *tenant, const cJSON *body, az_batch_fn fn,
+                    void *ud);
 
 /* Runs until every queued request (and every one queued meanwhile) is finished. */
 void az_batch_run(struct az_batch *b);

@@ -163,6 +163,14 @@ static void graph_backup_sp(struct run *r, const char *tenant, cJSON *entry)
 		cJSON_AddStringToObject(bms, "status", "unknown");
 		snprintf(scope, sizeof(scope), "graph:/v1.0/servicePrincipals(appId='%s') (tenant %s)",
 		         r->c->cloud->backup_app_id, tenant);
+		if (o == HTTP_OK) {
+			/* An answer that is not the one object asked for (a collection page, say): f was not set. */
+			memset(&f, 0, sizeof(f));
+			f.outcome = HTTP_FATAL;
+			snprintf(f.code, sizeof(f.code), "MalformedResponse");
+			snprintf(f.message, sizeof(f.message), "the answer is not a servicePrincipal object (it has no \"id\"); "
+			         "kvaudit reads one object here and follows no @odata.nextLink");
+		}
 		run_record(r, scope, &f, &err);
 	}
 	cJSON_Delete(sp);
@@ -205,8 +213,8 @@ void json_merge_unique(cJSON *to, cJSON *from)
 	}
 }
 
-/* The VMs an Azure Backup (Recovery Services) vault protects, into r->items (queued: read at run_flush). */
-void collect_protected_items(struct run *r, const char *rsv_id, const char *tenant)
+/* The VMs an Azure Backup (Recovery Services) vault protects, into items (queued: read at run_flush). */
+void collect_protected_items(struct run *r, const char *rsv_id, const char *tenant, cJSON *items)
 {
 	char *p;
 
@@ -215,7 +223,7 @@ void collect_protected_items(struct run *r, const char *rsv_id, const char *tena
 	p = kv_asprintf("%s/backupProtectedItems", rsv_id);
 	run_queue_list(r, p, API_PROTECTED_ITEMS,
 	         "$filter=backupManagementType%20eq%20%27AzureIaasVM%27%20and%20itemType%20eq%20%27VM%27",
-	         tenant, r->items);
+	         tenant, items);
 	free(p);
 }
 
@@ -330,7 +338,10 @@ enum collect_result collect_estate(struct az_client *c, const struct collect_opt
 		cJSON_AddItemToArray(r.tenants, entry);
 		bms_oid = jstr(cJSON_GetObjectItemCaseSensitive(entry, "backupManagementService"), "objectId");
 
-		run_list(&r, "/subscriptions", API_SUBSCRIPTIONS, NULL, tid, subs);
+		if (!run_list(&r, "/subscriptions", API_SUBSCRIPTIONS, NULL, tid, subs))
+			/* Whose list it was: facts.c makes that tenant's findings error, not every tenant's. */
+			cJSON_AddStringToObject(cJSON_GetArrayItem(r.errors, cJSON_GetArraySize(r.errors) - 1), "tenantId",
+			                        tid);
 		run_progress(&r, "tenant %s: %d subscriptions", tid, cJSON_GetArraySize(subs));
 		cJSON_ArrayForEach(s, subs) {
 			const char *sid = jstr(s, "subscriptionId"), *stid = jstr(s, "tenantId");
@@ -344,13 +355,18 @@ enum collect_result collect_estate(struct az_client *c, const struct collect_opt
 			cJSON_AddItemToArray(mine, cJSON_CreateString(sid));
 		}
 		/* The engine hook: Resource Graph reads all of the tenant's subscriptions at once. */
-		if (o->engine == COLLECT_ENGINE_ARM || cJSON_GetArraySize(mine) == 0 ||
-		    !collect_graph(&r, tid, bms_oid, mine, o->engine == COLLECT_ENGINE_AUTO))
+		if (o->engine == COLLECT_ENGINE_ARM || cJSON_GetArraySize(mine) == 0)
 			collect_arm(&r, tid, bms_oid, mine);
+		else
+			collect_graph(&r, tid, bms_oid, mine, o->engine == COLLECT_ENGINE_AUTO);
 		cJSON_Delete(mine);
 		cJSON_Delete(subs);
 	}
-	/* The ARM engine's requests of every tenant run together, then merge in tenant and subscription order. */
+	/*
+	 * Every tenant's requests run together, then merge in tenant and subscription order: Resource Graph's
+	 * first (a tenant it refuses goes to the ARM engine), then the ARM engine's.
+	 */
+	collect_graph_finish(&r);
 	collect_arm_finish(&r);
 	for (size_t i = 0; i < o->nsubscriptions; i++) {
 		bool found = false;

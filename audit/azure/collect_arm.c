@@ -31,7 +31,7 @@
 #include "audit/util/idmap.h"
 #include "audit/util/log.h"
 
-enum { SLOT_OTHER = 0, SLOT_ITEMS, SLOT_RAS, SLOT_QUEUED };
+enum { SLOT_OTHER = 0, SLOT_ITEMS, SLOT_RAS, SLOT_QUEUED, SLOT_GET };
 
 #define PROTECTED_ITEMS_FILTER \
 	"$filter=backupManagementType%20eq%20%27AzureIaasVM%27%20and%20itemType%20eq%20%27VM%27"
@@ -46,6 +46,7 @@ struct slot {
 	bool done, ok, settled;      /* settled: merged and its failure recorded (collect_arm_finish) */
 	int kind;                    /* SLOT_ITEMS, SLOT_RAS, SLOT_QUEUED: whose per-request array to merge */
 	cJSON *dest;                 /* SLOT_QUEUED: run_queue_list's items, filled in queue order */
+	cJSON **out;                 /* SLOT_GET: run_queue_get's body */
 	bool engine;                 /* the ARM engine's (collect_arm_finish frees it) */
 	struct az_failure f;
 	struct kv_err err;
@@ -73,7 +74,7 @@ static void slot_done(void *ud, enum http_outcome o, cJSON *body, const struct a
 		s->after(s);
 }
 
-static struct az_batch *run_batch(struct run *r)
+struct az_batch *run_batch(struct run *r)
 {
 	if (!r->batch) {
 		struct kv_err err = {{0}};
@@ -149,6 +150,15 @@ void run_queue_list(struct run *r, const char *path, const char *api, const char
 	s->dest = items;
 }
 
+void run_queue_get(struct run *r, const char *scope, const char *url, const char *tenant, cJSON **out)
+{
+	struct slot *s = queue_get(r, scope, url, tenant);
+
+	s->kind = SLOT_GET;
+	s->out = out;
+	*out = NULL;
+}
+
 /* Runs what is queued; failures of slots nobody else looks at are recorded by run_flush. */
 static void run_all(struct run *r)
 {
@@ -187,6 +197,9 @@ static void slots_free(struct run *r, bool record, bool keep_engine)
 			/* What was read, even of a list that failed half-way (as run_list keeps it). */
 			while ((it = s->items->child) != NULL)
 				cJSON_AddItemToArray(s->dest, cJSON_DetachItemViaPointer(s->items, it));
+		} else if (s->kind == SLOT_GET && s->ok) {
+			*s->out = s->body;
+			s->body = NULL;
 		}
 		if (s->kind != SLOT_OTHER)
 			cJSON_Delete(s->items);

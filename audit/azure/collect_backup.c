@@ -6,7 +6,8 @@
  * writes that enabled protection, and from Graph whether each identity that
  * made one is a Member or a Guest of the vault's tenant.  Failures go to
  * errors[] with the list they concern, so the evidence rules of those VMs are
- * `error`, never `pass`.
+ * `error`, never `pass`.  The reads run concurrently (run_queue_list), the
+ * snapshot keeps the vaults' order whichever finishes first.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -114,50 +115,58 @@ static void keep_protect_events(const char *rsv, const cJSON *from, cJSON *to)
 	}
 }
 
-/* Graph: the user behind each event's caller, in the vault's tenant (Member or Guest). */
-static void lookup_principals(struct run *r, const cJSON *events, const char *tenant, cJSON *principals)
+/* A Graph user read queued for one identity in one tenant. */
+struct principal_read {
+	char oid[40], tenant[40];
+	cJSON *user;
+};
+
+/*
+ * Graph: queues a read of the user behind each event's caller, in the
+ * vault's tenant (Member or Guest), once per identity and tenant.
+ */
+static void queue_principals(struct run *r, const cJSON *events, const char *tenant, struct principal_read ***reads,
+                             size_t *n, size_t *cap)
 {
 	const cJSON *ev;
 
 	cJSON_ArrayForEach(ev, events) {
 		const cJSON *claims = cJSON_GetObjectItemCaseSensitive(ev, "claims");
 		const char *oid = jstr(claims, "http://schemas.microsoft.com/identity/claims/objectidentifier");
-		const cJSON *p;
+		struct principal_read *p;
 		bool seen = false;
-		cJSON *user = NULL;
-		struct az_failure f;
-		struct kv_err err = {{0}};
-		char *url;
+		char scope[200], *url;
 
 		/* Apps and managed identities have no user principal name and no userType to read. */
 		if (!jstr(claims, "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn") && !jstr(claims, "upn"))
 			continue;
-		if (!is_guid(oid) || !tenant)
+		if (!is_guid(oid) || !tenant || strlen(tenant) >= sizeof(p->tenant))
 			continue;
-		cJSON_ArrayForEach(p, principals)
-			if (kv_streq_ci(jstr(p, "id"), oid) && kv_streq_ci(jstr(p, "tenantId"), tenant))
-				seen = true;
+		for (size_t i = 0; i < *n && !seen; i++)
+			seen = kv_streq_ci((*reads)[i]->oid, oid) && kv_streq_ci((*reads)[i]->tenant, tenant);
 		if (seen)
 			continue;
+		if (*n == *cap) {
+			*cap = *cap ? *cap * 2 : 16;
+			*reads = kv_realloc(*reads, *cap * sizeof(**reads));
+		}
+		/* Each its own allocation: run_flush writes the body through &p->user. */
+		p = (*reads)[(*n)++] = kv_calloc(1, sizeof(*p));
+		snprintf(p->oid, sizeof(p->oid), "%s", oid);
+		snprintf(p->tenant, sizeof(p->tenant), "%s", tenant);
 		url = kv_asprintf("%s/v1.0/users/%s?$select=id,userType,userPrincipalName,displayName", r->c->cloud->graph,
 		                  oid);
-		if (az_get_json(r->c, url, tenant, &user, &f, &err) == HTTP_OK && cJSON_IsObject(user)) {
-			cJSON_DeleteItemFromObjectCaseSensitive(user, "@odata.context");
-			cJSON_AddStringToObject(user, "tenantId", tenant);
-			if (!jstr(user, "id"))
-				cJSON_AddStringToObject(user, "id", oid);
-			cJSON_AddItemToArray(principals, user);
-			user = NULL;
-		} else {
-			char scope[200];
-
-			snprintf(scope, sizeof(scope), "graph:/v1.0/users/%s (tenant %s)", oid, tenant);
-			run_record(r, scope, &f, &err);
-		}
-		cJSON_Delete(user);
+		snprintf(scope, sizeof(scope), "graph:/v1.0/users/%s (tenant %s)", oid, tenant);
+		run_queue_get(r, scope, url, tenant, &p->user);
 		free(url);
 	}
 }
+
+/* What a vault's evidence comes from, queued: its Activity Log read (shared per resource group) and tenant. */
+struct vault_read {
+	const char *id, *tenant;
+	cJSON *raw;   /* borrowed from the run's per-resource-group reads */
+};
 
 void collect_backup_evidence(struct run *r)
 {
@@ -167,6 +176,9 @@ void collect_backup_evidence(struct run *r)
 	cJSON *jobs, *policies, *events, *principals, *done = cJSON_CreateObject();   /* resource group -> events */
 	const cJSON *rsv;
 	char *jf, *pf;
+	struct vault_read *vaults = kv_calloc((size_t)cJSON_GetArraySize(r->rsvs) + 1, sizeof(*vaults));
+	struct principal_read **reads = NULL;
+	size_t nv = 0, nreads = 0, cap = 0;
 
 	fmt_time(since, false, a_since, sizeof(a_since));
 	cJSON_AddStringToObject(r->doc, "backupJobsSince", a_since);
@@ -191,24 +203,26 @@ void collect_backup_evidence(struct run *r)
 	fmt_time(now - ACTIVITY_LOG_DAYS * 86400LL, false, a_since, sizeof(a_since));
 	fmt_time(now, false, a_now, sizeof(a_now));
 
+	/*
+	 * Every vault's lists queued at once; run_flush fills jobs and policies
+	 * in the order they were queued (the vaults' order) and records each
+	 * failure with the list it concerns, whatever order they finish in.
+	 */
 	cJSON_ArrayForEach(rsv, r->rsvs) {
 		const char *id = jstr(rsv, "id");
 		char sub[64], rg[128], *path;
 		const char *tenant;
-		cJSON *found = cJSON_CreateArray();
 
 		if (!id || !rsv_protects(r, id) || !run_safe_id(r, id) ||
 		    !armid_segment(id, "subscriptions", sub, sizeof(sub)) ||
-		    !armid_segment(id, "resourceGroups", rg, sizeof(rg))) {
-			cJSON_Delete(found);
+		    !armid_segment(id, "resourceGroups", rg, sizeof(rg)))
 			continue;
-		}
 		tenant = sub_tenant(r, sub);
 		path = kv_asprintf("%s/backupJobs", id);
-		run_list(r, path, API_PROTECTED_ITEMS, jf, tenant, jobs);
+		run_queue_list(r, path, API_PROTECTED_ITEMS, jf, tenant, jobs);
 		free(path);
 		path = kv_asprintf("%s/backupPolicies", id);
-		run_list(r, path, API_PROTECTED_ITEMS, pf, tenant, policies);
+		run_queue_list(r, path, API_PROTECTED_ITEMS, pf, tenant, policies);
 		free(path);
 		/*
 		 * The Activity Log filters by resource group (one of its few accepted
@@ -216,9 +230,6 @@ void collect_backup_evidence(struct run *r)
 		 * only the protection writes below this vault are kept.
 		 */
 		{
-			char *filter = kv_asprintf("eventTimestamp ge '%s' and eventTimestamp le '%s' and resourceGroupName eq '%s'",
-			                           a_since, a_now, rg);
-			char *esc = query_escape(filter), *extra = kv_asprintf("$filter=%s", esc);
 			char key[256];
 			cJSON *raw;
 
@@ -227,23 +238,62 @@ void collect_backup_evidence(struct run *r)
 			kv_lower(key);
 			raw = cJSON_GetObjectItemCaseSensitive(done, key);
 			if (!raw) {
+				char *filter = kv_asprintf("eventTimestamp ge '%s' and eventTimestamp le '%s' and "
+				                           "resourceGroupName eq '%s'", a_since, a_now, rg);
+				char *esc = query_escape(filter), *extra = kv_asprintf("$filter=%s", esc);
+
 				raw = cJSON_AddArrayToObject(done, key);
 				path = kv_asprintf("/subscriptions/%s/providers/Microsoft.Insights/eventtypes/management/values", sub);
-				run_list(r, path, API_ACTIVITY_LOG, extra, tenant, raw);
+				run_queue_list(r, path, API_ACTIVITY_LOG, extra, tenant, raw);
 				free(path);
+				free(extra);
+				free(esc);
+				free(filter);
 			}
-			keep_protect_events(id, raw, found);
-			free(extra);
-			free(esc);
-			free(filter);
+			vaults[nv].id = id;
+			vaults[nv].tenant = tenant;
+			vaults[nv++].raw = raw;
 		}
-		lookup_principals(r, found, tenant, principals);
+	}
+	run_flush(r);
+	/* The protection events per vault, in the vaults' order; the Graph reads of their callers at once. */
+	for (size_t i = 0; i < nv; i++) {
+		cJSON *found = cJSON_CreateArray();
+
+		keep_protect_events(vaults[i].id, vaults[i].raw, found);
+		queue_principals(r, found, vaults[i].tenant, &reads, &nreads, &cap);
 		json_merge_unique(events, found);
 		cJSON_Delete(found);
+	}
+	run_flush(r);
+	for (size_t i = 0; i < nreads; i++) {
+		const struct principal_read *p = reads[i];
+		cJSON *user = p->user;
+
+		if (!user)
+			continue;   /* the failure is recorded */
+		if (!cJSON_IsObject(user)) {
+			struct az_failure f = {HTTP_FATAL, 200, "MalformedResponse", "expected a user object"};
+			char scope[200];
+
+			snprintf(scope, sizeof(scope), "graph:/v1.0/users/%s (tenant %s)", p->oid, p->tenant);
+			run_record(r, scope, &f, NULL);
+			cJSON_Delete(user);
+			continue;
+		}
+		cJSON_DeleteItemFromObjectCaseSensitive(user, "@odata.context");
+		cJSON_AddStringToObject(user, "tenantId", p->tenant);
+		if (!jstr(user, "id"))
+			cJSON_AddStringToObject(user, "id", p->oid);
+		cJSON_AddItemToArray(principals, user);
 	}
 	run_progress(r, "Azure Backup: %d jobs, %d policies, %d protection events, %d principals",
 	             cJSON_GetArraySize(jobs), cJSON_GetArraySize(policies), cJSON_GetArraySize(events),
 	             cJSON_GetArraySize(principals));
+	for (size_t i = 0; i < nreads; i++)
+		free(reads[i]);
+	free(reads);
+	free(vaults);
 	free(jf);
 	free(pf);
 	cJSON_Delete(done);

@@ -10,6 +10,12 @@
  * (one list per subscription with key vaults), custom role definitions and
  * protected items (collect.c).  docs/azure-api.md lists every request.
  *
+ * Everything runs concurrently (batch.h): collect_graph queues a tenant's
+ * queries, each paged in order, and collect_graph_finish runs every
+ * tenant's at once, within each caller's quota (x-ms-user-quota-remaining,
+ * sched.h), then every tenant's ARM lists at once, and puts the results
+ * into the snapshot in the order the tenants were given.
+ *
  * What Resource Graph returns is kept as it comes (its extra columns are
  * ignored by the estate loader): VMs without "resources" (their ADE
  * extensions come apart, into vmExtensions, as the estate allows) and
@@ -18,9 +24,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "audit/azure/batch.h"
 #include "audit/azure/collect_internal.h"
+#include "audit/estate/estate.h"
 #include "audit/util/armid.h"
 #include "audit/util/idmap.h"
 
@@ -29,8 +36,6 @@
 #define GRAPH_MAX_SUBS 1000
 /* Rows a page: the service's maximum; set explicitly, older defaults were 100. */
 #define GRAPH_PAGE 1000
-/* Waiting for the user quota to refill: never longer than this a time. */
-#define GRAPH_MAX_QUOTA_WAIT_MS 60000L
 
 enum { Q_VMS, Q_EXTENSIONS, Q_DISKS, Q_VAULTS, Q_RSVS, Q_COUNT };
 
@@ -115,26 +120,29 @@ bool collect_shard_parse(const char *s, unsigned *k, unsigned *n)
 	return true;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) != 0)
-		;
-}
+/*
+ * The ARM type each query lists: a failed query is recorded, per subscription,
+ * as that type's list ("/subscriptions/{id}/providers/{type}"), which is what
+ * the facts judged from it look up (estate_list_failed).
+ */
+static const char *const QUERY_TYPES[Q_COUNT] = {
+	[Q_VMS] = ESTATE_LIST_VMS, [Q_EXTENSIONS] = ESTATE_LIST_VM_EXTENSIONS, [Q_DISKS] = ESTATE_LIST_DISKS,
+	[Q_VAULTS] = ESTATE_LIST_VAULTS, [Q_RSVS] = ESTATE_LIST_RSVS,
+};
 
 /* Every subscription of a failed batch gets the failure, so its resources' findings say why. */
-static void record_batch(struct run *r, const cJSON *batch, const char *query, const struct az_failure *f,
+static void record_batch(struct run *r, const cJSON *batch, const struct graph_query *q, const struct az_failure *f,
                          const struct kv_err *err)
 {
+	const char *query = q->name;
 	const cJSON *s;
 
 	cJSON_ArrayForEach(s, batch) {
-		char scope[128];
+		char scope[192];
 		struct az_failure g = *f;
 		char msg[sizeof(g.message)];
 
-		snprintf(scope, sizeof(scope), "/subscriptions/%s", s->valuestring);
+		snprintf(scope, sizeof(scope), "/subscriptions/%s/providers/%s", s->valuestring, QUERY_TYPES[q - QUERIES]);
 		snprintf(msg, sizeof(msg), "Resource Graph query '%s': %.400s", query,
 		         f->message[0] ? f->message : err && err->msg[0] ? err->msg : http_outcome_name(f->outcome));
 		kv_strlcpy(g.message, msg, sizeof(g.message));
@@ -142,98 +150,120 @@ static void record_batch(struct run *r, const cJSON *batch, const char *query, c
 	}
 }
 
-/* Waits when the last answer said the user quota is spent (x-ms-user-quota-remaining: 0). */
-static void respect_quota(struct run *r)
-{
-	long wait = r->c->user_quota_resets_ms;
+struct gtenant;
 
-	if (r->c->user_quota_remaining != 0 || wait <= 0)
+/* One query over one batch of subscriptions: its pages, in order, one after another. */
+struct gquery {
+	struct gtenant *t;
+	const struct graph_query *q;
+	cJSON *subs;                 /* the batch's subscription IDs */
+	cJSON *body;                 /* the QueryRequest; its $skipToken changes page by page */
+	cJSON *rows;
+	int pages;
+	enum http_outcome o;
+	struct az_failure f;
+	struct kv_err err;
+};
+
+/* One tenant's part: queued by collect_graph, completed by collect_graph_finish. */
+struct gtenant {
+	struct run *r;
+	char *tenant, *bms_oid, *url;
+	cJSON *subs;                 /* every subscription ID, for the ARM engine if Resource Graph refuses */
+	bool fallback, refused;
+	struct gquery *qs;           /* batch after batch, each in QUERIES order */
+	size_t nq;
+	int active;                  /* queries not finished */
+	cJSON *rows[Q_COUNT];        /* every batch's rows, per query */
+	cJSON *views, *ras, *items;  /* from ARM: statusOnly lists, role assignment lists, protected items */
+	struct gtenant *next;
+};
+
+static void query_failed(struct gquery *g, enum http_outcome o, const char *code, const char *message)
+{
+	memset(&g->f, 0, sizeof(g->f));
+	g->f.outcome = g->o = o;
+	snprintf(g->f.code, sizeof(g->f.code), "%s", code);
+	snprintf(g->f.message, sizeof(g->f.message), "%s", message);
+}
+
+static void page_done(void *ud, enum http_outcome o, cJSON *page, const struct az_failure *f, const struct kv_err *err);
+
+static void query_end(struct gquery *g)
+{
+	g->t->active--;
+}
+
+/* Sends the query's next page (its first, or the one its $skipToken names). */
+static void query_send(struct gquery *g)
+{
+	struct az_batch *b = run_batch(g->t->r);
+
+	if (b) {
+		az_batch_query(b, g->t->url, g->t->tenant, g->body, page_done, g);
 		return;
-	if (wait > GRAPH_MAX_QUOTA_WAIT_MS)
-		wait = GRAPH_MAX_QUOTA_WAIT_MS;
-	run_progress(r, "Resource Graph quota spent: waiting %ld ms for it to refill", wait);
-	sleep_ms(wait);
-	r->c->user_quota_remaining = -1;
+	}
+	query_failed(g, HTTP_FATAL, "InternalError", "cannot start concurrent requests");
+	query_end(g);
 }
 
 /*
- * Runs one query over one batch of subscriptions, every page ($skipToken),
- * appending the rows to rows.  A failure (HTTP_FORBIDDEN: the caller may not
- * use Resource Graph) is returned with f/err for the caller to act on.
+ * A page arrived: its rows are appended, then the next page is asked for, or
+ * the query ends.  A failure (HTTP_FORBIDDEN: the caller may not use Resource
+ * Graph) ends it too; tenant_queries_done acts on it.
  */
-static enum http_outcome graph_run(struct run *r, const char *tenant, const cJSON *batch, const struct graph_query *q,
-                                   cJSON *rows, struct az_failure *f, struct kv_err *err)
+static void page_done(void *ud, enum http_outcome o, cJSON *page, const struct az_failure *f, const struct kv_err *err)
 {
-	char *url = kv_asprintf("%s/providers/Microsoft.ResourceGraph/resources?api-version=%s", r->c->cloud->arm,
-	                        API_RESOURCE_GRAPH);
-	cJSON *body = cJSON_CreateObject(), *options;
-	char *token = NULL;
-	enum http_outcome o = HTTP_OK;
-	int pages = 0;
+	struct gquery *g = ud;
+	struct run *r = g->t->r;
+	cJSON *data, *it, *options;
+	const char *trunc, *next;
+	int max = r->c->max_pages > 0 ? r->c->max_pages : 10000;
 
-	cJSON_AddItemToObject(body, "subscriptions", cJSON_Duplicate(batch, true));
-	cJSON_AddStringToObject(body, "query", q->kql);
-	options = cJSON_AddObjectToObject(body, "options");
-	cJSON_AddNumberToObject(options, "$top", GRAPH_PAGE);
-	cJSON_AddStringToObject(options, "resultFormat", "objectArray");
-	for (;;) {
-		cJSON *page = NULL, *data, *it;
-		const char *trunc, *next;
-
-		/*
-		 * Retried as http.h retries a POST: 429 and 503 with Retry-After, and a connection
-		 * that was never made; a 5xx without Retry-After is recorded (docs/security.md).
-		 */
-		respect_quota(r);
-		o = az_post_json(r->c, url, tenant, body, &page, f, err);
-		if (o != HTTP_OK) {
-			cJSON_Delete(page);
-			break;
-		}
-		pages++;
-		data = cJSON_GetObjectItemCaseSensitive(page, "data");
-		trunc = jstr(page, "resultTruncated");
-		next = jstr(page, "$skipToken");
-		if (!cJSON_IsArray(data)) {
-			memset(f, 0, sizeof(*f));
-			f->outcome = o = HTTP_FATAL;
-			snprintf(f->code, sizeof(f->code), "MalformedResponse");
-			snprintf(f->message, sizeof(f->message), "$.data: expected an array of rows (resultFormat objectArray)");
-			cJSON_Delete(page);
-			break;
-		}
-		while ((it = data->child) != NULL)
-			cJSON_AddItemToArray(rows, cJSON_DetachItemViaPointer(data, it));
-		/* A string enum ("true"/"false"), not a boolean; "true" without a $skipToken means rows are lost. */
-		if (kv_streq_ci(trunc, "true") && kv_empty(next)) {
-			memset(f, 0, sizeof(*f));
-			f->outcome = o = HTTP_FATAL;
-			snprintf(f->code, sizeof(f->code), "ResultTruncated");
-			snprintf(f->message, sizeof(f->message),
-			         "Resource Graph truncated the result and gave no $skipToken: some rows were not returned");
-			cJSON_Delete(page);
-			break;
-		}
-		if (kv_empty(next) || pages >= (r->c->max_pages > 0 ? r->c->max_pages : 10000)) {
-			if (!kv_empty(next)) {
-				memset(f, 0, sizeof(*f));
-				f->outcome = o = HTTP_FATAL;
-				snprintf(f->code, sizeof(f->code), "TooManyPages");
-				snprintf(f->message, sizeof(f->message), "more than %d pages: stopping", pages);
-			}
-			cJSON_Delete(page);
-			break;
-		}
-		free(token);
-		token = kv_strdup(next);
-		cJSON_Delete(page);
-		cJSON_DeleteItemFromObjectCaseSensitive(options, "$skipToken");
-		cJSON_AddStringToObject(options, "$skipToken", token);
+	if (o != HTTP_OK) {
+		g->o = o;
+		g->f = *f;
+		g->err = *err;
+		goto end;
 	}
-	free(token);
-	cJSON_Delete(body);
-	free(url);
-	return o;
+	g->pages++;
+	data = cJSON_GetObjectItemCaseSensitive(page, "data");
+	trunc = jstr(page, "resultTruncated");
+	next = jstr(page, "$skipToken");
+	/* The batch holds the tenant's queries back until the quota refills (sched.h): say why it waits. */
+	if (r->c->user_quota_remaining == 0 && r->c->user_quota_resets_ms > 0 && (!kv_empty(next) || g->t->active > 1))
+		run_progress(r, "tenant %s: Resource Graph quota spent: waiting %ld ms for it to refill", g->t->tenant,
+		             r->c->user_quota_resets_ms);
+	if (!cJSON_IsArray(data)) {
+		query_failed(g, HTTP_FATAL, "MalformedResponse", "$.data: expected an array of rows (resultFormat objectArray)");
+		goto end;
+	}
+	while ((it = data->child) != NULL)
+		cJSON_AddItemToArray(g->rows, cJSON_DetachItemViaPointer(data, it));
+	/* A string enum ("true"/"false"), not a boolean; "true" without a $skipToken means rows are lost. */
+	if (kv_streq_ci(trunc, "true") && kv_empty(next)) {
+		query_failed(g, HTTP_FATAL, "ResultTruncated",
+		             "Resource Graph truncated the result and gave no $skipToken: some rows were not returned");
+		goto end;
+	}
+	if (kv_empty(next))
+		goto end;
+	if (g->pages >= max) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "more than %d pages: stopping", g->pages);
+		query_failed(g, HTTP_FATAL, "TooManyPages", msg);
+		goto end;
+	}
+	options = cJSON_GetObjectItemCaseSensitive(g->body, "options");
+	cJSON_DeleteItemFromObjectCaseSensitive(options, "$skipToken");
+	cJSON_AddStringToObject(options, "$skipToken", next);
+	cJSON_Delete(page);
+	query_send(g);
+	return;
+end:
+	cJSON_Delete(page);
+	query_end(g);
 }
 
 /* The objects of arr by ID (a VM list of 10,000 is joined in O(n), not O(n^2)). */
@@ -389,80 +419,156 @@ static void commit(struct run *r, cJSON *list, const char *name, cJSON *rows)
 	free(byid);
 }
 
-bool collect_graph(struct run *r, const char *tenant, const char *bms_oid, const cJSON *subs, bool fallback)
+void collect_graph(struct run *r, const char *tenant, const char *bms_oid, const cJSON *subs, bool fallback)
 {
-	cJSON *rows[Q_COUNT];
+	struct gtenant *t = kv_calloc(1, sizeof(*t)), **tail = (struct gtenant **)&r->graph;
 	int nsubs = cJSON_GetArraySize(subs);
-	bool refused = false;
+	size_t nbatch = (size_t)(nsubs + GRAPH_MAX_SUBS - 1) / GRAPH_MAX_SUBS;
+
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = t;
+	t->r = r;
+	t->tenant = kv_strdup(tenant);
+	t->bms_oid = bms_oid ? kv_strdup(bms_oid) : NULL;
+	t->url = kv_asprintf("%s/providers/Microsoft.ResourceGraph/resources?api-version=%s", r->c->cloud->arm,
+	                     API_RESOURCE_GRAPH);
+	t->subs = cJSON_Duplicate(subs, true);
+	t->fallback = fallback;
+	for (int q = 0; q < Q_COUNT; q++)
+		t->rows[q] = cJSON_CreateArray();
+	t->views = cJSON_CreateArray();
+	t->ras = cJSON_CreateArray();
+	t->items = cJSON_CreateArray();
+	t->nq = nbatch * Q_COUNT;
+	t->qs = kv_calloc(t->nq ? t->nq : 1, sizeof(*t->qs));
+	/* Every query of every batch at once: the batch keeps them within the caller's quota (sched.h). */
+	for (size_t i = 0; i < t->nq; i++) {
+		struct gquery *g = &t->qs[i];
+		int start = (int)(i / Q_COUNT) * GRAPH_MAX_SUBS;
+		cJSON *options;
+
+		g->t = t;
+		g->q = &QUERIES[i % Q_COUNT];
+		g->rows = cJSON_CreateArray();
+		g->subs = cJSON_CreateArray();
+		for (int k = start; k < nsubs && k < start + GRAPH_MAX_SUBS; k++)
+			cJSON_AddItemToArray(g->subs, cJSON_CreateString(cJSON_GetArrayItem(subs, k)->valuestring));
+		g->body = cJSON_CreateObject();
+		cJSON_AddItemToObject(g->body, "subscriptions", cJSON_Duplicate(g->subs, true));
+		cJSON_AddStringToObject(g->body, "query", g->q->kql);
+		options = cJSON_AddObjectToObject(g->body, "options");
+		cJSON_AddNumberToObject(options, "$top", GRAPH_PAGE);
+		cJSON_AddStringToObject(options, "resultFormat", "objectArray");
+		t->active++;
+		query_send(g);
+	}
+}
+
+/*
+ * The tenant's queries are in: a refusal (403, with fallback) hands the
+ * tenant to the ARM engine; else their failures are recorded and what
+ * Resource Graph does not hold is queued from ARM, one list per subscription.
+ */
+static void tenant_queries_done(struct run *r, struct gtenant *t)
+{
+	cJSON *vm_subs, *kv_subs;
 	const cJSON *it;
 
-	for (int q = 0; q < Q_COUNT; q++)
-		rows[q] = cJSON_CreateArray();
-	/* The quota is the caller's in this tenant: nothing known yet. */
-	r->c->user_quota_remaining = -1;
-	r->c->user_quota_resets_ms = -1;
-	for (int start = 0; start < nsubs && !refused; start += GRAPH_MAX_SUBS) {
-		cJSON *batch = cJSON_CreateArray();
-
-		for (int i = start; i < nsubs && i < start + GRAPH_MAX_SUBS; i++)
-			cJSON_AddItemToArray(batch, cJSON_CreateString(cJSON_GetArrayItem(subs, i)->valuestring));
-		for (int q = 0; q < Q_COUNT && !refused; q++) {
-			struct az_failure f;
-			struct kv_err err = {{0}};
-			enum http_outcome o = graph_run(r, tenant, batch, &QUERIES[q], rows[q], &f, &err);
-
-			if (o == HTTP_OK)
-				continue;
-			/*
-			 * 403: the caller may not use Resource Graph here; ARM will do.  A 400 is not a
-			 * reason to fall back: it says kvaudit sent a query the service could not run,
-			 * which must show (recorded, scan incomplete), not hide behind another engine.
-			 */
-			if (o == HTTP_FORBIDDEN && fallback) {
-				refused = true;
-				run_progress(r, "tenant %s: Resource Graph refused the caller (%d %s): reading through ARM instead",
-				             tenant, f.status, f.code[0] ? f.code : "Forbidden");
-			} else {
-				record_batch(r, batch, QUERIES[q].name, &f, &err);
-			}
+	for (size_t i = 0; i < t->nq && !t->refused; i++)
+		if (t->qs[i].o == HTTP_FORBIDDEN && t->fallback) {
+			t->refused = true;
+			run_progress(r, "tenant %s: Resource Graph refused the caller (%d %s): reading through ARM instead",
+			             t->tenant, t->qs[i].f.status, t->qs[i].f.code[0] ? t->qs[i].f.code : "Forbidden");
 		}
-		cJSON_Delete(batch);
+	if (t->refused) {
+		collect_arm(r, t->tenant, t->bms_oid, t->subs);
+		return;
 	}
-	if (refused) {
-		for (int q = 0; q < Q_COUNT; q++)
-			cJSON_Delete(rows[q]);
-		return false;
+	for (size_t i = 0; i < t->nq; i++) {
+		struct gquery *g = &t->qs[i];
+		cJSON *row;
+
+		/*
+		 * A 400 is not a reason to fall back: it says kvaudit sent a query the service could not
+		 * run, which must show (recorded, scan incomplete), not hide behind another engine.
+		 */
+		if (g->o != HTTP_OK)
+			record_batch(r, g->subs, g->q, &g->f, &g->err);
+		while ((row = g->rows->child) != NULL)
+			cJSON_AddItemToArray(t->rows[i % Q_COUNT], cJSON_DetachItemViaPointer(g->rows, row));
 	}
 	run_progress(r, "tenant %s: Resource Graph: %d VMs, %d ADE extensions, %d encrypted disks, %d key vaults, "
-	             "%d Recovery Services vaults in %d subscriptions", tenant, cJSON_GetArraySize(rows[Q_VMS]),
-	             cJSON_GetArraySize(rows[Q_EXTENSIONS]), cJSON_GetArraySize(rows[Q_DISKS]),
-	             cJSON_GetArraySize(rows[Q_VAULTS]), cJSON_GetArraySize(rows[Q_RSVS]), nsubs);
-	/* What Resource Graph does not hold, from ARM: one list per subscription, all read concurrently. */
-	{
-		cJSON *vm_subs = subscriptions_of(rows[Q_VMS]), *kv_subs = subscriptions_of(rows[Q_VAULTS]);
-		cJSON *views = cJSON_CreateArray(), *ras = cJSON_CreateArray();
+	             "%d Recovery Services vaults in %d subscriptions", t->tenant, cJSON_GetArraySize(t->rows[Q_VMS]),
+	             cJSON_GetArraySize(t->rows[Q_EXTENSIONS]), cJSON_GetArraySize(t->rows[Q_DISKS]),
+	             cJSON_GetArraySize(t->rows[Q_VAULTS]), cJSON_GetArraySize(t->rows[Q_RSVS]),
+	             cJSON_GetArraySize(t->subs));
+	vm_subs = subscriptions_of(t->rows[Q_VMS]);
+	kv_subs = subscriptions_of(t->rows[Q_VAULTS]);
+	queue_per_subscription(r, vm_subs, "Microsoft.Compute/virtualMachines", API_COMPUTE, "statusOnly=true", t->tenant,
+	                       t->views);
+	queue_per_subscription(r, kv_subs, "Microsoft.Authorization/roleAssignments", API_AUTHORIZATION, NULL, t->tenant,
+	                       t->ras);
+	/* Into the tenant's own array: the snapshot keeps the tenants' order whatever finishes first. */
+	cJSON_ArrayForEach(it, t->rows[Q_RSVS])
+		collect_protected_items(r, jstr(it, "id"), t->tenant, t->items);
+	cJSON_Delete(vm_subs);
+	cJSON_Delete(kv_subs);
+}
 
-		queue_per_subscription(r, vm_subs, "Microsoft.Compute/virtualMachines", API_COMPUTE, "statusOnly=true",
-		                       tenant, views);
-		queue_per_subscription(r, kv_subs, "Microsoft.Authorization/roleAssignments", API_AUTHORIZATION, NULL,
-		                       tenant, ras);
-		cJSON_ArrayForEach(it, rows[Q_RSVS])
-			collect_protected_items(r, jstr(it, "id"), tenant);
-		run_flush(r);
-		attach_instance_views(rows[Q_VMS], views);
-		keep_vault_role_assignments(r, rows[Q_VAULTS], ras);
-		cJSON_Delete(vm_subs);
-		cJSON_Delete(kv_subs);
-		cJSON_Delete(views);
-		cJSON_Delete(ras);
+/* The ARM reads are in: everything into the snapshot, in the tenant's turn. */
+static void tenant_commit(struct run *r, struct gtenant *t)
+{
+	cJSON *it;
+
+	attach_instance_views(t->rows[Q_VMS], t->views);
+	keep_vault_role_assignments(r, t->rows[Q_VAULTS], t->ras);
+	commit(r, r->vms, "virtualMachines", t->rows[Q_VMS]);
+	commit(r, NULL, "vmExtensions", t->rows[Q_EXTENSIONS]);
+	commit(r, r->disks, "disks", t->rows[Q_DISKS]);
+	commit(r, r->vaults, "vaults", t->rows[Q_VAULTS]);
+	commit(r, r->rsvs, "recoveryServicesVaults", t->rows[Q_RSVS]);
+	while ((it = t->items->child) != NULL)
+		cJSON_AddItemToArray(r->items, cJSON_DetachItemViaPointer(t->items, it));
+	collect_custom_roles(r, t->tenant, t->bms_oid);
+}
+
+static void gtenant_free(struct gtenant *t)
+{
+	for (size_t i = 0; i < t->nq; i++) {
+		cJSON_Delete(t->qs[i].subs);
+		cJSON_Delete(t->qs[i].body);
+		cJSON_Delete(t->qs[i].rows);
 	}
-	commit(r, r->vms, "virtualMachines", rows[Q_VMS]);
-	commit(r, NULL, "vmExtensions", rows[Q_EXTENSIONS]);
-	commit(r, r->disks, "disks", rows[Q_DISKS]);
-	commit(r, r->vaults, "vaults", rows[Q_VAULTS]);
-	commit(r, r->rsvs, "recoveryServicesVaults", rows[Q_RSVS]);
-	collect_custom_roles(r, tenant, bms_oid);
 	for (int q = 0; q < Q_COUNT; q++)
-		cJSON_Delete(rows[q]);
-	return true;
+		cJSON_Delete(t->rows[q]);
+	free(t->qs);
+	cJSON_Delete(t->subs);
+	cJSON_Delete(t->views);
+	cJSON_Delete(t->ras);
+	cJSON_Delete(t->items);
+	free(t->tenant);
+	free(t->bms_oid);
+	free(t->url);
+	free(t);
+}
+
+void collect_graph_finish(struct run *r)
+{
+	struct gtenant *t, *next;
+
+	if (!r->graph)
+		return;
+	/* Every tenant's queries at once (with whatever else is queued), then every tenant's ARM lists at once. */
+	run_flush(r);
+	for (t = r->graph; t; t = t->next)
+		tenant_queries_done(r, t);
+	run_flush(r);
+	for (t = r->graph; t; t = next) {
+		next = t->next;
+		if (!t->refused)
+			tenant_commit(r, t);
+		gtenant_free(t);
+	}
+	r->graph = NULL;
 }

@@ -32,6 +32,7 @@ struct run {
 	struct az_batch *batch;   /* concurrent requests (collect_arm.c), created on first use */
 	void *queued;             /* run_queue_list's slots until run_flush */
 	void *arm;                /* the ARM engine's tenants until collect_arm_finish */
+	void *graph;              /* the Resource Graph engine's tenants until collect_graph_finish */
 };
 
 /* One progress line (when the caller asked for progress). */
@@ -59,7 +60,12 @@ bool run_list(struct run *r, const char *path, const char *api, const char *extr
  */
 void run_queue_list(struct run *r, const char *path, const char *api, const char *extra, const char *tenant,
                     cJSON *items);
+/* Like run_queue_list for one GET of url: *out is the parsed body (NULL on failure, recorded with scope). */
+void run_queue_get(struct run *r, const char *scope, const char *url, const char *tenant, cJSON **out);
 void run_flush(struct run *r);
+
+/* The run's concurrent requests (created on first use), or NULL when they cannot start. */
+struct az_batch *run_batch(struct run *r);
 
 /*
  * The ARM engine (collect_arm.c): queues the reads of the subscriptions subs
@@ -82,18 +88,22 @@ void collect_data_plane(struct run *r);
 /* Azure Backup's evidence (collect_backup.c): backup jobs, policies, Activity Log, principals. */
 void collect_backup_evidence(struct run *r);
 
-/* ARM reads both engines share (collect.c); protected items are queued (run_flush reads them). */
-void collect_protected_items(struct run *r, const char *rsv_id, const char *tenant);
+/* ARM reads both engines share (collect.c); protected items are queued into items (run_flush reads them). */
+void collect_protected_items(struct run *r, const char *rsv_id, const char *tenant, cJSON *items);
 void collect_custom_roles(struct run *r, const char *tenant, const char *bms_oid);
 
 /*
- * The Resource Graph engine (collect_graph.c): reads the subscriptions subs
- * (a JSON array of subscription ID strings) of one tenant.  Returns false,
- * having read nothing, when Resource Graph refuses the caller (403) and
- * fallback is set: the caller then reads them through ARM.  A 400 (a query
- * the service cannot run) is recorded, never hidden behind the other engine.
+ * The Resource Graph engine (collect_graph.c): queues the reads of the
+ * subscriptions subs (a JSON array of subscription ID strings) of one
+ * tenant; collect_graph_finish runs every tenant's at once and puts them
+ * into the snapshot in the order the tenants were given.  A tenant whose
+ * caller Resource Graph refuses (403) is handed to collect_arm when fallback
+ * is set (so collect_arm_finish must come after), else the refusal is
+ * recorded.  A 400 (a query the service cannot run) is recorded, never
+ * hidden behind the other engine.
  */
-bool collect_graph(struct run *r, const char *tenant, const char *bms_oid, const cJSON *subs, bool fallback);
+void collect_graph(struct run *r, const char *tenant, const char *bms_oid, const cJSON *subs, bool fallback);
+void collect_graph_finish(struct run *r);
 
 /* One Resource Graph query of the engine's table (for tests and docs). */
 struct graph_query {

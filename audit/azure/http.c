@@ -1090,6 +1090,20 @@ bool http_multi_add(struct http_multi *m, const char *method, const char *url, c
 	return true;
 }
 
+bool http_multi_add_query(struct http_multi *m, const char *url, const char *bearer, const char *const *headers,
+                          const char *body, size_t body_len, const char *key, struct http_response *resp,
+                          struct kv_err *err, void *ud)
+{
+	bool ok = http_multi_add(m, "POST", url, bearer, headers, body, body_len, key, resp, err, ud);
+
+	/* Only reads: retried as a GET is (http_query); metered by the caller's query quota (sched.h). */
+	if (ok) {
+		m->pending_tail->c.idempotent = true;
+		sched_expect_quota(m->sched, key);
+	}
+	return ok;
+}
+
 /* Starts what may start now; returns the earliest time something pending could start (or -1). */
 static long start_ready(struct http_multi *m, long now)
 {
@@ -1163,6 +1177,8 @@ static void reap(struct http_multi *m)
 		now = now_ms();
 		sched_on_response(m->sched, x->c.key, now, x->c.rc == CURLE_OK ? x->c.resp->status : 0,
 		                  x->c.resp->ratelimit_remaining, retry ? wait_ms : -1);
+		/* Resource Graph's user quota: its key holds back before the service says 429. */
+		sched_on_quota(m->sched, x->c.key, now, x->c.resp->user_quota_remaining, x->c.resp->user_quota_resets_ms);
 		curl_multi_remove_handle(m->multi, easy);
 		curl_easy_reset(easy);   /* drops its pointers to this call's headers and body */
 		if (m->nidle < m->concurrency)

@@ -136,6 +136,10 @@ struct http_multi *http_multi_new(struct http_client *h, int concurrency, struct
 bool http_multi_add(struct http_multi *m, const char *method, const char *url, const char *bearer,
                     const char *const *headers, const char *body, size_t body_len, const char *key,
                     struct http_response *resp, struct kv_err *err, void *ud);
+/* A POST that only reads (a Resource Graph query): as http_multi_add, retried as http_query retries. */
+bool http_multi_add_query(struct http_multi *m, const char *url, const char *bearer, const char *const *headers,
+                          const char *body, size_t body_len, const char *key, struct http_response *resp,
+                          struct kv_err *err, void *ud);
 bool http_multi_next(struct http_multi *m, void **ud, enum http_outcome *o);
 /* Call http_multi_free once http_multi_next has returned false (requests still queued are dropped). */
 /* Attempts started so far and the most transfers that were in flight at once. */

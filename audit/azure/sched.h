@@ -18,6 +18,8 @@
 #define SCHED_LOW_WATER 25
 /* ARM's refill rate for reads (per subscription and principal), tokens per second. */
 #define SCHED_REFILL_PER_SEC 25
+/* A spent quota whose refill time was not said: look again this often while answers are due. */
+#define SCHED_QUOTA_POLL_MS 50
 
 struct sched;
 
@@ -38,6 +40,26 @@ void sched_on_start(struct sched *s, const char *key, long now);
  * left pace it; plenty left (or no header after a success) lift the pacing.
  */
 void sched_on_response(struct sched *s, const char *key, long now, long status, int remaining, long wait_ms);
+
+/*
+ * A quota that counts requests (Resource Graph's x-ms-user-quota-remaining,
+ * e.g. 15 queries per 5 s per user): a response of key at now said remaining
+ * requests are left until the quota refills, resets_ms later (-1: not said).
+ * Requests of the key still in flight may not have been counted yet, so at
+ * most remaining minus those start before the next response says more; when
+ * none may start, the key waits for the refill, then starts as many as the
+ * quota held (the largest remaining seen, plus one).  A key never told of a
+ * quota is never held back by one.
+ */
+void sched_on_quota(struct sched *s, const char *key, long now, int remaining, long resets_ms);
+
+/*
+ * Requests of key are metered by such a quota: until an answer says how much
+ * of it is left, one at a time, a retry of that one before any other (a
+ * success that says nothing lifts this).  The fewest left any answer said
+ * since the quota refilled counts: answers that cross on the way are stale.
+ */
+void sched_expect_quota(struct sched *s, const char *key);
 
 /* For tests and -v: the key's current spacing between starts (ms) and the time it is blocked until. */
 long sched_interval(struct sched *s, const char *key);

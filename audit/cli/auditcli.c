@@ -33,8 +33,11 @@ bool audit_cli_init(struct audit_cli *a, const char *source, int argc, char **ar
 	if (a->cfg.fail_on)
 		severity_parse(a->cfg.fail_on, &a->ao.fail_on);
 	a->ao.include_pass = a->cfg.include_pass == 1;
+	a->ao.include_skipped = a->cfg.include_skipped == 1;
 	a->supp_path = a->cfg.suppressions;
 	a->baseline_path = a->cfg.baseline;
+	/* Checked when the file was read. */
+	a->expiry_warning_set = a->cfg.expiry_warning && cli_parse_window(a->cfg.expiry_warning, &a->expiry_warning);
 	for (size_t i = 0; i < a->cfg.rules.n; i++)
 		strlist_add(&a->rules, a->cfg.rules.v[i]);
 	if (s) {
@@ -42,6 +45,8 @@ bool audit_cli_init(struct audit_cli *a, const char *source, int argc, char **ar
 		s->auth = a->cfg.auth;
 		s->data_plane = a->cfg.data_plane == 1;
 		s->since = a->cfg.since;
+		s->engine = a->cfg.engine;
+		s->concurrency = a->cfg.concurrency;
 		/* A --subscription on the command line replaces the file's list. */
 		for (size_t i = 0; i < a->cfg.subscriptions.n && !cli_argv_has(argc, argv, "--subscription"); i++)
 			strlist_add(&s->subs, a->cfg.subscriptions.v[i]);
@@ -49,8 +54,8 @@ bool audit_cli_init(struct audit_cli *a, const char *source, int argc, char **ar
 	return true;
 }
 
-/* --expiry-warning: N, Nd (days) or Nh (hours), at most 3650 days. */
-static bool parse_window(const char *s, long long *out)
+/* --expiry-warning, and the config file's expiryWarning (cli_internal.h). */
+bool cli_parse_window(const char *s, long long *out)
 {
 	char *end;
 	long long n;
@@ -102,13 +107,14 @@ int audit_cli_option(struct audit_cli *a, const struct command *self, int opt)
 		}
 		break;
 	case 'P': a->ao.include_pass = true; break;
+	case 'K': a->ao.include_skipped = true; break;
 	case 'X': a->supp_path = optarg; break;
 	case 'B': a->baseline_path = optarg; break;
 	case 'C': break; /* read before the options: they override it */
 	case 'r': strlist_add(&a->rules, optarg); break;
 	case 'b': strlist_add(&a->sps, optarg); break;
 	case 'W':
-		if (!parse_window(optarg, &a->expiry_warning)) {
+		if (!cli_parse_window(optarg, &a->expiry_warning)) {
 			cli_usage_error(self, "--expiry-warning takes a duration such as 30d or 12h (at most 3650d)");
 			return -1;
 		}

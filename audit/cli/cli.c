@@ -124,6 +124,8 @@ static const char AUDIT_USAGE[] =
 	"  --fail-on SEV              exit 1 for failing findings at or above SEV:\n"
 	"                             info, low, medium, high, critical (default low)\n"
 	"  --include-pass             list passing findings too (they are always counted)\n"
+	"  --include-skipped          list skipped findings one by one (else they are counted\n"
+	"                             per rule and reason: summary.skippedByRule)\n"
 	"  --suppressions FILE        accepted risks (docs/suppressions.md): matching failures become\n"
 	"                             \"suppressed\" until their expiry date\n"
 	"  --baseline OLD.json        exit 1 only for failing findings that are new against a\n"
@@ -311,15 +313,9 @@ static int cmd_inventory(int argc, char **argv, const struct command *self)
 	if (argc - optind == 1) {
 		e = estate_load(argv[optind], &eo, &err);
 	} else {
-		char *text;
-
-		rc = cli_live_collect(self, &s, &doc);
-		if (rc != KV_EXIT_OK)
+		if ((rc = cli_live_estate(self, &s, &eo, &doc, &e)) != KV_EXIT_OK)
 			goto out;
 		rc = KV_EXIT_USAGE;
-		text = cJSON_PrintUnformatted(doc);
-		e = estate_parse(text, strlen(text), "collected estate", &eo, &err);
-		free(text);
 	}
 	if (!e) {
 		cli_error("%s", err.msg);

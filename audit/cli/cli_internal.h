@@ -66,6 +66,13 @@ enum { OPT_SUB = 1000, OPT_ALL, OPT_CLOUD, OPT_AUTH, OPT_DATA_PLANE, OPT_ENGINE,
 	{"auth", required_argument, NULL, OPT_AUTH}, \
 	{"data-plane", no_argument, NULL, OPT_DATA_PLANE}
 
+/* -q, -v, -h and the end of an option table (cli_parse_options handles them). */
+#define COMMON_OPTIONS \
+	{"quiet", no_argument, NULL, 'q'}, \
+	{"verbose", no_argument, NULL, 'v'}, \
+	{"help", no_argument, NULL, 'h'}, \
+	{NULL, 0, NULL, 0}
+
 /* collect and scan only: how the estate is read and which part of it. */
 #define COLLECT_OPTIONS \
 	{"engine", required_argument, NULL, OPT_ENGINE}, \
@@ -75,8 +82,34 @@ enum { OPT_SUB = 1000, OPT_ALL, OPT_CLOUD, OPT_AUTH, OPT_DATA_PLANE, OPT_ENGINE,
 
 /* Handles a scope option; false when opt is not one. */
 bool cli_scope_option(struct scope_opts *s, int opt);
+
+struct option; /* <getopt.h> */
+/* A command's own options (optarg holds the value): 1 handled, 0 not one of them, -1 a usage error, printed. */
+typedef int (*cli_option_fn)(void *ctx, const struct command *self, int opt);
+
+/*
+ * The one getopt_long loop of the commands (opterr off: our messages).  The
+ * scope options go into s (when not NULL), then own (may be NULL) sees each
+ * option; -q and -v set s's quiet and verbose, -h prints the help.  Returns
+ * -1 when argv was read to the end (optind: the first operand), else the
+ * exit code to return now: 0 after -h, the usage code after an unknown
+ * option, a missing value or own's -1.
+ */
+int cli_parse_options(const struct command *self, int argc, char **argv, const char *shortopts,
+                      const struct option *opts, struct scope_opts *s, cli_option_fn own, void *ctx);
+
+/* "kvaudit-<what>-<UTC time><ext>": a default output file name (caller frees). */
+char *cli_default_name(const char *what, const char *ext);
 /* Reads the estate live per s; returns an exit code and, on 0, *doc (a kvaudit.estate). */
 int cli_live_collect(const struct command *self, const struct scope_opts *s, cJSON **doc);
+/*
+ * cli_live_collect, then the estate of what it read ("collected estate",
+ * parsed with eo); returns an exit code (errors printed) and, on 0, *e.
+ * *doc is the kvaudit.estate when the collection succeeded, even if it
+ * could not be parsed (the caller frees it), else NULL.
+ */
+int cli_live_estate(const struct command *self, const struct scope_opts *s, const struct estate_opts *eo,
+                    cJSON **doc, struct estate **e);
 
 /* A live connection (cloud, HTTP client, credential) for commands that write (fix, rollback). */
 struct cli_live;
@@ -106,12 +139,17 @@ extern const char MERGE_USAGE[];
 struct cli_config {
 	const char *cloud, *auth, *formats, *out, *fail_on, *suppressions, *baseline;
 	const char *since;                   /* scan: --since (Azure Backup jobs), or NULL */
-	int data_plane, include_pass;        /* -1 unset, else 0/1 */
+	const char *engine, *concurrency;    /* scan: --engine, --concurrency (validated), or NULL */
+	const char *expiry_warning;          /* audit and scan: --expiry-warning (validated), or NULL */
+	int data_plane, include_pass, include_skipped; /* -1 unset, else 0/1 */
 	struct strlist subscriptions, rules;
 	cJSON *doc;                          /* owns the strings above */
 	char **owned;
 	size_t nowned;
 };
+
+/* --expiry-warning: N, Nd (days) or Nh (hours), at most 3650 days, into seconds (auditcli.c). */
+bool cli_parse_window(const char *s, long long *out);
 
 /* The config file named by --config in argv, else $KVAUDIT_CONFIG, else NULL. */
 const char *cli_config_path(int argc, char **argv);
@@ -143,6 +181,7 @@ struct audit_cli {
 	{"out", required_argument, NULL, 'o'}, \
 	{"fail-on", required_argument, NULL, 'F'}, \
 	{"include-pass", no_argument, NULL, 'P'}, \
+	{"include-skipped", no_argument, NULL, 'K'}, \
 	{"suppressions", required_argument, NULL, 'X'}, \
 	{"baseline", required_argument, NULL, 'B'}, \
 	{"config", required_argument, NULL, 'C'}, \

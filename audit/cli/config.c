@@ -6,8 +6,8 @@
  * { "kind": "kvaudit.config", "version": 1,
  *   "subscriptions": ["<guid>", …], "cloud": "AzureCloud|FILE", "auth": "auto|env|msi|cli",
  *   "dataPlane": false, "formats": "json,csv" | ["json","csv"], "out": "DIR/", "failOn": "low",
- *   "includePass": false, "suppressions": "FILE", "baseline": "FILE", "rules": ["DIR", …],
- *   "since": "7d" }
+ *   "includePass": false, "includeSkipped": false, "suppressions": "FILE", "baseline": "FILE", "rules": ["DIR", …],
+ *   "since": "7d", "engine": "graph|arm", "concurrency": 16, "expiryWarning": "30d" }
  * Relative paths are relative to the file's directory.  Unknown keys are
  * errors (a typo must not silently change a compliance scan).
  */
@@ -30,8 +30,8 @@ const char CONFIG_USAGE[] =
 	"with --config FILE or $KVAUDIT_CONFIG; options given on the command line win.\n";
 
 static const char *const KEYS[] = {"kind", "version", "subscriptions", "cloud", "auth", "dataPlane", "formats",
-                                   "out", "failOn", "includePass", "suppressions", "baseline", "rules", "since",
-                                   NULL};
+                                   "out", "failOn", "includePass", "includeSkipped", "suppressions", "baseline",
+                                   "rules", "since", "engine", "concurrency", "expiryWarning", NULL};
 
 void cli_config_release(struct cli_config *c)
 {
@@ -64,7 +64,8 @@ static bool get_str(const cJSON *doc, const char *k, const char *file, const cha
 	if (!j)
 		return true;
 	if (!cJSON_IsString(j) || !j->valuestring[0]) {
-		kv_err_set(err, "%s: $.%s: expected a non-empty string, got %s", file, k, json_type_name(j));
+		kv_err_set(err, "%s: $.%s: expected a non-empty string, got %s", file, k,
+		           cJSON_IsString(j) ? "an empty one" : json_type_name(j));
 		return false;
 	}
 	*out = j->valuestring;
@@ -108,6 +109,35 @@ static bool get_list(struct cli_config *c, const cJSON *doc, const char *k, cons
 	return true;
 }
 
+/* A duration setting (NULL: absent) read by its flag's parser; false with err saying what it expects. */
+static bool check_duration(const char *file, const char *key, const char *value,
+                           bool (*parse)(const char *s, long long *seconds), const char *expected, struct kv_err *err)
+{
+	long long secs;
+
+	if (!value || parse(value, &secs))
+		return true;
+	kv_err_set(err, "%s: $.%s: expected %s", file, key, expected);
+	return false;
+}
+
+/* "concurrency": a whole number 1-256, kept as the text --concurrency would have given. */
+static bool get_concurrency(struct cli_config *c, const cJSON *doc, const char *file, struct kv_err *err)
+{
+	const cJSON *j = cJSON_GetObjectItemCaseSensitive(doc, "concurrency");
+	double n;
+
+	if (!j)
+		return true;
+	n = cJSON_GetNumberValue(j);
+	if (!cJSON_IsNumber(j) || !(n >= 1 && n <= HTTP_MAX_CONCURRENCY) || n != (double)(int)n) {
+		kv_err_set(err, "%s: $.concurrency: expected a number from 1 to %d", file, HTTP_MAX_CONCURRENCY);
+		return false;
+	}
+	c->concurrency = keep(c, kv_asprintf("%d", (int)n));
+	return true;
+}
+
 bool cli_config_load(const char *path, struct cli_config *c, struct kv_err *err)
 {
 	size_t len = 0;
@@ -118,7 +148,7 @@ bool cli_config_load(const char *path, struct cli_config *c, struct kv_err *err)
 	bool ok = false;
 
 	memset(c, 0, sizeof(*c));
-	c->data_plane = c->include_pass = -1;
+	c->data_plane = c->include_pass = c->include_skipped = -1;
 	if (!text)
 		return false;
 	slash = strrchr(path, '/');
@@ -166,8 +196,12 @@ bool cli_config_load(const char *path, struct cli_config *c, struct kv_err *err)
 	    !get_str(doc, "suppressions", path, &c->suppressions, err) ||
 	    !get_str(doc, "baseline", path, &c->baseline, err) ||
 	    !get_str(doc, "since", path, &c->since, err) ||
+	    !get_str(doc, "engine", path, &c->engine, err) ||
+	    !get_str(doc, "expiryWarning", path, &c->expiry_warning, err) ||
+	    !get_concurrency(c, doc, path, err) ||
 	    !get_bool(doc, "dataPlane", path, &c->data_plane, err) ||
 	    !get_bool(doc, "includePass", path, &c->include_pass, err) ||
+	    !get_bool(doc, "includeSkipped", path, &c->include_skipped, err) ||
 	    !get_list(c, doc, "subscriptions", path, NULL, &c->subscriptions, err) ||
 	    !get_list(c, doc, "rules", path, dir, &c->rules, err))
 		goto out;
@@ -179,13 +213,15 @@ bool cli_config_load(const char *path, struct cli_config *c, struct kv_err *err)
 			goto out;
 		}
 	}
-	if (c->since) {
-		long long secs;
-
-		if (!collect_parse_since(c->since, &secs)) {
-			kv_err_set(err, "%s: $.since: expected a duration such as 7d or 36h, at most 90d", path);
-			goto out;
-		}
+	/* What each is expected to be is what its flag says it takes. */
+	if (!check_duration(path, "since", c->since, collect_parse_since, "a duration such as 7d or 36h, at most 90d",
+	                    err) ||
+	    !check_duration(path, "expiryWarning", c->expiry_warning, cli_parse_window,
+	                    "a duration such as 30d or 12h (at most 3650d)", err))
+		goto out;
+	if (c->engine && strcmp(c->engine, "graph") != 0 && strcmp(c->engine, "arm") != 0) {
+		kv_err_set(err, "%s: $.engine: expected graph or arm", path);
+		goto out;
 	}
 	/* Paths are relative to the file; a cloud name is not a path. */
 	if (c->out)

@@ -59,14 +59,16 @@ const char FIX_USAGE[] =
 	"  -q, --quiet, -v, --verbose progress on stderr\n"
 	"  -h, --help                 this help\n"
 	"\n"
-	"exit codes: 0 planned, or every vault applied or already compliant, 2 bad usage,\n"
-	"4 some vault failed, 5 authentication failed\n";
+	"exit codes: 0 planned, or every vault applied, already compliant, skipped or suppressed,\n"
+	"2 bad usage, 4 some vault failed, 5 authentication failed\n";
 
 const char ROLLBACK_USAGE[] =
 	"usage: kvaudit rollback JOURNAL [--cloud NAME|FILE] [--auth METHOD] [--yes] [--out FILE.json]\n"
 	"\n"
 	"Undo what a fix journal says was added, the last write first: remove exactly the permissions\n"
-	"the fix added (spelt as the vault stores them) and delete the role assignments it created.\n"
+	"the fix added (spelt as the vault stores them), delete the role assignments it created and\n"
+	"turn enabledForDiskEncryption off again where it turned it on (soft delete and purge\n"
+	"protection cannot be turned off: they are reported as not reversible).\n"
 	"Each vault is re-read first, so an interrupted run is undone as far as it got.  The rollback\n"
 	"is journaled into JOURNAL too.\n"
 	"\n"
@@ -171,6 +173,52 @@ static cJSON *summary_of(const cJSON *results, int *failed)
 	return s;
 }
 
+/* --out FILE.json (if given) and the printed lines: rc, or the usage code when either cannot be written. */
+static int write_run(const char *out, const cJSON *run, int rc)
+{
+	struct kv_err err = {{0}};
+
+	if (out && !cli_write_private_json(out, run, &err)) {
+		cli_error("%s", err.msg);
+		if (rc == KV_EXIT_OK)
+			rc = KV_EXIT_USAGE;
+	}
+	if (fflush(stdout) != 0 && rc == KV_EXIT_OK)
+		rc = KV_EXIT_USAGE;
+	return rc;
+}
+
+/* The options of fix and rollback (rollback's table has only --yes and --out of them). */
+struct fix_args {
+	const char *estate, *supp, *journal, *out;
+	struct strlist rules, vaults, sps;
+	bool apply, yes;
+	struct fix_plan_opts *po;
+};
+
+static int fix_option(void *ctx, const struct command *self, int opt)
+{
+	struct fix_args *a = ctx;
+
+	(void)self;
+	switch (opt) {
+	case OPT_ESTATE: a->estate = optarg; break;
+	case OPT_SUPPRESSIONS: a->supp = optarg; break;
+	case OPT_CONFIG: break; /* read before the options: they override it */
+	case OPT_RULE: strlist_add(&a->rules, optarg); break;
+	case OPT_VAULT: strlist_add(&a->vaults, optarg); break;
+	case OPT_APPLY: a->apply = true; break;
+	case OPT_YES: a->yes = true; break;
+	case OPT_JOURNAL: a->journal = optarg; break;
+	case OPT_RBAC_ROLE: a->po->rbac_role = optarg; break;
+	case OPT_SETTINGS: a->po->include_vault_settings = true; break;
+	case OPT_BMS: strlist_add(&a->sps, optarg); break;
+	case OPT_OUT: a->out = optarg; break;
+	default: return 0;
+	}
+	return 1;
+}
+
 int cmd_fix(int argc, char **argv, const struct command *self)
 {
 	static const struct option opts[] = {
@@ -187,29 +235,25 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 		{"out", required_argument, NULL, OPT_OUT},
 		{"suppressions", required_argument, NULL, OPT_SUPPRESSIONS},
 		{"config", required_argument, NULL, OPT_CONFIG},
-		{"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		COMMON_OPTIONS,
 	};
 	struct scope_opts s;
 	struct fix_plan_opts po;
 	struct cli_config cfg;
 	struct suppressions supp;
-	const char *supp_path = NULL, *cfg_path;
-	struct strlist rules = {0}, vaults = {0}, sps = {0}, rule_dirs = {0};
-	const char *estate_path = NULL, *journal_path = NULL, *out = NULL;
-	bool apply = false, yes = false;
+	struct fix_args a = {.po = &po};
+	const char *cfg_path;
+	struct strlist rule_dirs = {0};
 	struct estate_opts eo = {0};
 	struct rule_catalog cat = {0};
-	struct audit_opts ao = {SEV_LOW, false, NULL, NULL};
+	struct audit_opts ao = {.fail_on = SEV_LOW};
 	struct estate *e = NULL;
 	struct kv_err err = {{0}};
 	struct fix_journal j = {-1, NULL};
 	struct cli_live *live = NULL;
 	cJSON *doc = NULL, *report = NULL, *plan = NULL, *results = NULL, *run = NULL;
 	char *deflt_journal = NULL, rid[64];
-	int opt, rc = KV_EXIT_USAGE, actionable = 0, failed = 0;
+	int rc = KV_EXIT_USAGE, actionable = 0, failed = 0;
 
 	memset(&s, 0, sizeof(s));
 	memset(&po, 0, sizeof(po));
@@ -225,7 +269,7 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 			cli_error("%s", err.msg);
 			goto out;
 		}
-		supp_path = cfg.suppressions;
+		a.supp = cfg.suppressions;
 		s.cloud = cfg.cloud;
 		s.auth = cfg.auth;
 		for (size_t i = 0; i < cfg.rules.n; i++)
@@ -233,35 +277,14 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 		for (size_t i = 0; i < cfg.subscriptions.n && !cli_argv_has(argc, argv, "--subscription"); i++)
 			strlist_add(&s.subs, cfg.subscriptions.v[i]);
 	}
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
-		if (cli_scope_option(&s, opt))
-			continue;
-		switch (opt) {
-		case OPT_ESTATE: estate_path = optarg; break;
-		case OPT_SUPPRESSIONS: supp_path = optarg; break;
-		case OPT_CONFIG: break; /* read before the options: they override it */
-		case OPT_RULE: strlist_add(&rules, optarg); break;
-		case OPT_VAULT: strlist_add(&vaults, optarg); break;
-		case OPT_APPLY: apply = true; break;
-		case OPT_YES: yes = true; break;
-		case OPT_JOURNAL: journal_path = optarg; break;
-		case OPT_RBAC_ROLE: po.rbac_role = optarg; break;
-		case OPT_SETTINGS: po.include_vault_settings = true; break;
-		case OPT_BMS: strlist_add(&sps, optarg); break;
-		case OPT_OUT: out = optarg; break;
-		case 'q': s.quiet = true; break;
-		case 'v': s.verbose = true; break;
-		case 'h': rc = cli_print_help(self); goto out;
-		default: rc = cli_bad_option(self, argv, opt); goto out;
-		}
-	}
+	if ((rc = cli_parse_options(self, argc, argv, ":qvh", opts, &s, fix_option, &a)) >= 0)
+		goto out;
+	rc = KV_EXIT_USAGE;
 	if (optind != argc) {
 		rc = cli_usage_error(self, "fix takes no positional arguments (a snapshot goes with --estate FILE)");
 		goto out;
 	}
-	if (apply && !yes && !isatty(STDIN_FILENO)) {
+	if (a.apply && !a.yes && !isatty(STDIN_FILENO)) {
 		rc = cli_usage_error(self, "refusing to apply: standard input is not a terminal to confirm on; "
 		                           "pass --yes to apply without asking");
 		goto out;
@@ -275,31 +298,25 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 		rc = cli_usage_error(self, "--rbac-role takes a role definition GUID or its full ID");
 		goto out;
 	}
-	if (!cli_load_catalog(&cat, &rule_dirs) || !cli_load_suppressions(supp_path, &cat, &supp, &ao))
+	if (!cli_load_catalog(&cat, &rule_dirs) || !cli_load_suppressions(a.supp, &cat, &supp, &ao))
 		goto out;
-	for (size_t i = 0; i < rules.n; i++)
-		if (!rule_catalog_find(&cat, rules.v[i])) {
+	for (size_t i = 0; i < a.rules.n; i++)
+		if (!rule_catalog_find(&cat, a.rules.v[i])) {
 			char msg[160];
 
-			snprintf(msg, sizeof(msg), "--rule: no rule '%.64s' (see 'kvaudit rules list')", rules.v[i]);
+			snprintf(msg, sizeof(msg), "--rule: no rule '%.64s' (see 'kvaudit rules list')", a.rules.v[i]);
 			rc = cli_usage_error(self, msg);
 			goto out;
 		}
-	eo.sp_overrides = sps.v;
-	eo.nsp_overrides = sps.n;
-	if (estate_path) {
-		e = estate_load(estate_path, &eo, &err);
-		ao.source = estate_path;
+	eo.sp_overrides = a.sps.v;
+	eo.nsp_overrides = a.sps.n;
+	if (a.estate) {
+		e = estate_load(a.estate, &eo, &err);
+		ao.source = a.estate;
 	} else {
-		char *text;
-
-		rc = cli_live_collect(self, &s, &doc);
-		if (rc != KV_EXIT_OK)
+		if ((rc = cli_live_estate(self, &s, &eo, &doc, &e)) != KV_EXIT_OK)
 			goto out;
 		rc = KV_EXIT_USAGE;
-		text = cJSON_PrintUnformatted(doc);
-		e = estate_parse(text, strlen(text), "collected estate", &eo, &err);
-		free(text);
 		ao.source = "live";
 	}
 	if (!e) {
@@ -308,10 +325,10 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 	}
 	report = audit_run(e, &cat, &ao);
 	cli_warn_expired(&supp);
-	po.rules = rules.v;
-	po.nrules = rules.n;
-	po.vaults = vaults.v;
-	po.nvaults = vaults.n;
+	po.rules = a.rules.v;
+	po.nrules = a.rules.n;
+	po.vaults = a.vaults.v;
+	po.nvaults = a.vaults.n;
 	po.subscriptions = s.subs.v;
 	po.nsubscriptions = s.subs.n;
 	plan = fix_plan(report, e, &po);
@@ -322,7 +339,7 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 	cJSON_AddStringToObject(run, "kind", "kvaudit.fix");
 	cJSON_AddNumberToObject(run, "version", 1);
 	cJSON_AddStringToObject(run, "run", rid);
-	cJSON_AddStringToObject(run, "mode", apply ? "apply" : "plan");
+	cJSON_AddStringToObject(run, "mode", a.apply ? "apply" : "plan");
 	cJSON_AddStringToObject(run, "source", ao.source);
 	cJSON_AddItemToObject(run, "plan", cJSON_Duplicate(plan, true));
 	{
@@ -332,7 +349,7 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 			if (fix_item_actionable(it))
 				actionable++;
 	}
-	if (!apply) {
+	if (!a.apply) {
 		if (actionable)
 			printf("plan only: nothing was changed (add --apply to make these changes)\n");
 		cJSON_AddNullToObject(run, "journal");
@@ -347,7 +364,7 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 		rc = KV_EXIT_OK;
 		goto report;
 	}
-	if (!yes) {
+	if (!a.yes) {
 		char q[128];
 
 		snprintf(q, sizeof(q), "kvaudit: apply these changes to %d vault(s)?", actionable);
@@ -359,21 +376,17 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 			goto report;
 		}
 	}
-	if (!journal_path) {
-		char stamp[32];
-
-		cli_scan_stamp(stamp, sizeof(stamp));
-		journal_path = deflt_journal = kv_asprintf("kvaudit-fix-%s.journal", stamp);
-	}
+	if (!a.journal)
+		a.journal = deflt_journal = cli_default_name("fix", ".journal");
 	live = cli_live_open(self, &s, &rc);
 	if (!live)
 		goto out;
 	rc = KV_EXIT_USAGE;
-	if (!fix_journal_open(&j, journal_path, &err)) {
+	if (!fix_journal_open(&j, a.journal, &err)) {
 		cli_error("%s", err.msg);
 		goto out;
 	}
-	cJSON_AddStringToObject(run, "journal", journal_path);
+	cJSON_AddStringToObject(run, "journal", a.journal);
 	results = cJSON_AddArrayToObject(run, "results");
 	{
 		struct fix_ctx ctx = {cli_live_client(live), &j, rid, s.quiet ? NULL : s.verbose ? stderr : NULL, false};
@@ -412,17 +425,11 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 		cJSON_AddItemToObject(run, "summary", sum);
 		if (changed == 0 && failed == 0)
 			printf("nothing changed: every vault was already compliant or skipped\n");
-		printf("journal: %s\n", journal_path);
+		printf("journal: %s\n", a.journal);
 		rc = ctx.auth_failed ? KV_EXIT_AUTH : failed ? KV_EXIT_FIX : KV_EXIT_OK;
 	}
 report:
-	if (out && !cli_write_private_json(out, run, &err)) {
-		cli_error("%s", err.msg);
-		if (rc == KV_EXIT_OK)
-			rc = KV_EXIT_USAGE;
-	}
-	if (fflush(stdout) != 0 && rc == KV_EXIT_OK)
-		rc = KV_EXIT_USAGE;
+	rc = write_run(a.out, run, rc);
 out:
 	cli_live_close(live);
 	fix_journal_close(&j);
@@ -433,9 +440,9 @@ out:
 	estate_free(e);
 	rule_catalog_release(&cat);
 	free(deflt_journal);
-	free(rules.v);
-	free(vaults.v);
-	free(sps.v);
+	free(a.rules.v);
+	free(a.vaults.v);
+	free(a.sps.v);
 	free(rule_dirs.v);
 	free(s.subs.v);
 	suppressions_release(&supp);
@@ -450,44 +457,30 @@ int cmd_rollback(int argc, char **argv, const struct command *self)
 		{"auth", required_argument, NULL, OPT_AUTH},
 		{"yes", no_argument, NULL, OPT_YES},
 		{"out", required_argument, NULL, OPT_OUT},
-		{"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		COMMON_OPTIONS,
 	};
 	struct scope_opts s;
-	const char *out = NULL, *path;
-	bool yes = false;
+	struct fix_args a = {0};
+	const char *path;
 	struct kv_err err = {{0}};
 	struct fix_journal j = {-1, NULL};
 	struct cli_live *live = NULL;
 	cJSON *entries = NULL, *run = NULL, *results;
 	char rid[64];
-	int opt, rc = KV_EXIT_USAGE, writes = 0, failed = 0;
+	int rc, writes = 0, failed = 0;
 	const cJSON *e;
 
 	memset(&s, 0, sizeof(s));
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
-		if (cli_scope_option(&s, opt))
-			continue;
-		switch (opt) {
-		case OPT_YES: yes = true; break;
-		case OPT_OUT: out = optarg; break;
-		case 'q': s.quiet = true; break;
-		case 'v': s.verbose = true; break;
-		case 'h': rc = cli_print_help(self); goto out;
-		default: rc = cli_bad_option(self, argv, opt); goto out;
-		}
-	}
+	if ((rc = cli_parse_options(self, argc, argv, ":qvh", opts, &s, fix_option, &a)) >= 0)
+		goto out;
+	rc = KV_EXIT_USAGE;
 	if (argc - optind != 1) {
 		rc = cli_usage_error(self, argc - optind == 0 ? "a journal file is required"
 		                                          : "exactly one journal file is expected");
 		goto out;
 	}
 	path = argv[optind];
-	if (!yes && !isatty(STDIN_FILENO)) {
+	if (!a.yes && !isatty(STDIN_FILENO)) {
 		rc = cli_usage_error(self, "refusing to roll back: standard input is not a terminal to confirm on; "
 		                           "pass --yes to roll back without asking");
 		goto out;
@@ -507,7 +500,7 @@ int cmd_rollback(int argc, char **argv, const struct command *self)
 		goto out;
 	}
 	printf("%s: %d write(s) to undo, the last first\n", path, writes);
-	if (!yes) {
+	if (!a.yes) {
 		char q[128];
 
 		snprintf(q, sizeof(q), "kvaudit: undo %d write(s)?", writes);
@@ -558,13 +551,7 @@ int cmd_rollback(int argc, char **argv, const struct command *self)
 		cJSON_AddItemToObject(run, "summary", summary_of(results, &failed));
 		rc = ctx.auth_failed ? KV_EXIT_AUTH : failed ? KV_EXIT_FIX : KV_EXIT_OK;
 	}
-	if (out && !cli_write_private_json(out, run, &err)) {
-		cli_error("%s", err.msg);
-		if (rc == KV_EXIT_OK)
-			rc = KV_EXIT_USAGE;
-	}
-	if (fflush(stdout) != 0 && rc == KV_EXIT_OK)
-		rc = KV_EXIT_USAGE;
+	rc = write_run(a.out, run, rc);
 out:
 	cli_live_close(live);
 	fix_journal_close(&j);

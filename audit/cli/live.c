@@ -58,7 +58,8 @@ const char SCAN_USAGE[] =
 	"Collect live and audit in one go: 'kvaudit collect' followed by 'kvaudit audit'.\n"
 	"\n" SCOPE_USAGE COLLECT_USAGE_OPTIONS
 	"  --save-estate FILE         keep the snapshot too (mode 0600)\n"
-	"  --format, --out, --fail-on, --include-pass, --suppressions, --baseline, --config, --rules,\n"
+	"  --format, --out, --fail-on, --include-pass, --include-skipped, --suppressions, --baseline,\n"
+	"  --config, --rules,\n"
 	"  --backup-sp-object-id, --expiry-warning, --as-of,\n"
 	"  -q, -v\n"
 	"                             as for 'kvaudit audit' (see 'kvaudit audit --help')\n"
@@ -107,6 +108,41 @@ bool cli_scope_option(struct scope_opts *s, int opt)
 	}
 	s->any = true;
 	return true;
+}
+
+int cli_parse_options(const struct command *self, int argc, char **argv, const char *shortopts,
+                      const struct option *opts, struct scope_opts *s, cli_option_fn own, void *ctx)
+{
+	int opt, got;
+
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+		if (s && cli_scope_option(s, opt))
+			continue;
+		if (own && (got = own(ctx, self, opt)) != 0) {
+			if (got < 0)
+				return KV_EXIT_USAGE;
+			continue;
+		}
+		if (s && opt == 'q')
+			s->quiet = true;
+		else if (s && opt == 'v')
+			s->verbose = true;
+		else if (opt == 'h')
+			return cli_print_help(self);
+		else
+			return cli_bad_option(self, argv, opt);
+	}
+	return -1;
+}
+
+char *cli_default_name(const char *what, const char *ext)
+{
+	char stamp[32];
+
+	cli_scan_stamp(stamp, sizeof(stamp));
+	return kv_asprintf("kvaudit-%s-%s%s", what, stamp, ext);
 }
 
 static void live_release(struct live *l)
@@ -296,48 +332,63 @@ int cli_live_collect(const struct command *self, const struct scope_opts *s, cJS
 	return rc;
 }
 
+/* --out FILE (ctx: the const char * it sets). */
+static int out_option(void *ctx, const struct command *self, int opt)
+{
+	(void)self;
+	if (opt != 'o')
+		return 0;
+	*(const char **)ctx = optarg;
+	return 1;
+}
+
+int cli_live_estate(const struct command *self, const struct scope_opts *s, const struct estate_opts *eo,
+                    cJSON **doc, struct estate **e)
+{
+	struct kv_err err = {{0}};
+	int rc = cli_live_collect(self, s, doc);
+	char *text;
+
+	*e = NULL;
+	if (rc != KV_EXIT_OK) {
+		cJSON_Delete(*doc); /* a failed collection is not a snapshot to keep */
+		*doc = NULL;
+		return rc;
+	}
+	text = cJSON_PrintUnformatted(*doc);
+	*e = estate_parse(text, strlen(text), "collected estate", eo, &err);
+	free(text);
+	if (!*e) {
+		cli_error("%s", err.msg);
+		return KV_EXIT_USAGE;
+	}
+	return KV_EXIT_OK;
+}
+
 int cmd_collect(int argc, char **argv, const struct command *self)
 {
 	static const struct option opts[] = {
 		SCOPE_OPTIONS,
 		COLLECT_OPTIONS,
 		{"out", required_argument, NULL, 'o'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		COMMON_OPTIONS,
 	};
 	struct scope_opts s;
 	const char *out = NULL;
 	char *deflt = NULL;
 	cJSON *doc = NULL;
 	struct kv_err err = {{0}};
-	int opt, rc = KV_EXIT_USAGE;
+	int rc;
 
 	memset(&s, 0, sizeof(s));
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
-		if (cli_scope_option(&s, opt))
-			continue;
-		switch (opt) {
-		case 'o': out = optarg; break;
-		case 'q': s.quiet = true; break;
-		case 'v': s.verbose = true; break;
-		case 'h': rc = cli_print_help(self); goto out;
-		default: rc = cli_bad_option(self, argv, opt); goto out;
-		}
-	}
+	if ((rc = cli_parse_options(self, argc, argv, ":qvh", opts, &s, out_option, &out)) >= 0)
+		goto out;
 	if (optind != argc) {
 		rc = cli_usage_error(self, "collect takes no positional arguments");
 		goto out;
 	}
-	if (!out) {
-		char stamp[32];
-
-		cli_scan_stamp(stamp, sizeof(stamp));
-		out = deflt = kv_asprintf("kvaudit-estate-%s.json", stamp);
-	}
+	if (!out)
+		out = deflt = cli_default_name("estate", ".json");
 	rc = cli_live_collect(self, &s, &doc);
 	if (rc != KV_EXIT_OK)
 		goto out;
@@ -355,6 +406,21 @@ out:
 	return rc;
 }
 
+struct scan_args {
+	struct audit_cli *a;
+	const char *save;   /* --save-estate */
+};
+
+static int scan_option(void *ctx, const struct command *self, int opt)
+{
+	struct scan_args *x = ctx;
+
+	if (opt != 'S')
+		return audit_cli_option(x->a, self, opt);
+	x->save = optarg;
+	return 1;
+}
+
 int cmd_scan(int argc, char **argv, const struct command *self)
 {
 	static const struct option opts[] = {
@@ -367,32 +433,19 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 	};
 	struct scope_opts s;
 	struct audit_cli a;
-	const char *save = NULL;
+	struct scan_args x = {&a, NULL};
 	struct estate_opts eo;
 	struct estate *e = NULL;
 	struct kv_err err = {{0}};
 	cJSON *doc = NULL;
-	char *text = NULL;
-	int opt, got, rc = KV_EXIT_USAGE;
+	int rc = KV_EXIT_USAGE;
 
 	memset(&s, 0, sizeof(s));
 	if (!audit_cli_init(&a, "live", argc, argv, &s))
 		goto out;
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
-		if (cli_scope_option(&s, opt))
-			continue;
-		if ((got = audit_cli_option(&a, self, opt)) < 0)
-			goto out;
-		if (got)
-			continue;
-		switch (opt) {
-		case 'S': save = optarg; break;
-		case 'h': rc = cli_print_help(self); goto out;
-		default: rc = cli_bad_option(self, argv, opt); goto out;
-		}
-	}
+	if ((rc = cli_parse_options(self, argc, argv, ":qvh", opts, &s, scan_option, &x)) >= 0)
+		goto out;
+	rc = KV_EXIT_USAGE;
 	s.quiet = a.quiet;
 	s.verbose = a.verbose;
 	if (optind != argc) {
@@ -401,25 +454,17 @@ int cmd_scan(int argc, char **argv, const struct command *self)
 	}
 	if (!audit_cli_prepare(&a, self))
 		goto out;
-	rc = cli_live_collect(self, &s, &doc);
+	audit_cli_estate_opts(&a, &eo);
+	rc = cli_live_estate(self, &s, &eo, &doc, &e);
+	if (doc && x.save && !cli_write_private_json(x.save, doc, &err)) {
+		cli_error("%s", err.msg);
+		rc = KV_EXIT_USAGE;
+	}
 	if (rc != KV_EXIT_OK)
 		goto out;
-	rc = KV_EXIT_USAGE;
-	if (save && !cli_write_private_json(save, doc, &err)) {
-		cli_error("%s", err.msg);
-		goto out;
-	}
-	text = cJSON_PrintUnformatted(doc);
-	audit_cli_estate_opts(&a, &eo);
-	e = estate_parse(text, strlen(text), "collected estate", &eo, &err);
-	if (!e) {
-		cli_error("%s", err.msg);
-		goto out;
-	}
 	rc = audit_cli_report(&a, e);
 out:
 	estate_free(e);
-	free(text);
 	cJSON_Delete(doc);
 	audit_cli_release(&a);
 	free(s.subs.v);
@@ -440,22 +485,13 @@ int cmd_whoami(int argc, char **argv, const struct command *self)
 	struct kv_err err = {{0}};
 	cJSON *caller = NULL, *items = NULL;
 	struct az_failure f;
-	int opt, rc = KV_EXIT_USAGE;
+	int rc;
 	char *url = NULL;
 
 	memset(&s, 0, sizeof(s));
 	memset(&l, 0, sizeof(l));
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
-		if (cli_scope_option(&s, opt))
-			continue;
-		switch (opt) {
-		case 'v': s.verbose = true; break;
-		case 'h': rc = cli_print_help(self); goto out;
-		default: rc = cli_bad_option(self, argv, opt); goto out;
-		}
-	}
+	if ((rc = cli_parse_options(self, argc, argv, ":vh", opts, &s, NULL, NULL)) >= 0)
+		goto out;
 	if (optind != argc) {
 		rc = cli_usage_error(self, "whoami takes no positional arguments");
 		goto out;

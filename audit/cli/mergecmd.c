@@ -426,6 +426,7 @@ static char *tenant_key(const cJSON *f)
 static cJSON *merge_reports(cJSON **docs, char **names, int n, struct kv_err *err)
 {
 	cJSON *out, *scan, *summary, *findings, *errors, *inv, *vms, *vaults, *sev_on;
+	struct skip_table skipped;
 	const cJSON *s0 = cJSON_GetObjectItemCaseSensitive(docs[0], "scan");
 	cJSON **all = NULL;
 	size_t nall = 0, cap = 0;
@@ -467,10 +468,22 @@ static cJSON *merge_reports(cJSON **docs, char **names, int n, struct kv_err *er
 	cJSON_AddNumberToObject(scan, "merged", n);
 
 	summary = cJSON_AddObjectToObject(out, "summary");
+	skip_table_init(&skipped, cJSON_CreateArray());
 	for (int i = 0; i < n; i++) {
 		const cJSON *si = cJSON_GetObjectItemCaseSensitive(docs[i], "summary");
 		const cJSON *t = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(si, "subjects"), "tenant");
 		cJSON *copy = cJSON_Duplicate(si, true);
+		const cJSON *row;
+
+		/* skipped findings counted, not listed: summed per rule and reason (no tenant's: those are listed) */
+		cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(si, "skippedByRule")) {
+			const cJSON *c = cJSON_GetObjectItemCaseSensitive(row, "count");
+
+			if (cJSON_IsNumber(c))
+				skip_table_add(&skipped, s_of(row, "rule"), s_of(row, "title"), s_of(row, "severity"),
+				               s_of(row, "reason"), c->valuedouble);
+		}
+		cJSON_DeleteItemFromObjectCaseSensitive(copy, "skippedByRule");
 
 		/* every worker judges every tenant: they are counted once */
 		if (cJSON_IsNumber(t) && t->valueint > tenants)
@@ -557,6 +570,8 @@ static cJSON *merge_reports(cJSON **docs, char **names, int n, struct kv_err *er
 		cJSON_AddNumberToObject(summary, "failing", failing);
 		cJSON_AddNumberToObject(summary, "exitCode", !complete ? KV_EXIT_INCOMPLETE : failing ? 1 : 0);
 	}
+	skip_table_finish(&skipped);
+	cJSON_AddItemToObject(summary, "skippedByRule", skipped.rows);
 	cJSON_AddItemToObject(out, "findings", findings);
 	cJSON_AddItemToObject(out, "errors", errors);
 

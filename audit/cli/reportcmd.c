@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "audit/audit.h"
 #include "audit/cli/cli.h"
 #include "audit/cli/cli_internal.h"
 #include "audit/util/json.h"
@@ -27,7 +28,7 @@
 #define REPORT_MAX_BYTES (256u * 1024 * 1024)
 
 const char REPORT_USAGE[] =
-	"usage: kvaudit report REPORT.json [--format LIST] [--out DIR|FILE|-]\n"
+	"usage: kvaudit report REPORT.json [--format LIST] [--out DIR|FILE|-] [--include-skipped]\n"
 	"\n"
 	"Render a saved JSON report (kvaudit.report v1, from 'kvaudit audit' or 'kvaudit scan')\n"
 	"in other formats.\n"
@@ -38,6 +39,9 @@ const char REPORT_USAGE[] =
 	"  --out DIR|FILE|-           a directory receives kvaudit-<report time>.<ext> per format\n"
 	"                             (created if missing); FILE or - (stdout) take one format\n"
 	"                             (default: the current directory)\n"
+	"  --include-skipped          render the skipped findings a report lists one by one as\n"
+	"                             they are (else they are counted per rule and reason, as\n"
+	"                             'kvaudit audit' does without --include-skipped)\n"
 	"  -v, --verbose              list where each report was written\n"
 	"  -h, --help                 this help\n"
 	"\n"
@@ -195,10 +199,12 @@ int cmd_report(int argc, char **argv, const struct command *self)
 		{"format", required_argument, NULL, 'f'},
 		{"out", required_argument, NULL, 'o'},
 		{"verbose", no_argument, NULL, 'v'},
+		{"include-skipped", no_argument, NULL, 'K'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *formats = "html", *out = ".";
+	bool include_skipped = false;
 	struct kv_err err = {{0}};
 	cJSON *report = NULL;
 	char stamp[32];
@@ -211,6 +217,7 @@ int cmd_report(int argc, char **argv, const struct command *self)
 		case 'f': formats = optarg; break;
 		case 'o': out = optarg; break;
 		case 'v': verbose = 1; break;
+		case 'K': include_skipped = true; break;
 		case 'h': rc = cli_print_help(self); goto out;
 		default: rc = cli_bad_option(self, argv, opt); goto out;
 		}
@@ -227,6 +234,8 @@ int cmd_report(int argc, char **argv, const struct command *self)
 		cli_error("%s", err.msg);
 		goto out;
 	}
+	if (!include_skipped)
+		audit_fold_skipped(report);
 	if (!report_stamp(report, stamp, sizeof(stamp)))
 		cli_scan_stamp(stamp, sizeof(stamp));
 	if (!report_output(report, formats, out, stamp, verbose ? stderr : NULL, &err)) {

@@ -22,6 +22,7 @@
 #include "audit/estate/estate.h"
 #include "audit/estate/evidence.h"
 #include "audit/util/armid.h"
+#include "audit/util/fastjson.h"
 #include "audit/util/json.h"
 
 /* A snapshot larger than this is refused (50k VMs is a few hundred MB). */
@@ -251,17 +252,20 @@ static const cJSON *top_list(struct loader *L, const cJSON *doc, const char *key
  * members and where each element of the big lists (STREAMED) starts and
  * ends; every other member is parsed on its own into e->doc, so loaders of
  * small lists (top_list on e->doc) work unchanged; each element of a big
- * list is parsed on its own, loaded (its strings copied into the estate's
- * pool) and freed.  ADE detection parses a VM's element and its disks'
- * again, one VM at a time (detect_lean).
+ * list is parsed on its own (fastjson, into a scratch arena), loaded (its
+ * strings copied into the estate's pool) and freed.  ADE detection parses
+ * again the VMs and disks where it can find something (detect_lean).
  *
- * The scanner only finds boundaries; cJSON still reads every byte, since
+ * The scanner only finds boundaries; fastjson still reads every byte, since
  * each member and each element must parse and end exactly where the scanner
  * said.  Anything the scanner does not expect (a BOM, an escaped or repeated
- * top-level key, deep nesting) and any error at all, from cJSON or a loader,
+ * top-level key, deep nesting) and any error at all, from fastjson or a loader,
  * make the load start again the old way, with one tree of the whole text: a
  * bad snapshot gets exactly the message it always got.
  */
+
+static void lean_keep_vm(struct estate *e, const cJSON *it, size_t ix);
+static void lean_keep_disk(struct estate *e, const cJSON *it, size_t ix);
 
 /* The lists a lean load reads element by element; nothing reads their raw JSON after loading. */
 static const char *const STREAMED[] = {"virtualMachines", "disks", "backupProtectedItems", NULL};
@@ -295,7 +299,7 @@ struct src {
 	size_t nm;
 	void *map;                           /* estate_load's mapping of the file, or NULL */
 	size_t read, trimmed;                /* bytes parsed so far; when last trimmed */
-	struct pool_chunk *scratch;          /* the elements being loaded (parse_span) */
+	struct fastjson_arena scratch;       /* the elements being loaded (parse_span) */
 };
 
 /* A top-level list as a loader walks it: a cJSON array, or a STREAMED member element by element. */
@@ -308,23 +312,45 @@ struct items {
 	struct loader *L;
 };
 
-/* What a lean load owns beyond the typed model: copied strings; while detecting ADE, the text. */
+/* What a lean load knows of a VM for ADE detection (lean_keep_vm). */
+struct lean_vm {
+	size_t ref, nref;                    /* its managed disk references: refs[ref, ref + nref) */
+	bool raw;                            /* ADE detection reads more of its element than those */
+};
+
+/*
+ * What a lean load owns beyond the typed model: copied strings; e->doc (the
+ * members that are not STREAMED); until detect_lean is done, what tells it
+ * which elements ADE detection must parse again (lean_keep_vm).
+ */
 struct estate_mem {
 	struct pool_chunk *chunks;
+	struct fastjson_arena doc;           /* e->doc when it has blocks (estate_free) */
+	struct lean_vm *vm;                  /* by index in e->vms */
+	uint64_t *refs, *esc;                /* ref_hash of VMs' disk references; of disks with ADE settings */
+	size_t nvm, nrefs, nesc, capvm, caprefs, capesc;
+	unsigned char *disk_esc;             /* by index in e->disks: has encryptionSettingsCollection */
+	size_t ndisk_esc;
+	struct idmap apart;                  /* VMs that vmExtensions lists extensions of */
+	bool apart_known;
 	struct src *src;                     /* during detect_lean only */
 	const struct member *disks;
 	size_t *parsed;                      /* disks whose raw estate_disk_raw parsed for this VM */
 	size_t nparsed;
 };
 
+static struct estate_mem *estate_mem(struct estate *e)
+{
+	if (!e->mem)
+		e->mem = kv_calloc(1, sizeof(*e->mem));
+	return e->mem;
+}
+
 static const char *pool_str(struct estate *e, const char *s)
 {
 	size_t n = strlen(s) + 1;
-	struct pool_chunk *c;
+	struct pool_chunk *c = estate_mem(e)->chunks;
 
-	if (!e->mem)
-		e->mem = kv_calloc(1, sizeof(*e->mem));
-	c = e->mem->chunks;
 	if (!c || c->cap - c->used < n) {
 		size_t cap = n > ((size_t)1 << 20) ? n : ((size_t)1 << 20);
 
@@ -364,20 +390,17 @@ static size_t skip_ws(const struct src *S, size_t i)
 /* Just past the string whose opening quote is at i; 0 when it does not end. */
 static size_t string_end(const struct src *S, size_t i)
 {
-	size_t from = i + 1;
+	const char *p = S->text + i + 1, *end = S->text + S->len;
 
 	for (;;) {
-		const char *q = from < S->len ? memchr(S->text + from, '"', S->len - from) : NULL;
-		size_t k, bs = 0;
-
-		if (!q)
+		p = fastjson_stop(p, end);
+		if (p == end)
 			return 0;
-		k = (size_t)(q - S->text);
-		while (k - bs > i + 1 && S->text[k - bs - 1] == '\\')
-			bs++;
-		if (bs % 2 == 0)
-			return k + 1;
-		from = k + 1;
+		if (*p == '"')
+			return (size_t)(p - S->text) + 1;
+		if (end - p < 2)   /* a backslash escapes the next byte, whatever it is */
+			return 0;
+		p += 2;
 	}
 }
 
@@ -453,59 +476,9 @@ static bool is_streamed(const char *key, size_t klen)
 	return false;
 }
 
-/*
- * cJSON's allocator while parse_span reads an element: an element lives only
- * until the loader is done with it, so its nodes come from a bump allocator
- * and go all at once (scratch_reset) instead of a malloc and a free each.
- * cJSON's hooks are global: kvaudit loads one estate at a time, on one thread.
- */
-static struct src *scratch_src;
-
-static void *scratch_alloc(size_t n)
-{
-	struct src *S = scratch_src;
-	struct pool_chunk *c = S->scratch;
-
-	n = (n + 7) & ~(size_t)7;
-	if (!c || c->cap - c->used < n) {
-		size_t cap = n > ((size_t)1 << 20) ? n : ((size_t)1 << 20);
-
-		c = kv_malloc(sizeof(*c) + cap);   /* exits when out of memory, as every allocation here */
-		c->used = 0;
-		c->cap = cap;
-		c->next = S->scratch;
-		S->scratch = c;
-	}
-	c->used += n;
-	return c->data + c->used - n;
-}
-
-static void scratch_free(void *p)
-{
-	(void)p;   /* scratch_reset frees it all */
-}
-
-/* Frees every element parse_span made (keeping one chunk for the next). */
-static void scratch_reset(struct src *S)
-{
-	struct pool_chunk *c = S->scratch;
-
-	if (!c)
-		return;
-	while (c->next) {
-		struct pool_chunk *next = c->next->next;
-
-		free(c->next);
-		c->next = next;
-	}
-	c->used = 0;
-}
-
 static void src_release(struct src *S)
 {
-	scratch_reset(S);
-	free(S->scratch);
-	S->scratch = NULL;
+	fastjson_arena_free(&S->scratch);
 	for (size_t k = 0; k < S->nm; k++)
 		free(S->m[k].elems);
 	free(S->m);
@@ -578,51 +551,47 @@ bad:
 }
 
 /*
- * text[s.start, s.end) as one cJSON value that ends exactly there; NULL
- * otherwise.  scratch: in S's scratch space (scratch_reset frees it), else
- * cJSON_Delete's.
+ * text[s.start, s.end) as one cJSON value that ends exactly there, in arena
+ * a (fastjson accepts what cJSON accepts; its trees never reach
+ * cJSON_Delete); NULL otherwise.
  */
-static cJSON *parse_span(struct src *S, struct span s, bool scratch)
+static cJSON *parse_span(struct src *S, struct span s, struct fastjson_arena *a)
 {
 	const char *end = NULL;
-	cJSON *v;
+	cJSON *v = fastjson_parse(S->text + s.start, s.end - s.start, &end, a);
 
-	if (scratch) {
-		scratch_src = S;
-		cJSON_InitHooks(&(cJSON_Hooks){.malloc_fn = scratch_alloc, .free_fn = scratch_free});
-	}
-	v = cJSON_ParseWithLengthOpts(S->text + s.start, s.end - s.start, &end, false);
-	if (v && end != S->text + s.end) {
-		cJSON_Delete(v);
-		v = NULL;
-	}
-	if (scratch) {
-		cJSON_InitHooks(NULL);
-		scratch_src = NULL;
-	}
 	S->read += s.end - s.start;
 	src_trim(S, false);
-	return v;
+	return v && end == S->text + s.end ? v : NULL;
 }
 
-/* Every member but the STREAMED lists, as one object (the e->doc of a lean load); NULL on bad JSON. */
-static cJSON *src_doc(struct src *S)
+/*
+ * Every member but the STREAMED lists, as one object in a (the e->doc of a
+ * lean load, linked as cJSON_AddItemToObject would); NULL on bad JSON.
+ */
+static cJSON *src_doc(struct src *S, struct fastjson_arena *a)
 {
-	cJSON *doc = cJSON_CreateObject();
+	cJSON *doc = fastjson_alloc(a, sizeof(*doc)), *last = NULL;
 
+	memset(doc, 0, sizeof(*doc));
+	doc->type = cJSON_Object;
 	for (size_t k = 0; k < S->nm; k++) {
 		cJSON *v;
-		char *key;
 
 		if (S->m[k].streamed)
 			continue;
-		if (!(v = parse_span(S, S->m[k].val, false))) {
-			cJSON_Delete(doc);
+		if (!(v = parse_span(S, S->m[k].val, a)))
 			return NULL;
+		v->string = fastjson_alloc(a, S->m[k].klen + 1);
+		memcpy(v->string, S->m[k].key, S->m[k].klen);   /* the scanner saw no escape in it */
+		v->string[S->m[k].klen] = '\0';
+		if (last) {
+			last->next = v;
+			v->prev = last;
+		} else {
+			doc->child = v;
 		}
-		key = kv_strndup(S->m[k].key, S->m[k].klen);
-		cJSON_AddItemToObject(doc, key, v);
-		free(key);
+		doc->child->prev = last = v;
 	}
 	return doc;
 }
@@ -667,12 +636,12 @@ static cJSON *items_next(struct items *it)
 		it->next = c ? c->next : NULL;
 		return c;
 	}
-	scratch_reset(it->S);
+	fastjson_arena_reset(&it->S->scratch);
 	it->cur = NULL;
 	it->L->copy = false;
 	if (it->i == it->m->nelems || it->L->failed)
 		return NULL;
-	if (!(it->cur = parse_span(it->S, it->m->elems[it->i], true))) {
+	if (!(it->cur = parse_span(it->S, it->m->elems[it->i], &it->S->scratch))) {
 		/* Bad JSON inside an element: the whole-tree load says where. */
 		it->L->failed = true;
 		return NULL;
@@ -693,7 +662,7 @@ static cJSON *items_first(struct items *it)
 static void items_done(struct items *it)
 {
 	if (it && it->cur) {
-		scratch_reset(it->S);
+		fastjson_arena_reset(&it->S->scratch);
 		it->cur = NULL;
 		it->L->copy = false;
 	}
@@ -834,6 +803,8 @@ static void load_vms(struct loader *L, struct estate *e, struct items *arr)
 			L->failed = true;
 			return;
 		}
+		if (L->copy)
+			lean_keep_vm(e, it, e->nvms - 1);
 	}
 }
 
@@ -914,6 +885,8 @@ static void load_disks(struct loader *L, struct estate *e, struct items *arr)
 		if (L->failed)
 			return;
 		idmap_put(&e->disk_ix, d->id, e->ndisks);
+		if (L->copy)
+			lean_keep_disk(e, it, e->ndisks);
 		e->ndisks++;
 	}
 	/* Attach disks to the VMs that manage them (Resource Graph gives no storage profile join). */
@@ -1444,6 +1417,7 @@ static void load_errors(struct loader *L, struct estate *e, const cJSON *arr)
 		r->scope = req_str(L, it, "scope", path);
 		r->code = str_at(L, it, "code", path);
 		r->message = str_at(L, it, "message", path);
+		r->tenant_id = str_at(L, it, "tenantId", path);
 		st = cJSON_GetObjectItemCaseSensitive(it, "status");
 		if (st && !cJSON_IsNull(st) && !cJSON_IsNumber(st)) {
 			char p2[160];
@@ -1573,19 +1547,173 @@ static cJSON *parse_whole(const char *data, size_t len, const char *name, struct
 	return doc;
 }
 
-/* ADE detection of a lean load: each VM's element, and its disks' (estate_disk_raw), parsed again. */
+/*
+ * ---- ADE detection of a lean load ----
+ *
+ * ade.c reads a VM's raw JSON and its managed disks' (estate_disk_raw), but
+ * a lean load frees each element once loaded, and keeping what ade.c reads
+ * of every VM and disk costs hundreds of MB at 50k VMs.  So while a loader
+ * has an element, lean_keep_vm and lean_keep_disk note whether ADE
+ * detection could find anything in it, and detect_lean parses again only
+ * the VMs and disks where it could: a disk with encryptionSettingsCollection,
+ * a VM with its own ADE evidence (osDisk or instance-view encryptionSettings,
+ * an ADE extension, embedded extensions that vmExtensions may repeat) or a
+ * reference to such a disk.  References are compared by a hash of what
+ * estate_disk compares (idmap's key): a collision only costs a parse.
+ */
+
+/* The same for every ID that estate_disk takes for the same disk (ARM ID rules: case, one trailing '/'). */
+static uint64_t ref_hash(const char *id)
+{
+	size_t n = strlen(id);
+	uint64_t h = 0;
+
+	if (n > 1 && id[n - 1] == '/')
+		n--;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)id[i];
+
+		h = (h ^ (c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c)) * 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* Makes room for n elements of size sz in *arr (capacity *cap), zeroing the new ones. */
+static void lean_grow(void *arr, size_t *cap, size_t n, size_t sz)
+{
+	void **p = arr;
+
+	if (n <= *cap)
+		return;
+	n = n < 1024 ? 1024 : 2 * n;
+	*p = kv_realloc(*p, n * sz);
+	memset((char *)*p + *cap * sz, 0, (n - *cap) * sz);
+	*cap = n;
+}
+
+static void add_ref(struct estate_mem *m, const cJSON *id)
+{
+	if (cJSON_IsString(id) && id->valuestring[0]) {
+		lean_grow(&m->refs, &m->caprefs, m->nrefs + 1, sizeof(*m->refs));
+		m->refs[m->nrefs++] = ref_hash(id->valuestring);
+	}
+}
+
+/* The VMs vmExtensions (in e->doc, loaded before the VMs) lists extensions of, as join_vm_extensions finds them. */
+static void find_apart(struct estate_mem *m, const cJSON *doc)
+{
+	const cJSON *x;
+
+	idmap_init(&m->apart);
+	m->apart_known = true;
+	cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(doc, "vmExtensions")) {
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(x, "id");
+		char *vmid = cJSON_IsString(id) ? extension_vm_id(id->valuestring) : NULL;
+
+		if (vmid)
+			(void)idmap_put(&m->apart, vmid, 0);
+		free(vmid);
+	}
+}
+
+static const cJSON *child(const cJSON *o, const char *key)
+{
+	return cJSON_GetObjectItemCaseSensitive(o, key);
+}
+
+/* Notes what ADE detection (ade.c's lookups, detect_lean's) could find in VM ix's element it. */
+static void lean_keep_vm(struct estate *e, const cJSON *it, size_t ix)
+{
+	struct estate_mem *m = estate_mem(e);
+	const cJSON *props = child(it, "properties"), *sp = child(props, "storageProfile");
+	const cJSON *osd = child(sp, "osDisk"), *res = child(it, "resources"), *x;
+	struct lean_vm *v;
+
+	if (!m->apart_known)
+		find_apart(m, e->doc);
+	lean_grow(&m->vm, &m->capvm, ix + 1, sizeof(*m->vm));
+	m->nvm = ix + 1;
+	v = &m->vm[ix];
+	v->ref = m->nrefs;
+	add_ref(m, child(child(osd, "managedDisk"), "id"));
+	cJSON_ArrayForEach(x, child(sp, "dataDisks"))
+		add_ref(m, child(child(x, "managedDisk"), "id"));
+	v->nref = m->nrefs - v->ref;
+	v->raw = child(osd, "encryptionSettings") != NULL;
+	cJSON_ArrayForEach(x, child(child(props, "instanceView"), "disks"))
+		v->raw |= child(x, "encryptionSettings") != NULL;
+	if (cJSON_IsArray(res)) {
+		cJSON_ArrayForEach(x, res)
+			v->raw |= ade_is_extension(x);
+		v->raw |= res->child && m->apart.len > 0 && idmap_get(&m->apart, e->vms[ix].id, &(size_t){0});
+	}
+}
+
+/* Notes whether ADE detection could find anything in disk ix's element it. */
+static void lean_keep_disk(struct estate *e, const cJSON *it, size_t ix)
+{
+	struct estate_mem *m = estate_mem(e);
+
+	if (!child(child(it, "properties"), "encryptionSettingsCollection"))
+		return;
+	lean_grow(&m->disk_esc, &m->ndisk_esc, ix + 1, 1);
+	m->disk_esc[ix] = 1;
+	lean_grow(&m->esc, &m->capesc, m->nesc + 1, sizeof(*m->esc));
+	m->esc[m->nesc++] = ref_hash(e->disks[ix].id);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Whether ADE detection must read VM ix's element (see lean_keep_vm). */
+static bool lean_vm_needed(const struct estate_mem *m, size_t ix)
+{
+	if (ix >= m->nvm)
+		return false;
+	if (m->vm[ix].raw)
+		return true;
+	for (size_t k = 0; k < m->vm[ix].nref; k++)
+		if (m->nesc && bsearch(&m->refs[m->vm[ix].ref + k], m->esc, m->nesc, sizeof(*m->esc), cmp_u64))
+			return true;
+	return false;
+}
+
+static void lean_kept_free(struct estate_mem *m)
+{
+	free(m->vm);
+	free(m->refs);
+	free(m->esc);
+	free(m->disk_esc);
+	free(m->parsed);
+	if (m->apart_known)
+		idmap_release(&m->apart);
+	m->vm = NULL;
+	m->refs = m->esc = NULL;
+	m->disk_esc = NULL;
+	m->parsed = NULL;
+	m->nvm = m->nrefs = m->nesc = m->capvm = m->caprefs = m->capesc = m->ndisk_esc = 0;
+	m->apart_known = false;
+}
+
+/* ADE detection of a lean load: the elements lean_keep_vm and lean_keep_disk found it needs, parsed again. */
 static void detect_lean(struct estate *e, struct src *S)
 {
 	const struct member *vms = src_member(S, "virtualMachines");
+	struct estate_mem *m = estate_mem(e);
 
-	if (!e->mem)
-		e->mem = kv_calloc(1, sizeof(*e->mem));
-	e->mem->src = S;
-	e->mem->disks = src_member(S, "disks");
-	e->mem->parsed = kv_calloc(e->ndisks + 1, sizeof(*e->mem->parsed));
+	if (m->nesc)
+		qsort(m->esc, m->nesc, sizeof(*m->esc), cmp_u64);
+	m->src = S;
+	m->disks = src_member(S, "disks");
+	m->parsed = kv_calloc(e->ndisks + 1, sizeof(*m->parsed));
 	for (size_t i = 0; i < e->nvms; i++) {
 		struct vm *vm = &e->vms[i];
-		cJSON *raw = vms && i < vms->nelems ? parse_span(S, vms->elems[i], true) : NULL;
+		bool need = vms && i < vms->nelems && lean_vm_needed(m, i);
+		cJSON *raw = need ? parse_span(S, vms->elems[i], &S->scratch) : NULL;
 		const cJSON *res = cJSON_GetObjectItemCaseSensitive(raw, "resources"), *x;
 		cJSON **apart = vm->extensions;
 		size_t napart = vm->nextensions, nemb;
@@ -1618,13 +1746,14 @@ static void detect_lean(struct estate *e, struct src *S)
 		if (vm->nextensions > nemb)   /* NULL when the VM has none (a Resource Graph VM): no memmove then */
 			memmove(vm->extensions, vm->extensions + nemb, (vm->nextensions - nemb) * sizeof(*vm->extensions));
 		vm->nextensions -= nemb;
-		for (size_t k = 0; k < e->mem->nparsed; k++)
-			e->disks[e->mem->parsed[k]].raw = NULL;
-		e->mem->nparsed = 0;
-		scratch_reset(S);   /* raw and the disks' */
+		for (size_t k = 0; k < m->nparsed; k++)
+			e->disks[m->parsed[k]].raw = NULL;
+		m->nparsed = 0;
+		fastjson_arena_reset(&S->scratch);   /* raw and the disks' */
 	}
-	e->mem->src = NULL;
-	e->mem->disks = NULL;
+	m->src = NULL;
+	m->disks = NULL;
+	lean_kept_free(m);
 }
 
 const cJSON *estate_disk_raw(const struct estate *e, const struct disk *d)
@@ -1634,7 +1763,10 @@ const cJSON *estate_disk_raw(const struct estate *e, const struct disk *d)
 
 	if (d->raw || !m || !m->src || !m->disks || ix >= m->disks->nelems || ix >= e->ndisks)
 		return d->raw;
-	e->disks[ix].raw = parse_span(m->src, m->disks->elems[ix], true);
+	/* Without encryptionSettingsCollection ade.c finds nothing in it: as if it were not there. */
+	if (ix >= m->ndisk_esc || !m->disk_esc[ix])
+		return NULL;
+	e->disks[ix].raw = parse_span(m->src, m->disks->elems[ix], &m->src->scratch);
 	if (e->disks[ix].raw)
 		m->parsed[m->nparsed++] = ix;
 	return e->disks[ix].raw;
@@ -1650,7 +1782,8 @@ static void estate_mem_free(struct estate_mem *m)
 		free(m->chunks);
 		m->chunks = next;
 	}
-	free(m->parsed);
+	fastjson_arena_free(&m->doc);
+	lean_kept_free(m);
 	free(m);
 }
 
@@ -1668,7 +1801,7 @@ static struct estate *load_text(const char *data, size_t len, const char *name,
 	char buf[128];
 
 	e->path = kv_strdup(name);
-	e->doc = S ? src_doc(S) : parse_whole(data, len, name, err);
+	e->doc = S ? src_doc(S, &estate_mem(e)->doc) : parse_whole(data, len, name, err);
 	if (!e->doc)
 		goto fail;
 	if (!cJSON_IsObject(e->doc)) {
@@ -1868,7 +2001,8 @@ void estate_free(struct estate *e)
 	idmap_release(&e->secret_ix);
 	idmap_release(&e->tenant_ix);
 	idmap_release(&e->rd_ix);
-	cJSON_Delete(e->doc);
+	if (!e->mem || !e->mem->doc.blocks)   /* a lean load's e->doc is in that arena */
+		cJSON_Delete(e->doc);
 	estate_mem_free(e->mem);
 	free(e->path);
 	free(e);
@@ -1943,29 +2077,88 @@ static bool list_scope_contains(const char *scope, const char *id)
 	return false;
 }
 
+/*
+ * An error's scope as an ARM path: a list URL without its host and query
+ * (other scopes as they are), no trailing '/'.  False when it does not fit.
+ */
+static bool error_path(const char *scope, char *path, size_t size)
+{
+	size_t n;
+
+	if (!scope)
+		return false;
+	if (kv_startswith_ci(scope, "https://")) {
+		scope = strchr(scope + 8, '/');
+		if (!scope)
+			return false;
+	}
+	n = strcspn(scope, "?");
+	while (n > 1 && scope[n - 1] == '/')
+		n--;
+	if (n >= size)
+		return false;
+	memcpy(path, scope, n);
+	path[n] = '\0';
+	return true;
+}
+
 const struct estate_error *estate_error_for(const struct estate *e, const char *id)
 {
 	for (size_t i = 0; i < e->nerrors; i++) {
 		const char *scope = e->errors[i].scope;
 		char path[1024];
-		size_t n;
 
 		if (!scope)
 			continue;
 		/* A scope may be a list URL: compare its path without host and query. */
 		if (kv_startswith_ci(scope, "https://")) {
-			const char *p = strchr(scope + 8, '/');
-
-			if (!p)
+			if (!error_path(scope, path, sizeof(path)))
 				continue;
-			n = strcspn(p, "?");
-			if (n >= sizeof(path))
-				continue;
-			memcpy(path, p, n);
-			path[n] = '\0';
 			scope = path;
 		}
 		if (armid_scope_contains(scope, id) || list_scope_contains(scope, id))
+			return &e->errors[i];
+	}
+	return NULL;
+}
+
+const struct estate_error *estate_list_failed(const struct estate *e, const char *scope, const char *kind)
+{
+	char suffix[256], sub[128] = "", guid[64];
+	size_t ls;
+
+	if (!scope || !kind || e->nerrors == 0)
+		return NULL;
+	snprintf(suffix, sizeof(suffix), "%s%s", strchr(kind, '/') ? "/providers/" : "/", kind);
+	ls = strlen(suffix);
+	if (armid_segment(scope, "subscriptions", guid, sizeof(guid)))
+		snprintf(sub, sizeof(sub), "/subscriptions/%s", guid);
+	for (size_t i = 0; i < e->nerrors; i++) {
+		char path[1024];
+		size_t lp;
+
+		if (!error_path(e->errors[i].scope, path, sizeof(path)))
+			continue;
+		/* The whole subscription could not be read (or its Resource Graph batch, before list scopes). */
+		if (sub[0] && kv_streq_ci(path, sub))
+			return &e->errors[i];
+		lp = strlen(path);
+		if (lp <= ls || strcasecmp(path + lp - ls, suffix) != 0)
+			continue;
+		path[lp - ls] = '\0';   /* the list's parent scope */
+		if (armid_scope_contains(path, scope) || armid_scope_contains(scope, path))
+			return &e->errors[i];
+	}
+	return NULL;
+}
+
+const struct estate_error *estate_subscriptions_failed(const struct estate *e, const char *tenant_id)
+{
+	for (size_t i = 0; i < e->nerrors; i++) {
+		char path[64];
+
+		if (error_path(e->errors[i].scope, path, sizeof(path)) && kv_streq_ci(path, "/subscriptions") &&
+		    (!e->errors[i].tenant_id || kv_streq_ci(e->errors[i].tenant_id, tenant_id)))
 			return &e->errors[i];
 	}
 	return NULL;

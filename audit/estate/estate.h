@@ -188,6 +188,7 @@ struct evidence;   /* evidence.h */
 
 struct estate_error {
 	const char *scope, *code, *message;
+	const char *tenant_id;       /* the tenant a tenant-wide list ("/subscriptions") was read in, or NULL */
 	int status;
 };
 
@@ -300,5 +301,27 @@ const struct estate_error *estate_error_within(const struct estate *e, const cha
  * without its query, is url or an ancestor of it ("https://kv.vault.azure.net/keys").
  */
 const struct estate_error *estate_error_for_url(const struct estate *e, const char *url);
+/*
+ * The failed list of kind that facts about scope are judged from, or NULL
+ * when every such list was read in full (docs/estate.md, errors[]).  kind is
+ * an ARM type ("Microsoft.Compute/virtualMachines": a scope ending in
+ * "/providers/<kind>") or the last segment of a list below a resource
+ * ("backupProtectedItems").  A list counts when its parent scope (the scope
+ * without that suffix) is scope, encloses it or lies below it: for
+ * "/subscriptions/S", every list of kind in S; for a vault ID, the lists of
+ * its subscription, resource group and the vault itself.  An error of a
+ * whole subscription ("/subscriptions/S") counts for every kind in it.
+ */
+const struct estate_error *estate_list_failed(const struct estate *e, const char *scope, const char *kind);
+/* The kinds facts.c asks about; collect_*.c record failed lists with these as their scope's end. */
+#define ESTATE_LIST_VMS "Microsoft.Compute/virtualMachines"
+#define ESTATE_LIST_VM_EXTENSIONS "Microsoft.Compute/virtualMachines/extensions"
+#define ESTATE_LIST_DISKS "Microsoft.Compute/disks"
+#define ESTATE_LIST_VAULTS "Microsoft.KeyVault/vaults"
+#define ESTATE_LIST_RSVS "Microsoft.RecoveryServices/vaults"
+#define ESTATE_LIST_PROTECTED_ITEMS "backupProtectedItems"
+#define ESTATE_LIST_ROLE_ASSIGNMENTS "Microsoft.Authorization/roleAssignments"
+/* The failed subscription list ("/subscriptions") of tenant_id (or of a tenant the error does not name). */
+const struct estate_error *estate_subscriptions_failed(const struct estate *e, const char *tenant_id);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "audit/estate/evidence.h"
@@ -227,6 +228,14 @@ static void load_policies(struct ld *L, struct evidence *ev, const cJSON *a)
 	}
 }
 
+/* Jobs by VM name (case-insensitive; unnamed first), so that a VM's jobs are found by bisection. */
+static int job_cmp(const void *a, const void *b)
+{
+	const char *x = ((const struct backup_job *)a)->vm_name, *y = ((const struct backup_job *)b)->vm_name;
+
+	return !x || !y ? (x != NULL) - (y != NULL) : strcasecmp(x, y);
+}
+
 bool evidence_load(struct estate *e, const char *name, struct kv_err *err)
 {
 	struct ld L = {name, err, false};
@@ -237,6 +246,8 @@ bool evidence_load(struct estate *e, const char *name, struct kv_err *err)
 	ev->jobs_since = str_of(&L, e->doc, "backupJobsSince", "$");
 	if (!L.failed && (a = list_of(&L, e->doc, "backupJobs", &e->present.backup_jobs)))
 		load_jobs(&L, ev, a);
+	if (!L.failed && ev->njobs > 1)
+		qsort(ev->jobs, ev->njobs, sizeof(*ev->jobs), job_cmp);
 	if (!L.failed && (a = list_of(&L, e->doc, "activityLog", &e->present.activity_log)))
 		load_events(&L, ev, a);
 	if (!L.failed && (a = list_of(&L, e->doc, "principals", &e->present.principals)))
@@ -407,6 +418,22 @@ static void null_kind(cJSON *jobs, size_t k)
 	cJSON_AddNullToObject(o, "errorText");
 }
 
+/* The first of the VM's jobs: they are adjacent (sorted by name at load), so bisect rather than scan. */
+static size_t first_job_of(const struct evidence *ev, const char *vm_name)
+{
+	size_t lo = 0, hi = ev->njobs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ev->jobs[mid].vm_name && strcasecmp(ev->jobs[mid].vm_name, vm_name) >= 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
 /* vm.backup.jobs; returns the start of the newest job that failed with the permission error (0: none). */
 static long long jobs_facts(const struct estate *e, const char *vm_name, const struct protected_item *item,
                             cJSON *bk, cJSON *un)
@@ -432,10 +459,10 @@ static long long jobs_facts(const struct estate *e, const char *vm_name, const s
 		return 0;
 	}
 	memset(hits, 0, sizeof(hits));
-	for (size_t i = 0; i < ev->njobs; i++) {
+	for (size_t i = first_job_of(ev, vm_name); i < ev->njobs && kv_streq_ci(ev->jobs[i].vm_name, vm_name); i++) {
 		const struct backup_job *j = &ev->jobs[i];
 
-		if (!armid_eq(j->rsv_id, item->rsv_id) || !kv_streq_ci(j->vm_name, vm_name))
+		if (!armid_eq(j->rsv_id, item->rsv_id))
 			continue;
 		count++;
 		if (kv_streq_ci(j->status, "Failed") || kv_streq_ci(j->status, "CompletedWithWarnings"))

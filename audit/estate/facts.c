@@ -82,11 +82,15 @@ struct vault_use {
 	cJSON *facts;                /* the "vault" member */
 	cJSON *unavail;              /* its "$unavailable" entries */
 	char tenant[64];             /* tenant ID for tenant facts; "" unknown */
+	const struct estate_error *holds_err;  /* a failed list that may have held more of its ADE VMs */
 };
 
 struct tenant_facts {
 	char *tid;
 	int ade_vaults;
+	int guessed;                 /* of which key vaults not read, whose tenant is their subscription's */
+	const struct vault_use *guess;   /* one of them */
+	const struct vault_use *unknown; /* a vault of the tenant that may hold keys of VMs not read */
 	cJSON *facts, *unavail;
 };
 
@@ -99,13 +103,17 @@ struct facts_ctx {
 	size_t ntenants;
 	struct idmap tenant_ix;      /* tenant ID -> tenants[] */
 	struct idmap item_ix;        /* VM ID -> estate.items[] */
+	struct idmap subl_ix;        /* subscription GUID -> subl[] */
+	struct sub_lists *subl;      /* what sub_lists_failed found, once per subscription */
+	size_t nsubl;
 };
 
 /* ---- small JSON helpers ---- */
 
+/* k is always a string literal: kept without a copy (facts and the inventory hold millions of keys). */
 static void add_str(cJSON *o, const char *k, const char *v)
 {
-	cJSON_AddItemToObject(o, k, v ? cJSON_CreateString(v) : cJSON_CreateNull());
+	cJSON_AddItemToObjectCS(o, k, v ? cJSON_CreateString(v) : cJSON_CreateNull());
 }
 
 void facts_unavailable(cJSON *u, const char *path, const char *status, const char *fmt, ...)
@@ -122,6 +130,58 @@ void facts_unavailable(cJSON *u, const char *path, const char *status, const cha
 	entry = cJSON_AddObjectToObject(u, path);
 	cJSON_AddStringToObject(entry, "status", status);
 	cJSON_AddStringToObject(entry, "reason", reason);
+}
+
+/* ---- facts judged from whole lists (estate_list_failed; docs/estate.md, errors[]) ---- */
+
+enum { L_VMS, L_EXTENSIONS, L_DISKS, L_RSVS, L_ITEMS, L_COUNT };
+
+static const char *const LIST_KINDS[L_COUNT] = {
+	[L_VMS] = ESTATE_LIST_VMS, [L_EXTENSIONS] = ESTATE_LIST_VM_EXTENSIONS, [L_DISKS] = ESTATE_LIST_DISKS,
+	[L_RSVS] = ESTATE_LIST_RSVS, [L_ITEMS] = ESTATE_LIST_PROTECTED_ITEMS,
+};
+
+/* Where ADE VMs are found: VMs, their extensions (Resource Graph lists them apart) and managed disks. */
+#define LISTS_ADE_VMS (1u << L_VMS | 1u << L_EXTENSIONS | 1u << L_DISKS)
+/* What adds to a VM that was read: its extensions and disks. */
+#define LISTS_VM_ADE (1u << L_EXTENSIONS | 1u << L_DISKS)
+/* Where a VM's protection is found: its subscription's Recovery Services vaults and their items. */
+#define LISTS_BACKUP (1u << L_RSVS | 1u << L_ITEMS)
+
+/* A subscription's failed lists per kind, looked up once (10,000 VMs ask about a few subscriptions). */
+struct sub_lists {
+	const struct estate_error *err[L_COUNT];
+};
+
+/* The first failed list of the kinds (a bit set of L_*) of the subscription of id; NULL when none. */
+static const struct estate_error *sub_lists_failed(struct facts_ctx *c, const char *id, unsigned kinds)
+{
+	const struct estate *e = c->e;
+	char sub[64], scope[96];
+	size_t ix;
+
+	if (e->nerrors == 0 || !id || !armid_segment(id, "subscriptions", sub, sizeof(sub)))
+		return NULL;
+	if (!idmap_get(&c->subl_ix, sub, &ix)) {
+		snprintf(scope, sizeof(scope), "/subscriptions/%s", sub);
+		c->subl = kv_realloc(c->subl, (c->nsubl + 1) * sizeof(*c->subl));
+		for (size_t k = 0; k < L_COUNT; k++)
+			c->subl[c->nsubl].err[k] = estate_list_failed(e, scope, LIST_KINDS[k]);
+		idmap_put(&c->subl_ix, sub, c->nsubl);
+		ix = c->nsubl++;
+	}
+	for (size_t k = 0; k < L_COUNT; k++)
+		if ((kinds & (1u << k)) && c->subl[ix].err[k])
+			return c->subl[ix].err[k];
+	return NULL;
+}
+
+/* Marks path as an error: what cannot be told, because of which list. */
+static void list_unavailable(cJSON *un, const char *path, const char *what, const struct estate_error *err)
+{
+	facts_unavailable(un, path, "error", "%s: the list '%s' could not be read in full: %d %s: %s", what,
+	                  err->scope, err->status, err->code ? err->code : "error",
+	                  err->message ? err->message : "no message");
 }
 
 static bool arr_has_ci(const cJSON *a, const char *s)
@@ -286,6 +346,43 @@ static enum user_type caller_type_in(const struct estate *e, const char *tid)
 	return USER_UNKNOWN;
 }
 
+/*
+ * Whether a tenant holds ADE vaults, and how many, is judged from every VM,
+ * extension and disk list of its subscriptions, its subscription list, and
+ * its key vaults' own lists (holds_err).  A vault that could not be read is
+ * counted in its subscription's tenant, which may not be its own.  Any of
+ * these makes the count unknown, and "holds none" too (one found is found).
+ */
+static void tenant_lists_unavailable(struct facts_ctx *c, struct tenant_facts *tf)
+{
+	const struct estate *e = c->e;
+	const struct estate_error *err = estate_subscriptions_failed(e, tf->tid);
+	char what[256];
+
+	for (size_t i = 0; !err && i < e->nsubs; i++)
+		if (kv_streq_ci(e->subs[i].tenant_id, tf->tid))
+			err = sub_lists_failed(c, e->subs[i].id, LISTS_ADE_VMS);
+	if (!err && tf->unknown)
+		err = tf->unknown->holds_err;
+	snprintf(what, sizeof(what), "the key vaults of tenant %s holding ADE keys may be more than were read", tf->tid);
+	if (err) {
+		list_unavailable(tf->unavail, "tenant.adeVaultCount", what, err);
+		if (tf->ade_vaults == 0)
+			list_unavailable(tf->unavail, "tenant.holdsAdeVaults", what, err);
+	}
+	if (tf->guessed > 0) {
+		const cJSON *why = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(tf->guess->unavail, "vault"), "reason");
+
+		facts_unavailable(tf->unavail, "tenant.adeVaultCount", "error",
+		                  "%s (counted in tenant %s, its subscription's tenant)", cJSON_GetStringValue(why), tf->tid);
+		if (tf->ade_vaults == tf->guessed)
+			facts_unavailable(tf->unavail, "tenant.holdsAdeVaults", "error",
+			                  "%s (counted in tenant %s, its subscription's tenant)", cJSON_GetStringValue(why),
+			                  tf->tid);
+	}
+}
+
 static void build_tenant_facts(struct facts_ctx *c, struct tenant_facts *tf)
 {
 	const struct estate *e = c->e;
@@ -317,6 +414,7 @@ static void build_tenant_facts(struct facts_ctx *c, struct tenant_facts *tf)
 	}
 	cJSON_AddNumberToObject(tf->facts, "adeVaultCount", tf->ade_vaults);
 	cJSON_AddBoolToObject(tf->facts, "holdsAdeVaults", tf->ade_vaults > 0);
+	tenant_lists_unavailable(c, tf);
 }
 
 /* ---- vaults ---- */
@@ -485,6 +583,21 @@ static void rbac_facts(struct facts_ctx *c, struct vault_use *u, const char *oid
 		facts_unavailable(u->unavail, "vault.backupRbac.coversKeys", "error",
 		            "Backup Management Service has a role at management group '%s', which may include the vault's "
 		            "subscription; the snapshot does not say", mg_scope);
+	/* A role-assignment list of the vault's scope cut short: a role not seen may grant what is missing. */
+	{
+		const struct estate_error *err = estate_list_failed(e, u->id, ESTATE_LIST_ROLE_ASSIGNMENTS);
+		char what[512];
+
+		if (!err)
+			return;
+		snprintf(what, sizeof(what), "Backup Management Service may have roles on key vault '%s' that were not read",
+		         u->vault && u->vault->name ? u->vault->name : u->id);
+		list_unavailable(u->unavail, "vault.backupRbac.roles", what, err);
+		if (!secrets)
+			list_unavailable(u->unavail, "vault.backupRbac.coversSecrets", what, err);
+		if (!keys)
+			list_unavailable(u->unavail, "vault.backupRbac.coversKeys", what, err);
+	}
 }
 
 /* Backup Management Service's access-policy entries on a vault, merged and normalised. */
@@ -521,12 +634,44 @@ static void missing_vault_facts(struct facts_ctx *c, struct vault_use *u)
 	add_str(u->facts, "subscriptionId", armid_segment(u->id, "subscriptions", sub, sizeof(sub)) ? sub : NULL);
 	add_str(u->facts, "resourceGroup", armid_segment(u->id, "resourceGroups", rg, sizeof(rg)) ? rg : NULL);
 	if (err)
-		facts_unavailable(u->unavail, "vault", "error", "key vault '%s' could not be read: %d %s: %s", u->id,
-		            err->status, err->code ? err->code : "error", err->message ? err->message : "no message");
+		facts_unavailable(u->unavail, "vault", "error", "key vault '%s' could not be read ('%s'): %d %s: %s", u->id,
+		            err->scope, err->status, err->code ? err->code : "error", err->message ? err->message : "no message");
 	else
 		facts_unavailable(u->unavail, "vault", "error",
 		            "key vault '%s', which holds ADE keys, is not in the snapshot (deleted, or not readable by the collector)",
 		            u->id);
+}
+
+/*
+ * A failed list that may have held more ADE VMs using vault u: one of its
+ * own subscription (ADE wants a vault in its VMs' subscription) or of a
+ * subscription where a VM using it was read (moved since).
+ */
+static const struct estate_error *use_lists_failed(struct facts_ctx *c, const struct vault_use *u)
+{
+	const struct estate_error *err = sub_lists_failed(c, u->id, LISTS_ADE_VMS);
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, u->vms)
+		if (!err)
+			err = sub_lists_failed(c, it->valuestring, LISTS_ADE_VMS);
+	return err;
+}
+
+/* What a vault holds, judged from lists cut short: "holds one" stands, "holds none" and adeVms do not. */
+static void vault_lists_unavailable(struct facts_ctx *c, struct vault_use *u)
+{
+	const char *name = u->vault->name ? u->vault->name : u->id;
+	char what[512];
+
+	if (!(u->holds_err = use_lists_failed(c, u)))
+		return;
+	snprintf(what, sizeof(what), "key vault '%s' may hold the keys of ADE VMs that were not read", name);
+	list_unavailable(u->unavail, "vault.adeVms", what, u->holds_err);
+	if (!u->bek)
+		list_unavailable(u->unavail, "vault.holdsBek", what, u->holds_err);
+	if (!u->kek)
+		list_unavailable(u->unavail, "vault.holdsKek", what, u->holds_err);
 }
 
 static void build_vault_facts(struct facts_ctx *c, struct vault_use *u)
@@ -586,6 +731,7 @@ static void build_vault_facts(struct facts_ctx *c, struct vault_use *u)
 	cJSON_AddBoolToObject(f, "holdsBek", u->bek);
 	cJSON_AddBoolToObject(f, "holdsKek", u->kek);
 	cJSON_AddItemToObject(f, "adeVms", cJSON_Duplicate(u->vms, true));
+	vault_lists_unavailable(c, u);
 
 	if (!e->present.subscriptions) {
 		add_str(f, "subscriptionTenantId", NULL);
@@ -689,8 +835,18 @@ struct facts_ctx *facts_prepare(const struct estate *e)
 
 		build_vault_facts(c, &c->uses[i]);
 		tf = tenant_slot(c, c->uses[i].tenant);
-		if (tf && (c->uses[i].bek || c->uses[i].kek))
+		if (!tf)
+			continue;
+		if (c->uses[i].bek || c->uses[i].kek) {
 			tf->ade_vaults++;
+			/* Not read because of an error: its tenant is its subscription's, a guess. */
+			if (!c->uses[i].vault && estate_error_for(e, c->uses[i].id)) {
+				tf->guessed++;
+				tf->guess = &c->uses[i];
+			}
+		}
+		if (c->uses[i].holds_err && !tf->unknown)
+			tf->unknown = &c->uses[i];
 	}
 	/* Tenants of the snapshot and of the subscriptions count even without vaults. */
 	for (size_t i = 0; i < e->ntenants; i++)
@@ -722,6 +878,8 @@ void facts_ctx_free(struct facts_ctx *c)
 	idmap_release(&c->use_ix);
 	idmap_release(&c->tenant_ix);
 	idmap_release(&c->item_ix);
+	idmap_release(&c->subl_ix);
+	free(c->subl);
 	free(c);
 }
 
@@ -895,6 +1053,14 @@ static void build_vm_facts(struct facts_ctx *c, const struct vm *vm, cJSON *f, c
 			                  "VM '%s' could not be read in full (%s: %d %s: %s), so its encryption settings may be "
 			                  "incomplete", vm->name ? vm->name : vm->id, err->scope, err->status,
 			                  err->code ? err->code : "error", err->message ? err->message : "no message");
+		/* Its disks or ADE extension may be on the part of a list that was not read. */
+		if (!err && (err = sub_lists_failed(c, vm->id, LISTS_VM_ADE))) {
+			char what[512];
+
+			snprintf(what, sizeof(what), "the encryption settings of VM '%s' may be incomplete",
+			         vm->name ? vm->name : vm->id);
+			list_unavailable(un, "vm.ade", what, err);
+		}
 	}
 
 	bk = cJSON_AddObjectToObject(f, "backup");
@@ -913,6 +1079,17 @@ static void build_vm_facts(struct facts_ctx *c, const struct vm *vm, cJSON *f, c
 			add_str(bk, "lastBackupStatus", e->items[ix].last_backup_status);
 		else
 			cJSON_AddNullToObject(bk, "lastBackupStatus");
+		/* "Not protected" is never concluded from a cut list of vaults or protected items. */
+		{
+			const struct estate_error *err = sub_lists_failed(c, vm->id, LISTS_BACKUP);
+			char what[512];
+
+			if (err) {
+				snprintf(what, sizeof(what), "whether Azure Backup protects VM '%s' is unknown",
+				         vm->name ? vm->name : vm->id);
+				list_unavailable(un, "vm.backup", what, err);
+			}
+		}
 		vm_evidence(c, vm, NULL, bk, un);
 	} else {
 		const struct protected_item *it = &e->items[ix];

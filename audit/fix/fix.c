@@ -740,6 +740,113 @@ static cJSON *dup_or_null(const cJSON *x)
 }
 
 /*
+ * One journaled write to a vault (docs/fix.md, "The journal"): a grant, a
+ * settings PATCH, and their undos.  The intent is appended and fsync'd
+ * first and nothing is sent when it cannot be; then the write, a fresh read
+ * of the vault, the check that the write shows there, and the result entry.
+ * What differs between the four is in the struct.
+ */
+struct step {
+	struct fix_ctx *c;
+	const cJSON *item;      /* vault, name, armTenant, tenantId, principal */
+	cJSON *res;             /* gets status, error, after; and verified when fix */
+	cJSON *intent;          /* the intent entry, consumed */
+	const char *type;       /* the result entry's type */
+	bool fix;               /* a fix's write: the result entry and res carry "verified" */
+	enum http_outcome (*send)(struct az_client *az, const char *url, const char *tenant, const cJSON *body,
+	                          cJSON **out, struct az_failure *fail, struct kv_err *err);
+	const char *path;       /* after the vault ID in the URL ("/accessPolicies/add"), or NULL */
+	const cJSON *body;
+	const cJSON *want;      /* what check compares the re-read vault with */
+	const char *refused;    /* "<refused>: <error>" when the intent cannot be journaled */
+	const char *write;      /* "<write> failed: <error>" when the write is refused */
+	const char *done;       /* status when the re-read shows the write (applied, rolled-back) */
+	const char *done_line;  /* its progress line */
+	const char *not_seen;   /* the error when it does not */
+	/* The journaled response; NULL: none is journaled. */
+	cJSON *(*response)(const struct step *s, const cJSON *resp);
+	/* Whether the re-read vault shows the write; *after is what the result records. */
+	bool (*check)(const struct step *s, const cJSON *vault, cJSON **after);
+};
+
+/* A write Azure refused: res failed with m, and the result entry je says so (not yet appended). */
+static void write_refused(struct fix_ctx *c, enum http_outcome o, const struct az_failure *f, const char *m,
+                          cJSON *res, cJSON *je)
+{
+	note_failure(c, o, f);
+	set_error(res, "failed", m);
+	cJSON_AddFalseToObject(je, "ok");
+	cJSON_AddStringToObject(je, "error", m);
+}
+
+static void write_verify_journal(struct step *s)
+{
+	const char *name = jstr(s->item, "name");
+	cJSON *resp = NULL, *vault = NULL, *after = NULL, *je = NULL;
+	struct az_failure f;
+	struct kv_err err = {{0}};
+	enum http_outcome o;
+	char *url = NULL, *m = NULL;
+	bool checked = false, ok = false;
+
+	if (!fix_journal_append(s->c->journal, s->intent, &err)) {
+		m = kv_asprintf("vault %s: %s: %s", name, s->refused, err.msg);
+		set_error(s->res, "failed", m);
+		goto out;
+	}
+	url = kv_asprintf("%s%s%s?api-version=%s", s->c->az->cloud->arm, jstr(s->item, "vault"), s->path ? s->path : "",
+	                  FIX_API_KEYVAULT);
+	o = s->send(s->c->az, url, tenant_of(s->item), s->body, &resp, &f, &err);
+	je = journal_entry(s->c, s->type, "result", s->item);
+	if (o != HTTP_OK) {
+		m = kv_asprintf("vault %s: %s failed: %s", name, s->write, err.msg);
+		write_refused(s->c, o, &f, m, s->res, je);
+		goto journal;
+	}
+	if (s->response)
+		cJSON_AddItemToObject(je, "response", s->response(s, resp));
+	if (!(vault = read_vault(s->c, s->item, s->res))) {
+		cJSON_AddFalseToObject(je, "ok");
+		if (s->fix) {
+			cJSON_AddNullToObject(je, "after");
+			cJSON_AddFalseToObject(je, "verified");
+		}
+		goto journal;
+	}
+	checked = true;
+	ok = s->check(s, vault, &after);
+	cJSON_AddBoolToObject(je, "ok", ok);
+	cJSON_AddItemToObject(je, "after", cJSON_Duplicate(after, true));
+	if (s->fix)
+		cJSON_AddBoolToObject(je, "verified", ok);
+journal:
+	if (!fix_journal_append(s->c->journal, je, &err))
+		logf_(s->c, "kvaudit: vault %s: %s", name, err.msg);
+	if (!checked)
+		goto out;
+	cJSON_ReplaceItemInObjectCaseSensitive(s->res, "after", after);
+	after = NULL;
+	if (s->fix)
+		cJSON_ReplaceItemInObjectCaseSensitive(s->res, "verified", cJSON_CreateBool(ok));
+	if (ok) {
+		set_error(s->res, s->done, NULL);
+		logf_(s->c, "kvaudit: vault %s: %s", name, s->done_line);
+	} else {
+		m = kv_asprintf("vault %s: %s", name, s->not_seen);
+		set_error(s->res, "failed", m);
+	}
+out:
+	free(m);
+	free(url);
+	cJSON_Delete(after);
+	cJSON_Delete(je);
+	cJSON_Delete(vault);
+	cJSON_Delete(resp);
+	cJSON_Delete(s->intent);
+	s->intent = NULL;
+}
+
+/*
  * Whether the caller may perform action on the vault, from ARM's
  * Permissions_ListForResource (every entry's actions minus its notActions,
  * wildcards as in role definitions; facts_actions_cover).  Checked right
@@ -787,15 +894,29 @@ out:
 	return ok;
 }
 
+static cJSON *grant_response(const struct step *s, const cJSON *resp)
+{
+	(void)s;
+	return dup_or_null(resp);
+}
+
+/* Every template permission the item asks for is there. */
+static bool grant_check(const struct step *s, const cJSON *vault, cJSON **after)
+{
+	const cJSON *entry = fix_find_entry(vault, jstr(s->item, "tenantId"), jstr(s->item, "principal"));
+	cJSON *still = fix_missing(entry, jtrue(s->item, "secrets"), jtrue(s->item, "keys"));
+	bool ok = fix_perms_empty(still);
+
+	cJSON_Delete(still);
+	*after = dup_or_null(entry);
+	return ok;
+}
+
 static cJSON *apply_policy(struct fix_ctx *c, const cJSON *item, cJSON *res)
 {
 	const char *name = jstr(item, "name"), *tenant = jstr(item, "tenantId"), *oid = jstr(item, "principal");
-	cJSON *vault = NULL, *perms = NULL, *body = NULL, *resp = NULL, *je = NULL, *still = NULL;
+	cJSON *vault = NULL, *perms = NULL, *body = NULL;
 	const cJSON *entry;
-	struct az_failure f;
-	struct kv_err err = {{0}};
-	enum http_outcome o;
-	char *url = NULL;
 
 	if (!(vault = read_vault(c, item, res)))
 		goto out;
@@ -821,69 +942,22 @@ static cJSON *apply_policy(struct fix_ctx *c, const cJSON *item, cJSON *res)
 	if (!may_write(c, item, "Microsoft.KeyVault/vaults/accessPolicies/write", res))
 		goto out;
 	/* The journal first: what was there, and what is about to be sent. */
-	je = journal_entry(c, "grant", "intent", item);
-	cJSON_AddItemToObject(je, "prior", dup_or_null(entry));
-	cJSON_AddStringToObject(je, "operation", "add");
-	cJSON_AddItemToObject(je, "request", cJSON_Duplicate(body, true));
-	if (!fix_journal_append(c->journal, je, &err)) {
-		char *m = kv_asprintf("vault %s: not changed: %s", name, err.msg);
+	{
+		struct step s = {
+			.c = c, .item = item, .res = res, .intent = journal_entry(c, "grant", "intent", item),
+			.type = "grant", .fix = true, .send = az_put_json, .path = "/accessPolicies/add", .body = body,
+			.refused = "not changed", .write = "the access-policy add", .done = "applied",
+			.done_line = "applied and verified",
+			.not_seen = "the add was accepted but the permissions are not there on re-reading",
+			.response = grant_response, .check = grant_check,
+		};
 
-		set_error(res, "failed", m);
-		free(m);
-		goto out;
-	}
-	cJSON_Delete(je);
-	je = NULL;
-	url = kv_asprintf("%s%s/accessPolicies/add?api-version=%s", c->az->cloud->arm, jstr(item, "vault"),
-	                  FIX_API_KEYVAULT);
-	o = az_put_json(c->az, url, tenant_of(item), body, &resp, &f, &err);
-	if (o != HTTP_OK) {
-		char *m = kv_asprintf("vault %s: the access-policy add failed: %s", name, err.msg);
-
-		note_failure(c, o, &f);
-		set_error(res, "failed", m);
-		je = journal_entry(c, "grant", "result", item);
-		cJSON_AddFalseToObject(je, "ok");
-		cJSON_AddStringToObject(je, "error", m);
-		free(m);
-		fix_journal_append(c->journal, je, &err);
-		goto out;
-	}
-	/* Verify on a fresh read. */
-	cJSON_Delete(vault);
-	vault = NULL;
-	je = journal_entry(c, "grant", "result", item);
-	cJSON_AddItemToObject(je, "response", dup_or_null(resp));
-	if (!(vault = read_vault(c, item, res))) {
-		cJSON_AddFalseToObject(je, "ok");
-		cJSON_AddNullToObject(je, "after");
-		cJSON_AddFalseToObject(je, "verified");
-		fix_journal_append(c->journal, je, &err);
-		goto out;
-	}
-	entry = fix_find_entry(vault, tenant, oid);
-	still = fix_missing(entry, jtrue(item, "secrets"), jtrue(item, "keys"));
-	cJSON_ReplaceItemInObjectCaseSensitive(res, "after", dup_or_null(entry));
-	cJSON_ReplaceItemInObjectCaseSensitive(res, "verified", cJSON_CreateBool(fix_perms_empty(still)));
-	cJSON_AddBoolToObject(je, "ok", fix_perms_empty(still));
-	cJSON_AddItemToObject(je, "after", dup_or_null(entry));
-	cJSON_AddBoolToObject(je, "verified", fix_perms_empty(still));
-	if (!fix_journal_append(c->journal, je, &err))
-		logf_(c, "kvaudit: vault %s: %s", name, err.msg);
-	if (fix_perms_empty(still)) {
-		set_error(res, "applied", NULL);
-		logf_(c, "kvaudit: vault %s: applied and verified", name);
-	} else {
-		char *m = kv_asprintf("vault %s: the add was accepted but the permissions are not there on re-reading", name);
-
-		set_error(res, "failed", m);
-		free(m);
+		cJSON_AddItemToObject(s.intent, "prior", dup_or_null(entry));
+		cJSON_AddStringToObject(s.intent, "operation", "add");
+		cJSON_AddItemToObject(s.intent, "request", cJSON_Duplicate(body, true));
+		write_verify_journal(&s);
 	}
 out:
-	free(url);
-	cJSON_Delete(je);
-	cJSON_Delete(still);
-	cJSON_Delete(resp);
 	cJSON_Delete(body);
 	cJSON_Delete(perms);
 	cJSON_Delete(vault);
@@ -1051,10 +1125,7 @@ static cJSON *apply_role(struct fix_ctx *c, const cJSON *item, cJSON *res)
 	if (o != HTTP_OK) {
 		char *m = kv_asprintf("vault %s: the role assignment failed: %s", name, err.msg);
 
-		note_failure(c, o, &f);
-		set_error(res, "failed", m);
-		cJSON_AddFalseToObject(je, "ok");
-		cJSON_AddStringToObject(je, "error", m);
+		write_refused(c, o, &f, m, res, je);
 		free(m);
 		fix_journal_append(c->journal, je, &err);
 		goto out;
@@ -1112,6 +1183,25 @@ static cJSON *settings_of(const cJSON *vault, const cJSON *planned)
 	return out;
 }
 
+/* The planned settings as the PATCH's answer has them. */
+static cJSON *settings_response(const struct step *s, const cJSON *resp)
+{
+	return resp ? settings_of(resp, s->want) : cJSON_CreateNull();
+}
+
+/* Every setting the PATCH turned on is on. */
+static bool settings_check(const struct step *s, const cJSON *vault, cJSON **after)
+{
+	const cJSON *p;
+	bool ok = true;
+
+	cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(s->body, "properties"))
+		if (!setting_now(vault, p->string))
+			ok = false;
+	*after = settings_of(vault, s->want);
+	return ok;
+}
+
 /*
  * Vault settings (--include-vault-settings): re-read the vault, PATCH only
  * the planned settings that are still off (Vaults_Update, never a vault
@@ -1122,12 +1212,7 @@ static void apply_settings(struct fix_ctx *c, const cJSON *item, cJSON *sres)
 {
 	const char *name = jstr(item, "name");
 	const cJSON *planned = cJSON_GetObjectItemCaseSensitive(item, "settings"), *p;
-	cJSON *vault = NULL, *body = NULL, *change, *irrev, *je = NULL, *resp = NULL, *after = NULL;
-	struct az_failure f;
-	struct kv_err err = {{0}};
-	enum http_outcome o;
-	char *url = NULL;
-	bool verified = true;
+	cJSON *vault = NULL, *body = NULL, *change, *irrev;
 
 	if (!(vault = read_vault(c, item, sres)))
 		goto out;
@@ -1152,67 +1237,23 @@ static void apply_settings(struct fix_ctx *c, const cJSON *item, cJSON *sres)
 	cJSON_ReplaceItemInObjectCaseSensitive(sres, "request", cJSON_Duplicate(body, true));
 	if (!may_write(c, item, "Microsoft.KeyVault/vaults/write", sres))
 		goto out;
-	je = journal_entry(c, "settings", "intent", item);
-	cJSON_AddItemToObject(je, "prior", settings_of(vault, planned));
-	cJSON_AddStringToObject(je, "operation", "patch");
-	cJSON_AddItemToObject(je, "request", cJSON_Duplicate(body, true));
-	cJSON_AddItemToObject(je, "irreversible", cJSON_Duplicate(irrev, true));
-	if (!fix_journal_append(c->journal, je, &err)) {
-		char *m = kv_asprintf("vault %s: settings not changed: %s", name, err.msg);
+	{
+		struct step s = {
+			.c = c, .item = item, .res = sres, .intent = journal_entry(c, "settings", "intent", item),
+			.type = "settings", .fix = true, .send = az_patch_json, .body = body, .want = planned,
+			.refused = "settings not changed", .write = "the settings update", .done = "applied",
+			.done_line = "settings applied and verified",
+			.not_seen = "the settings update was accepted but the vault does not show it on re-reading",
+			.response = settings_response, .check = settings_check,
+		};
 
-		set_error(sres, "failed", m);
-		free(m);
-		goto out;
-	}
-	cJSON_Delete(je);
-	je = journal_entry(c, "settings", "result", item);
-	url = arm_url(c, jstr(item, "vault"), FIX_API_KEYVAULT, NULL);
-	o = az_patch_json(c->az, url, tenant_of(item), body, &resp, &f, &err);
-	if (o != HTTP_OK) {
-		char *m = kv_asprintf("vault %s: the settings update failed: %s", name, err.msg);
-
-		note_failure(c, o, &f);
-		set_error(sres, "failed", m);
-		cJSON_AddFalseToObject(je, "ok");
-		cJSON_AddStringToObject(je, "error", m);
-		free(m);
-		fix_journal_append(c->journal, je, &err);
-		goto out;
-	}
-	cJSON_AddItemToObject(je, "response", resp ? settings_of(resp, planned) : cJSON_CreateNull());
-	cJSON_Delete(vault);
-	if (!(vault = read_vault(c, item, sres))) {
-		cJSON_AddFalseToObject(je, "ok");
-		cJSON_AddNullToObject(je, "after");
-		cJSON_AddFalseToObject(je, "verified");
-		fix_journal_append(c->journal, je, &err);
-		goto out;
-	}
-	after = settings_of(vault, planned);
-	cJSON_ArrayForEach(p, change)
-		if (!setting_now(vault, p->string))
-			verified = false;
-	cJSON_AddBoolToObject(je, "ok", verified);
-	cJSON_AddItemToObject(je, "after", cJSON_Duplicate(after, true));
-	cJSON_AddBoolToObject(je, "verified", verified);
-	if (!fix_journal_append(c->journal, je, &err))
-		logf_(c, "kvaudit: vault %s: %s", name, err.msg);
-	cJSON_ReplaceItemInObjectCaseSensitive(sres, "after", after);
-	cJSON_ReplaceItemInObjectCaseSensitive(sres, "verified", cJSON_CreateBool(verified));
-	if (verified) {
-		set_error(sres, "applied", NULL);
-		logf_(c, "kvaudit: vault %s: settings applied and verified", name);
-	} else {
-		char *m = kv_asprintf("vault %s: the settings update was accepted but the vault does not show it on "
-		                      "re-reading", name);
-
-		set_error(sres, "failed", m);
-		free(m);
+		cJSON_AddItemToObject(s.intent, "prior", settings_of(vault, planned));
+		cJSON_AddStringToObject(s.intent, "operation", "patch");
+		cJSON_AddItemToObject(s.intent, "request", cJSON_Duplicate(body, true));
+		cJSON_AddItemToObject(s.intent, "irreversible", cJSON_Duplicate(irrev, true));
+		write_verify_journal(&s);
 	}
 out:
-	free(url);
-	cJSON_Delete(resp);
-	cJSON_Delete(je);
 	cJSON_Delete(body);
 	cJSON_Delete(vault);
 }
@@ -1292,9 +1333,21 @@ cJSON *fix_apply_item(struct fix_ctx *c, const cJSON *item)
 
 /* ---- rollback ---- */
 
+/* None of the removed permissions is left. */
+static bool undo_grant_check(const struct step *s, const cJSON *vault, cJSON **after)
+{
+	const cJSON *entry = fix_find_entry(vault, jstr(s->item, "tenantId"), jstr(s->item, "principal"));
+	cJSON *left = fix_removal(NULL, s->want, entry);
+	bool gone = fix_perms_empty(left);
+
+	cJSON_Delete(left);
+	*after = dup_or_null(entry);
+	return gone;
+}
+
 static cJSON *undo_grant(struct fix_ctx *c, const cJSON *intent)
 {
-	cJSON *res = cJSON_CreateObject(), *vault = NULL, *removal = NULL, *body = NULL, *je = NULL, *resp = NULL;
+	cJSON *res = cJSON_CreateObject(), *vault = NULL, *removal = NULL, *body = NULL;
 	const char *vid = jstr(intent, "vault"), *tenant = jstr(intent, "tenantId"), *oid = jstr(intent, "principal");
 	const cJSON *requested = cJSON_GetObjectItemCaseSensitive(
 		cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(
@@ -1303,15 +1356,12 @@ static cJSON *undo_grant(struct fix_ctx *c, const cJSON *intent)
 	const cJSON *entry, *prior = cJSON_GetObjectItemCaseSensitive(intent, "prior");
 	const char *slash = vid ? strrchr(vid, '/') : NULL;
 	cJSON *item = cJSON_CreateObject();
-	struct az_failure f;
-	struct kv_err err = {{0}};
-	char *url = NULL;
-	enum http_outcome o;
 
 	cJSON_AddStringToObject(item, "vault", vid ? vid : "");
 	cJSON_AddStringToObject(item, "name", slash ? slash + 1 : "?");
 	cJSON_AddStringToObject(item, "armTenant", jstr(intent, "armTenant") ? jstr(intent, "armTenant") : "");
-	cJSON_AddStringToObject(item, "tenantId", tenant ? tenant : "");
+	if (tenant) /* absent, it matches the principal's entry in any tenant (fix_find_entry) */
+		cJSON_AddStringToObject(item, "tenantId", tenant);
 	cJSON_AddStringToObject(item, "principal", oid ? oid : "");
 	cJSON_AddStringToObject(res, "vault", vid ? vid : "");
 	cJSON_AddStringToObject(res, "name", slash ? slash + 1 : "?");
@@ -1340,65 +1390,22 @@ static cJSON *undo_grant(struct fix_ctx *c, const cJSON *intent)
 	}
 	cJSON_ReplaceItemInObjectCaseSensitive(res, "removed", cJSON_Duplicate(removal, true));
 	body = fix_policy_request(tenant, oid, removal);
-	je = journal_entry(c, "undo-grant", "intent", item);
-	cJSON_AddStringToObject(je, "undoes", jstr(intent, "run") ? jstr(intent, "run") : "");
-	cJSON_AddItemToObject(je, "current", dup_or_null(entry));
-	cJSON_AddStringToObject(je, "operation", "remove");
-	cJSON_AddItemToObject(je, "request", cJSON_Duplicate(body, true));
-	if (!fix_journal_append(c->journal, je, &err)) {
-		char *m = kv_asprintf("vault %s: not changed: %s", jstr(item, "name"), err.msg);
-
-		set_error(res, "failed", m);
-		free(m);
-		goto out;
-	}
-	cJSON_Delete(je);
-	je = NULL;
-	url = kv_asprintf("%s%s/accessPolicies/remove?api-version=%s", c->az->cloud->arm, vid, FIX_API_KEYVAULT);
-	o = az_put_json(c->az, url, tenant_of(item), body, &resp, &f, &err);
-	je = journal_entry(c, "undo-grant", "result", item);
-	if (o != HTTP_OK) {
-		char *m = kv_asprintf("vault %s: the access-policy remove failed: %s", jstr(item, "name"), err.msg);
-
-		note_failure(c, o, &f);
-		set_error(res, "failed", m);
-		cJSON_AddFalseToObject(je, "ok");
-		cJSON_AddStringToObject(je, "error", m);
-		free(m);
-		fix_journal_append(c->journal, je, &err);
-		goto out;
-	}
-	cJSON_Delete(vault);
-	if (!(vault = read_vault(c, item, res))) {
-		cJSON_AddFalseToObject(je, "ok");
-		fix_journal_append(c->journal, je, &err);
-		goto out;
-	}
-	entry = fix_find_entry(vault, tenant, oid);
 	{
-		cJSON *left = fix_removal(NULL, removal, entry);
-		bool gone = fix_perms_empty(left);
+		struct step s = {
+			.c = c, .item = item, .res = res, .intent = journal_entry(c, "undo-grant", "intent", item),
+			.type = "undo-grant", .send = az_put_json, .path = "/accessPolicies/remove", .body = body,
+			.want = removal, .refused = "not changed", .write = "the access-policy remove",
+			.done = "rolled-back", .done_line = "rolled back",
+			.not_seen = "the remove was accepted but the permissions are still there", .check = undo_grant_check,
+		};
 
-		cJSON_Delete(left);
-		cJSON_AddBoolToObject(je, "ok", gone);
-		cJSON_AddItemToObject(je, "after", dup_or_null(entry));
-		fix_journal_append(c->journal, je, &err);
-		cJSON_ReplaceItemInObjectCaseSensitive(res, "after", dup_or_null(entry));
-		if (gone) {
-			set_error(res, "rolled-back", NULL);
-			logf_(c, "kvaudit: vault %s: rolled back", jstr(item, "name"));
-		} else {
-			char *m = kv_asprintf("vault %s: the remove was accepted but the permissions are still there",
-			                      jstr(item, "name"));
-
-			set_error(res, "failed", m);
-			free(m);
-		}
+		cJSON_AddStringToObject(s.intent, "undoes", jstr(intent, "run") ? jstr(intent, "run") : "");
+		cJSON_AddItemToObject(s.intent, "current", dup_or_null(entry));
+		cJSON_AddStringToObject(s.intent, "operation", "remove");
+		cJSON_AddItemToObject(s.intent, "request", cJSON_Duplicate(body, true));
+		write_verify_journal(&s);
 	}
 out:
-	free(url);
-	cJSON_Delete(resp);
-	cJSON_Delete(je);
 	cJSON_Delete(body);
 	cJSON_Delete(removal);
 	cJSON_Delete(vault);
@@ -1462,10 +1469,7 @@ static cJSON *undo_role(struct fix_ctx *c, const cJSON *intent)
 	if (o != HTTP_OK && o != HTTP_NOT_FOUND) {
 		char *m = kv_asprintf("vault %s: deleting the role assignment failed: %s", name, err.msg);
 
-		note_failure(c, o, &f);
-		set_error(res, "failed", m);
-		cJSON_AddFalseToObject(je, "ok");
-		cJSON_AddStringToObject(je, "error", m);
+		write_refused(c, o, &f, m, res, je);
 		free(m);
 		fix_journal_append(c->journal, je, &err);
 		goto out;
@@ -1491,6 +1495,13 @@ out:
 	return res;
 }
 
+/* enabledForDiskEncryption is off again. */
+static bool undo_settings_check(const struct step *s, const cJSON *vault, cJSON **after)
+{
+	*after = settings_of(vault, s->want);
+	return !setting_now(vault, "enabledForDiskEncryption");
+}
+
 /*
  * Undoes a settings intent: only enabledForDiskEncryption can be turned off
  * again (when the fix turned it on); soft delete and purge protection cannot
@@ -1503,13 +1514,9 @@ static cJSON *undo_settings(struct fix_ctx *c, const cJSON *intent)
 	const cJSON *req = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(intent, "request"),
 	                                                    "properties");
 	const cJSON *prior = cJSON_GetObjectItemCaseSensitive(intent, "prior"), *p;
-	cJSON *res = cJSON_CreateObject(), *item = cJSON_CreateObject(), *vault = NULL, *body = NULL, *je = NULL;
-	cJSON *nr = cJSON_CreateArray(), *resp = NULL;
+	cJSON *res = cJSON_CreateObject(), *item = cJSON_CreateObject(), *vault = NULL, *body = NULL;
+	cJSON *nr = cJSON_CreateArray();
 	bool revert = false;
-	struct az_failure f;
-	struct kv_err err = {{0}};
-	char *url = NULL;
-	enum http_outcome o;
 
 	cJSON_AddStringToObject(item, "vault", vid ? vid : "");
 	cJSON_AddStringToObject(item, "name", name);
@@ -1550,56 +1557,22 @@ static cJSON *undo_settings(struct fix_ctx *c, const cJSON *intent)
 	}
 	body = cJSON_CreateObject();
 	cJSON_AddFalseToObject(cJSON_AddObjectToObject(body, "properties"), "enabledForDiskEncryption");
-	je = journal_entry(c, "undo-settings", "intent", item);
-	cJSON_AddStringToObject(je, "undoes", jstr(intent, "run") ? jstr(intent, "run") : "");
-	cJSON_AddItemToObject(je, "current", settings_of(vault, req));
-	cJSON_AddStringToObject(je, "operation", "patch");
-	cJSON_AddItemToObject(je, "request", cJSON_Duplicate(body, true));
-	if (!fix_journal_append(c->journal, je, &err)) {
-		char *m = kv_asprintf("vault %s: not changed: %s", name, err.msg);
+	{
+		struct step s = {
+			.c = c, .item = item, .res = res, .intent = journal_entry(c, "undo-settings", "intent", item),
+			.type = "undo-settings", .send = az_patch_json, .body = body, .want = req,
+			.refused = "not changed", .write = "turning enabledForDiskEncryption off again",
+			.done = "rolled-back", .done_line = "enabledForDiskEncryption turned off again",
+			.not_seen = "enabledForDiskEncryption is still on after turning it off", .check = undo_settings_check,
+		};
 
-		set_error(res, "failed", m);
-		free(m);
-		goto out;
-	}
-	cJSON_Delete(je);
-	je = journal_entry(c, "undo-settings", "result", item);
-	url = arm_url(c, vid, FIX_API_KEYVAULT, NULL);
-	o = az_patch_json(c->az, url, tenant_of(item), body, &resp, &f, &err);
-	if (o != HTTP_OK) {
-		char *m = kv_asprintf("vault %s: turning enabledForDiskEncryption off again failed: %s", name, err.msg);
-
-		note_failure(c, o, &f);
-		set_error(res, "failed", m);
-		cJSON_AddFalseToObject(je, "ok");
-		cJSON_AddStringToObject(je, "error", m);
-		free(m);
-		fix_journal_append(c->journal, je, &err);
-		goto out;
-	}
-	cJSON_Delete(vault);
-	if (!(vault = read_vault(c, item, res))) {
-		cJSON_AddFalseToObject(je, "ok");
-		fix_journal_append(c->journal, je, &err);
-		goto out;
-	}
-	cJSON_AddBoolToObject(je, "ok", !setting_now(vault, "enabledForDiskEncryption"));
-	cJSON_AddItemToObject(je, "after", settings_of(vault, req));
-	fix_journal_append(c->journal, je, &err);
-	cJSON_ReplaceItemInObjectCaseSensitive(res, "after", settings_of(vault, req));
-	if (!setting_now(vault, "enabledForDiskEncryption")) {
-		set_error(res, "rolled-back", NULL);
-		logf_(c, "kvaudit: vault %s: enabledForDiskEncryption turned off again", name);
-	} else {
-		char *m = kv_asprintf("vault %s: enabledForDiskEncryption is still on after turning it off", name);
-
-		set_error(res, "failed", m);
-		free(m);
+		cJSON_AddStringToObject(s.intent, "undoes", jstr(intent, "run") ? jstr(intent, "run") : "");
+		cJSON_AddItemToObject(s.intent, "current", settings_of(vault, req));
+		cJSON_AddStringToObject(s.intent, "operation", "patch");
+		cJSON_AddItemToObject(s.intent, "request", cJSON_Duplicate(body, true));
+		write_verify_journal(&s);
 	}
 out:
-	free(url);
-	cJSON_Delete(resp);
-	cJSON_Delete(je);
 	cJSON_Delete(body);
 	cJSON_Delete(vault);
 	cJSON_Delete(item);

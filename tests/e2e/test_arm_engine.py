@@ -15,6 +15,7 @@ throttling-aware scheduling (issue 5).
 
 Usage: test_arm_engine.py --kvaudit BIN --source REPO [TEST ...]
 """
+import collections
 import datetime
 import json
 import os
@@ -221,7 +222,7 @@ class Scaling(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             reads = arm_reads(emu.requests())
             per_vm = [x for x in reads if "/virtualmachines/" in x["path"].lower()]
-            return len(reads), len(per_vm), load(os.path.join(work, "c.json"))
+            return reads, len(per_vm), load(os.path.join(work, "c.json"))
         finally:
             emu.stop()
 
@@ -235,8 +236,15 @@ class Scaling(unittest.TestCase):
         self.assertEqual((small_vm, big_vm), (0, 0))
         self.assertEqual(len(est_big["virtualMachines"]), 240)
         self.assertEqual(est_big["errors"], [])
-        # 4x the VMs: a few more pages (100 items each), far from 4x the requests
-        self.assertLess(big, small + 20, (small, big))
+        # Backup jobs grow with the protected VMs (one a day each): one request per page of 100 a vault.
+        for reads, est in ((small, est_small), (big, est_big)):
+            per_vault = collections.Counter(j["id"].lower().split("/backupjobs/")[0] for j in est["backupJobs"])
+            jobs = [x["path"].lower()[len("/arm"):-len("/backupjobs")] for x in reads
+                    if x["path"].lower().endswith("/backupjobs")]
+            self.assertEqual(len(jobs), sum(max(1, -(-per_vault[v] // 100)) for v in set(jobs)), per_vault)
+        small, big = ([x for x in r if not x["path"].lower().endswith("/backupjobs")] for r in (small, big))
+        # 4x the VMs: a few more pages (100 items each) of the rest, far from 4x the requests
+        self.assertLess(len(big), len(small) + 20, (len(small), len(big)))
 
 
 class Throttling(unittest.TestCase):
@@ -293,6 +301,45 @@ class Throttling(unittest.TestCase):
             self.assertGreater(storm_done - first_429, 1.9)
             self.assertLess(calm_done, storm_done - 1.0, (calm_done, storm_done))
             self.assertEqual(load(estate)["errors"], [])
+        finally:
+            emu.stop()
+
+
+GRAPH_QUERY = "/arm/providers/Microsoft.ResourceGraph/resources"
+
+
+class ConfigFile(unittest.TestCase):
+    """engine and concurrency from --config (docs/config.md); the flags win over the file."""
+
+    def test_engine_and_concurrency_from_the_file_and_flags_win(self):
+        emu = Emulator()
+        try:
+            emu.fault({"match": {"pathRegex": "^/arm/"}, "times": 0, "latencyMs": 30})
+            cfg = os.path.join(emu.dir, "kvaudit.json")
+            with open(cfg, "w") as f:
+                json.dump({"kind": "kvaudit.config", "version": 1, "engine": "arm", "concurrency": 1}, f)
+
+            def overlapping(log):
+                spans = sorted(when(r) for r in arm_reads(log))
+                return sum(1 for a, b in zip(spans, spans[1:]) if b[0] < a[1])
+
+            emu.call("DELETE", "/_emulator/log")
+            r = kvaudit(emu, ["scan", "--config", cfg, "--out", os.path.join(emu.dir, "file.json"), "-q"])
+            self.assertEqual(r.returncode, 1, r.stderr)
+            log = emu.requests()
+            self.assertEqual([x for x in log if x["path"] == GRAPH_QUERY], [])  # no Resource Graph query
+            self.assertEqual(overlapping(log), 0)                            # one request at a time
+            emu.call("DELETE", "/_emulator/log")
+            r = kvaudit(emu, ["scan", "--config", cfg, "--engine", "graph", "--concurrency", "16", "--out",
+                              os.path.join(emu.dir, "flags.json"), "-q"])
+            self.assertEqual(r.returncode, 1, r.stderr)
+            log = emu.requests()
+            self.assertTrue(any(x["path"] == GRAPH_QUERY and x["method"] == "POST" for x in log))
+            self.assertGreater(overlapping(log), 0)
+            self.assertEqual(sorted(x["rule"] + str(x["vm"]) + str(x["vault"]) for x in
+                                    load(os.path.join(emu.dir, "file.json"))["findings"]),
+                             sorted(x["rule"] + str(x["vm"]) + str(x["vault"]) for x in
+                                    load(os.path.join(emu.dir, "flags.json"))["findings"]))
         finally:
             emu.stop()
 

@@ -47,7 +47,8 @@ def audit(estate, *extra):
             json.dump(estate, f)
         estate = path
     out = os.path.join(d, "report.json")
-    r = subprocess.run([ARGS["kvaudit"], "audit", estate, "--include-pass", "--out", out, "-q"] + list(extra),
+    r = subprocess.run([ARGS["kvaudit"], "audit", estate, "--include-pass", "--include-skipped", "--out", out, "-q"]
+                       + list(extra),
                        capture_output=True, text=True, timeout=60)
     rep = None
     if os.path.exists(out):

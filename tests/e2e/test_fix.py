@@ -644,6 +644,71 @@ class JournalInput(unittest.TestCase):
             emu.stop()
 
 
+def kvaudit_file_limit(emu, args, limit):
+    """kvaudit() with RLIMIT_FSIZE at limit bytes: a write past it fails with EFBIG (SIGXFSZ ignored),
+    so a journal append fails the way a full disk makes it fail."""
+    import resource
+    import signal
+    import subprocess
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    cmd = [ARGS["kvaudit"]] + args[:1] + ["--cloud", emu.cloud, "--auth", "env"] + args[1:]
+    return subprocess.run(cmd, env=emu.env(), capture_output=True, text=True, timeout=120, cwd=emu.dir,
+                          stdin=subprocess.DEVNULL, preexec_fn=limited, restore_signals=False)
+
+
+class JournalFirst(unittest.TestCase):
+    """A write whose intent cannot be journaled is never sent: the grant, the settings PATCH and both undos."""
+
+    def test_an_unwritable_journal_sends_nothing_in_fix_or_rollback(self):
+        emu = FixEmulator()
+        try:
+            grant, settings = "kv-nwlog-data-eus", "kv-nw-dev-neu"   # a grant; disk encryption (+ purge protection)
+            args = ["--vault", grant, "--vault", settings, "--include-vault-settings", "--apply", "--yes",
+                    "--journal", "j.journal"]
+            before = emu.vaults()
+            emu.clear()
+            r = kvaudit_file_limit(emu, ["fix", "-q"] + args, 0)
+            self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+            self.assertIn(f"vault {grant}: not changed: cannot write the journal", r.stderr)
+            self.assertIn(f"vault {settings}: settings not changed: cannot write the journal", r.stderr)
+            self.assertEqual(emu.writes(), [])
+            self.assertEqual(emu.vaults(), before)
+            # Applied for real: a grant and a settings PATCH, each an intent then a verified result.
+            r = kvaudit(emu, ["fix", "-q"] + args)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            path = os.path.join(emu.dir, "j.journal")
+            lines = [json.loads(x) for x in open(path)]
+            self.assertEqual([(x["type"], x["phase"]) for x in lines],
+                             [("grant", "intent"), ("grant", "result"), ("settings", "intent"), ("settings", "result")])
+            self.assertTrue(all(x["ok"] and x["verified"] for x in lines if x["phase"] == "result"), lines)
+            applied = emu.vaults()
+            self.assertIs(applied[settings]["properties"]["enabledForDiskEncryption"], True)
+            # A rollback that cannot append to the journal removes nothing and turns nothing off.
+            size = os.path.getsize(path)
+            emu.clear()
+            r = kvaudit_file_limit(emu, ["rollback", "-q", "j.journal", "--yes"], size)
+            self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+            for n in (grant, settings):
+                self.assertIn(f"vault {n}: not changed: cannot write the journal", r.stderr)
+            self.assertEqual(emu.writes(), [])
+            self.assertEqual(emu.vaults(), applied)
+            self.assertEqual(os.path.getsize(path), size)
+            # Then it can: the grant is gone again and disk encryption off, each undo journaled.
+            r = kvaudit(emu, ["rollback", "-q", "j.journal", "--yes"])
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertEqual(policies(emu.vault(grant)), policies(before[grant]))
+            self.assertIs(emu.vault(settings)["properties"]["enabledForDiskEncryption"], False)
+            undos = [(x["type"], x["phase"], x.get("ok")) for x in map(json.loads, open(path))
+                     if x["type"].startswith("undo-")]
+            self.assertEqual(undos, [("undo-settings", "intent", None), ("undo-settings", "result", True),
+                                     ("undo-grant", "intent", None), ("undo-grant", "result", True)])
+        finally:
+            emu.stop()
+
 def main():
     with open(os.path.join(os.path.abspath(sys.argv[sys.argv.index("--source") + 1]), "examples/demo-estate.json")) as f:
         VAULTS.extend(v["name"] for v in json.load(f)["vaults"])

@@ -201,9 +201,13 @@ class Demo(unittest.TestCase):
         self.assertEqual(int(root.get("failures")), self.by_status("fail"))
         self.assertEqual(int(root.get("errors")), self.by_status("error"))
         self.assertEqual(int(root.get("skipped")), self.by_status("skipped") + self.by_status("suppressed"))
-        # --include-pass: every finding is listed, so the counts also equal the summary's.
+        # --include-pass: every finding but the skipped ones counted per rule and reason is listed,
+        # so the counts equal the summary's less those.
         bs = self.report["summary"]["byStatus"]
-        self.assertEqual(int(root.get("tests")), sum(bs.values()))
+        collapsed = sum(r["count"] for r in self.report["summary"]["skippedByRule"])
+        self.assertGreater(collapsed, 0, "the demo has skipped findings")
+        self.assertEqual(int(root.get("tests")), sum(bs.values()) - collapsed)
+        self.assertEqual(int(root.get("skipped")), bs["skipped"] - collapsed + bs["suppressed"])
         self.assertEqual(int(root.get("failures")), bs["fail"])
         suites = root.findall("testsuite")
         self.assertEqual([s.get("name") for s in suites],
@@ -490,6 +494,167 @@ class BadInput(unittest.TestCase):
             self.assertIn(opt, r.out)
         r = kv("--help")
         self.assertIn("report", r.out)
+
+
+class SkippedByRule(unittest.TestCase):
+    """Skipped findings are counted per rule and reason unless --include-skipped (docs/report.md)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.d = cls.tmp.name
+        cls.demo = os.path.join(SOURCE, "examples", "demo-estate.json")
+        cls.partial = os.path.join(SOURCE, "examples", "partial-estate.json")
+        cls.default_path, cls.all_path = os.path.join(cls.d, "default.json"), os.path.join(cls.d, "all.json")
+        for path, extra in ((cls.default_path, []), (cls.all_path, ["--include-skipped"])):
+            r = kv("audit", cls.demo, "--include-pass", "--out", path, "-q", *extra)
+            if r.rc not in (0, 1):
+                raise AssertionError(r)
+        cls.default, cls.all = load_json(cls.default_path), load_json(cls.all_path)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    @staticmethod
+    def collapsible(f):
+        return f["status"] == "skipped" and f["subject"] != "tenant"
+
+    def rows_of(self, findings):
+        """skippedByRule as it must be for these listed findings: {(rule, reason): (title, severity, n)}."""
+        rows = {}
+        for f in findings:
+            if self.collapsible(f):
+                t, s, n = rows.get((f["rule"], f["reason"]), (f["title"], f["severity"], 0))
+                rows[(f["rule"], f["reason"])] = (t, s, n + 1)
+        return rows
+
+    def test_default_counts_skipped_findings_per_rule_and_reason(self):
+        s = self.default["summary"]
+        rows = s["skippedByRule"]
+        self.assertEqual([f for f in self.default["findings"] if self.collapsible(f)], [])
+        want = self.rows_of(self.all["findings"])
+        self.assertGreater(len(want), 0, "the demo has skipped findings")
+        self.assertEqual({(r["rule"], r["reason"]): (r["title"], r["severity"], r["count"]) for r in rows}, want)
+        for r in rows:
+            self.assertEqual(set(r), {"rule", "title", "severity", "reason", "count"})
+        self.assertEqual([(r["rule"], r["reason"]) for r in rows], sorted((r["rule"], r["reason"]) for r in rows))
+        listed = sum(1 for f in self.default["findings"] if f["status"] == "skipped")
+        self.assertEqual(sum(r["count"] for r in rows) + listed, s["byStatus"]["skipped"])
+        # the counts are the same either way
+        for k in ("byStatus", "bySeverity", "failing", "exitCode", "subjects"):
+            self.assertEqual(s[k], self.all["summary"][k], k)
+
+    def test_include_skipped_lists_them_as_before(self):
+        self.assertEqual(self.all["summary"]["skippedByRule"], [])
+        self.assertEqual(sum(1 for f in self.all["findings"] if f["status"] == "skipped"),
+                         self.all["summary"]["byStatus"]["skipped"])
+        self.assertEqual([f for f in self.all["findings"] if not self.collapsible(f)], self.default["findings"])
+
+    def test_an_error_finding_is_never_collapsed(self):
+        r = kv("audit", self.partial, "--out", "-", "-q")
+        self.assertEqual(r.rc, 3, r)
+        rep = json.loads(r.out)
+        errors = [f for f in rep["findings"] if f["status"] == "error"]
+        self.assertGreater(len(errors), 0)
+        self.assertEqual(len(errors), rep["summary"]["byStatus"]["error"])
+        self.assertTrue(all(f["reason"] and (f["vm"] or f["vault"]) for f in errors))
+        self.assertGreater(len(rep["summary"]["skippedByRule"]), 0, "the partial estate has skipped findings")
+
+    def test_html_and_markdown_show_the_table(self):
+        rows = self.default["summary"]["skippedByRule"]
+        nrules = len({r["rule"] for r in rows})
+        page = render(self.default_path, "html", self.d)
+        self.assertIn("Not evaluated: %d rules — why, and the flag that collects it" % nrules, page)
+        table = page.split('<table id="skipped-by-rule">', 1)[1].split("</table>", 1)[0]
+        self.assertEqual(table.count("<tr>") - 1, len(rows))
+        for r in rows:
+            self.assertIn("<td>%s</td>" % r["rule"], table)
+            self.assertIn("<td>%s</td><td>%s</td><td>%d</td>" % (r["severity"], r["title"], r["count"]), table)
+        md = render(self.default_path, "md", self.d)
+        self.assertIn("### Not evaluated: %d rules — why, and the flag that collects it" % nrules, md)
+        tail = md.split("### Not evaluated", 1)[1].split("###", 1)[0]
+        self.assertEqual(len([ln for ln in tail.splitlines() if ln.startswith("| KVA-")]), len(rows))
+        self.assertIn("| KVA-RST-001 | critical | The BEK secrets of the ADE VM exist in the key vault | 1 |", tail)
+        # nothing counted, nothing to show: no section
+        r = kv("report", self.all_path, "--format", "md", "--out", "-", "--include-skipped")
+        self.assertEqual(r.rc, 0, r)
+        self.assertNotIn("Not evaluated", r.out)
+
+    def test_terminal_summary_shows_the_rows(self):
+        r = kv("audit", self.demo, "--out", os.path.join(self.d, "t.json"))
+        rows = self.default["summary"]["skippedByRule"]
+        self.assertIn("not evaluated: %d rules, %d findings" % (len({x["rule"] for x in rows}),
+                                                               sum(x["count"] for x in rows)), r.err)
+        self.assertIn("--data-plane on 'kvaudit scan'", r.err)
+
+    def test_report_folds_a_listed_report_unless_include_skipped(self):
+        r = kv("report", self.all_path, "--format", "json", "--out", "-")
+        self.assertEqual(r.rc, 0, r)
+        folded = json.loads(r.out)
+        self.assertEqual(folded["findings"], self.default["findings"])
+        self.assertEqual(folded["summary"]["skippedByRule"], self.default["summary"]["skippedByRule"])
+        r = kv("report", self.all_path, "--format", "json", "--out", "-", "--include-skipped")
+        self.assertEqual(json.loads(r.out), self.all)
+        # a report of before skippedByRule (listed skips, no rows) reads too
+        old = copy.deepcopy(self.all)
+        del old["summary"]["skippedByRule"]
+        p = os.path.join(self.d, "old.json")
+        with open(p, "w", encoding="utf-8") as f:
+            json.dump(old, f)
+        r = kv("report", p, "--format", "json", "--out", "-")
+        self.assertEqual(json.loads(r.out)["summary"]["skippedByRule"], self.default["summary"]["skippedByRule"])
+        r = kv("diff", p, self.default_path)
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("new failing findings (0)", r.out)
+
+    def test_config_key(self):
+        cfg = os.path.join(self.d, "cfg.json")
+        with open(cfg, "w", encoding="utf-8") as f:
+            json.dump({"kind": "kvaudit.config", "version": 1, "includeSkipped": True}, f)
+        r = kv("audit", self.demo, "--config", cfg, "--include-pass", "--out", "-", "-q")
+        self.assertIn(r.rc, (0, 1), r)
+        self.assertEqual(json.loads(r.out)["findings"], self.all["findings"])
+        with open(cfg, "w", encoding="utf-8") as f:
+            json.dump({"kind": "kvaudit.config", "version": 1, "includeSkipped": "yes"}, f)
+        one_line_error(self, kv("audit", self.demo, "--config", cfg, "--out", "-", "-q"), "includeSkipped")
+
+    def test_merge_adds_the_rows_up(self):
+        with open(self.demo, encoding="utf-8") as f:
+            est = json.load(f)
+        sub = lambda v: v["id"].split("/")[2].lower()
+        first = sorted({sub(v) for v in est["virtualMachines"]})[0]
+        paths = []
+        for i, keep in enumerate((lambda v: sub(v) == first, lambda v: sub(v) != first)):
+            part = dict(est, virtualMachines=[v for v in est["virtualMachines"] if keep(v)])
+            part.pop("backupJobs")     # both halves skip the job rules: rows of the same rule and reason
+            e, out = os.path.join(self.d, "e%d.json" % i), os.path.join(self.d, "r%d.json" % i)
+            with open(e, "w", encoding="utf-8") as f:
+                json.dump(part, f)
+            r = kv("audit", e, "--out", out, "-q")
+            self.assertIn(r.rc, (0, 1, 3), r)
+            paths.append(out)
+        merged = os.path.join(self.d, "merged.json")
+        r = kv("merge", *paths, "--out", merged, "-q")
+        self.assertIn(r.rc, (0, 1, 3), r)
+        want = {}
+        for p in paths:
+            for row in load_json(p)["summary"]["skippedByRule"]:
+                want[(row["rule"], row["reason"])] = want.get((row["rule"], row["reason"]), 0) + row["count"]
+        self.assertTrue(any(v > 1 and all(k in {(x["rule"], x["reason"]) for x in load_json(p)["summary"]
+                                                ["skippedByRule"]} for p in paths) for k, v in want.items()),
+                        "a row in both inputs")
+        m = load_json(merged)
+        rows = m["summary"]["skippedByRule"]
+        self.assertEqual({(x["rule"], x["reason"]): x["count"] for x in rows}, want)
+        self.assertEqual([(x["rule"], x["reason"]) for x in rows], sorted(want))
+        listed = sum(1 for f in m["findings"] if f["status"] == "skipped")
+        self.assertEqual(sum(want.values()) + listed, m["summary"]["byStatus"]["skipped"])
+
+
+def load_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def main(argv):

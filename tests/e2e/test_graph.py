@@ -6,8 +6,10 @@ Run by ctest as: test_graph.py --kvaudit BIN --source REPO
 Asserts on kvaudit's reports, estates and exit codes and on the emulator's request log.
 Prints 'N passed, N failed'.
 """
+import datetime
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -167,6 +169,99 @@ class Throttling(unittest.TestCase):
         self.assertEqual([x for x in posts if x["status"] == 429], [])
         self.assertIn("Resource Graph quota spent", r.stderr)
         self.assertFalse(any("Resource Graph" in e["message"] for e in load(res)["errors"]))
+
+
+RSV_LOG = ("/subscriptions/6a0f9e2c-4b75-4e13-8d29-c5b1f7a3e6d8/resourceGroups/rg-nwlog-backup-eus/providers/"
+           "Microsoft.RecoveryServices/vaults/rsv-nwlog-eus")
+EVIDENCE_READ = r"(?i)/(backupJobs|backupPolicies|eventtypes/management/values)$|^/graph/v1\.0/users/"
+
+
+def most_at_once(entries):
+    """The most requests of entries the emulator was handling at the same moment (its log's start times and
+    durations)."""
+    edges = []
+    for x in entries:
+        start = datetime.datetime.fromisoformat(x["time"][:26]).timestamp()
+        edges += [(start, 1), (start + x["durationMs"] / 1000.0, -1)]
+    most = now = 0
+    for _, d in sorted(edges, key=lambda e: (e[0], e[1])):
+        now += d
+        most = max(most, now)
+    return most
+
+
+def evidence_reads(log):
+    return [x for x in log if x["method"] == "GET" and re.search(EVIDENCE_READ, x["path"])]
+
+
+def without_times(estate):
+    doc = load(estate)
+    errors = sorted((e["scope"].lower(), e["status"], e["code"]) for e in doc.pop("errors"))
+    for k in [k for k, v in doc.items() if isinstance(v, str)]:
+        doc.pop(k)   # collectedAt, backupJobsSince
+    # The emulator dates jobs and backups relative to its own start.
+    return re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?", "T", json.dumps(doc)), errors
+
+
+class Concurrency(unittest.TestCase):
+    """Resource Graph's queries and Azure Backup's evidence reads run at once, with latency injected, and
+    the snapshot does not depend on which answer comes first.  One vault's job list is refused (403)."""
+
+    @classmethod
+    def scan(cls, name, slow_vault_ms, others_ms):
+        # The first matching fault applies: the refused list, then the latencies.
+        emu = Emulator(overlay={"emulator": {"faults": [
+            {"match": {"method": "GET", "pathRegex": "rsv-nwlog-eus/backupJobs$"}, "times": 0,
+             "latencyMs": slow_vault_ms, "status": 403},
+            {"match": {"pathRegex": "rsv-nwlog-eus/"}, "times": 0, "latencyMs": slow_vault_ms},
+            {"match": {"pathRegex": "."}, "times": 0, "latencyMs": others_ms}]}})
+        try:
+            est = out(name + "-estate.json")
+            r = kvaudit(emu, ["scan", "--engine", "graph", "--include-pass", "--out", out(name + ".json"),
+                              "--save-estate", est, "-q"], auth="cli")
+            return r, emu.requests(), est
+        finally:
+            emu.stop()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.a = cls.scan("order-a", 400, 100)   # the refused vault answers last
+        cls.b = cls.scan("order-b", 0, 150)     # ... and first
+
+    def test_evidence_reads_overlap(self):
+        reads = evidence_reads(self.a[1])
+        self.assertGreaterEqual(len(reads), 9, [x["path"] for x in reads])
+        self.assertGreaterEqual(most_at_once(reads), 6)
+        start = min(datetime.datetime.fromisoformat(x["time"][:26]) for x in reads)
+        end = max(datetime.datetime.fromisoformat(x["time"][:26]).timestamp() + x["durationMs"] / 1000.0
+                  for x in reads)
+        # One after another they would take the sum of their durations.
+        self.assertLess(end - start.timestamp(), sum(x["durationMs"] for x in reads) / 1000.0 / 2)
+
+    def test_graph_queries_overlap(self):
+        posts = graph_posts(self.a[1])
+        self.assertGreaterEqual(len(posts), 5)
+        self.assertGreaterEqual(most_at_once(posts), 3)
+        self.assertEqual([x for x in posts if x["status"] == 429], [])
+
+    def test_a_refused_job_list_is_recorded_for_its_vault_only(self):
+        for r, log, est in (self.a, self.b):
+            self.assertEqual(r.returncode, 3, r.stderr[-1500:])
+            doc = load(est)
+            errs = [e for e in doc["errors"] if "/backupjobs" in e["scope"].lower()]
+            self.assertEqual([(e["scope"].lower(), e["status"]) for e in errs],
+                             [((RSV_LOG + "/backupJobs").lower(), 403)], doc["errors"])
+            vaults = {j["id"].lower().split("/backupjobs/")[0] for j in doc["backupJobs"]}
+            self.assertNotIn(RSV_LOG.lower(), vaults)
+            self.assertGreaterEqual(len(vaults), 2, vaults)
+            # Its policies and Activity Log were still read.
+            self.assertTrue(any(p["id"].lower().startswith(RSV_LOG.lower() + "/") for p in doc["backupPolicies"]))
+
+    def test_the_snapshot_does_not_depend_on_the_order_of_answers(self):
+        (doc_a, err_a), (doc_b, err_b) = without_times(self.a[2]), without_times(self.b[2])
+        self.assertEqual(err_a, err_b)
+        self.assertEqual(doc_a, doc_b)
+        self.assertEqual(keys(out("order-a.json")), keys(out("order-b.json")))
 
 
 class BadAnswers(unittest.TestCase):

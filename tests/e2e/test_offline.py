@@ -228,7 +228,7 @@ def audit_json(estate, *extra, cwd):
 
 # ---------------------------------------------------------------- the demo
 class DemoAudit(unittest.TestCase):
-    """One `audit --include-pass --format json,csv --out DIR` run of the demo, checked every way."""
+    """One `audit --include-pass --include-skipped --format json,csv --out DIR` run of the demo, checked every way."""
 
     @classmethod
     def setUpClass(cls):
@@ -236,7 +236,9 @@ class DemoAudit(unittest.TestCase):
         cls.outdir = os.path.join(cls.tmp.name, "reports")
         os.mkdir(cls.outdir)
         # --as-of the demo's collection time: its "about to expire" secrets and keys stay so.
+        # --include-skipped: the expected results name the demo's skipped findings one by one.
         cls.res = kv("audit", demo_path(), "--format", "json,csv", "--out", cls.outdir, "--include-pass",
+                     "--include-skipped",
                      "--as-of", "2026-11-28T12:00:00Z", cwd=cls.tmp.name)
         cls.files = files_in(cls.outdir)
         cls.report, cls.csv_text = None, None
@@ -663,6 +665,38 @@ class ConfigFile(unittest.TestCase):
         write_json(ok, {"kind": "kvaudit.config", "version": 1, "failOn": "high"})
         self.assertEqual(kv("config", "check", ok, cwd=self.dir).rc, 0)
 
+    def test_expiry_warning_from_the_file_and_the_flag_wins(self):
+        def fails(*extra):
+            r = kv("audit", demo_path(), "--as-of", "2026-11-28T12:00:00Z", "--out", "-", "-q", *extra,
+                   cwd=self.dir)
+            self.assertEqual(r.rc, 1, r.err)
+            return {(f["rule"], f["vmName"]) for f in json.loads(r.out)["findings"] if f["status"] == "fail"}
+
+        write_json(self.cfg, {"kind": "kvaudit.config", "version": 1, "expiryWarning": "20d"})
+        # nw-erp-db01's BEK expires 21.5 days after --as-of: inside the default 30 days, not inside 20
+        self.assertIn(("KVA-RST-004", "nw-erp-db01"), fails())
+        self.assertNotIn(("KVA-RST-004", "nw-erp-db01"), fails("--config", self.cfg))
+        self.assertIn(("KVA-RST-004", "nw-erp-db01"), fails("--config", self.cfg, "--expiry-warning", "30d"))
+
+    def test_each_setting_is_checked_as_its_flag_is(self):
+        bad = [({"engine": "sql"}, "$.engine: expected graph or arm"),
+               ({"concurrency": 0}, "$.concurrency: expected a number from 1 to 256"),
+               ({"concurrency": 257}, "$.concurrency: expected a number from 1 to 256"),
+               ({"concurrency": 2.5}, "$.concurrency: expected a number from 1 to 256"),
+               ({"concurrency": "16"}, "$.concurrency: expected a number from 1 to 256"),
+               ({"expiryWarning": "30x"}, "$.expiryWarning: expected a duration such as 30d or 12h (at most 3650d)"),
+               ({"expiryWarning": "3651d"}, "$.expiryWarning: expected a duration"),
+               ({"engine": ""}, "$.engine: expected a non-empty string, got an empty one")]
+        for setting, words in bad:
+            write_json(self.cfg, dict({"kind": "kvaudit.config", "version": 1}, **setting))
+            one_line_error(self, kv("config", "check", self.cfg, cwd=self.dir), "kvaudit.json", words)
+            # a flag does not excuse a bad setting
+            one_line_error(self, kv("audit", demo_path(), "--config", self.cfg, "--expiry-warning", "30d",
+                                    "--out", "-", cwd=self.dir), words)
+        write_json(self.cfg, {"kind": "kvaudit.config", "version": 1, "engine": "arm", "concurrency": 256,
+                              "expiryWarning": "12h"})
+        self.assertEqual(kv("config", "check", self.cfg, cwd=self.dir).rc, 0)
+
 
 class LogFormat(unittest.TestCase):
     """--log-format json (or KVAUDIT_LOG_FORMAT=json) turns stderr lines into JSON lines."""
@@ -998,7 +1032,7 @@ class PartialEstate(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix="kvaudit-e2e-")
-        cls.res, cls.report = audit_json(partial_path(), "--include-pass", cwd=cls.tmp.name)
+        cls.res, cls.report = audit_json(partial_path(), "--include-pass", "--include-skipped", cwd=cls.tmp.name)
         with open(partial_path(), encoding="utf-8") as f:
             cls.estate = json.load(f)
         cls.missing_id = cls.estate["errors"][0]["scope"]
@@ -1312,7 +1346,7 @@ class Cli(unittest.TestCase):
     def test_audit_help(self):
         r = kv("audit", "--help")
         self.assertEqual(r.rc, 0, r)
-        for opt in ("--format", "--out", "--fail-on", "--include-pass", "--rules"):
+        for opt in ("--format", "--out", "--fail-on", "--include-pass", "--include-skipped", "--rules"):
             self.assertIn(opt, r.out)
 
     def test_unknown_command(self):

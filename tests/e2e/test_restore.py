@@ -57,8 +57,9 @@ def rst(report):
 
 
 def audit(estate, *extra):
-    """kvaudit audit ESTATE --include-pass --out - (JSON) -> (completed process, report or None)."""
-    r = subprocess.run([ARGS["kvaudit"], "audit", estate, "--include-pass", "--out", "-", "-q", *extra],
+    """kvaudit audit ESTATE --include-pass --include-skipped --out - (JSON) -> (completed process, report or None)."""
+    r = subprocess.run([ARGS["kvaudit"], "audit", estate, "--include-pass", "--include-skipped", "--out", "-", "-q",
+                        *extra],
                        capture_output=True, text=True, timeout=60)
     try:
         return r, json.loads(r.stdout)
@@ -82,7 +83,7 @@ class DemoLive(unittest.TestCase):
         cls.emu = Emulator()
         cls.out = os.path.join(cls.emu.dir, "live.json")
         cls.estate = os.path.join(cls.emu.dir, "estate.json")
-        cls.res = kvaudit(cls.emu, ["scan", "--data-plane", "--include-pass", "--out", cls.out,
+        cls.res = kvaudit(cls.emu, ["scan", "--data-plane", "--include-pass", "--include-skipped", "--out", cls.out,
                                     "--save-estate", cls.estate, "--as-of", AS_OF, "-q"])
         cls.log = cls.emu.requests()
 
@@ -186,7 +187,7 @@ class DataPlaneRefusals(unittest.TestCase):
         cls.emu = Emulator(overlay=data_plane_overlay())
         cls.out = os.path.join(cls.emu.dir, "live.json")
         cls.estate = os.path.join(cls.emu.dir, "estate.json")
-        cls.res = kvaudit(cls.emu, ["scan", "--data-plane", "--include-pass", "--out", cls.out,
+        cls.res = kvaudit(cls.emu, ["scan", "--data-plane", "--include-pass", "--include-skipped", "--out", cls.out,
                                     "--save-estate", cls.estate, "--as-of", AS_OF, "-q"])
         cls.report = load(cls.out) if os.path.exists(cls.out) else None
         cls.log = cls.emu.requests()
@@ -279,7 +280,7 @@ class ForeignSecretUrl(unittest.TestCase):
             out = os.path.join(emu.dir, "r.json")
             estate = os.path.join(emu.dir, "e.json")
             r = kvaudit(emu, ["scan", "--data-plane", "--out", out, "--save-estate", estate, "-q",
-                              "--include-pass", "--as-of", AS_OF])
+                              "--include-pass", "--include-skipped", "--as-of", AS_OF])
             self.assertEqual(r.returncode, 3, r.stderr)
             errs = [e for e in load(estate)["errors"] if "attacker" in e["scope"]]
             self.assertEqual([e["code"] for e in errs], ["ForeignHost"])

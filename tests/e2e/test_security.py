@@ -189,13 +189,53 @@ class ForeignListener(unittest.TestCase):
         self.assertTrue(any(e["code"] == "ForeignHost" for e in load(os.path.join(self.emu.dir, "arm.json"))["errors"]))
 
     def test_graph_next_link(self):
-        body = {"value": [], "@odata.nextLink": "https://127.0.0.1:%d/graph/v1.0/servicePrincipals?$skiptoken=x"
-                % self.trap.port}
+        # kvaudit reads no Microsoft Graph list: it asks Graph for single objects (the caller's /me,
+        # Backup Management Service by appId, Activity Log callers by object ID), so it never pages
+        # with @odata.nextLink.  Answer the Backup Management Service read with a collection page
+        # whose @odata.nextLink points at the trap (what a client paging a $filter list would follow):
+        # kvaudit must not follow it, must record that read as failed (the object was not returned),
+        # and the scan is incomplete: exit 3, Backup's permission rules `error`, never `pass`.
+        link = "https://127.0.0.1:%d/graph/v1.0/servicePrincipals?$skiptoken=trap" % self.trap.port
+        body = {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#servicePrincipals",
+                "value": [{"id": "00000000-0000-4000-8000-0000000000aa", "appId": "262044b1-e2ce-469f-a196-69ab7ada62d3",
+                           "displayName": "Backup Management Service"}], "@odata.nextLink": link}
         self.emu.fault({"match": {"pathRegex": "^/graph/v1.0/servicePrincipals"}, "status": 200, "body": body,
                         "times": 0})
         r = self.scan("graph")
-        self.assertIn(r.returncode, (1, 3), r.stderr[-2000:])
+        self.assertEqual(r.returncode, 3, r.stderr[-2000:])
         self.assertEqual(self.trap.seen, [])
+        # Nothing followed the link, not even to the emulator itself.
+        self.assertFalse([x for x in self.emu.requests() if "trap" in x["query"]])
+        graph = [x for x in self.emu.requests() if x["surface"] == "graph"]
+        self.assertTrue(graph and all("servicePrincipals(appId=" in x["path"] or "/users/" in x["path"] or
+                                      x["path"].endswith("/me") for x in graph), [x["path"] for x in graph])
+        rep = load(os.path.join(self.emu.dir, "graph.json"))
+        errs = [e for e in rep["errors"] if "servicePrincipals" in e["scope"]]
+        self.assertTrue(errs and all(e["code"] == "MalformedResponse" for e in errs), rep["errors"])
+        bkp = [f for f in rep["findings"] if f["rule"] in ("KVA-BKP-001", "KVA-BKP-002", "KVA-BKP-004")]
+        self.assertTrue(bkp and all(f["status"] == "error" for f in bkp), [(f["rule"], f["status"]) for f in bkp])
+
+    def test_key_vault_list_next_link(self):
+        # The lists kvaudit does page outside ARM are Key Vault's (--data-plane: a BEK secret's
+        # versions, deleted secrets), paged with nextLink and read with a Key Vault token.  A nextLink
+        # to a reachable listener on another host is refused: the trap sees nothing, the snapshot
+        # names the refused host in a ForeignHost error, the BEK's restore rules are `error`, exit 3.
+        link = "https://127.0.0.1:%d/secrets/x/versions?api-version=7.4&$skiptoken=trap" % self.trap.port
+        self.emu.fault({"match": {"host": r"\.vault\.", "pathRegex": "^/secrets/[^/]+/versions$"}, "status": 200,
+                        "body": {"value": [], "nextLink": link}, "times": 0})
+        r = self.scan("kvlist")
+        self.assertEqual(r.returncode, 3, r.stderr[-2000:])
+        self.assertEqual(self.trap.seen, [])
+        self.assertFalse([x for x in self.emu.requests() if "trap" in x["query"]])
+        errs = [e for e in load(os.path.join(self.emu.dir, "kvlist.estate.json"))["errors"] if e["code"] == "ForeignHost"]
+        self.assertTrue(errs, load(os.path.join(self.emu.dir, "kvlist.estate.json"))["errors"])
+        self.assertTrue(all("127.0.0.1:%d" % self.trap.port in e["message"] and "not followed" in e["message"]
+                            for e in errs), errs)
+        rep = load(os.path.join(self.emu.dir, "kvlist.json"))
+        rst = [f for f in rep["findings"] if f["rule"] in ("KVA-RST-001", "KVA-RST-002", "KVA-RST-003", "KVA-RST-004")]
+        self.assertTrue(rst and all(f["status"] in ("error", "skipped") for f in rst),
+                        [(f["rule"], f["status"]) for f in rst])
+        self.assertTrue(any(f["status"] == "error" for f in rst))
 
     def test_key_url_on_a_reachable_foreign_host(self):
         demo = load(os.path.join(ARGS["source"], "examples/demo-estate.json"))

@@ -11,6 +11,8 @@ Python 3 standard library plus python3-cryptography (to sign a client assertion)
 Prints "N passed, N failed" last and exits non-zero when any test failed.
 """
 import base64
+import copy
+import datetime
 import http.client
 import json
 import os
@@ -976,6 +978,65 @@ class TestLifetime(unittest.TestCase):
             self.assertEqual(p.wait(timeout=15), 0)
             self.assertLess(time.time() - t0, 12)
             self.assertEqual(open(os.path.join(d, "stopped")).read().strip(), "timeout")
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+class TestFastPaths(unittest.TestCase):
+    """What the emulator does faster for benchmarks must give what the plain code gives."""
+
+    def world_stub(self, kv_urls):
+        sys.path.insert(0, HERE)
+        import emulator   # noqa: E402
+        w = object.__new__(emulator.World)
+        w.kv_urls, w.port = kv_urls, 4443
+        return emulator, w
+
+    def test_key_vault_urls_rewritten_in_text_as_by_the_walk(self):
+        tricky = ["https://kv1.vault.azure.net", "https://kv1.vault.azure.net\n", "https://kv1.vault.azure.net\"x",
+                  "https://kv1.vault.azure.net\\", "https://kv1.vault.azure.net:443/keys/k", "https://kv1.vault.azure.netx",
+                  "https://kv1.vault.azure.net\nx", "https://kv1.vault.azure.net?x", "xhttps://a-b.vault.azure.net/",
+                  "https://kv1.vault.azure.net/\u00e9", "https://KV1.VAULT.AZURE.NET/"]
+        docs = [DEMO, {"vaults": [{"t%d" % i: v, "l": [v, {"x": v}]} for i, v in enumerate(tricky)]},
+                {"keys": [{"https://kv1.vault.azure.net/": "https://kv1.vault.azure.net/keys/a"}]}]   # a key: the walk
+        for kv_urls in ("port", "noport", "azure"):
+            emulator, w = self.world_stub(kv_urls)
+            for doc in docs:
+                walked = {k: w.rewrite_kv(copy.deepcopy(doc.get(k) or [])) for k in emulator.ESTATE_LISTS}
+                self.assertEqual(w.estate_lists(doc), walked, kv_urls)
+
+    def test_times_parsed_as_strptime_does(self):
+        emulator, _ = self.world_stub("port")
+        for v in ("2026-11-28T01:02:48.780514Z", "2026-11-28T01:02:48+01:30", "2026-11-28T01:02:48.1234567-05:00",
+                  "2026-11-28T01:02:48"):
+            want = datetime.datetime.strptime(v[:19], "%Y-%m-%dT%H:%M:%S")
+            self.assertEqual(emulator.civil(v[:19]), want)
+        for bad in ("2026-02-30T01:02:48Z", "2026-11-28T01:02:60Z"):
+            self.assertRaises(ValueError, emulator.parse_time, bad)
+
+    def test_profile_written_at_shutdown(self):
+        d = tempfile.mkdtemp(prefix="kvaudit-emu3-")
+        out = os.path.join(d, "emulator.prof")
+        p = subprocess.Popen([sys.executable, EMULATOR, "--scenario", SCENARIO, "--workdir", d, "--max-seconds", "60",
+                              "--profile", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(400):
+                if os.path.exists(os.path.join(d, "ready")):
+                    break
+                time.sleep(0.05)
+            port = int(open(os.path.join(d, "ready")).read())
+            ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.pem"))
+            with urllib.request.urlopen("https://localhost:%d/_emulator/config" % port, context=ctx) as r:
+                json.load(r)
+            req = urllib.request.Request("https://localhost:%d/_emulator/shutdown" % port, method="POST")
+            urllib.request.urlopen(req, context=ctx).read()
+            self.assertEqual(p.wait(timeout=30), 0)
+            import pstats
+            names = {fn for (_, _, fn) in pstats.Stats(out).stats}
+            self.assertIn("load", names)        # loading, in the main thread
+            self.assertIn("control", names)     # a request, in its connection's thread
         finally:
             if p.poll() is None:
                 p.kill()

@@ -104,6 +104,19 @@ def main():
               "11999, 11998"]:
         put("fuzz_parse", b"\x05" + v.encode(), "ratelimit-" + hashlib.sha1(v.encode()).hexdigest()[:8])
 
+    # fuzz_fastjson: any JSON (differential against cJSON): the fixtures' bodies, one VM and one
+    # disk element of the demo, and cJSON's quirks (numbers, escapes, duplicate keys, a BOM, tabs).
+    for name, status, body in bodies():
+        put("fuzz_fastjson", body, "fixture-%d-%s" % (status, name))
+    demo = json.loads(read(os.path.join(ROOT, "examples", "demo-estate.json")))
+    put("fuzz_fastjson", json.dumps(demo["virtualMachines"][0], indent=2), "vm-element.json")
+    put("fuzz_fastjson", json.dumps(demo["disks"][0], indent=2), "disk-element.json")
+    put("fuzz_fastjson", b'{"a":[1,-2.5e3,0.1,true,false,null,"x\\u00e9\\ud83d\\ude00\\n\\"\\\\/"],"b":{},"c":[],"a":{"d":[[[]]]}}',
+        "escapes-dup-keys.json")
+    put("fuzz_fastjson", b"[01,1.,-.5,1e999,-1e999,3000000000,-3000000000,2147483647,-2147483648,"
+        b"123456789012345678901234567890,-0]", "numbers.json")
+    put("fuzz_fastjson", b'\xef\xbb\xbf [ "raw\ttab" , "\\uzzzz" ,"\\u\\"00"] trailing', "quirks.json")
+
     # fuzz_url: URLs the scan builds or follows, and ARM IDs.
     urls = ["https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv?api-version=2024-11-01",
             "https://kv-prod.vault.azure.net/secrets/bek/0123456789abcdef",

@@ -245,6 +245,33 @@ static void demo_jobs_facts(void **state)
 	cJSON_Delete(g.vms);
 }
 
+/* A VM's jobs are found whatever their order in the snapshot and the case of their VM name. */
+static void jobs_found_in_any_order_and_case(void **state)
+{
+	struct got want = facts_of(demo());
+	cJSON *d = demo(), *jobs = cJSON_GetObjectItemCaseSensitive(d, "backupJobs"), *rev = cJSON_CreateArray();
+	struct got g;
+	int i = 0;
+
+	(void)state;
+	while (cJSON_GetArraySize(jobs) > 0) {
+		cJSON *j = cJSON_DetachItemFromArray(jobs, cJSON_GetArraySize(jobs) - 1);
+		cJSON *n = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "properties"),
+		                                            "entityFriendlyName");
+
+		if (i++ % 2)
+			for (char *c = n->valuestring; *c; c++)
+				*c = (char)(*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c);
+		cJSON_AddItemToArray(rev, j);
+	}
+	cJSON_ReplaceItemInObjectCaseSensitive(d, "backupJobs", rev);
+	g = facts_of(d);
+	assert_int_equal((int)num(&g, "nwlog-tms01", "backup.jobs.keyVaultPermission.count"), 3);
+	assert_true(cJSON_Compare(g.vms, want.vms, true));
+	cJSON_Delete(g.vms);
+	cJSON_Delete(want.vms);
+}
+
 static void demo_schedule_and_root_cause_facts(void **state)
 {
 	struct got g = facts_of(demo());
@@ -391,6 +418,7 @@ int main(void)
 		cmocka_unit_test(a_numeric_code_with_the_documented_text_matches),
 		cmocka_unit_test(other_errors_and_clean_jobs_do_not_match),
 		cmocka_unit_test(demo_jobs_facts),
+		cmocka_unit_test(jobs_found_in_any_order_and_case),
 		cmocka_unit_test(demo_schedule_and_root_cause_facts),
 		cmocka_unit_test(lists_not_collected_are_skipped),
 		cmocka_unit_test(lists_that_failed_are_errors),

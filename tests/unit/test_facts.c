@@ -1118,6 +1118,142 @@ static void a_failed_subscription_wide_list_explains_what_is_missing(void **stat
 	run_free(&r);
 }
 
+/* ---- lists cut short (estate_list_failed; docs/estate.md, errors[]) ---- */
+
+#define ERR(scope, code) "{'scope':'" scope "','status':500,'code':'" code "','message':'page 2 failed'}"
+#define ARM_URL "https://management.azure.com"
+#define VM_LIST(sub) "/subscriptions/" sub "/providers/Microsoft.Compute/virtualMachines"
+
+static void the_failed_list_a_scope_depends_on_is_found_by_kind_and_scope(void **state)
+{
+	struct estate *e;
+	const struct estate_error *err;
+
+	(void)state;
+	e = sq(E("'errors':["
+	         ERR(ARM_URL VM_LIST(S1) "?api-version=2024-07-01&$skiptoken=abc", "VmListCut") ","
+	         ERR("/subscriptions/" S1 "/resourceGroups/rg-app/providers/Microsoft.Compute/disks", "RgDisksCut") ","
+	         ERR(KV_A "/providers/Microsoft.Authorization/roleAssignments", "KvARolesCut") ","
+	         ERR(RSV1 "/backupProtectedItems", "ItemsCut") ","
+	         ERR("/subscriptions/" S2 "/providers/Microsoft.Compute/virtualMachines/extensions", "ExtCut") ","
+	         ERR("/subscriptions/" S3, "WholeSubscription") ","
+	         "{'scope':'/subscriptions','tenantId':'" T2 "','status':503,'code':'SubsCut','message':'m'}]"));
+	/* A subscription's list, by URL (host and query ignored), for that subscription and what is in it. */
+	err = estate_list_failed(e, "/subscriptions/" S1, "Microsoft.Compute/virtualMachines");
+	assert_non_null(err);
+	assert_string_equal(err->code, "VmListCut");
+	assert_non_null(estate_list_failed(e, KV_A, "microsoft.compute/VIRTUALMACHINES"));
+	assert_null(estate_list_failed(e, "/subscriptions/" S2, "Microsoft.Compute/virtualMachines"));
+	/* The extension list is its own kind, not the VM list. */
+	assert_string_equal(estate_list_failed(e, "/subscriptions/" S2, "Microsoft.Compute/virtualMachines/extensions")->code,
+	                    "ExtCut");
+	/* A resource group's list counts for its subscription and for what is in that group only. */
+	assert_string_equal(estate_list_failed(e, "/subscriptions/" S1, "Microsoft.Compute/disks")->code, "RgDisksCut");
+	assert_non_null(estate_list_failed(e, VM_A, "Microsoft.Compute/disks"));
+	assert_null(estate_list_failed(e, KV_GONE, "Microsoft.Compute/disks"));
+	/* A list at a resource counts for it and what encloses it, not for its neighbours. */
+	assert_string_equal(estate_list_failed(e, KV_A, "Microsoft.Authorization/roleAssignments")->code, "KvARolesCut");
+	assert_null(estate_list_failed(e, KV_IDLE, "Microsoft.Authorization/roleAssignments"));
+	/* A list below a resource, by its last segment. */
+	assert_string_equal(estate_list_failed(e, "/subscriptions/" S1, "backupProtectedItems")->code, "ItemsCut");
+	assert_null(estate_list_failed(e, "/subscriptions/" S2, "backupProtectedItems"));
+	/* A whole subscription that could not be read: every kind in it. */
+	assert_string_equal(estate_list_failed(e, "/subscriptions/" S3 "/resourceGroups/x", "backupProtectedItems")->code,
+	                    "WholeSubscription");
+	/* The subscription list of a tenant: that tenant's only. */
+	assert_string_equal(estate_subscriptions_failed(e, T2)->code, "SubsCut");
+	assert_null(estate_subscriptions_failed(e, T1));
+	assert_null(estate_list_failed(e, NULL, "Microsoft.Compute/disks"));
+	estate_free(e);
+
+	/* Without a tenantId (a snapshot of an older kvaudit), a subscription list error is every tenant's. */
+	e = sq(E("'errors':[" ERR("/subscriptions", "SubsCut") "," ERR(VM_B, "OneVmUnreadable") "]"));
+	assert_non_null(estate_subscriptions_failed(e, T1));
+	/* ... and one VM that could not be read is not its subscription's VM list. */
+	assert_null(estate_list_failed(e, "/subscriptions/" S1, "Microsoft.Compute/virtualMachines"));
+	estate_free(e);
+}
+
+/*
+ * A vault's "holds no BEK / no KEK" and its VM list, a tenant's "holds no ADE
+ * vault" and its count, a VM's "not protected" and its encryption, and
+ * Backup's RBAC coverage are judged from whole lists: one cut short makes
+ * them errors naming the list (KVA-BKP-003 is then error, not a spurious
+ * fail); what was seen stands ("holds a BEK", "protected").
+ */
+static void facts_judged_from_a_list_cut_short_are_errors_naming_it(void **state)
+{
+	struct run r;
+	const cJSON *a, *b, *idle, *t, *vm;
+
+	(void)state;
+	run_sq(&r, E("'virtualMachines':[" ADE_VM(VM_A, "westeurope", BEK(KV_A, SEC_A)) "],"
+	             "'vaults':[" KV(KV_A, "westeurope", T1, "", AP(T1, BMS, "['get','list','backup']", "['get']")) ","
+	             KV(KV_B, "westeurope", T1, "", "") "," KV(KV_IDLE, "westeurope", T1, "", "") "],"
+	             "'backupProtectedItems':[],'recoveryServicesVaults':[],'roleAssignments':[],"
+	             SUBS "," TENANTS(BMS_FOUND) ",'errors':["
+	             ERR(ARM_URL VM_LIST(S1) "?api-version=2024-07-01&$skiptoken=x", "InternalServerError") ","
+	             ERR("/subscriptions/" S1 "/providers/Microsoft.RecoveryServices/vaults/rsv/backupProtectedItems",
+	                 "ItemsCut") ","
+	             ERR("/subscriptions/" S1 "/providers/Microsoft.Authorization/roleAssignments", "RolesCut") "]"));
+	a = must(&r, SUBJ_VAULT, NULL, KV_A, NULL);
+	no_unavail(a, "vault.holdsBek");   /* a BEK seen is a BEK held */
+	fact_bool(a, "vault.holdsBek", true);
+	unavail_is(a, "vault.holdsKek", "error", "kv-a", VM_LIST(S1), "500 InternalServerError", "page 2 failed",
+	           (char *)NULL);
+	unavail_is(a, "vault.adeVms", "error", VM_LIST(S1), (char *)NULL);
+	unavail_is(a, "vault.backupRbac.coversSecrets", "error", "RolesCut", (char *)NULL);
+	idle = must(&r, SUBJ_VAULT, NULL, KV_IDLE, NULL);
+	unavail_is(idle, "vault.holdsBek", "error", VM_LIST(S1), (char *)NULL);
+	unavail_is(idle, "vault.holdsKek", "error", VM_LIST(S1), (char *)NULL);
+	/* KV_B is in S2, whose lists were read in full. */
+	b = must(&r, SUBJ_VAULT, NULL, KV_B, NULL);
+	no_unavail(b, "vault.holdsBek");
+	no_unavail(b, "vault.holdsKek");
+	no_unavail(b, "vault.adeVms");
+	no_unavail(b, "vault.backupRbac.coversSecrets");
+	/* The tenant has an ADE vault (seen), but how many is unknown. */
+	t = must(&r, SUBJ_TENANT, NULL, NULL, T1);
+	no_unavail(t, "tenant.holdsAdeVaults");
+	unavail_is(t, "tenant.adeVaultCount", "error", VM_LIST(S1), (char *)NULL);
+	/* VM_A is in no protected-item list that was read, but one of its subscription was cut short. */
+	vm = must(&r, SUBJ_VM, VM_A, NULL, NULL);
+	unavail_is(vm, "vm.backup", "error", "vm-a", "backupProtectedItems", "ItemsCut", (char *)NULL);
+	no_unavail(vm, "vm.ade");
+	run_free(&r);
+
+	/* A tenant where no ADE vault was seen while a VM list of its subscriptions failed: unknown, not "none". */
+	run_sq(&r, E("'virtualMachines':[],'vaults':[" KV(KV_B, "westeurope", T1, "", "") "],"
+	             SUBS "," TENANTS(BMS_FOUND) ",'errors':[" ERR(VM_LIST(S1), "Cut") "]"));
+	t = must(&r, SUBJ_TENANT, NULL, NULL, T1);
+	unavail_is(t, "tenant.holdsAdeVaults", "error", "tenant " T1, VM_LIST(S1), (char *)NULL);
+	run_free(&r);
+	/* ... or its subscription list failed (the error names the tenant it was read in). */
+	run_sq(&r, E("'virtualMachines':[],'vaults':[]," SUBS "," TENANTS(BMS_FOUND) ",'errors':["
+	             "{'scope':'/subscriptions','tenantId':'" T1 "','status':503,'code':'Cut','message':'m'}]"));
+	t = must(&r, SUBJ_TENANT, NULL, NULL, T1);
+	unavail_is(t, "tenant.holdsAdeVaults", "error", "'/subscriptions'", "503 Cut", (char *)NULL);
+	run_free(&r);
+	/* ... or its only ADE vault could not be read (its tenant is a guess). */
+	run_sq(&r, E("'virtualMachines':[" ADE_VM(VM_A, "westeurope", BEK(KV_GONE, SEC_GONE)) "],'vaults':[],"
+	             SUBS "," TENANTS(BMS_FOUND) ",'errors':[" ERR(KV_GONE, "Gone") "]"));
+	t = must(&r, SUBJ_TENANT, NULL, NULL, T1);
+	unavail_is(t, "tenant.holdsAdeVaults", "error", "kv-gone", "its subscription's tenant", (char *)NULL);
+	run_free(&r);
+
+	/* A disk list cut short: a VM of that subscription may have more encrypted disks than were read. */
+	run_sq(&r, E("'virtualMachines':[" ADE_VM(VM_A, "westeurope", BEK(KV_A, SEC_A)) "],'vaults':["
+	             KV(KV_A, "westeurope", T1, "", "") "],'backupProtectedItems':[" ITEM(RSV1, VM_A, "Protected", "Completed")
+	             "]," RSVS "," SUBS "," TENANTS(BMS_FOUND) ",'errors':["
+	             ERR("/subscriptions/" S1 "/providers/Microsoft.Compute/disks", "DisksCut") "]"));
+	vm = must(&r, SUBJ_VM, VM_A, NULL, NULL);
+	unavail_is(vm, "vm.ade", "error", "vm-a", "Microsoft.Compute/disks", "DisksCut", (char *)NULL);
+	no_unavail(vm, "vm.backup");   /* protected: seen */
+	a = must(&r, SUBJ_VAULT, NULL, KV_A, NULL);
+	unavail_is(a, "vault.holdsKek", "error", "DisksCut", (char *)NULL);
+	run_free(&r);
+}
+
 /*
  * BUG (reported; passes since the fix): binding.kekManaged was "skipped" when
  * the KEK's key bundle could not be read on the data plane (403: the caller
@@ -1763,6 +1899,8 @@ int main(void)
 		cmocka_unit_test_teardown(vaults_know_what_they_hold_and_for_which_vms, teardown),
 		cmocka_unit_test_teardown(a_vault_missing_from_the_snapshot_is_an_error_subject, teardown),
 		cmocka_unit_test_teardown(a_failed_subscription_wide_list_explains_what_is_missing, teardown),
+		cmocka_unit_test_teardown(the_failed_list_a_scope_depends_on_is_found_by_kind_and_scope, teardown),
+		cmocka_unit_test_teardown(facts_judged_from_a_list_cut_short_are_errors_naming_it, teardown),
 		cmocka_unit_test_teardown(an_unreadable_kek_bundle_is_an_error_not_a_skip, teardown),
 		cmocka_unit_test_teardown(an_ade_key_in_an_unidentified_vault_is_not_silently_dropped, teardown),
 		cmocka_unit_test_teardown(one_binding_per_vm_and_vault_with_its_roles, teardown),

@@ -273,7 +273,7 @@ static void plan_from_the_demo_estate(void **state)
 	struct estate_opts eo = {0};
 	struct estate *e = estate_load(KV_SOURCE_DIR "/examples/demo-estate.json", &eo, &err);
 	struct rule_catalog cat = {0};
-	struct audit_opts ao = {SEV_LOW, false, "demo", NULL};
+	struct audit_opts ao = {.fail_on = SEV_LOW, .source = "demo"};
 	struct fix_plan_opts po = {0};
 	const char *only[] = {"KVA-BKP-002"};
 	cJSON *report, *plan;
@@ -350,7 +350,7 @@ static void suppressed_findings_plan_no_change(void **state)
 	struct estate *e = estate_load(KV_SOURCE_DIR "/examples/demo-estate.json", &eo, &err);
 	struct rule_catalog cat = {0};
 	struct suppressions supp = {0};
-	struct audit_opts ao = {SEV_LOW, false, "demo", NULL};
+	struct audit_opts ao = {.fail_on = SEV_LOW, .source = "demo"};
 	struct fix_plan_opts po = {0};
 	cJSON *report, *plan;
 	const cJSON *it, *sup;

@@ -223,9 +223,73 @@ static void nesting_is_judged_from_the_document(void **state)
 	}
 }
 
+/*
+ * A lean load parses again only the VMs and disks where ADE detection can
+ * find something (estate.c, detect_lean): each way it can find something,
+ * alone, must still be found, as by the whole-tree load.
+ */
+#define SUB "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg/providers/"
+#define SETTINGS "{\"diskEncryptionKey\":{\"secretUrl\":\"https://kv1.vault.azure.net/secrets/s/1\"," \
+	"\"sourceVault\":{\"id\":\"" SUB "Microsoft.KeyVault/vaults/kv1\"}}}"
+#define ESC_DISK(id, by) "{\"id\":\"" id "\",\"name\":\"d\"" by ",\"properties\":{\"encryptionSettingsCollection\":" \
+	"{\"enabled\":true,\"encryptionSettings\":[" SETTINGS "]}}}"
+#define ADE_EXT "{\"id\":\"" SUB "Microsoft.Compute/virtualMachines/vm1/extensions/ADE\",\"properties\":" \
+	"{\"publisher\":\"Microsoft.Azure.Security\",\"type\":\"AzureDiskEncryption\",\"typeHandlerVersion\":\"2.2\"," \
+	"\"settings\":{\"KeyVaultResourceId\":\"" SUB "Microsoft.KeyVault/vaults/kv1\"," \
+	"\"KeyVaultURL\":\"https://kv1.vault.azure.net/\",\"EncryptionOperation\":\"EnableEncryption\"}}}"
+#define MON_EXT "{\"id\":\"" SUB "Microsoft.Compute/virtualMachines/vm1/extensions/Mon\",\"properties\":" \
+	"{\"publisher\":\"Microsoft.Azure.Monitor\",\"type\":\"AzureMonitorLinuxAgent\"}}"
+#define VM1(props, res) "{\"id\":\"" SUB "Microsoft.Compute/virtualMachines/vm1\",\"name\":\"vm1\"," \
+	"\"properties\":" props res "}"
+
+static void a_lean_load_finds_ade_wherever_it_is(void **state)
+{
+	static const char *const cases[] = {
+		/* only a data disk reference, in another case and with a trailing '/', to a disk with ADE */
+		HEAD "\"virtualMachines\":[" VM1("{\"storageProfile\":{\"dataDisks\":[{\"managedDisk\":{\"id\":\""
+		     SUB "MICROSOFT.COMPUTE/DISKS/D1/\"}}]}}", "") "],"
+		     "\"disks\":[" ESC_DISK(SUB "Microsoft.Compute/disks/d0", "") "," ESC_DISK(SUB "Microsoft.Compute/disks/d1", "") "]}",
+		/* only a disk that names the VM as managedBy */
+		HEAD "\"virtualMachines\":[" VM1("{}", "") "],\"disks\":[" ESC_DISK(SUB "Microsoft.Compute/disks/d1",
+		     ",\"managedBy\":\"" SUB "Microsoft.Compute/virtualMachines/vm1\"") "]}",
+		/* only the model's osDisk.encryptionSettings */
+		HEAD "\"virtualMachines\":[" VM1("{\"storageProfile\":{\"osDisk\":{\"name\":\"os\",\"encryptionSettings\":"
+		     SETTINGS "}}}", "") "]}",
+		/* only the instance view's, on the second disk */
+		HEAD "\"virtualMachines\":[" VM1("{\"instanceView\":{\"disks\":[{\"name\":\"a\"},{\"name\":\"b\","
+		     "\"encryptionSettings\":[" SETTINGS "]}]}}", "") "]}",
+		/* only an embedded ADE extension */
+		HEAD "\"virtualMachines\":[" VM1("{}", ",\"resources\":[" MON_EXT "," ADE_EXT "]") "]}",
+		/* an embedded extension that vmExtensions lists again, beside an ADE one listed apart */
+		HEAD "\"virtualMachines\":[" VM1("{}", ",\"resources\":[" MON_EXT "]") "],"
+		     "\"vmExtensions\":[" MON_EXT "," ADE_EXT "]}",
+		/* nothing: a disk without ADE settings and a VM that names it */
+		HEAD "\"virtualMachines\":[" VM1("{\"storageProfile\":{\"osDisk\":{\"managedDisk\":{\"id\":\""
+		     SUB "Microsoft.Compute/disks/d1\"}}}}", "") "],\"disks\":[{\"id\":\"" SUB "Microsoft.Compute/disks/d1\"}]}",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct estate_opts lo = {.lean = true};
+		struct kv_err err = {{0}};
+		struct estate *e = estate_parse(cases[i], strlen(cases[i]), "x.json", &lo, &err);
+		char what[32];
+
+		snprintf(what, sizeof(what), "ADE case %zu", i);
+		compare_text(what, cases[i], strlen(cases[i]));
+		if (!e)
+			fail_msg("%s: %s", what, err.msg);
+		assert_int_equal(e->nvms, 1);
+		if (e->vms[0].ade.encrypted != (i + 1 < sizeof(cases) / sizeof(cases[0])))
+			fail_msg("%s: encrypted is %d", what, e->vms[0].ade.encrypted);
+		estate_free(e);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(a_lean_load_finds_ade_wherever_it_is),
 		cmocka_unit_test(every_snapshot_of_the_tests_audits_the_same),
 		cmocka_unit_test(the_lean_load_keeps_no_raw_json_of_the_big_lists),
 		cmocka_unit_test(bad_input_gets_the_whole_tree_message),

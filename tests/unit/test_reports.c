@@ -18,6 +18,7 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
+#include "audit/audit.h"
 #include "audit/util/util.h"
 #include "reports/report.h"
 
@@ -895,9 +896,91 @@ static void output_to_an_unwritable_path_names_it_and_leaves_no_temp_file(void *
 	cJSON_Delete(report);
 }
 
+/* summary.skippedByRule (audit.h): one row a rule and reason, counts added, rows in order. */
+static void skip_table_counts_per_rule_and_reason_in_order(void **state)
+{
+	struct skip_table t;
+	cJSON *rows = cJSON_CreateArray();
+	char reason[64];
+	const cJSON *row;
+	int n = 0;
+
+	(void)state;
+	skip_table_init(&t, rows);
+	/* 300 reasons (the index grows several times), each added i % 3 + 1 times, in reverse */
+	for (int i = 299; i >= 0; i--)
+		for (int k = 0; k <= i % 3; k++) {
+			snprintf(reason, sizeof(reason), "reason %03d", i);
+			skip_table_add(&t, i % 2 ? "KVA-B" : "KVA-A", "title", "high", reason, 1);
+		}
+	skip_table_add(&t, "KVA-A", "title", "high", NULL, 2);    /* no reason: a row of its own, first */
+	skip_table_add(&t, "KVA-A", "title", "high", NULL, 3);
+	skip_table_finish(&t);
+	assert_int_equal(cJSON_GetArraySize(rows), 301);
+	{
+		long total;
+
+		assert_int_equal(report_skipped_rules(rows, &total), 2);
+		assert_int_equal(total, 600 + 5);   /* i % 3 + 1 over 0..299 sums to 600, and the 5 */
+	}
+	row = rows->child;
+	assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row, "reason")));
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(row, "count")->valueint, 5);
+	for (row = row->next; row; row = row->next, n++) {
+		int i = atoi(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "reason")) + 7);
+
+		/* KVA-A's even reasons first, then KVA-B's odd ones, each in reason order */
+		assert_int_equal(i, n < 150 ? 2 * n : 2 * (n - 150) + 1);
+		assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "rule")),
+		                    i % 2 ? "KVA-B" : "KVA-A");
+		assert_int_equal(cJSON_GetObjectItemCaseSensitive(row, "count")->valueint, i % 3 + 1);
+	}
+	/* a table over existing rows adds to them (kvaudit merge) */
+	skip_table_init(&t, rows);
+	skip_table_add(&t, "KVA-B", "title", "high", "reason 001", 10);
+	skip_table_finish(&t);
+	assert_int_equal(cJSON_GetArraySize(rows), 301);
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(rows, 151), "count")->valueint, 12);
+	cJSON_Delete(rows);
+}
+
+/* kvaudit report: listed skipped findings fold into the rows, but a tenant's; errors stay listed. */
+static void fold_skipped_keeps_errors_and_tenant_findings(void **state)
+{
+	cJSON *rep = cJSON_Parse(
+		"{\"summary\":{\"byStatus\":{\"skipped\":4},\"skippedByRule\":[{\"rule\":\"R2\",\"title\":\"t2\","
+		"\"severity\":\"low\",\"reason\":\"why\",\"count\":5}]},\"findings\":["
+		"{\"rule\":\"R1\",\"title\":\"t1\",\"severity\":\"high\",\"status\":\"fail\",\"subject\":\"vm\"},"
+		"{\"rule\":\"R1\",\"title\":\"t1\",\"severity\":\"high\",\"status\":\"error\",\"subject\":\"vm\",\"reason\":\"403\"},"
+		"{\"rule\":\"R2\",\"title\":\"t2\",\"severity\":\"low\",\"status\":\"skipped\",\"subject\":\"vm\",\"reason\":\"why\"},"
+		"{\"rule\":\"R2\",\"title\":\"t2\",\"severity\":\"low\",\"status\":\"skipped\",\"subject\":\"binding\",\"reason\":\"why\"},"
+		"{\"rule\":\"R1\",\"title\":\"t1\",\"severity\":\"high\",\"status\":\"skipped\",\"subject\":\"vault\",\"reason\":\"a\"},"
+		"{\"rule\":\"T1\",\"title\":\"t\",\"severity\":\"info\",\"status\":\"skipped\",\"subject\":\"tenant\",\"reason\":\"b\"}]}");
+	const cJSON *rows, *f;
+	char *text;
+
+	(void)state;
+	assert_non_null(rep);
+	audit_fold_skipped(rep);
+	f = cJSON_GetObjectItemCaseSensitive(rep, "findings");
+	assert_int_equal(cJSON_GetArraySize(f), 3);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(f, 1), "status")),
+	                    "error");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(f, 2), "subject")),
+	                    "tenant");
+	rows = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rep, "summary"), "skippedByRule");
+	text = cJSON_PrintUnformatted(rows);
+	assert_string_equal(text, "[{\"rule\":\"R1\",\"title\":\"t1\",\"severity\":\"high\",\"reason\":\"a\",\"count\":1},"
+	                          "{\"rule\":\"R2\",\"title\":\"t2\",\"severity\":\"low\",\"reason\":\"why\",\"count\":7}]");
+	free(text);
+	cJSON_Delete(rep);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(skip_table_counts_per_rule_and_reason_in_order),
+		cmocka_unit_test(fold_skipped_keeps_errors_and_tenant_findings),
 		cmocka_unit_test(csv_cell_escapes_each_kind_of_text),
 		cmocka_unit_test(csv_report_has_a_header_and_one_row_a_finding),
 		cmocka_unit_test(csv_report_of_no_findings_is_the_header_alone),

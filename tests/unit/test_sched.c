@@ -116,6 +116,96 @@ static void many_keys_are_kept_apart(void **state)
 	sched_free(s);
 }
 
+static void a_quota_holds_starts_to_what_is_left(void **state)
+{
+	struct sched *s = sched_new();
+
+	(void)state;
+	/* Metered, nothing said yet: one at a time. */
+	sched_expect_quota(s, "query:t");
+	assert_int_equal(sched_ready_at(s, "query:t", 100), 100);
+	sched_on_start(s, "query:t", 100);
+	assert_true(sched_ready_at(s, "query:t", 101) > 101);
+	/* 3 left after it: three more at once, not a fourth */
+	sched_on_response(s, "query:t", 130, 200, -1, -1);
+	sched_on_quota(s, "query:t", 130, 3, 5000);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(sched_ready_at(s, "query:t", 131), 131);
+		sched_on_start(s, "query:t", 131);
+	}
+	assert_int_equal(sched_ready_at(s, "query:t", 132), 5130);
+	/* answers cross: the later one (0 left) arrives first, the stale one (2 left) must not reopen it */
+	sched_on_response(s, "query:t", 160, 200, -1, -1);
+	sched_on_quota(s, "query:t", 160, 0, 4900);
+	sched_on_response(s, "query:t", 161, 200, -1, -1);
+	sched_on_quota(s, "query:t", 161, 2, 4900);
+	assert_int_equal(sched_ready_at(s, "query:t", 170), 161 + 4900);
+	/* refilled: as many as the quota held (the most ever left, plus one), then held again */
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(sched_ready_at(s, "query:t", 6000), 6000);
+		sched_on_start(s, "query:t", 6000);
+	}
+	assert_true(sched_ready_at(s, "query:t", 6000) > 6000);
+	/* another key is not held by it */
+	assert_int_equal(sched_ready_at(s, "query:u", 170), 170);
+	sched_free(s);
+}
+
+static void a_quota_never_said_lifts_the_metering(void **state)
+{
+	struct sched *s = sched_new();
+
+	(void)state;
+	sched_expect_quota(s, "query:t");
+	sched_on_start(s, "query:t", 100);
+	sched_on_response(s, "query:t", 130, 200, -1, -1);
+	sched_on_quota(s, "query:t", 130, -1, -1);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(sched_ready_at(s, "query:t", 131), 131);
+		sched_on_start(s, "query:t", 131);
+	}
+	sched_free(s);
+}
+
+static void a_failed_probe_goes_again_before_the_others(void **state)
+{
+	struct sched *s = sched_new();
+
+	(void)state;
+	sched_expect_quota(s, "query:t");
+	sched_on_start(s, "query:t", 100);
+	/* a 503 that will be retried in 500 ms: nothing of the key starts before the retry */
+	sched_on_response(s, "query:t", 130, 503, -1, 500);
+	sched_on_quota(s, "query:t", 130, -1, -1);
+	assert_int_equal(sched_ready_at(s, "query:t", 131), 630);
+	sched_on_start(s, "query:t", 630);
+	assert_true(sched_ready_at(s, "query:t", 631) > 631);
+	/* its last attempt failed too: the next request is the probe, alone */
+	sched_on_response(s, "query:t", 660, 503, -1, -1);
+	sched_on_quota(s, "query:t", 660, -1, -1);
+	assert_int_equal(sched_ready_at(s, "query:t", 661), 661);
+	sched_on_start(s, "query:t", 661);
+	assert_true(sched_ready_at(s, "query:t", 662) > 662);
+	sched_free(s);
+}
+
+static void a_spent_quota_without_a_refill_time_waits_for_answers(void **state)
+{
+	struct sched *s = sched_new();
+
+	(void)state;
+	sched_on_start(s, "q", 100);
+	sched_on_start(s, "q", 100);
+	sched_on_response(s, "q", 130, 200, -1, -1);
+	sched_on_quota(s, "q", 130, 0, -1);
+	/* one still in flight: look again soon, its answer may say more */
+	assert_int_equal(sched_ready_at(s, "q", 131), 131 + SCHED_QUOTA_POLL_MS);
+	sched_on_response(s, "q", 140, 200, -1, -1);
+	/* nothing in flight and no refill time: never stuck */
+	assert_int_equal(sched_ready_at(s, "q", 141), 141);
+	sched_free(s);
+}
+
 static void batch_keys_are_subscriptions_or_hosts(void **state)
 {
 	char k[96];
@@ -147,6 +237,10 @@ int main(void)
 		cmocka_unit_test(a_429_blocks_its_key_for_the_retry_wait_only),
 		cmocka_unit_test(a_429_without_a_wait_still_backs_off_one_token),
 		cmocka_unit_test(many_keys_are_kept_apart),
+		cmocka_unit_test(a_quota_holds_starts_to_what_is_left),
+		cmocka_unit_test(a_quota_never_said_lifts_the_metering),
+		cmocka_unit_test(a_failed_probe_goes_again_before_the_others),
+		cmocka_unit_test(a_spent_quota_without_a_refill_time_waits_for_answers),
 		cmocka_unit_test(batch_keys_are_subscriptions_or_hosts),
 	};
 

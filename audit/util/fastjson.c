@@ -1,0 +1,450 @@
+/*
+ * fastjson.c - see fastjson.h.  The shape of each function follows cJSON's
+ * parser (parse_value, parse_string, parse_number; parse_array and
+ * parse_object in parse_items) so that every accept and reject matches.
+ * The speed comes from what cJSON does per byte or per node: the end of a
+ * string without escapes is found sixteen bytes at a time (fastjson_stop)
+ * and it is copied with memcpy, short integers skip strtod, and nodes and
+ * strings are bumped from an arena instead of malloc'd one by one.
+ */
+#include <limits.h>
+#include <locale.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/util/fastjson.h"
+#include "audit/util/util.h"
+
+struct parser {
+	const unsigned char *s;
+	size_t len, i;
+	size_t depth;
+	struct fastjson_arena *a;
+	char decimal_point;   /* strtod's, as cJSON's get_decimal_point */
+};
+
+/* The bytes cJSON's parse_number copies for strtod. */
+static const bool NUMCHAR[256] = {
+	['0'] = true, ['1'] = true, ['2'] = true, ['3'] = true, ['4'] = true, ['5'] = true,
+	['6'] = true, ['7'] = true, ['8'] = true, ['9'] = true,
+	['+'] = true, ['-'] = true, ['e'] = true, ['E'] = true, ['.'] = true,
+};
+
+struct fastjson_block {
+	struct fastjson_block *next;
+	size_t cap;
+	char data[];
+};
+
+#define BLOCK_BYTES ((size_t)1 << 20)
+
+static void *take(struct parser *P, size_t n)
+{
+	struct fastjson_arena *a = P->a;
+	struct fastjson_block *b;
+	char *p;
+
+	n = (n + 7) & ~(size_t)7;
+	if ((size_t)(a->end - a->cur) >= n) {
+		p = a->cur;
+		a->cur += n;
+		return p;
+	}
+	b = kv_malloc(sizeof(*b) + (n > BLOCK_BYTES ? n : BLOCK_BYTES));
+	b->cap = n > BLOCK_BYTES ? n : BLOCK_BYTES;
+	b->next = a->blocks;
+	a->blocks = b;
+	a->cur = b->data + n;
+	a->end = b->data + b->cap;
+	return b->data;
+}
+
+void *fastjson_alloc(struct fastjson_arena *a, size_t n)
+{
+	struct parser P = {.a = a};
+
+	return take(&P, n);
+}
+
+void fastjson_arena_reset(struct fastjson_arena *a)
+{
+	struct fastjson_block *b = a->blocks;
+
+	if (!b)
+		return;
+	while (b->next) {
+		struct fastjson_block *next = b->next->next;
+
+		free(b->next);
+		b->next = next;
+	}
+	a->cur = b->data;
+	a->end = b->data + b->cap;
+}
+
+void fastjson_arena_free(struct fastjson_arena *a)
+{
+	while (a->blocks) {
+		struct fastjson_block *next = a->blocks->next;
+
+		free(a->blocks);
+		a->blocks = next;
+	}
+	a->cur = a->end = NULL;
+}
+
+static cJSON *new_node(struct parser *P)
+{
+	cJSON *n = take(P, sizeof(*n));
+
+	memset(n, 0, sizeof(*n));
+	return n;
+}
+
+/* cJSON's buffer_skip_whitespace: every byte up to 32 (NUL and controls too) is skipped. */
+static void skip_ws(struct parser *P)
+{
+	while (P->i < P->len && P->s[P->i] <= 32)
+		P->i++;
+}
+
+static bool parse_value(struct parser *P, cJSON *item);
+
+/* cJSON's parse_hex4: a non-hex digit makes the whole value 0. */
+static unsigned hex4(const unsigned char *p)
+{
+	unsigned h = 0;
+
+	for (int k = 0; k < 4; k++) {
+		unsigned c = p[k];
+
+		if (c >= '0' && c <= '9')
+			h = (h << 4) | (c - '0');
+		else if (c >= 'A' && c <= 'F')
+			h = (h << 4) | (c - 'A' + 10);
+		else if (c >= 'a' && c <= 'f')
+			h = (h << 4) | (c - 'a' + 10);
+		else
+			return 0;
+	}
+	return h;
+}
+
+/* cJSON's utf16_literal_to_utf8: \uXXXX (or a surrogate pair) at in, before end; bytes read, 0 on error. */
+static size_t utf16_to_utf8(const unsigned char *in, const unsigned char *end, unsigned char **out)
+{
+	unsigned long cp;
+	unsigned first, n, mark = 0;
+	size_t seq = 6;
+
+	if (end - in < 6)
+		return 0;
+	first = hex4(in + 2);
+	if (first >= 0xDC00 && first <= 0xDFFF)
+		return 0;
+	cp = first;
+	if (first >= 0xD800 && first <= 0xDBFF) {
+		const unsigned char *second = in + 6;
+		unsigned low;
+
+		if (end - second < 6 || second[0] != '\\' || second[1] != 'u')
+			return 0;
+		low = hex4(second + 2);
+		if (low < 0xDC00 || low > 0xDFFF)
+			return 0;
+		cp = 0x10000 + (((first & 0x3FF) << 10) | (low & 0x3FF));
+		seq = 12;
+	}
+	if (cp < 0x80)
+		n = 1;
+	else if (cp < 0x800)
+		n = 2, mark = 0xC0;
+	else if (cp < 0x10000)
+		n = 3, mark = 0xE0;
+	else
+		n = 4, mark = 0xF0;   /* a pair is at most 0x10FFFF */
+	for (unsigned k = n - 1; k > 0; k--) {
+		(*out)[k] = (unsigned char)((cp | 0x80) & 0xBF);
+		cp >>= 6;
+	}
+	(*out)[0] = (unsigned char)(n > 1 ? (cp | mark) & 0xFF : cp & 0x7F);
+	*out += n;
+	return seq;
+}
+
+/* A string with escapes: cJSON's two passes (find the end skipping \x pairs, then decode). */
+static char *parse_escaped(struct parser *P)
+{
+	const unsigned char *s = P->s, *in, *end;
+	unsigned char *out, *o;
+	size_t i = P->i + 1, skipped = 0;
+
+	while (i < P->len && s[i] != '"') {
+		if (s[i] == '\\') {
+			if (i + 1 >= P->len)
+				return NULL;
+			skipped++;
+			i++;
+		}
+		i++;
+	}
+	if (i >= P->len)
+		return NULL;
+	end = s + i;
+	in = s + P->i + 1;
+	o = out = take(P, (size_t)(end - in) - skipped + 1);
+	while (in < end) {
+		size_t n = 2;
+
+		if (*in != '\\') {
+			*o++ = *in++;
+			continue;
+		}
+		switch (in[1]) {
+		case 'b': *o++ = '\b'; break;
+		case 'f': *o++ = '\f'; break;
+		case 'n': *o++ = '\n'; break;
+		case 'r': *o++ = '\r'; break;
+		case 't': *o++ = '\t'; break;
+		case '"':
+		case '\\':
+		case '/': *o++ = in[1]; break;
+		case 'u':
+			if (!(n = utf16_to_utf8(in, end, &o)))
+				return NULL;
+			break;
+		default:
+			return NULL;
+		}
+		in += n;
+	}
+	*o = '\0';
+	P->i = i + 1;
+	return (char *)out;
+}
+
+/* The string whose quote is at P->i, decoded into the arena; NULL as cJSON's parse_string fails. */
+static char *parse_string(struct parser *P)
+{
+	const char *from = (const char *)P->s + P->i + 1, *q;
+	size_t n;
+	char *out;
+
+	if (P->i >= P->len || P->s[P->i] != '"')
+		return NULL;
+	q = fastjson_stop(from, (const char *)P->s + P->len);
+	if (q == (const char *)P->s + P->len)
+		return NULL;
+	if (*q == '\\')
+		return parse_escaped(P);
+	n = (size_t)(q - from);
+	out = take(P, n + 1);
+	memcpy(out, from, n);
+	out[n] = '\0';
+	P->i += n + 2;
+	return out;
+}
+
+static void set_number(cJSON *item, double d)
+{
+	item->type = cJSON_Number;
+	item->valuedouble = d;
+	/* cJSON saturates */
+	if (d >= INT_MAX)
+		item->valueint = INT_MAX;
+	else if (d <= (double)INT_MIN)
+		item->valueint = INT_MIN;
+	else
+		item->valueint = (int)d;
+}
+
+/* cJSON's parse_number: strtod on the longest run of number bytes; up to 15 plain digits need no strtod. */
+static bool parse_number(struct parser *P, cJSON *item)
+{
+	const unsigned char *p = P->s + P->i;
+	size_t run = 0, avail = P->len - P->i, k = 0, used;
+	bool neg = p[0] == '-', plain = true;
+	char small[64], *buf, *after;
+	double d;
+
+	while (run < avail && NUMCHAR[p[run]])
+		run++;
+	if (neg)
+		k = 1;
+	if (run > k && run - k <= 15) {
+		uint64_t v = 0;
+
+		for (size_t j = k; j < run && plain; j++) {
+			plain = p[j] >= '0' && p[j] <= '9';
+			v = v * 10 + (uint64_t)(p[j] - '0');
+		}
+		if (plain) {   /* exact in a double, as strtod's correctly rounded result */
+			d = (double)v;
+			set_number(item, neg ? -d : d);
+			P->i += run;
+			return true;
+		}
+	}
+	buf = run < sizeof(small) ? small : take(P, run + 1);
+	for (size_t j = 0; j < run; j++)
+		buf[j] = p[j] == '.' ? P->decimal_point : (char)p[j];
+	buf[run] = '\0';
+	d = strtod(buf, &after);
+	used = (size_t)(after - buf);
+	if (used == 0)
+		return false;
+	set_number(item, d);
+	P->i += used;
+	return true;
+}
+
+/* Links kid after *last (or as head); cJSON's head->prev is the last child once done. */
+static void append(cJSON **head, cJSON **last, cJSON *kid)
+{
+	if (!*head) {
+		*head = kid;
+	} else {
+		(*last)->next = kid;
+		kid->prev = *last;
+	}
+	*last = kid;
+}
+
+/* cJSON's parse_array and parse_object: the same loop, an object's items led by a key and ':'. */
+static bool parse_items(struct parser *P, cJSON *item, bool object)
+{
+	unsigned char close = object ? '}' : ']';
+	cJSON *head = NULL, *last = NULL;
+
+	if (P->depth >= CJSON_NESTING_LIMIT)
+		return false;
+	P->depth++;
+	P->i++;
+	skip_ws(P);
+	if (P->i >= P->len)
+		return false;
+	if (P->s[P->i] != close) {
+		for (;;) {
+			cJSON *kid = new_node(P);
+
+			append(&head, &last, kid);
+			skip_ws(P);
+			if (object) {
+				if (!(kid->string = parse_string(P)))
+					return false;
+				skip_ws(P);
+				if (P->i >= P->len || P->s[P->i] != ':')
+					return false;
+				P->i++;
+				skip_ws(P);
+			}
+			if (!parse_value(P, kid))
+				return false;
+			skip_ws(P);
+			if (P->i >= P->len)
+				return false;
+			if (P->s[P->i] == close)
+				break;
+			if (P->s[P->i] != ',')
+				return false;
+			P->i++;
+		}
+	}
+	P->depth--;
+	if (head)
+		head->prev = last;
+	item->type = object ? cJSON_Object : cJSON_Array;
+	item->child = head;
+	P->i++;
+	return true;
+}
+
+/* Whether the literal word is at P->i (cJSON's can_read + strncmp). */
+static bool word(struct parser *P, const char *w, size_t n)
+{
+	if (P->len - P->i < n || memcmp(P->s + P->i, w, n) != 0)
+		return false;
+	P->i += n;
+	return true;
+}
+
+static bool parse_value(struct parser *P, cJSON *item)
+{
+	unsigned char c;
+
+	if (P->i >= P->len)
+		return false;
+	c = P->s[P->i];
+	switch (c) {
+	case '"':
+		item->type = cJSON_String;
+		return (item->valuestring = parse_string(P)) != NULL;
+	case '[':
+		return parse_items(P, item, false);
+	case '{':
+		return parse_items(P, item, true);
+	case 'n':
+		item->type = cJSON_NULL;
+		return word(P, "null", 4);
+	case 'f':
+		item->type = cJSON_False;
+		return word(P, "false", 5);
+	case 't':
+		item->type = cJSON_True;
+		item->valueint = 1;
+		return word(P, "true", 4);
+	default:
+		if (c == '-' || (c >= '0' && c <= '9'))
+			return parse_number(P, item);
+		return false;
+	}
+}
+
+cJSON *fastjson_parse(const char *text, size_t len, const char **end, struct fastjson_arena *a)
+{
+	struct parser P = {(const unsigned char *)text, len, 0, 0, a, '.'};
+	const struct lconv *lc = localeconv();
+	cJSON *root;
+
+	if (!text || len == 0)
+		return NULL;
+	P.decimal_point = lc && lc->decimal_point && lc->decimal_point[0] ? lc->decimal_point[0] : '.';
+	/* cJSON's skip_utf8_bom looks only when a fifth byte exists. */
+	if (len > 4 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+		P.i = 3;
+	skip_ws(&P);
+	root = new_node(&P);
+	if (!parse_value(&P, root))
+		return NULL;
+	if (end)
+		*end = text + P.i;
+	return root;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool fastjson_same_tree(const cJSON *a, const cJSON *b)
+{
+	const cJSON *x, *y, *lx = NULL, *ly = NULL;
+
+	if (!a || !b)
+		return a == b;
+	if ((a->type & 0xFF) != (b->type & 0xFF) || !same_str(a->string, b->string) ||
+	    !same_str(a->valuestring, b->valuestring) || a->valueint != b->valueint ||
+	    memcmp(&a->valuedouble, &b->valuedouble, sizeof(double)) != 0)
+		return false;
+	for (x = a->child, y = b->child; x && y; x = x->next, y = y->next) {
+		if (!fastjson_same_tree(x, y))
+			return false;
+		lx = x;
+		ly = y;
+	}
+	if (x || y)
+		return false;
+	/* cJSON's head->prev is the last child: code that appends relies on it. */
+	return !a->child || (a->child->prev == lx && b->child->prev == ly);
+}
