@@ -430,12 +430,14 @@ static bool same_str(const char *a, const char *b)
 bool fastjson_same_tree(const cJSON *a, const cJSON *b)
 {
 	const cJSON *x, *y, *lx = NULL, *ly = NULL;
+	uint64_t da, db;   /* the doubles' bits: -0 and 0 differ, a NaN equals itself */
 
 	if (!a || !b)
 		return a == b;
+	memcpy(&da, &a->valuedouble, sizeof(da));
+	memcpy(&db, &b->valuedouble, sizeof(db));
 	if ((a->type & 0xFF) != (b->type & 0xFF) || !same_str(a->string, b->string) ||
-	    !same_str(a->valuestring, b->valuestring) || a->valueint != b->valueint ||
-	    memcmp(&a->valuedouble, &b->valuedouble, sizeof(double)) != 0)
+	    !same_str(a->valuestring, b->valuestring) || a->valueint != b->valueint || da != db)
 		return false;
 	for (x = a->child, y = b->child; x && y; x = x->next, y = y->next) {
 		if (!fastjson_same_tree(x, y))
