@@ -68,21 +68,28 @@ E = {}            # the running emulator: proc, dir, port, base, ctx, info
 SEEN_SECRETS = set()   # every token and secret the tests handled, for the log check
 
 
+def wait_ready(d, proc, tries):
+    """The port of an emulator started with --workdir d, and a TLS context trusting its CA; RuntimeError
+    with its stderr.txt (if any) when it did not start within tries × 50 ms."""
+    ready = os.path.join(d, "ready")
+    for _ in range(tries):
+        if os.path.exists(ready) or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    if not os.path.exists(ready):
+        proc.kill()
+        errf = os.path.join(d, "stderr.txt")
+        raise RuntimeError("emulator did not start: " + (open(errf).read() if os.path.exists(errf) else ""))
+    return int(open(ready).read()), ssl.create_default_context(cafile=os.path.join(d, "ca.pem"))
+
+
 def setUpModule():
     d = tempfile.mkdtemp(prefix="kvaudit-emu-")
     errf = open(os.path.join(d, "stderr.txt"), "w")
     proc = subprocess.Popen([sys.executable, EMULATOR, "--scenario", SCENARIO, "--workdir", d, "--port", "0",
                              "--max-seconds", "300"], stdout=subprocess.DEVNULL, stderr=errf)
-    for _ in range(300):
-        if os.path.exists(os.path.join(d, "ready")) or proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    if not os.path.exists(os.path.join(d, "ready")):
-        proc.kill()
-        raise RuntimeError("emulator did not start: " + open(os.path.join(d, "stderr.txt")).read())
-    port = int(open(os.path.join(d, "ready")).read())
-    E.update(proc=proc, dir=d, port=port, base="https://127.0.0.1:%d" % port, errf=errf,
-             ctx=ssl.create_default_context(cafile=os.path.join(d, "ca.pem")),
+    port, ctx = wait_ready(d, proc, 300)
+    E.update(proc=proc, dir=d, port=port, base="https://127.0.0.1:%d" % port, errf=errf, ctx=ctx,
              info=json.load(open(os.path.join(d, "emulator.json"))))
     SEEN_SECRETS.update({SCANNER_SECRET, LIMITED_SECRET, AVA_PW, OPS_PW, E["info"]["identityHeader"]})
 
@@ -967,12 +974,7 @@ class TestLifetime(unittest.TestCase):
         p = subprocess.Popen([sys.executable, EMULATOR, "--scenario", SCENARIO, "--overlay", ov, "--workdir", d,
                               "--max-seconds", "3"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            for _ in range(200):
-                if os.path.exists(os.path.join(d, "ready")):
-                    break
-                time.sleep(0.05)
-            port = int(open(os.path.join(d, "ready")).read())
-            ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.pem"))
+            port, ctx = wait_ready(d, p, 200)
             with urllib.request.urlopen("https://localhost:%d/_emulator/config" % port, context=ctx) as r:
                 self.assertEqual(json.load(r)["pageSize"], 3)
             self.assertEqual(p.wait(timeout=15), 0)
@@ -1022,12 +1024,7 @@ class TestFastPaths(unittest.TestCase):
         p = subprocess.Popen([sys.executable, EMULATOR, "--scenario", SCENARIO, "--workdir", d, "--max-seconds", "60",
                               "--profile", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            for _ in range(400):
-                if os.path.exists(os.path.join(d, "ready")):
-                    break
-                time.sleep(0.05)
-            port = int(open(os.path.join(d, "ready")).read())
-            ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.pem"))
+            port, ctx = wait_ready(d, p, 400)
             with urllib.request.urlopen("https://localhost:%d/_emulator/config" % port, context=ctx) as r:
                 json.load(r)
             req = urllib.request.Request("https://localhost:%d/_emulator/shutdown" % port, method="POST")
