@@ -47,6 +47,27 @@ static void add_str_or_null(cJSON *o, const char *k, const char *v)
 	cJSON_AddItemToObjectCS(o, k, v ? cJSON_CreateString(v) : cJSON_CreateNull());
 }
 
+/*
+ * A string of the facts as the facts hold it: a reference where they hold
+ * one (a string of the estate, which outlives the report: audit.h), else a
+ * copy.  Most of a large report's bytes are IDs and names seen many times.
+ */
+static void add_fact_str(cJSON *o, const char *k, const cJSON *v)
+{
+	if (!cJSON_IsString(v))
+		cJSON_AddItemToObjectCS(o, k, cJSON_CreateNull());
+	else if (v->type & cJSON_IsReference)
+		cJSON_AddItemToObjectCS(o, k, cJSON_CreateStringReference(v->valuestring));
+	else
+		cJSON_AddItemToObjectCS(o, k, cJSON_CreateString(v->valuestring));
+}
+
+/* v outlives the report (a constant, or the catalog's: audit.h): referenced, not copied. */
+static void add_const_str(cJSON *o, const char *k, const char *v)
+{
+	cJSON_AddItemToObjectCS(o, k, v ? cJSON_CreateStringReference(v) : cJSON_CreateNull());
+}
+
 static bool evidence_has(const cJSON *ev, const char *path)
 {
 	return cJSON_GetObjectItemCaseSensitive(ev, path) != NULL;
@@ -184,9 +205,9 @@ static cJSON *build_finding(const struct rule *r, enum subject_kind kind, const 
                             struct rule_outcome *out)
 {
 	cJSON *f = cJSON_CreateObject(), *rem, *refs, *change;
-	const cJSON *rrem = cJSON_GetObjectItemCaseSensitive(r->json, "remediation");
+	const cJSON *ref, *rrem = cJSON_GetObjectItemCaseSensitive(r->json, "remediation");
 	const cJSON *rrefs = cJSON_GetObjectItemCaseSensitive(r->json, "references");
-	const char *vm = path_str(facts, "vm", "id"), *vault = path_str(facts, "vault", "id");
+	const char *vault = path_str(facts, "vault", "id");
 	const char *sub = kind == SUBJ_VAULT ? path_str(facts, "vault", "subscriptionId") :
 	                  kind == SUBJ_TENANT ? NULL : path_str(facts, "vm", "subscriptionId");
 	const char *tenant = path_str(facts, "tenant", "id");
@@ -195,15 +216,15 @@ static cJSON *build_finding(const struct rule *r, enum subject_kind kind, const 
 
 	if (!tenant && vault)
 		tenant = path_str(facts, "vault", "tenantId");
-	add_str_or_null(f, "rule", r->id);
-	add_str_or_null(f, "title", r->title);
-	add_str_or_null(f, "severity", severity_name(r->severity));
-	add_str_or_null(f, "status", status_name(out->status));
-	add_str_or_null(f, "subject", subject_name(kind));
-	add_str_or_null(f, "vm", vm);
-	add_str_or_null(f, "vmName", path_str(facts, "vm", "name"));
-	add_str_or_null(f, "vault", vault);
-	add_str_or_null(f, "vaultName", path_str(facts, "vault", "name"));
+	add_const_str(f, "rule", r->id);
+	add_const_str(f, "title", r->title);
+	add_const_str(f, "severity", severity_name(r->severity));
+	add_const_str(f, "status", status_name(out->status));
+	add_const_str(f, "subject", subject_name(kind));
+	add_fact_str(f, "vm", path_get(facts, "vm", "id"));
+	add_fact_str(f, "vmName", path_get(facts, "vm", "name"));
+	add_fact_str(f, "vault", path_get(facts, "vault", "id"));
+	add_fact_str(f, "vaultName", path_get(facts, "vault", "name"));
 	if (sub) {
 		char *s = kv_asprintf("/subscriptions/%s", sub);
 
@@ -224,14 +245,21 @@ static cJSON *build_finding(const struct rule *r, enum subject_kind kind, const 
 	if (text) {
 		char *t = rule_render(text, facts, out->missing);
 
-		add_str_or_null(rem, "text", t);
+		/* Most texts have no placeholder: then the rule's own string serves every finding. */
+		if (strcmp(t, text) == 0)
+			add_const_str(rem, "text", text);
+		else
+			add_str_or_null(rem, "text", t);
 		free(t);
 	} else {
 		add_str_or_null(rem, "text", NULL);
 	}
-	add_str_or_null(rem, "fix", fix);
+	add_const_str(rem, "fix", fix);
 	cJSON_AddItemToObjectCS(rem, "change", change ? change : cJSON_CreateNull());
-	refs = cJSON_IsArray(rrefs) ? cJSON_Duplicate(rrefs, true) : cJSON_CreateArray();
+	refs = cJSON_CreateArray();
+	for (ref = cJSON_IsArray(rrefs) ? rrefs->child : NULL; ref; ref = ref->next)
+		cJSON_AddItemToArray(refs, cJSON_IsString(ref) ? cJSON_CreateStringReference(ref->valuestring)
+		                                               : cJSON_Duplicate(ref, true));
 	cJSON_AddItemToObjectCS(f, "references", refs);
 	if (kind == SUBJ_BINDING && fix && (strcmp(fix, "grant-backup-access") == 0 || strcmp(fix, "assign-backup-role") == 0))
 		cJSON_AddItemToObjectCS(f, "azureBackup", azure_backup_says(facts, out->status));

@@ -22,7 +22,11 @@ struct audit_opts {
 	bool include_skipped;       /* list skipped findings one by one (else summary.skippedByRule) */
 };
 
-/* Returns the report (owned by the caller). */
+/*
+ * Returns the report (owned by the caller).  It references strings of e
+ * (IDs, names: facts.h) and of cat (titles, remediation texts) rather than
+ * copying them: delete it before estate_free(e) and rule_catalog_release(cat).
+ */
 cJSON *audit_run(struct estate *e, const struct rule_catalog *cat, const struct audit_opts *o);
 
 /*

@@ -21,8 +21,9 @@ Recovery Services vaults, protected items, tenants):
   one GET per ADE extension its instance view names, or one extension list when the instance
   view does not name them all.  With whole extensions in the VM list the engine makes "lists".
 - "graph": what the Resource Graph engine (audit/azure/collect_graph.c) requests: the same
-  per-tenant requests; per tenant its five queries (VMs, ADE extensions, encrypted disks, key vaults,
-  Recovery Services vaults) in pages of 1000 rows; per subscription with VMs the statusOnly VM list,
+  per-tenant requests; per tenant its four queries in pages of 1000 rows: VMs, ADE extensions and
+  encrypted disks (one row per VM that has either, and one per unattached encrypted disk), key
+  vaults, Recovery Services vaults; per subscription with VMs the statusOnly VM list,
   per subscription with key vaults one role-assignment list, per Recovery Services vault its
   protected items.
 Every model adds Azure Backup's evidence (audit/azure/collect_backup.c): per Recovery Services
@@ -31,10 +32,11 @@ vault that protects a VM its jobs and policies, per resource group of such vault
 person in the snapshot's principals.
 
 floor = requests x latency / concurrency (network wait only: no server or client time).  Resource
-Graph's user quota (--quota Q/S, default 15/5) adds its own floor for the graph model: the N pages
-of its queries cannot finish before S x floor((N - 1) / Q) seconds.
+Graph's user quota (--quota Q/S, default 15/5; per user, and a tenant has its own user) adds its own
+floor for the graph model: a tenant's N pages cannot finish before S x floor((N - 1) / Q) seconds.
   --emit MODEL prints only that model's request count (for bench/run.sh and graph.sh);
-  --emit graph-pages the number of Resource Graph pages.
+  --emit graph-pages the number of Resource Graph pages (every tenant's);
+  --emit graph-quota-floor that quota floor in seconds (the tenant with the most pages).
 
 """
 import argparse
@@ -70,7 +72,7 @@ def main():
     ap.add_argument("--latency-ms", type=float, default=30)
     ap.add_argument("--concurrency", default="1,4,16")
     ap.add_argument("--quota", default="15/5", help="Resource Graph's user quota, queries/seconds")
-    ap.add_argument("--emit", choices=("today", "lists", "arm-ids", "graph", "graph-pages"))
+    ap.add_argument("--emit", choices=("today", "lists", "arm-ids", "graph", "graph-pages", "graph-quota-floor"))
     a = ap.parse_args()
     e = json.load(open(a.estate))
     P = a.page_size
@@ -126,6 +128,7 @@ def main():
     ade = ("azurediskencryption", "azurediskencryptionforlinux")
     tenant_of = {s["subscriptionId"].lower(): s.get("tenantId", "").lower() for s in e.get("subscriptions", [])}
     rows = collections.defaultdict(collections.Counter)   # tenant -> query -> rows
+    ade_rows = collections.defaultdict(set)               # tenant -> the ADE query's rows (VM or disk IDs)
 
     def count(q, rid):
         rows[tenant_of.get(sub_of(rid), "")][q] += 1
@@ -134,24 +137,29 @@ def main():
     for x in [r for vm in e.get("virtualMachines", []) for r in vm.get("resources") or []] + e.get("vmExtensions", []):
         p = x.get("properties") or {}
         if (p.get("publisher") or "").lower() == "microsoft.azure.security" and (p.get("type") or "").lower() in ade:
-            count("extensions", x.get("id"))
+            rid = x.get("id") or ""
+            ade_rows[tenant_of.get(sub_of(rid), "")].add(rid.split("/extensions/")[0].lower())
     for d in e.get("disks", []):
         if (d.get("properties") or {}).get("encryptionSettingsCollection") is not None:
-            count("disks", d.get("id"))
+            ade_rows[tenant_of.get(sub_of(d.get("id")), "")].add((d.get("managedBy") or d.get("id") or "").lower())
+    for t, vms in ade_rows.items():
+        rows[t]["ade"] = len(vms)
     for k in ("vaults", "recoveryServicesVaults"):
         for x in e.get(k, []):
             count(k, x.get("id"))
     graph_pages = sum(pages(rows[t][q], 1000) for t in set(tenant_of.values())
-                      for q in ("vms", "extensions", "disks", "vaults", "recoveryServicesVaults"))
+                      for q in ("vms", "ade", "vaults", "recoveryServicesVaults"))
     graph = common + graph_pages + evidence
     for s in subs:
         graph += (pages(cnt["virtualMachines"][s], P) if cnt["virtualMachines"][s] else 0) + \
             (pages(ra_sub[s], P) if cnt["vaults"][s] else 0) + sum(pages(items[x], P) for x in rsvs[s])
     qn, qs = (float(x) for x in a.quota.split("/"))
-    quota_floor = qs * math.floor((graph_pages - 1) / qn) if graph_pages else 0
+    most = max((sum(pages(rows[t][q], 1000) for q in ("vms", "ade", "vaults", "recoveryServicesVaults"))
+                for t in set(tenant_of.values())), default=0)
+    quota_floor = qs * math.floor((most - 1) / qn) if most else 0
     if a.emit:
         print({"today": today, "lists": lists, "arm-ids": arm_ids, "graph": graph,
-               "graph-pages": graph_pages}[a.emit])
+               "graph-pages": graph_pages, "graph-quota-floor": quota_floor}[a.emit])
         return
     nvm = sum(cnt["virtualMachines"].values())
     print("estate: %d VMs, %d subscriptions, %d tenants; page size %d, latency %g ms" % (
@@ -160,8 +168,8 @@ def main():
     for name, n in (("today", today), ("lists", lists), ("arm-ids", arm_ids), ("graph", graph)):
         print("%-8s %9d  %s" % (name, n, "  ".join("%9.1f s" % (n * a.latency_ms / 1000.0 / int(c))
                                                      for c in a.concurrency.split(","))))
-    print("of which Azure Backup evidence: %d requests; Resource Graph: %d pages, quota %s floor %.0f s" % (
-        evidence, graph_pages, a.quota, quota_floor))
+    print("of which Azure Backup evidence: %d requests; Resource Graph: %d pages (at most %d a tenant), "
+          "quota %s floor %.0f s" % (evidence, graph_pages, most, a.quota, quota_floor))
 
 
 if __name__ == "__main__":

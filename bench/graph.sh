@@ -71,7 +71,7 @@ for _ in $(seq 1 6000); do [ -f "$D/ready" ] && break; sleep 0.1; done
 PORT=$(cat "$D/ready")
 
 # The emulator's own CPU (user + sys, from /proc/PID/stat) during each scan, and the floor of each
-# engine's requests (bench/floor.py: requests x latency / 16, kvaudit's default concurrency, and for
+# engine's requests (bench/floor.py: requests x latency / 32, kvaudit's default concurrency, and for
 # the graph engine at least Resource Graph's quota floor).
 HZ=$(getconf CLK_TCK)
 emu_cpu() { awk '{print $14 + $15}' "/proc/$EMU_PID/stat"; }
@@ -80,10 +80,9 @@ floor() {  # engine -> seconds
 	[ "$1" = graph ] && model=graph
 	n=$(python3 "$ROOT/bench/floor.py" "$WORK/estate.json" --page-size 100 --emit "$model")
 	if [ "$1" = graph ] && [ "$QUOTA" != none ]; then
-		q=$(python3 "$ROOT/bench/floor.py" "$WORK/estate.json" --emit graph-pages)
-		q=$(python3 -c "import math,sys; n,s=map(float,sys.argv[2].split('/')); print(s*math.floor((int(sys.argv[1])-1)/n))" "$q" "$QUOTA")
+		q=$(python3 "$ROOT/bench/floor.py" "$WORK/estate.json" --quota "$QUOTA" --emit graph-quota-floor)
 	fi
-	python3 -c "import sys; print('%.1f' % max(int(sys.argv[1]) * float(sys.argv[2]) / 1000 / 16, float(sys.argv[3])))" \
+	python3 -c "import sys; print('%.1f' % max(int(sys.argv[1]) * float(sys.argv[2]) / 1000 / 32, float(sys.argv[3])))" \
 		"$n" "$LATENCY" "$q"
 }
 printf '%-40s %7s %7s %6s %7s %7s %8s %5s %4s  %s\n' case "wall s" "user s" "sys s" "emu s" "RSS MB" requests 429s exit notes

@@ -154,7 +154,13 @@ static void submit(struct job *j)
 		return;
 	}
 	az_batch_key(j->url, key, sizeof(key));
-	http_multi_add(j->b->m, "GET", j->url, token, get_headers, NULL, 0, key, &j->resp, &j->err, j);
+	/*
+	 * A list's pages go ahead of single GETs: each page waits for the one
+	 * before it (and evidence reads wait for protected items), while single
+	 * GETs (ADE extensions) can fill any gap.
+	 */
+	(j->list ? http_multi_add_first : http_multi_add)(j->b->m, "GET", j->url, token, get_headers, NULL, 0, key,
+	                                                  &j->resp, &j->err, j);
 }
 
 static struct job *job_new(struct az_batch *b, const char *url, const char *tenant, bool list, cJSON *items,

@@ -2,9 +2,11 @@
  * collect.c - reads the estate live (docs/azure-api.md) into a
  * kvaudit.estate snapshot.  Order: the caller, its tenants, then per tenant
  * Graph (the caller's user type, Backup Management Service) and the
- * subscriptions; per subscription the resources; last, optionally, the KEK
- * key bundles from the data plane.  Every failure is recorded in errors[]
- * with the resource or list it concerns, and collection goes on.
+ * subscriptions; per subscription the resources; then Azure Backup's
+ * evidence (whose reads start as soon as a vault's protected items are in,
+ * while the engines still read); last, optionally, the KEK key bundles from
+ * the data plane.  Every failure is recorded in errors[] with the resource
+ * or list it concerns, and collection goes on.
  */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -221,9 +223,10 @@ void collect_protected_items(struct run *r, const char *rsv_id, const char *tena
 	if (!rsv_id || !run_safe_id(r, rsv_id))
 		return;
 	p = kv_asprintf("%s/backupProtectedItems", rsv_id);
-	run_queue_list(r, p, API_PROTECTED_ITEMS,
-	         "$filter=backupManagementType%20eq%20%27AzureIaasVM%27%20and%20itemType%20eq%20%27VM%27",
-	         tenant, items);
+	/* As soon as they are in, the vault's evidence reads start (collect_backup.c). */
+	run_queue_list_then(r, p, API_PROTECTED_ITEMS,
+	                    "$filter=backupManagementType%20eq%20%27AzureIaasVM%27%20and%20itemType%20eq%20%27VM%27",
+	                    tenant, items, collect_backup_items_read);
 	free(p);
 }
 

@@ -28,7 +28,7 @@ struct collect_opts {
 	unsigned shard_count;        /* N, 0 when not sharded */
 	bool data_plane;             /* read KEK key bundles (the certificate-backed check) */
 	long long since_seconds;     /* --since: backup jobs of this many seconds back; 0 = 7 days */
-	int concurrency;             /* --concurrency: requests in flight at once (0: the default, 16) */
+	int concurrency;             /* --concurrency: requests in flight at once (0: the default, 32) */
 	FILE *progress;              /* one line per step, or NULL */
 };
 

@@ -51,6 +51,8 @@ struct slot {
 	struct az_failure f;
 	struct kv_err err;
 	void (*after)(struct slot *s);   /* called when done (may queue more) */
+	void (*then)(struct run *r, const char *path, const cJSON *items);   /* run_queue_list_then's */
+	struct run *r;                   /* for then */
 	void *owner;                     /* phase 1: its subscription */
 	struct slot *next;
 };
@@ -72,6 +74,8 @@ static void slot_done(void *ud, enum http_outcome o, cJSON *body, const struct a
 	}
 	if (s->after)
 		s->after(s);
+	if (s->then)
+		s->then(s->r, s->scope, s->items);
 }
 
 struct az_batch *run_batch(struct run *r)
@@ -140,14 +144,23 @@ static struct slot *queue_get(struct run *r, const char *scope, const char *url,
 	return s;
 }
 
-void run_queue_list(struct run *r, const char *path, const char *api, const char *extra, const char *tenant,
-                    cJSON *items)
+void run_queue_list_then(struct run *r, const char *path, const char *api, const char *extra, const char *tenant,
+                         cJSON *items, void (*then)(struct run *r, const char *path, const cJSON *items))
 {
 	/* Its own array: lists finish in any order, items gets them in the order they were queued. */
 	struct slot *s = queue_list(r, path, api, extra, tenant, cJSON_CreateArray());
 
 	s->kind = SLOT_QUEUED;
 	s->dest = items;
+	s->r = r;
+	/* A list refused at once (no batch) never calls back: collect_backup_evidence reads its vault later. */
+	s->then = then;
+}
+
+void run_queue_list(struct run *r, const char *path, const char *api, const char *extra, const char *tenant,
+                    cJSON *items)
+{
+	run_queue_list_then(r, path, api, extra, tenant, items, NULL);
 }
 
 void run_queue_get(struct run *r, const char *scope, const char *url, const char *tenant, cJSON **out)
@@ -440,13 +453,18 @@ static void sub_phase2(struct sub_state *x)
 	}
 	cJSON_ArrayForEach(it, x->rsvs) {
 		const char *id = jstr(it, "id");
+		struct slot *s;
 		char *p;
 
 		if (!id || !run_safe_id(r, id))
 			continue;
 		p = kv_asprintf("%s/backupProtectedItems", id);
 		/* Its own array: lists finish in any order, the snapshot keeps the vaults' order. */
-		queue_list(r, p, API_PROTECTED_ITEMS, PROTECTED_ITEMS_FILTER, tenant, cJSON_CreateArray())->kind = SLOT_ITEMS;
+		s = queue_list(r, p, API_PROTECTED_ITEMS, PROTECTED_ITEMS_FILTER, tenant, cJSON_CreateArray());
+		s->kind = SLOT_ITEMS;
+		/* The vault's evidence reads start as soon as it is known to protect a VM. */
+		s->r = r;
+		s->then = collect_backup_items_read;
 		free(p);
 	}
 	if (x->s_ras->ok) {

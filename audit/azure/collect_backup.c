@@ -6,8 +6,10 @@
  * writes that enabled protection, and from Graph whether each identity that
  * made one is a Member or a Guest of the vault's tenant.  Failures go to
  * errors[] with the list they concern, so the evidence rules of those VMs are
- * `error`, never `pass`.  The reads run concurrently (run_queue_list), the
- * snapshot keeps the vaults' order whichever finishes first.
+ * `error`, never `pass`.  A vault's reads start as soon as its protected
+ * items are in (collect_backup_items_read, called by both engines), so they
+ * overlap the engines' own reads; the snapshot and errors[] keep the
+ * vaults' order whichever finishes first.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -15,9 +17,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit/azure/batch.h"
 #include "audit/azure/collect_internal.h"
 #include "audit/estate/evidence.h"
 #include "audit/util/armid.h"
+#include "audit/util/idmap.h"
 
 #define API_ACTIVITY_LOG "2015-04-01"
 #define ACTIVITY_LOG_DAYS 90
@@ -162,23 +166,262 @@ static void queue_principals(struct run *r, const cJSON *events, const char *ten
 	}
 }
 
-/* What a vault's evidence comes from, queued: its Activity Log read (shared per resource group) and tenant. */
-struct vault_read {
-	const char *id, *tenant;
-	cJSON *raw;   /* borrowed from the run's per-resource-group reads */
+/*
+ * One evidence list, read on its own: outside run_flush's queue, so that a
+ * read started early (collect_backup_items_read, while the engines still
+ * run) records its failure only when collect_backup_evidence reaches it in
+ * the vaults' order, exactly where a read started there would.
+ */
+struct ev_list {
+	char *scope;
+	cJSON *items;   /* what was read, even of a list that failed half-way */
+	bool ok;
+	struct az_failure f;
+	struct kv_err err;
 };
+
+/* The Activity Log of one resource group (its vaults share it). */
+struct ev_rg {
+	struct ev_list log;
+	bool recorded;   /* its failure is in errors[] (at its first vault in the vaults' order) */
+};
+
+/* What one vault's evidence comes from. */
+struct ev_vault {
+	struct ev_list jobs, policies;
+	struct ev_rg *rg;   /* shared; owned by struct ev_reads */
+	char *tenant;
+	const char *id;     /* the vault's ID as the snapshot has it (set when taken) */
+	bool used;          /* taken by collect_backup_evidence */
+};
+
+/* The run's evidence reads (r->backup): by vault ID and by resource group, in the order started. */
+struct ev_reads {
+	long long now;   /* the end of every time window, fixed at the first read */
+	char *jf, *pf;   /* the jobs' and policies' $filter */
+	char a_since[40], a_now[40];
+	struct ev_vault **v;
+	struct ev_rg **g;
+	size_t nv, ng, capv, capg;
+	struct idmap vix, gix;
+};
+
+static void ev_list_done(void *ud, enum http_outcome o, cJSON *body, const struct az_failure *f,
+                         const struct kv_err *err)
+{
+	struct ev_list *l = ud;
+
+	(void)body;   /* always NULL for a list */
+	l->ok = o == HTTP_OK;
+	if (!l->ok) {
+		l->f = *f;
+		l->err = *err;
+	}
+}
+
+static void ev_list_start(struct run *r, struct ev_list *l, const char *path, const char *api, const char *extra,
+                          const char *tenant)
+{
+	struct az_batch *b = run_batch(r);
+	char *url = kv_asprintf("%s%s?api-version=%s&%s", r->c->cloud->arm, path, api, extra);
+
+	l->scope = kv_strdup(path);
+	l->items = cJSON_CreateArray();
+	if (b) {
+		az_batch_list(b, url, tenant, l->items, ev_list_done, l);
+	} else {
+		l->f.outcome = HTTP_FATAL;
+		snprintf(l->f.code, sizeof(l->f.code), "InternalError");
+		kv_err_set(&l->err, "cannot start concurrent requests");
+	}
+	free(url);
+}
+
+/* Records the list's failure (scope: its ARM path) and moves what it read into to. */
+static void ev_list_take(struct run *r, struct ev_list *l, cJSON *to)
+{
+	cJSON *it;
+
+	if (!l->ok)
+		run_record(r, l->scope, &l->f, &l->err);
+	l->ok = true;   /* recorded once */
+	while (to && (it = l->items->child) != NULL)
+		cJSON_AddItemToArray(to, cJSON_DetachItemViaPointer(l->items, it));
+}
+
+static void ev_list_release(struct ev_list *l)
+{
+	free(l->scope);
+	cJSON_Delete(l->items);
+}
+
+static struct ev_reads *ev_reads_of(struct run *r)
+{
+	struct ev_reads *e = r->backup;
+	long long since;
+	char t_since[40], t_now[40];
+
+	if (e)
+		return e;
+	e = r->backup = kv_calloc(1, sizeof(*e));
+	e->now = (long long)time(NULL);
+	since = e->now - (r->o->since_seconds > 0 ? r->o->since_seconds : DEFAULT_SINCE);
+	fmt_time(since, true, t_since, sizeof(t_since));
+	fmt_time(e->now, true, t_now, sizeof(t_now));
+	{
+		char *filter = kv_asprintf("backupManagementType eq 'AzureIaasVM' and startTime eq '%s' and endTime eq '%s'",
+		                           t_since, t_now);
+		char *esc = query_escape(filter);
+
+		e->jf = kv_asprintf("$filter=%s", esc);
+		free(esc);
+		free(filter);
+		esc = query_escape("backupManagementType eq 'AzureIaasVM'");
+		e->pf = kv_asprintf("$filter=%s", esc);
+		free(esc);
+	}
+	fmt_time(e->now - ACTIVITY_LOG_DAYS * 86400LL, false, e->a_since, sizeof(e->a_since));
+	fmt_time(e->now, false, e->a_now, sizeof(e->a_now));
+	idmap_init(&e->vix);
+	idmap_init(&e->gix);
+	return e;
+}
+
+/*
+ * Starts the reads of vault id (in subscription sub, resource group rg):
+ * its jobs and policies, and its resource group's Activity Log unless a
+ * vault there started it already.
+ */
+static struct ev_vault *vault_start(struct run *r, const char *id, const char *sub, const char *rg)
+{
+	struct ev_reads *e = ev_reads_of(r);
+	const char *tenant = sub_tenant(r, sub);
+	struct ev_vault *v = kv_calloc(1, sizeof(*v));
+	char key[256], *path;
+	size_t k;
+
+	path = kv_asprintf("%s/backupJobs", id);
+	ev_list_start(r, &v->jobs, path, API_PROTECTED_ITEMS, e->jf, tenant);
+	free(path);
+	path = kv_asprintf("%s/backupPolicies", id);
+	ev_list_start(r, &v->policies, path, API_PROTECTED_ITEMS, e->pf, tenant);
+	free(path);
+	v->tenant = tenant ? kv_strdup(tenant) : NULL;
+	/*
+	 * The Activity Log filters by resource group (one of its few accepted
+	 * patterns, and the one that includes the vault's protected items);
+	 * only the protection writes below this vault are kept.  Two vaults in
+	 * one resource group share one read.
+	 */
+	snprintf(key, sizeof(key), "/subscriptions/%s/resourceGroups/%s", sub, rg);
+	kv_lower(key);
+	if (idmap_get(&e->gix, key, &k)) {
+		v->rg = e->g[k];
+	} else {
+		char *filter = kv_asprintf("eventTimestamp ge '%s' and eventTimestamp le '%s' and resourceGroupName eq '%s'",
+		                           e->a_since, e->a_now, rg);
+		char *esc = query_escape(filter), *extra = kv_asprintf("$filter=%s", esc);
+
+		if (e->ng == e->capg) {
+			e->capg = e->capg ? e->capg * 2 : 16;
+			e->g = kv_realloc(e->g, e->capg * sizeof(*e->g));
+		}
+		v->rg = e->g[e->ng] = kv_calloc(1, sizeof(*v->rg));
+		idmap_put(&e->gix, key, e->ng++);
+		path = kv_asprintf("/subscriptions/%s/providers/Microsoft.Insights/eventtypes/management/values", sub);
+		ev_list_start(r, &v->rg->log, path, API_ACTIVITY_LOG, extra, tenant);
+		free(path);
+		free(extra);
+		free(esc);
+		free(filter);
+	}
+	if (e->nv == e->capv) {
+		e->capv = e->capv ? e->capv * 2 : 16;
+		e->v = kv_realloc(e->v, e->capv * sizeof(*e->v));
+	}
+	e->v[e->nv] = v;
+	idmap_put(&e->vix, id, e->nv++);
+	return v;
+}
+
+/* Whether id is a vault whose evidence can be read: a URL-safe ID with a subscription and a resource group. */
+static bool vault_parts(const char *id, char *sub, size_t nsub, char *rg, size_t nrg)
+{
+	return id && armid_valid_for_url(id) && armid_segment(id, "subscriptions", sub, nsub) &&
+	       armid_segment(id, "resourceGroups", rg, nrg);
+}
+
+void collect_backup_items_read(struct run *r, const char *path, const cJSON *items)
+{
+	static const char suffix[] = "/backupProtectedItems";
+	size_t n = path ? strlen(path) : 0, k;
+	char *id, sub[64], rg[128];
+	const cJSON *it;
+	bool protects = false;
+
+	if (n <= sizeof(suffix) - 1 || !kv_streq_ci(path + n - (sizeof(suffix) - 1), suffix))
+		return;
+	id = kv_strndup(path, n - (sizeof(suffix) - 1));
+	cJSON_ArrayForEach(it, items)
+		if (jstr(it, "id") && armid_scope_contains(id, jstr(it, "id")))
+			protects = true;
+	/* Only what collect_backup_evidence would read; it decides again, and reads anything missed here. */
+	if (protects && vault_parts(id, sub, sizeof(sub), rg, sizeof(rg)) &&
+	    !(r->backup && idmap_get(&((struct ev_reads *)r->backup)->vix, id, &k)))
+		vault_start(r, id, sub, rg);
+	free(id);
+}
+
+/* The reads of vault id, started early or now; an early read serves one vault entry only. */
+static struct ev_vault *vault_take(struct run *r, const char *id, const char *sub, const char *rg)
+{
+	struct ev_reads *e = ev_reads_of(r);
+	struct ev_vault *v;
+	size_t k;
+
+	v = idmap_get(&e->vix, id, &k) && !e->v[k]->used ? e->v[k] : vault_start(r, id, sub, rg);
+	v->used = true;
+	v->id = id;
+	return v;
+}
+
+static void ev_reads_free(struct run *r)
+{
+	struct ev_reads *e = r->backup;
+
+	if (!e)
+		return;
+	for (size_t i = 0; i < e->nv; i++) {
+		ev_list_release(&e->v[i]->jobs);
+		ev_list_release(&e->v[i]->policies);
+		free(e->v[i]->tenant);
+		free(e->v[i]);
+	}
+	for (size_t i = 0; i < e->ng; i++) {
+		ev_list_release(&e->g[i]->log);
+		free(e->g[i]);
+	}
+	free(e->v);
+	free(e->g);
+	idmap_release(&e->vix);
+	idmap_release(&e->gix);
+	free(e->jf);
+	free(e->pf);
+	free(e);
+	r->backup = NULL;
+}
 
 void collect_backup_evidence(struct run *r)
 {
-	long long now = (long long)time(NULL);
-	long long since = now - (r->o->since_seconds > 0 ? r->o->since_seconds : DEFAULT_SINCE);
-	char t_since[40], t_now[40], a_since[40], a_now[40];
-	cJSON *jobs, *policies, *events, *principals, *done = cJSON_CreateObject();   /* resource group -> events */
+	struct ev_reads *e = ev_reads_of(r);
+	long long since = e->now - (r->o->since_seconds > 0 ? r->o->since_seconds : DEFAULT_SINCE);
+	char a_since[40];
+	cJSON *jobs, *policies, *events, *principals;
 	const cJSON *rsv;
-	char *jf, *pf;
-	struct vault_read *vaults = kv_calloc((size_t)cJSON_GetArraySize(r->rsvs) + 1, sizeof(*vaults));
+	struct ev_vault **vaults = kv_calloc((size_t)cJSON_GetArraySize(r->rsvs) + 1, sizeof(*vaults));
 	struct principal_read **reads = NULL;
 	size_t nv = 0, nreads = 0, cap = 0;
+	struct idmap seen;
 
 	fmt_time(since, false, a_since, sizeof(a_since));
 	cJSON_AddStringToObject(r->doc, "backupJobsSince", a_since);
@@ -186,85 +429,51 @@ void collect_backup_evidence(struct run *r)
 	policies = cJSON_AddArrayToObject(r->doc, "backupPolicies");
 	events = cJSON_AddArrayToObject(r->doc, "activityLog");
 	principals = cJSON_AddArrayToObject(r->doc, "principals");
-	fmt_time(since, true, t_since, sizeof(t_since));
-	fmt_time(now, true, t_now, sizeof(t_now));
-	{
-		char *filter = kv_asprintf("backupManagementType eq 'AzureIaasVM' and startTime eq '%s' and endTime eq '%s'",
-		                           t_since, t_now);
-		char *esc = query_escape(filter);
-
-		jf = kv_asprintf("$filter=%s", esc);
-		free(esc);
-		free(filter);
-		esc = query_escape("backupManagementType eq 'AzureIaasVM'");
-		pf = kv_asprintf("$filter=%s", esc);
-		free(esc);
-	}
-	fmt_time(now - ACTIVITY_LOG_DAYS * 86400LL, false, a_since, sizeof(a_since));
-	fmt_time(now, false, a_now, sizeof(a_now));
 
 	/*
-	 * Every vault's lists queued at once; run_flush fills jobs and policies
-	 * in the order they were queued (the vaults' order) and records each
-	 * failure with the list it concerns, whatever order they finish in.
+	 * The vaults that protect a VM, in the snapshot's order; most have their
+	 * reads under way since their protected items came in (started early,
+	 * collect_backup_items_read), the others start now.  Whatever order they
+	 * finish in, jobs and policies go into the snapshot, and each failure
+	 * into errors[], in the vaults' order.
 	 */
 	cJSON_ArrayForEach(rsv, r->rsvs) {
 		const char *id = jstr(rsv, "id");
-		char sub[64], rg[128], *path;
-		const char *tenant;
+		char sub[64], rg[128];
 
 		if (!id || !rsv_protects(r, id) || !run_safe_id(r, id) ||
 		    !armid_segment(id, "subscriptions", sub, sizeof(sub)) ||
 		    !armid_segment(id, "resourceGroups", rg, sizeof(rg)))
 			continue;
-		tenant = sub_tenant(r, sub);
-		path = kv_asprintf("%s/backupJobs", id);
-		run_queue_list(r, path, API_PROTECTED_ITEMS, jf, tenant, jobs);
-		free(path);
-		path = kv_asprintf("%s/backupPolicies", id);
-		run_queue_list(r, path, API_PROTECTED_ITEMS, pf, tenant, policies);
-		free(path);
-		/*
-		 * The Activity Log filters by resource group (one of its few accepted
-		 * patterns, and the one that includes the vault's protected items);
-		 * only the protection writes below this vault are kept.
-		 */
-		{
-			char key[256];
-			cJSON *raw;
-
-			/* Two vaults in one resource group share one read. */
-			snprintf(key, sizeof(key), "/subscriptions/%s/resourceGroups/%s", sub, rg);
-			kv_lower(key);
-			raw = cJSON_GetObjectItemCaseSensitive(done, key);
-			if (!raw) {
-				char *filter = kv_asprintf("eventTimestamp ge '%s' and eventTimestamp le '%s' and "
-				                           "resourceGroupName eq '%s'", a_since, a_now, rg);
-				char *esc = query_escape(filter), *extra = kv_asprintf("$filter=%s", esc);
-
-				raw = cJSON_AddArrayToObject(done, key);
-				path = kv_asprintf("/subscriptions/%s/providers/Microsoft.Insights/eventtypes/management/values", sub);
-				run_queue_list(r, path, API_ACTIVITY_LOG, extra, tenant, raw);
-				free(path);
-				free(extra);
-				free(esc);
-				free(filter);
-			}
-			vaults[nv].id = id;
-			vaults[nv].tenant = tenant;
-			vaults[nv++].raw = raw;
-		}
+		vaults[nv++] = vault_take(r, id, sub, rg);
 	}
 	run_flush(r);
-	/* The protection events per vault, in the vaults' order; the Graph reads of their callers at once. */
 	for (size_t i = 0; i < nv; i++) {
-		cJSON *found = cJSON_CreateArray();
+		ev_list_take(r, &vaults[i]->jobs, jobs);
+		ev_list_take(r, &vaults[i]->policies, policies);
+		if (!vaults[i]->rg->recorded) {
+			ev_list_take(r, &vaults[i]->rg->log, NULL);
+			vaults[i]->rg->recorded = true;
+		}
+	}
+	/* The protection events per vault, in the vaults' order; the Graph reads of their callers at once. */
+	idmap_init(&seen);
+	for (size_t i = 0; i < nv; i++) {
+		cJSON *found = cJSON_CreateArray(), *it;
 
-		keep_protect_events(vaults[i].id, vaults[i].raw, found);
-		queue_principals(r, found, vaults[i].tenant, &reads, &nreads, &cap);
-		json_merge_unique(events, found);
+		keep_protect_events(vaults[i]->id, vaults[i]->rg->log.items, found);
+		queue_principals(r, found, vaults[i]->tenant, &reads, &nreads, &cap);
+		/* Each event once (the vaults of a resource group share its events): a map, not a scan per event. */
+		while ((it = found->child) != NULL) {
+			cJSON_DetachItemViaPointer(found, it);
+			if (jstr(it, "id") && !idmap_put(&seen, jstr(it, "id"), 0))
+				cJSON_Delete(it);
+			else
+				cJSON_AddItemToArray(events, it);
+		}
 		cJSON_Delete(found);
 	}
+	idmap_release(&seen);
 	run_flush(r);
 	for (size_t i = 0; i < nreads; i++) {
 		const struct principal_read *p = reads[i];
@@ -294,7 +503,5 @@ void collect_backup_evidence(struct run *r)
 		free(reads[i]);
 	free(reads);
 	free(vaults);
-	free(jf);
-	free(pf);
-	cJSON_Delete(done);
+	ev_reads_free(r);
 }

@@ -13,8 +13,12 @@
  * Everything runs concurrently (batch.h): collect_graph queues a tenant's
  * queries, each paged in order, and collect_graph_finish runs every
  * tenant's at once, within each caller's quota (x-ms-user-quota-remaining,
- * sched.h), then every tenant's ARM lists at once, and puts the results
- * into the snapshot in the order the tenants were given.
+ * sched.h).  The ARM lists a query's rows call for are queued as soon as
+ * that query has all its pages (tenant_advance), so they overlap with the
+ * other queries; the results go into the snapshot in the order the tenants
+ * were given, and the failures of those lists into errors[] in the order
+ * they were queued before (by tenant, then statusOnly lists, role
+ * assignments, protected items), whatever order they finish in.
  *
  * What Resource Graph returns is kept as it comes (its extra columns are
  * ignored by the estate loader): VMs without "resources" (their ADE
@@ -37,14 +41,27 @@
 /* Rows a page: the service's maximum; set explicitly, older defaults were 100. */
 #define GRAPH_PAGE 1000
 
-enum { Q_VMS, Q_EXTENSIONS, Q_DISKS, Q_VAULTS, Q_RSVS, Q_COUNT };
+enum { Q_VMS, Q_ADE, Q_VAULTS, Q_RSVS, Q_COUNT };
+/* The estate lists the queries fill (Q_ADE two of them). */
+enum { L_VMS, L_EXTENSIONS, L_DISKS, L_VAULTS, L_RSVS, L_COUNT };
 
 /*
- * The queries, one per estate list.  Each projects id (Resource Graph pages
- * in a stable order only then) and keeps the ARM JSON the estate loader
- * reads (properties whole); tostring() because Kusto compares dynamic
- * values with strings only through it.  The emulator (tests/emulator/kql.py)
+ * The queries.  Each keeps the ARM JSON the estate loader reads (properties
+ * whole) and orders its rows by a unique column (Resource Graph pages in a
+ * stable order only then); tostring() because Kusto compares dynamic values
+ * with strings only through it.  The emulator (tests/emulator/kql.py)
  * evaluates exactly this subset of KQL and rejects the rest.
+ *
+ * Q_ADE gives one row per VM (its ADE extensions and encrypted managed
+ * disks; an unattached disk a row of its own) rather than one per resource:
+ * at 10,000 VMs a tenant's queries then need 11 pages instead of 21, within
+ * Resource Graph's quota of 15 queries per 5 s.  The lists hold exactly the
+ * columns the per-resource queries projected, and n counts the rows each
+ * row's lists were made of: make_list() keeps at most maxSize values
+ * (1048576 by default) and drops the rest without an error, so a row whose
+ * lists hold fewer than n is a truncated result (unpack_ade).  At least one
+ * column is not dynamic (vm, n): Resource Graph gives no $skipToken for a
+ * result whose columns are all dynamic.
  */
 static const struct graph_query QUERIES[Q_COUNT] = {
 	[Q_VMS] = {"virtual machines",
@@ -53,20 +70,24 @@ static const struct graph_query QUERIES[Q_COUNT] = {
 	           " | project id, name, type, location, subscriptionId, resourceGroup, tenantId, tags, zones,"
 	           " identity, properties"
 	           " | order by id asc"},
-	[Q_EXTENSIONS] = {"ADE extensions",
-	                  "Resources"
-	                  " | where type =~ 'microsoft.compute/virtualmachines/extensions'"
-	                  " | where tostring(properties.publisher) =~ 'Microsoft.Azure.Security'"
-	                  " and tostring(properties.type) in~ ('AzureDiskEncryption', 'AzureDiskEncryptionForLinux')"
-	                  " | project id, name, type, location, subscriptionId, resourceGroup, tags, properties"
-	                  " | order by id asc"},
-	[Q_DISKS] = {"encrypted managed disks",
-	             "Resources"
-	             " | where type =~ 'microsoft.compute/disks'"
-	             " | where isnotnull(properties.encryptionSettingsCollection)"
-	             " | project id, name, type, location, subscriptionId, resourceGroup, managedBy, sku, zones, tags,"
-	             " properties"
-	             " | order by id asc"},
+	[Q_ADE] = {"ADE extensions and encrypted managed disks",
+	           "Resources"
+	           " | where (type =~ 'microsoft.compute/virtualmachines/extensions'"
+	           " and tostring(properties.publisher) =~ 'Microsoft.Azure.Security'"
+	           " and tostring(properties.type) in~ ('AzureDiskEncryption', 'AzureDiskEncryptionForLinux'))"
+	           " or (type =~ 'microsoft.compute/disks' and isnotnull(properties.encryptionSettingsCollection))"
+	           " | extend vm = tolower(iff(type =~ 'microsoft.compute/disks', iff(isempty(managedBy), id, managedBy),"
+	           " tostring(split(id, '/extensions/')[0])))"
+	           " | summarize n = count(),"
+	           " extensions = make_list_if(bag_pack('id', id, 'name', name, 'type', type, 'location', location,"
+	           " 'subscriptionId', subscriptionId, 'resourceGroup', resourceGroup, 'tags', tags,"
+	           " 'properties', properties), type =~ 'microsoft.compute/virtualmachines/extensions'),"
+	           " disks = make_list_if(bag_pack('id', id, 'name', name, 'type', type, 'location', location,"
+	           " 'subscriptionId', subscriptionId, 'resourceGroup', resourceGroup, 'managedBy', managedBy,"
+	           " 'sku', sku, 'zones', zones, 'tags', tags, 'properties', properties),"
+	           " type =~ 'microsoft.compute/disks')"
+	           " by vm"
+	           " | order by vm asc"},
 	[Q_VAULTS] = {"key vaults",
 	              "Resources"
 	              " | where type =~ 'microsoft.keyvault/vaults'"
@@ -120,34 +141,41 @@ bool collect_shard_parse(const char *s, unsigned *k, unsigned *n)
 	return true;
 }
 
+/* The estate lists each query fills (-1: none), in the order of its rows' arrays. */
+static const int QUERY_LISTS[Q_COUNT][2] = {
+	[Q_VMS] = {L_VMS, -1}, [Q_ADE] = {L_EXTENSIONS, L_DISKS}, [Q_VAULTS] = {L_VAULTS, -1}, [Q_RSVS] = {L_RSVS, -1},
+};
+
 /*
- * The ARM type each query lists: a failed query is recorded, per subscription,
- * as that type's list ("/subscriptions/{id}/providers/{type}"), which is what
- * the facts judged from it look up (estate_list_failed).
+ * The ARM type of each estate list: a failed query is recorded, per
+ * subscription, as the list of each type it reads
+ * ("/subscriptions/{id}/providers/{type}"), which is what the facts judged
+ * from it look up (estate_list_failed).
  */
-static const char *const QUERY_TYPES[Q_COUNT] = {
-	[Q_VMS] = ESTATE_LIST_VMS, [Q_EXTENSIONS] = ESTATE_LIST_VM_EXTENSIONS, [Q_DISKS] = ESTATE_LIST_DISKS,
-	[Q_VAULTS] = ESTATE_LIST_VAULTS, [Q_RSVS] = ESTATE_LIST_RSVS,
+static const char *const LIST_TYPES[L_COUNT] = {
+	[L_VMS] = ESTATE_LIST_VMS, [L_EXTENSIONS] = ESTATE_LIST_VM_EXTENSIONS, [L_DISKS] = ESTATE_LIST_DISKS,
+	[L_VAULTS] = ESTATE_LIST_VAULTS, [L_RSVS] = ESTATE_LIST_RSVS,
 };
 
 /* Every subscription of a failed batch gets the failure, so its resources' findings say why. */
 static void record_batch(struct run *r, const cJSON *batch, const struct graph_query *q, const struct az_failure *f,
                          const struct kv_err *err)
 {
-	const char *query = q->name;
+	const int *lists = QUERY_LISTS[q - QUERIES];
 	const cJSON *s;
 
-	cJSON_ArrayForEach(s, batch) {
-		char scope[192];
-		struct az_failure g = *f;
-		char msg[sizeof(g.message)];
+	for (int k = 0; k < 2 && lists[k] >= 0; k++)
+		cJSON_ArrayForEach(s, batch) {
+			char scope[192];
+			struct az_failure g = *f;
+			char msg[sizeof(g.message)];
 
-		snprintf(scope, sizeof(scope), "/subscriptions/%s/providers/%s", s->valuestring, QUERY_TYPES[q - QUERIES]);
-		snprintf(msg, sizeof(msg), "Resource Graph query '%s': %.400s", query,
-		         f->message[0] ? f->message : err && err->msg[0] ? err->msg : http_outcome_name(f->outcome));
-		kv_strlcpy(g.message, msg, sizeof(g.message));
-		run_record(r, scope, &g, NULL);
-	}
+			snprintf(scope, sizeof(scope), "/subscriptions/%s/providers/%s", s->valuestring, LIST_TYPES[lists[k]]);
+			snprintf(msg, sizeof(msg), "Resource Graph query '%s': %.400s", q->name,
+			         f->message[0] ? f->message : err && err->msg[0] ? err->msg : http_outcome_name(f->outcome));
+			kv_strlcpy(g.message, msg, sizeof(g.message));
+			run_record(r, scope, &g, NULL);
+		}
 }
 
 struct gtenant;
@@ -158,8 +186,13 @@ struct gquery {
 	const struct graph_query *q;
 	cJSON *subs;                 /* the batch's subscription IDs */
 	cJSON *body;                 /* the QueryRequest; its $skipToken changes page by page */
-	cJSON *rows;
+	cJSON *rows[2];              /* per QUERY_LISTS */
 	int pages;
+	bool answered;               /* its first page came back (or could not be sent) */
+	bool ended;                  /* every page is in, or it failed */
+	bool advanced;               /* what its rows call for is queued (tenant_advance) */
+	cJSON *deps;                 /* the ARM lists it called for: one items array each, in queue order */
+	cJSON *scopes;               /* ... and their paths, for the order of their failures in errors[] */
 	enum http_outcome o;
 	struct az_failure f;
 	struct kv_err err;
@@ -171,10 +204,12 @@ struct gtenant {
 	char *tenant, *bms_oid, *url;
 	cJSON *subs;                 /* every subscription ID, for the ARM engine if Resource Graph refuses */
 	bool fallback, refused;
+	bool admitted;               /* every first page came back, none refused: dependents may be queued */
 	struct gquery *qs;           /* batch after batch, each in QUERIES order */
 	size_t nq;
 	int active;                  /* queries not finished */
-	cJSON *rows[Q_COUNT];        /* every batch's rows, per query */
+	size_t answered;             /* queries whose first page came back */
+	cJSON *rows[L_COUNT];        /* every batch's rows, per estate list (tenant_commit) */
 	cJSON *views, *ras, *items;  /* from ARM: statusOnly lists, role assignment lists, protected items */
 	struct gtenant *next;
 };
@@ -188,9 +223,34 @@ static void query_failed(struct gquery *g, enum http_outcome o, const char *code
 }
 
 static void page_done(void *ud, enum http_outcome o, cJSON *page, const struct az_failure *f, const struct kv_err *err);
+static void tenant_advance(struct gtenant *t);
+
+/*
+ * The first answer of each query decides the fallback: a refusal (403, with
+ * fallback) hands the tenant to the ARM engine before anything was queued
+ * for it, so nothing read for it through Resource Graph's rows is left to
+ * duplicate or contradict what the ARM engine reads.  A 403 on a later page
+ * is that query's failure (recorded), as the tenant's dependents may be
+ * queued by then.
+ */
+static void first_answer(struct gquery *g, enum http_outcome o, const struct az_failure *f)
+{
+	struct gtenant *t = g->t;
+
+	if (g->answered)
+		return;
+	g->answered = true;
+	t->answered++;
+	if (o == HTTP_FORBIDDEN && t->fallback && !t->refused) {
+		t->refused = true;
+		run_progress(t->r, "tenant %s: Resource Graph refused the caller (%d %s): reading through ARM instead",
+		             t->tenant, f->status, f->code[0] ? f->code : "Forbidden");
+	}
+}
 
 static void query_end(struct gquery *g)
 {
+	g->ended = true;
 	g->t->active--;
 }
 
@@ -204,13 +264,74 @@ static void query_send(struct gquery *g)
 		return;
 	}
 	query_failed(g, HTTP_FATAL, "InternalError", "cannot start concurrent requests");
+	first_answer(g, g->o, &g->f);
 	query_end(g);
+}
+
+/*
+ * Q_ADE's rows (one per VM) into its two lists; false (the query failed)
+ * when a row is not of the query's shape or its lists hold fewer resources
+ * than it counted: make_list() cut them, and a disk or extension that is
+ * missing must make its findings error, not pass.
+ */
+static bool unpack_ade(struct gquery *g, cJSON *data)
+{
+	const cJSON *row;
+
+	cJSON_ArrayForEach(row, data) {
+		cJSON *lists[2] = {cJSON_GetObjectItemCaseSensitive(row, "extensions"),
+		                   cJSON_GetObjectItemCaseSensitive(row, "disks")};
+		const cJSON *n = cJSON_GetObjectItemCaseSensitive(row, "n");
+		char msg[256];
+
+		if (!cJSON_IsArray(lists[0]) || !cJSON_IsArray(lists[1]) || !cJSON_IsNumber(n)) {
+			query_failed(g, HTTP_FATAL, "MalformedResponse",
+			             "$.data[]: expected rows of n, extensions and disks (the query's summarize)");
+			return false;
+		}
+		if (cJSON_GetArraySize(lists[0]) + cJSON_GetArraySize(lists[1]) != n->valuedouble) {
+			snprintf(msg, sizeof(msg), "make_list() returned %d of the %.0f resources of %.120s: some were not returned",
+			         cJSON_GetArraySize(lists[0]) + cJSON_GetArraySize(lists[1]), n->valuedouble,
+			         jstr(row, "vm") ? jstr(row, "vm") : "a VM");
+			query_failed(g, HTTP_FATAL, "ResultTruncated", msg);
+			return false;
+		}
+	}
+	cJSON_ArrayForEach(row, data)
+		for (int k = 0; k < 2; k++) {
+			cJSON *list = cJSON_GetObjectItemCaseSensitive(row, k ? "disks" : "extensions"), *it;
+
+			while ((it = list->child) != NULL)
+				cJSON_AddItemToArray(g->rows[k], cJSON_DetachItemViaPointer(list, it));
+		}
+	return true;
+}
+
+static int by_id(const void *a, const void *b)
+{
+	const char *x = jstr(*(cJSON *const *)a, "id"), *y = jstr(*(cJSON *const *)b, "id");
+
+	return strcmp(x ? x : "", y ? y : "");
+}
+
+/* Orders arr by id, as the per-resource queries' `order by id asc` did (the snapshot does not change). */
+static void sort_by_id(cJSON *arr)
+{
+	size_t n = (size_t)cJSON_GetArraySize(arr), i = 0;
+	cJSON **v = kv_calloc(n + 1, sizeof(*v)), *it;
+
+	while ((it = arr->child) != NULL)
+		v[i++] = cJSON_DetachItemViaPointer(arr, it);
+	qsort(v, n, sizeof(*v), by_id);
+	for (i = 0; i < n; i++)
+		cJSON_AddItemToArray(arr, v[i]);
+	free(v);
 }
 
 /*
  * A page arrived: its rows are appended, then the next page is asked for, or
  * the query ends.  A failure (HTTP_FORBIDDEN: the caller may not use Resource
- * Graph) ends it too; tenant_queries_done acts on it.
+ * Graph) ends it too; first_answer and tenant_queries_done act on it.
  */
 static void page_done(void *ud, enum http_outcome o, cJSON *page, const struct az_failure *f, const struct kv_err *err)
 {
@@ -220,12 +341,15 @@ static void page_done(void *ud, enum http_outcome o, cJSON *page, const struct a
 	const char *trunc, *next;
 	int max = r->c->max_pages > 0 ? r->c->max_pages : 10000;
 
+	first_answer(g, o, f);
 	if (o != HTTP_OK) {
 		g->o = o;
 		g->f = *f;
 		g->err = *err;
 		goto end;
 	}
+	if (g->t->refused)
+		goto end;   /* the ARM engine reads the tenant: no more pages */
 	g->pages++;
 	data = cJSON_GetObjectItemCaseSensitive(page, "data");
 	trunc = jstr(page, "resultTruncated");
@@ -238,8 +362,13 @@ static void page_done(void *ud, enum http_outcome o, cJSON *page, const struct a
 		query_failed(g, HTTP_FATAL, "MalformedResponse", "$.data: expected an array of rows (resultFormat objectArray)");
 		goto end;
 	}
-	while ((it = data->child) != NULL)
-		cJSON_AddItemToArray(g->rows, cJSON_DetachItemViaPointer(data, it));
+	if (g->q == &QUERIES[Q_ADE]) {
+		if (!unpack_ade(g, data))
+			goto end;
+	} else {
+		while ((it = data->child) != NULL)
+			cJSON_AddItemToArray(g->rows[0], cJSON_DetachItemViaPointer(data, it));
+	}
 	/* A string enum ("true"/"false"), not a boolean; "true" without a $skipToken means rows are lost. */
 	if (kv_streq_ci(trunc, "true") && kv_empty(next)) {
 		query_failed(g, HTTP_FATAL, "ResultTruncated",
@@ -260,10 +389,16 @@ static void page_done(void *ud, enum http_outcome o, cJSON *page, const struct a
 	cJSON_AddStringToObject(options, "$skipToken", next);
 	cJSON_Delete(page);
 	query_send(g);
+	tenant_advance(g->t);
 	return;
 end:
 	cJSON_Delete(page);
+	if (g->q == &QUERIES[Q_ADE]) {
+		sort_by_id(g->rows[0]);
+		sort_by_id(g->rows[1]);
+	}
 	query_end(g);
+	tenant_advance(g->t);
 }
 
 /* The objects of arr by ID (a VM list of 10,000 is joined in O(n), not O(n^2)). */
@@ -300,20 +435,80 @@ static cJSON *subscriptions_of(const cJSON *rows)
 	return subs;
 }
 
-/* Queues one ARM list per subscription; hold keeps each subscription's result array alive. */
-static void queue_per_subscription(struct run *r, const cJSON *subs, const char *provider, const char *api,
-                                   const char *extra, const char *tenant, cJSON *hold)
+/*
+ * Queues one ARM list per subscription of the query's rows; g->deps keeps
+ * each result array alive, g->scopes the paths.
+ */
+static void queue_per_subscription(struct gquery *g, const char *provider, const char *api, const char *extra)
 {
+	cJSON *subs = subscriptions_of(g->rows[0]);
 	const cJSON *s;
 
 	cJSON_ArrayForEach(s, subs) {
 		char path[256];
 		cJSON *items = cJSON_CreateArray();
 
-		cJSON_AddItemToArray(hold, items);
+		cJSON_AddItemToArray(g->deps, items);
 		snprintf(path, sizeof(path), "/subscriptions/%s/providers/%s", s->valuestring, provider);
-		if (armid_valid_for_url(path))
-			run_queue_list(r, path, api, extra, tenant, items);
+		if (armid_valid_for_url(path)) {
+			run_queue_list(g->t->r, path, api, extra, g->t->tenant, items);
+			cJSON_AddItemToArray(g->scopes, cJSON_CreateString(path));
+		}
+	}
+	cJSON_Delete(subs);
+}
+
+/*
+ * What Resource Graph does not hold, from ARM, for the rows of one finished
+ * query: the VMs' subscriptions' statusOnly lists, the key vaults'
+ * subscriptions' role assignments, each Recovery Services vault's protected
+ * items.  Rows of a query that failed half-way are used as far as they go.
+ */
+static void queue_dependents(struct gquery *g)
+{
+	const cJSON *it;
+
+	if (g->q == &QUERIES[Q_VMS]) {
+		queue_per_subscription(g, "Microsoft.Compute/virtualMachines", API_COMPUTE, "statusOnly=true");
+	} else if (g->q == &QUERIES[Q_VAULTS]) {
+		queue_per_subscription(g, "Microsoft.Authorization/roleAssignments", API_AUTHORIZATION, NULL);
+	} else if (g->q == &QUERIES[Q_RSVS]) {
+		cJSON_ArrayForEach(it, g->rows[0]) {
+			const char *id = jstr(it, "id");
+			cJSON *items = cJSON_CreateArray();
+
+			cJSON_AddItemToArray(g->deps, items);
+			collect_protected_items(g->t->r, id, g->t->tenant, items);
+			if (id) {
+				/* collect_protected_items' scopes: the vault when its ID is refused, else its list */
+				char *path = kv_asprintf("%s/backupProtectedItems", id);
+
+				cJSON_AddItemToArray(g->scopes, cJSON_CreateString(id));
+				cJSON_AddItemToArray(g->scopes, cJSON_CreateString(path));
+				free(path);
+			}
+		}
+	}
+}
+
+/* Queues the dependents of the tenant's finished queries, once it is known Resource Graph serves the caller. */
+static void tenant_advance(struct gtenant *t)
+{
+	if (t->refused)
+		return;
+	if (!t->admitted) {
+		if (!t->fallback || t->answered == t->nq)
+			t->admitted = true;
+		else
+			return;
+	}
+	for (size_t i = 0; i < t->nq; i++) {
+		struct gquery *g = &t->qs[i];
+
+		if (g->ended && !g->advanced) {
+			g->advanced = true;
+			queue_dependents(g);
+		}
 	}
 }
 
@@ -435,14 +630,13 @@ void collect_graph(struct run *r, const char *tenant, const char *bms_oid, const
 	                     API_RESOURCE_GRAPH);
 	t->subs = cJSON_Duplicate(subs, true);
 	t->fallback = fallback;
-	for (int q = 0; q < Q_COUNT; q++)
-		t->rows[q] = cJSON_CreateArray();
+	for (int l = 0; l < L_COUNT; l++)
+		t->rows[l] = cJSON_CreateArray();
 	t->views = cJSON_CreateArray();
 	t->ras = cJSON_CreateArray();
 	t->items = cJSON_CreateArray();
 	t->nq = nbatch * Q_COUNT;
 	t->qs = kv_calloc(t->nq ? t->nq : 1, sizeof(*t->qs));
-	/* Every query of every batch at once: the batch keeps them within the caller's quota (sched.h). */
 	for (size_t i = 0; i < t->nq; i++) {
 		struct gquery *g = &t->qs[i];
 		int start = (int)(i / Q_COUNT) * GRAPH_MAX_SUBS;
@@ -450,7 +644,10 @@ void collect_graph(struct run *r, const char *tenant, const char *bms_oid, const
 
 		g->t = t;
 		g->q = &QUERIES[i % Q_COUNT];
-		g->rows = cJSON_CreateArray();
+		g->rows[0] = cJSON_CreateArray();
+		g->rows[1] = cJSON_CreateArray();
+		g->deps = cJSON_CreateArray();
+		g->scopes = cJSON_CreateArray();
 		g->subs = cJSON_CreateArray();
 		for (int k = start; k < nsubs && k < start + GRAPH_MAX_SUBS; k++)
 			cJSON_AddItemToArray(g->subs, cJSON_CreateString(cJSON_GetArrayItem(subs, k)->valuestring));
@@ -460,34 +657,38 @@ void collect_graph(struct run *r, const char *tenant, const char *bms_oid, const
 		options = cJSON_AddObjectToObject(g->body, "options");
 		cJSON_AddNumberToObject(options, "$top", GRAPH_PAGE);
 		cJSON_AddStringToObject(options, "resultFormat", "objectArray");
-		t->active++;
-		query_send(g);
 	}
+	/* Every query of every batch at once: the batch keeps them within the caller's quota (sched.h). */
+	for (size_t i = 0; i < t->nq; i++) {
+		t->active++;
+		query_send(&t->qs[i]);
+	}
+	tenant_advance(t);
+}
+
+/* Moves the items of from into to, in order. */
+static void move_items(cJSON *to, cJSON *from)
+{
+	cJSON *it;
+
+	while ((it = from->child) != NULL)
+		cJSON_AddItemToArray(to, cJSON_DetachItemViaPointer(from, it));
 }
 
 /*
- * The tenant's queries are in: a refusal (403, with fallback) hands the
- * tenant to the ARM engine; else their failures are recorded and what
- * Resource Graph does not hold is queued from ARM, one list per subscription.
+ * The tenant's queries and what they called for are in: a refusal (403,
+ * with fallback) hands the tenant to the ARM engine; else the queries'
+ * failures are recorded and their rows and lists gathered, batch by batch.
  */
 static void tenant_queries_done(struct run *r, struct gtenant *t)
 {
-	cJSON *vm_subs, *kv_subs;
-	const cJSON *it;
-
-	for (size_t i = 0; i < t->nq && !t->refused; i++)
-		if (t->qs[i].o == HTTP_FORBIDDEN && t->fallback) {
-			t->refused = true;
-			run_progress(r, "tenant %s: Resource Graph refused the caller (%d %s): reading through ARM instead",
-			             t->tenant, t->qs[i].f.status, t->qs[i].f.code[0] ? t->qs[i].f.code : "Forbidden");
-		}
 	if (t->refused) {
 		collect_arm(r, t->tenant, t->bms_oid, t->subs);
 		return;
 	}
 	for (size_t i = 0; i < t->nq; i++) {
 		struct gquery *g = &t->qs[i];
-		cJSON *row;
+		const int *lists = QUERY_LISTS[i % Q_COUNT];
 
 		/*
 		 * A 400 is not a reason to fall back: it says kvaudit sent a query the service could not
@@ -495,25 +696,27 @@ static void tenant_queries_done(struct run *r, struct gtenant *t)
 		 */
 		if (g->o != HTTP_OK)
 			record_batch(r, g->subs, g->q, &g->f, &g->err);
-		while ((row = g->rows->child) != NULL)
-			cJSON_AddItemToArray(t->rows[i % Q_COUNT], cJSON_DetachItemViaPointer(g->rows, row));
+		for (int k = 0; k < 2 && lists[k] >= 0; k++)
+			move_items(t->rows[lists[k]], g->rows[k]);
+	}
+	/* The ARM lists, batch by batch: the snapshot keeps the order whatever finished first. */
+	for (size_t i = 0; i < t->nq; i++) {
+		struct gquery *g = &t->qs[i];
+		cJSON *held;
+
+		if (g->q == &QUERIES[Q_VMS])
+			move_items(t->views, g->deps);
+		else if (g->q == &QUERIES[Q_VAULTS])
+			move_items(t->ras, g->deps);
+		else if (g->q == &QUERIES[Q_RSVS])
+			cJSON_ArrayForEach(held, g->deps)
+				move_items(t->items, held);
 	}
 	run_progress(r, "tenant %s: Resource Graph: %d VMs, %d ADE extensions, %d encrypted disks, %d key vaults, "
-	             "%d Recovery Services vaults in %d subscriptions", t->tenant, cJSON_GetArraySize(t->rows[Q_VMS]),
-	             cJSON_GetArraySize(t->rows[Q_EXTENSIONS]), cJSON_GetArraySize(t->rows[Q_DISKS]),
-	             cJSON_GetArraySize(t->rows[Q_VAULTS]), cJSON_GetArraySize(t->rows[Q_RSVS]),
+	             "%d Recovery Services vaults in %d subscriptions", t->tenant, cJSON_GetArraySize(t->rows[L_VMS]),
+	             cJSON_GetArraySize(t->rows[L_EXTENSIONS]), cJSON_GetArraySize(t->rows[L_DISKS]),
+	             cJSON_GetArraySize(t->rows[L_VAULTS]), cJSON_GetArraySize(t->rows[L_RSVS]),
 	             cJSON_GetArraySize(t->subs));
-	vm_subs = subscriptions_of(t->rows[Q_VMS]);
-	kv_subs = subscriptions_of(t->rows[Q_VAULTS]);
-	queue_per_subscription(r, vm_subs, "Microsoft.Compute/virtualMachines", API_COMPUTE, "statusOnly=true", t->tenant,
-	                       t->views);
-	queue_per_subscription(r, kv_subs, "Microsoft.Authorization/roleAssignments", API_AUTHORIZATION, NULL, t->tenant,
-	                       t->ras);
-	/* Into the tenant's own array: the snapshot keeps the tenants' order whatever finishes first. */
-	cJSON_ArrayForEach(it, t->rows[Q_RSVS])
-		collect_protected_items(r, jstr(it, "id"), t->tenant, t->items);
-	cJSON_Delete(vm_subs);
-	cJSON_Delete(kv_subs);
 }
 
 /* The ARM reads are in: everything into the snapshot, in the tenant's turn. */
@@ -521,13 +724,13 @@ static void tenant_commit(struct run *r, struct gtenant *t)
 {
 	cJSON *it;
 
-	attach_instance_views(t->rows[Q_VMS], t->views);
-	keep_vault_role_assignments(r, t->rows[Q_VAULTS], t->ras);
-	commit(r, r->vms, "virtualMachines", t->rows[Q_VMS]);
-	commit(r, NULL, "vmExtensions", t->rows[Q_EXTENSIONS]);
-	commit(r, r->disks, "disks", t->rows[Q_DISKS]);
-	commit(r, r->vaults, "vaults", t->rows[Q_VAULTS]);
-	commit(r, r->rsvs, "recoveryServicesVaults", t->rows[Q_RSVS]);
+	attach_instance_views(t->rows[L_VMS], t->views);
+	keep_vault_role_assignments(r, t->rows[L_VAULTS], t->ras);
+	commit(r, r->vms, "virtualMachines", t->rows[L_VMS]);
+	commit(r, NULL, "vmExtensions", t->rows[L_EXTENSIONS]);
+	commit(r, r->disks, "disks", t->rows[L_DISKS]);
+	commit(r, r->vaults, "vaults", t->rows[L_VAULTS]);
+	commit(r, r->rsvs, "recoveryServicesVaults", t->rows[L_RSVS]);
 	while ((it = t->items->child) != NULL)
 		cJSON_AddItemToArray(r->items, cJSON_DetachItemViaPointer(t->items, it));
 	collect_custom_roles(r, t->tenant, t->bms_oid);
@@ -538,10 +741,13 @@ static void gtenant_free(struct gtenant *t)
 	for (size_t i = 0; i < t->nq; i++) {
 		cJSON_Delete(t->qs[i].subs);
 		cJSON_Delete(t->qs[i].body);
-		cJSON_Delete(t->qs[i].rows);
+		cJSON_Delete(t->qs[i].rows[0]);
+		cJSON_Delete(t->qs[i].rows[1]);
+		cJSON_Delete(t->qs[i].deps);
+		cJSON_Delete(t->qs[i].scopes);
 	}
-	for (int q = 0; q < Q_COUNT; q++)
-		cJSON_Delete(t->rows[q]);
+	for (int l = 0; l < L_COUNT; l++)
+		cJSON_Delete(t->rows[l]);
 	free(t->qs);
 	cJSON_Delete(t->subs);
 	cJSON_Delete(t->views);
@@ -553,17 +759,81 @@ static void gtenant_free(struct gtenant *t)
 	free(t);
 }
 
+struct ranked {
+	cJSON *e;
+	size_t rank, seq;   /* seq: the order recorded, between equal ranks */
+};
+
+static int by_rank(const void *a, const void *b)
+{
+	const struct ranked *x = a, *y = b;
+
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * The failures recorded while the queries ran (errors[] from index from on)
+ * are those of the lists they called for, recorded in the order the lists
+ * were queued, which depends on which query finished first.  They are put
+ * back in the order of before: by tenant, then statusOnly lists, role
+ * assignments and protected items, each batch by batch; any other failure
+ * after them, in its own order.
+ */
+static cJSON *detach_list_failures(struct run *r, int from)
+{
+	struct idmap order;
+	size_t rank = 0, n = 0, size = (size_t)cJSON_GetArraySize(r->errors);
+	struct ranked *v;
+	cJSON *late = cJSON_CreateArray(), *e, *next;
+	const int kinds[] = {Q_VMS, Q_VAULTS, Q_RSVS};
+
+	if ((int)size <= from)
+		return late;
+	idmap_init(&order);
+	for (struct gtenant *t = r->graph; t; t = t->next)
+		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+			for (size_t i = (size_t)kinds[k]; i < t->nq; i += Q_COUNT) {
+				const cJSON *sc;
+
+				cJSON_ArrayForEach(sc, t->qs[i].scopes)
+					idmap_put(&order, sc->valuestring, rank++);
+			}
+	v = kv_calloc(size - (size_t)from, sizeof(*v));
+	for (e = cJSON_GetArrayItem(r->errors, from); e; e = next) {
+		const char *scope = jstr(e, "scope");
+		size_t at;
+
+		next = e->next;
+		v[n].e = cJSON_DetachItemViaPointer(r->errors, e);
+		v[n].rank = scope && idmap_get(&order, scope, &at) ? at : rank;
+		v[n].seq = n;
+		n++;
+	}
+	qsort(v, n, sizeof(*v), by_rank);
+	for (size_t i = 0; i < n; i++)
+		cJSON_AddItemToArray(late, v[i].e);
+	free(v);
+	idmap_release(&order);
+	return late;
+}
+
 void collect_graph_finish(struct run *r)
 {
 	struct gtenant *t, *next;
+	int from = cJSON_GetArraySize(r->errors);
+	cJSON *late;
 
 	if (!r->graph)
 		return;
-	/* Every tenant's queries at once (with whatever else is queued), then every tenant's ARM lists at once. */
+	/* Every tenant's queries at once (with whatever else is queued), and the ARM lists they call for. */
 	run_flush(r);
+	late = detach_list_failures(r, from);
 	for (t = r->graph; t; t = t->next)
 		tenant_queries_done(r, t);
-	run_flush(r);
+	move_items(r->errors, late);
+	cJSON_Delete(late);
 	for (t = r->graph; t; t = next) {
 		next = t->next;
 		if (!t->refused)

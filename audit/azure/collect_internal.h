@@ -33,6 +33,7 @@ struct run {
 	void *queued;             /* run_queue_list's slots until run_flush */
 	void *arm;                /* the ARM engine's tenants until collect_arm_finish */
 	void *graph;              /* the Resource Graph engine's tenants until collect_graph_finish */
+	void *backup;             /* Azure Backup's evidence reads started early, until collect_backup_evidence */
 };
 
 /* One progress line (when the caller asked for progress). */
@@ -60,6 +61,9 @@ bool run_list(struct run *r, const char *path, const char *api, const char *extr
  */
 void run_queue_list(struct run *r, const char *path, const char *api, const char *extra, const char *tenant,
                     cJSON *items);
+/* Like run_queue_list; then(r, path, what the list read) runs as soon as the list is finished (may queue more). */
+void run_queue_list_then(struct run *r, const char *path, const char *api, const char *extra, const char *tenant,
+                         cJSON *items, void (*then)(struct run *r, const char *path, const cJSON *items));
 /* Like run_queue_list for one GET of url: *out is the parsed body (NULL on failure, recorded with scope). */
 void run_queue_get(struct run *r, const char *scope, const char *url, const char *tenant, cJSON **out);
 void run_flush(struct run *r);
@@ -87,6 +91,13 @@ void collect_data_plane(struct run *r);
 
 /* Azure Backup's evidence (collect_backup.c): backup jobs, policies, Activity Log, principals. */
 void collect_backup_evidence(struct run *r);
+/*
+ * A vault's protected-items list (path "<vault ID>/backupProtectedItems")
+ * is finished, items what it read: when the vault protects a VM, its
+ * evidence reads start now, concurrently with what the engines still read
+ * (collect_backup_evidence takes them in the vaults' order).
+ */
+void collect_backup_items_read(struct run *r, const char *path, const cJSON *items);
 
 /* ARM reads both engines share (collect.c); protected items are queued into items (run_flush reads them). */
 void collect_protected_items(struct run *r, const char *rsv_id, const char *tenant, cJSON *items);

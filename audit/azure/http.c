@@ -433,6 +433,20 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
 
 		if (end != value && *end == '\0' && left >= 0 && left < 1000000)
 			r->user_quota_remaining = (int)left;
+	} else if (name_len == 14 && kv_startswith_ci(data, "content-length") && !r->body.data) {
+		char *end;
+		unsigned long long len = strtoull(value, &end, 10);
+
+		/*
+		 * The body's room at once, not by doubling from 64 bytes (a 200 KB page: 12 reallocs, twice
+		 * its size copied, fresh pages faulted in each time); within max_body only, and a compressed
+		 * length (decoded bodies are larger) just grows from there.
+		 */
+		if (end != value && *end == '\0' && len > 0 && (r->body.max == 0 || len <= r->body.max)) {
+			r->body.data = kv_malloc((size_t)len + 1);
+			r->body.data[0] = '\0';
+			r->body.cap = (size_t)len + 1;
+		}
 	} else if (name_len == 28 && kv_startswith_ci(data, "x-ms-user-quota-resets-after")) {
 		unsigned hh, mm, ss;
 		char tail;
@@ -1028,6 +1042,8 @@ struct http_multi {
 	struct sched *sched;
 	int concurrency, active;
 	struct mcall *pending, *pending_tail;   /* FIFO: the order requests were added */
+	struct mcall *lane_end;                 /* the last of pending's head added "first" (none after it is) */
+	struct mcall *front_end;                /* the last of the queries, ahead of that lane */
 	struct mcall *done, *done_tail;
 	CURL **idle;                            /* easy handles to reuse */
 	int nidle;
@@ -1066,9 +1082,23 @@ static void queue_push(struct mcall **head, struct mcall **tail, struct mcall *x
 	*tail = x;
 }
 
-bool http_multi_add(struct http_multi *m, const char *method, const char *url, const char *bearer,
-                    const char *const *headers, const char *body, size_t body_len, const char *key,
-                    struct http_response *resp, struct kv_err *err, void *ud)
+/* Puts x into pending after the call after (NULL: at its head). */
+static void insert_after(struct http_multi *m, struct mcall *after, struct mcall *x)
+{
+	x->next = after ? after->next : m->pending;
+	if (after)
+		after->next = x;
+	else
+		m->pending = x;
+	if (!x->next)
+		m->pending_tail = x;
+}
+
+enum { LANE_LAST, LANE_FIRST, LANE_FRONT };
+
+static bool multi_add(struct http_multi *m, const char *method, const char *url, const char *bearer,
+                      const char *const *headers, const char *body, size_t body_len, const char *key,
+                      struct http_response *resp, struct kv_err *err, void *ud, int lane)
 {
 	struct mcall *x = kv_calloc(1, sizeof(*x));
 
@@ -1086,19 +1116,47 @@ bool http_multi_add(struct http_multi *m, const char *method, const char *url, c
 		queue_push(&m->done, &m->done_tail, x);
 		return false;
 	}
-	queue_push(&m->pending, &m->pending_tail, x);
+	if (lane == LANE_LAST) {
+		queue_push(&m->pending, &m->pending_tail, x);
+	} else if (lane == LANE_FRONT) {
+		/* Ahead of all but the queries before it. */
+		insert_after(m, m->front_end, x);
+		m->front_end = x;
+	} else {
+		/* Behind the queries and the others added first, ahead of the rest. */
+		insert_after(m, m->lane_end ? m->lane_end : m->front_end, x);
+		m->lane_end = x;
+	}
 	return true;
+}
+
+bool http_multi_add(struct http_multi *m, const char *method, const char *url, const char *bearer,
+                    const char *const *headers, const char *body, size_t body_len, const char *key,
+                    struct http_response *resp, struct kv_err *err, void *ud)
+{
+	return multi_add(m, method, url, bearer, headers, body, body_len, key, resp, err, ud, LANE_LAST);
+}
+
+bool http_multi_add_first(struct http_multi *m, const char *method, const char *url, const char *bearer,
+                          const char *const *headers, const char *body, size_t body_len, const char *key,
+                          struct http_response *resp, struct kv_err *err, void *ud)
+{
+	return multi_add(m, method, url, bearer, headers, body, body_len, key, resp, err, ud, LANE_FIRST);
 }
 
 bool http_multi_add_query(struct http_multi *m, const char *url, const char *bearer, const char *const *headers,
                           const char *body, size_t body_len, const char *key, struct http_response *resp,
                           struct kv_err *err, void *ud)
 {
-	bool ok = http_multi_add(m, "POST", url, bearer, headers, body, body_len, key, resp, err, ud);
+	/*
+	 * Ahead of everything else: each page of a query waits for the one before, and what the
+	 * engine reads next waits for the query (collect_graph.c), so they are few and in the way.
+	 */
+	bool ok = multi_add(m, "POST", url, bearer, headers, body, body_len, key, resp, err, ud, LANE_FRONT);
 
 	/* Only reads: retried as a GET is (http_query); metered by the caller's query quota (sched.h). */
 	if (ok) {
-		m->pending_tail->c.idempotent = true;
+		m->front_end->c.idempotent = true;   /* the call just added */
 		sched_expect_quota(m->sched, key);
 	}
 	return ok;
@@ -1128,6 +1186,10 @@ static long start_ready(struct http_multi *m, long now)
 		*pp = x->next;
 		if (m->pending_tail == x)
 			m->pending_tail = prev;
+		if (m->front_end == x)
+			m->front_end = prev;
+		else if (m->lane_end == x)
+			m->lane_end = prev == m->front_end ? NULL : prev;   /* the queries are not of the lane */
 		x->next = NULL;
 		easy = m->nidle > 0 ? m->idle[--m->nidle] : curl_easy_init();
 		call_attempt_begin(m->h, &x->c);

@@ -127,7 +127,7 @@ void http_response_release(struct http_response *r);
  * finished (after its retries) and returns true with its ud and outcome, or
  * false when nothing is left.  Requests may be added between calls.
  */
-#define HTTP_DEFAULT_CONCURRENCY 16
+#define HTTP_DEFAULT_CONCURRENCY 32
 #define HTTP_MAX_CONCURRENCY 256
 
 struct http_multi;
@@ -136,6 +136,15 @@ struct http_multi *http_multi_new(struct http_client *h, int concurrency, struct
 bool http_multi_add(struct http_multi *m, const char *method, const char *url, const char *bearer,
                     const char *const *headers, const char *body, size_t body_len, const char *key,
                     struct http_response *resp, struct kv_err *err, void *ud);
+/*
+ * As http_multi_add, but the request starts ahead of every pending one not
+ * added this way (behind those that were): a list's pages, whose chain, and
+ * what waits on it, would otherwise come last, behind thousands of single
+ * reads queued before its next page.
+ */
+bool http_multi_add_first(struct http_multi *m, const char *method, const char *url, const char *bearer,
+                          const char *const *headers, const char *body, size_t body_len, const char *key,
+                          struct http_response *resp, struct kv_err *err, void *ud);
 /* A POST that only reads (a Resource Graph query): as http_multi_add, retried as http_query retries. */
 bool http_multi_add_query(struct http_multi *m, const char *url, const char *bearer, const char *const *headers,
                           const char *body, size_t body_len, const char *key, struct http_response *resp,

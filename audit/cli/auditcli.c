@@ -40,17 +40,8 @@ bool audit_cli_init(struct audit_cli *a, const char *source, int argc, char **ar
 	a->expiry_warning_set = a->cfg.expiry_warning && cli_parse_window(a->cfg.expiry_warning, &a->expiry_warning);
 	for (size_t i = 0; i < a->cfg.rules.n; i++)
 		strlist_add(&a->rules, a->cfg.rules.v[i]);
-	if (s) {
-		s->cloud = a->cfg.cloud;
-		s->auth = a->cfg.auth;
-		s->data_plane = a->cfg.data_plane == 1;
-		s->since = a->cfg.since;
-		s->engine = a->cfg.engine;
-		s->concurrency = a->cfg.concurrency;
-		/* A --subscription on the command line replaces the file's list. */
-		for (size_t i = 0; i < a->cfg.subscriptions.n && !cli_argv_has(argc, argv, "--subscription"); i++)
-			strlist_add(&s->subs, a->cfg.subscriptions.v[i]);
-	}
+	if (s)
+		cli_config_scope(&a->cfg, argc, argv, s);
 	return true;
 }
 

@@ -104,9 +104,10 @@ char *cli_default_name(const char *what, const char *ext);
 int cli_live_collect(const struct command *self, const struct scope_opts *s, cJSON **doc);
 /*
  * cli_live_collect, then the estate of what it read ("collected estate",
- * parsed with eo); returns an exit code (errors printed) and, on 0, *e.
- * *doc is the kvaudit.estate when the collection succeeded, even if it
- * could not be parsed (the caller frees it), else NULL.
+ * loaded with eo from the tree: estate_from_doc); returns an exit code
+ * (errors printed) and, on 0, *e, which owns the kvaudit.estate (e->doc).
+ * *doc is that kvaudit.estate only when the collection succeeded but could
+ * not be loaded (the caller frees it), else NULL.
  */
 int cli_live_estate(const struct command *self, const struct scope_opts *s, const struct estate_opts *eo,
                     cJSON **doc, struct estate **e);
@@ -155,6 +156,14 @@ bool cli_parse_window(const char *s, long long *out);
 const char *cli_config_path(int argc, char **argv);
 bool cli_config_load(const char *path, struct cli_config *c, struct kv_err *err);
 void cli_config_release(struct cli_config *c);
+/*
+ * A config's scope keys (subscriptions, cloud, auth, dataPlane, since, engine,
+ * concurrency) as the defaults of s, for scan, collect and fix: flags parsed
+ * afterwards win, and --subscription on the command line replaces the list.
+ */
+void cli_config_scope(const struct cli_config *c, int argc, char **argv, struct scope_opts *s);
+/* collect and fix: the config of --config or $KVAUDIT_CONFIG into c (zeroed when none); false: printed. */
+bool cli_config_command(int argc, char **argv, struct cli_config *c);
 bool cli_argv_has(int argc, char **argv, const char *option);
 int cmd_config(int argc, char **argv, const struct command *self);
 extern const char CONFIG_USAGE[];

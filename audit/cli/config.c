@@ -26,8 +26,8 @@
 const char CONFIG_USAGE[] =
 	"usage: kvaudit config check FILE\n"
 	"\n"
-	"Validate a kvaudit configuration file (docs/config.md). audit and scan read one\n"
-	"with --config FILE or $KVAUDIT_CONFIG; options given on the command line win.\n";
+	"Validate a kvaudit configuration file (docs/config.md). audit, scan, collect and fix\n"
+	"read one with --config FILE or $KVAUDIT_CONFIG; options given on the command line win.\n";
 
 static const char *const KEYS[] = {"kind", "version", "subscriptions", "cloud", "auth", "dataPlane", "formats",
                                    "out", "failOn", "includePass", "includeSkipped", "suppressions", "baseline",
@@ -243,6 +243,34 @@ out:
 	if (!ok)
 		cli_config_release(c);
 	return ok;
+}
+
+bool cli_config_command(int argc, char **argv, struct cli_config *c)
+{
+	const char *path = cli_config_path(argc, argv);
+	struct kv_err err = {{0}};
+
+	memset(c, 0, sizeof(*c));
+	/* --help works whatever the file holds. */
+	if (!path || cli_argv_has(argc, argv, "--help") || cli_argv_has(argc, argv, "-h"))
+		return true;
+	if (!cli_config_load(path, c, &err)) {
+		cli_error("%s", err.msg);
+		return false;
+	}
+	return true;
+}
+
+void cli_config_scope(const struct cli_config *c, int argc, char **argv, struct scope_opts *s)
+{
+	s->cloud = c->cloud;
+	s->auth = c->auth;
+	s->data_plane = c->data_plane == 1;
+	s->since = c->since;
+	s->engine = c->engine;
+	s->concurrency = c->concurrency;
+	for (size_t i = 0; i < c->subscriptions.n && !cli_argv_has(argc, argv, "--subscription"); i++)
+		strlist_add(&s->subs, c->subscriptions.v[i]);
 }
 
 const char *cli_config_path(int argc, char **argv)

@@ -4,7 +4,9 @@
  * finding is identified by its rule and subject IDs (compared as Azure
  * compares IDs: case-insensitively); its message may change between runs.
  */
+#include <ctype.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,24 +47,98 @@ static bool failing(const cJSON *f)
 	return kv_streq_ci(s_of(f, "status"), "fail");
 }
 
-static bool contains(const cJSON *findings, const cJSON *f)
+/*
+ * The failing findings of one report, hashed on the identity same_finding
+ * compares, so that diffing two reports of 100k findings each is linear
+ * rather than 100k x 100k comparisons.  The hash folds case (as strcasecmp
+ * does) and a trailing '/' of an ID (as armid_eq does); equal findings
+ * always hash alike, and a bucket is confirmed with same_finding itself.
+ */
+struct finding_set {
+	const cJSON **slot;   /* NULL: empty */
+	uint64_t *hash;
+	size_t mask;
+};
+
+static uint64_t hash_field(uint64_t h, const char *s, bool id)
+{
+	size_t n;
+
+	if (!s)
+		return (h ^ 0x100) * 1099511628211ULL; /* absent: not the same as "" */
+	n = strlen(s);
+	if (id && n > 1 && s[n - 1] == '/')
+		n--;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)tolower((unsigned char)s[i])) * 1099511628211ULL;
+	return (h ^ 0x101) * 1099511628211ULL; /* the end of a field */
+}
+
+static uint64_t hash_finding(const cJSON *f)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	h = hash_field(h, s_of(f, "rule"), false);
+	h = hash_field(h, s_of(f, "subject"), false);
+	h = hash_field(h, s_of(f, "vm"), true);
+	h = hash_field(h, s_of(f, "vault"), true);
+	return hash_field(h, s_of(f, "tenant"), false);
+}
+
+static void set_build(struct finding_set *set, const cJSON *findings)
 {
 	const cJSON *it;
+	size_t n = 0, cap = 16;
 
 	cJSON_ArrayForEach(it, findings)
-		if (failing(it) && same_finding(it, f))
+		n += failing(it);
+	while (cap < 2 * n)
+		cap *= 2;
+	set->slot = kv_calloc(cap, sizeof(*set->slot));
+	set->hash = kv_calloc(cap, sizeof(*set->hash));
+	set->mask = cap - 1;
+	cJSON_ArrayForEach(it, findings) {
+		uint64_t h;
+		size_t i;
+
+		if (!failing(it))
+			continue;
+		h = hash_finding(it);
+		for (i = (size_t)h & set->mask; set->slot[i]; i = (i + 1) & set->mask)
+			if (set->hash[i] == h && same_finding(set->slot[i], it))
+				break;
+		if (!set->slot[i]) {
+			set->slot[i] = it;
+			set->hash[i] = h;
+		}
+	}
+}
+
+static bool set_has(const struct finding_set *set, const cJSON *f)
+{
+	uint64_t h = hash_finding(f);
+
+	for (size_t i = (size_t)h & set->mask; set->slot[i]; i = (i + 1) & set->mask)
+		if (set->hash[i] == h && same_finding(set->slot[i], f))
 			return true;
 	return false;
 }
 
+static void set_release(struct finding_set *set)
+{
+	free(set->slot);
+	free(set->hash);
+	memset(set, 0, sizeof(*set));
+}
+
 /* The failing findings of `from` that are (or are not) failing in `other`. */
-static cJSON *select_findings(const cJSON *from, const cJSON *other, bool in_other)
+static cJSON *select_findings(const cJSON *from, const struct finding_set *other, bool in_other)
 {
 	cJSON *out = cJSON_CreateArray();
 	const cJSON *it;
 
 	cJSON_ArrayForEach(it, from)
-		if (failing(it) && contains(other, it) == in_other)
+		if (failing(it) && set_has(other, it) == in_other)
 			cJSON_AddItemToArray(out, cJSON_Duplicate(it, true));
 	return out;
 }
@@ -85,8 +161,17 @@ int cli_baseline_alerts(const cJSON *baseline, const cJSON *report, enum severit
 {
 	const cJSON *fo = cJSON_GetObjectItemCaseSensitive(baseline, "findings");
 	const cJSON *fn = cJSON_GetObjectItemCaseSensitive(report, "findings");
-	cJSON *added = select_findings(fn, fo, false), *resolved = select_findings(fo, fn, false);
-	int alerts = count_alerts(added, fail_on);
+	struct finding_set so, sn;
+	cJSON *added, *resolved;
+	int alerts;
+
+	set_build(&so, fo);
+	set_build(&sn, fn);
+	added = select_findings(fn, &so, false);
+	resolved = select_findings(fo, &sn, false);
+	alerts = count_alerts(added, fail_on);
+	set_release(&so);
+	set_release(&sn);
 
 	if (out)
 		fprintf(out, "kvaudit: against the baseline: %d new failing finding(s) (%d at or above %s), %d resolved\n",
@@ -124,6 +209,7 @@ int cmd_diff(int argc, char **argv, const struct command *self)
 	enum severity fail_on = SEV_LOW;
 	cJSON *old = NULL, *new = NULL, *added = NULL, *resolved = NULL, *kept = NULL;
 	const cJSON *fo, *fn;
+	struct finding_set so = {0}, sn = {0};
 	struct kv_err err = {{0}};
 	int opt, rc = KV_EXIT_USAGE, alerts = 0;
 
@@ -156,9 +242,11 @@ int cmd_diff(int argc, char **argv, const struct command *self)
 	}
 	fo = cJSON_GetObjectItemCaseSensitive(old, "findings");
 	fn = cJSON_GetObjectItemCaseSensitive(new, "findings");
-	added = select_findings(fn, fo, false);
-	resolved = select_findings(fo, fn, false);
-	kept = select_findings(fn, fo, true);
+	set_build(&so, fo);
+	set_build(&sn, fn);
+	added = select_findings(fn, &so, false);
+	resolved = select_findings(fo, &sn, false);
+	kept = select_findings(fn, &so, true);
 	alerts = count_alerts(added, fail_on);
 	if (strcmp(format, "json") == 0) {
 		cJSON *d = cJSON_CreateObject();
@@ -175,9 +263,14 @@ int cmd_diff(int argc, char **argv, const struct command *self)
 		cJSON_AddItemToObject(d, "unchanged", kept);
 		added = resolved = kept = NULL;
 		text = cJSON_Print(d);
+		cJSON_Delete(d);
+		if (!text) {
+			/* cJSON prints at most 2 GiB (int sizes). */
+			cli_error("cannot print the diff as JSON: out of memory, or over 2 GiB (use --format text)");
+			goto out;
+		}
 		printf("%s\n", text);
 		free(text);
-		cJSON_Delete(d);
 	} else {
 		print_list("new failing findings", added);
 		print_list("resolved", resolved);
@@ -194,5 +287,7 @@ out:
 	cJSON_Delete(added);
 	cJSON_Delete(resolved);
 	cJSON_Delete(kept);
+	set_release(&so);
+	set_release(&sn);
 	return rc;
 }

@@ -17,13 +17,16 @@
 #include "audit/cli/cli_internal.h"
 #include "audit/estate/estate.h"
 #include "audit/fix/fix.h"
+#include "audit/util/log.h"
 
 #define FIX_SCOPE_USAGE \
 	"scope (the live read, and the connection used to apply):\n" \
 	"  --subscription ID          only this subscription (repeatable)\n" \
 	"  --all-subscriptions        every subscription the identity can read (the default)\n" \
 	"  --cloud NAME|FILE          AzureCloud (default), AzureUSGovernment, AzureChinaCloud or a file\n" \
-	"  --auth auto|env|msi|cli    credential source (default auto)\n"
+	"  --auth auto|env|msi|cli    credential source (default auto)\n" \
+	"  --engine graph|arm         how the live read lists resources, as for 'kvaudit scan'\n" \
+	"  --concurrency N            requests in flight at once in the live read, 1-256 (default 32)\n"
 
 const char FIX_USAGE[] =
 	"usage: kvaudit fix [scope | --estate FILE] [--rule ID]... [--vault NAME|ID]...\n"
@@ -51,8 +54,8 @@ const char FIX_USAGE[] =
 	"  --include-vault-settings   also fix vault settings through a vault PATCH: enabledForDiskEncryption,\n"
 	"                             and soft delete and purge protection, which are IRREVERSIBLE\n"
 	"  --suppressions FILE        accepted risks: their findings plan no change (docs/suppressions.md)\n"
-	"  --config FILE              take suppressions, rules, cloud, auth and subscriptions from FILE\n"
-	"                             (default $KVAUDIT_CONFIG; docs/config.md)\n"
+	"  --config FILE              take suppressions, rules, cloud, auth, subscriptions, engine and\n"
+	"                             concurrency from FILE (default $KVAUDIT_CONFIG; docs/config.md)\n"
 	"  --backup-sp-object-id TENANT=OID\n"
 	"                             Backup Management Service's object ID in TENANT (repeatable)\n"
 	"  --out FILE.json            the run as JSON: the plan and every change with before/after\n"
@@ -188,6 +191,21 @@ static int write_run(const char *out, const cJSON *run, int rc)
 	return rc;
 }
 
+/* fix_journal_open, saying so when an incomplete last line had to be removed; errors printed. */
+static bool open_journal(struct fix_journal *j, const char *path)
+{
+	struct kv_err err = {{0}};
+
+	if (!fix_journal_open(j, path, &err)) {
+		cli_error("%s", err.msg);
+		return false;
+	}
+	if (j->cut)
+		log_line(stderr, "warning", NULL, "%s: its incomplete last line (%zu bytes, from a run interrupted "
+		         "mid-write or a full disk; no write was sent for it) was removed before appending", path, j->cut);
+	return true;
+}
+
 /* The options of fix and rollback (rollback's table has only --yes and --out of them). */
 struct fix_args {
 	const char *estate, *supp, *journal, *out;
@@ -235,6 +253,8 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 		{"out", required_argument, NULL, OPT_OUT},
 		{"suppressions", required_argument, NULL, OPT_SUPPRESSIONS},
 		{"config", required_argument, NULL, OPT_CONFIG},
+		{"engine", required_argument, NULL, OPT_ENGINE},
+		{"concurrency", required_argument, NULL, OPT_CONCURRENCY},
 		COMMON_OPTIONS,
 	};
 	struct scope_opts s;
@@ -242,14 +262,13 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 	struct cli_config cfg;
 	struct suppressions supp;
 	struct fix_args a = {.po = &po};
-	const char *cfg_path;
 	struct strlist rule_dirs = {0};
 	struct estate_opts eo = {0};
 	struct rule_catalog cat = {0};
 	struct audit_opts ao = {.fail_on = SEV_LOW};
 	struct estate *e = NULL;
 	struct kv_err err = {{0}};
-	struct fix_journal j = {-1, NULL};
+	struct fix_journal j = {.fd = -1};
 	struct cli_live *live = NULL;
 	cJSON *doc = NULL, *report = NULL, *plan = NULL, *results = NULL, *run = NULL;
 	char *deflt_journal = NULL, rid[64];
@@ -257,25 +276,20 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 
 	memset(&s, 0, sizeof(s));
 	memset(&po, 0, sizeof(po));
-	memset(&cfg, 0, sizeof(cfg));
 	memset(&supp, 0, sizeof(supp));
 	/*
 	 * The config file a scheduled scan uses (--config or $KVAUDIT_CONFIG), so
 	 * that fix honours the same accepted risks; flags override it.
 	 */
-	if ((cfg_path = cli_config_path(argc, argv)) && !cli_argv_has(argc, argv, "--help") &&
-	    !cli_argv_has(argc, argv, "-h")) {
-		if (!cli_config_load(cfg_path, &cfg, &err)) {
-			cli_error("%s", err.msg);
-			goto out;
-		}
+	if (!cli_config_command(argc, argv, &cfg))
+		goto out;
+	if (cfg.doc) {
 		a.supp = cfg.suppressions;
-		s.cloud = cfg.cloud;
-		s.auth = cfg.auth;
 		for (size_t i = 0; i < cfg.rules.n; i++)
 			strlist_add(&rule_dirs, cfg.rules.v[i]);
-		for (size_t i = 0; i < cfg.subscriptions.n && !cli_argv_has(argc, argv, "--subscription"); i++)
-			strlist_add(&s.subs, cfg.subscriptions.v[i]);
+		/* The live read as the scan reads it (engine, concurrency, ...); fix plans no data-plane change. */
+		cli_config_scope(&cfg, argc, argv, &s);
+		s.data_plane = false;
 	}
 	if ((rc = cli_parse_options(self, argc, argv, ":qvh", opts, &s, fix_option, &a)) >= 0)
 		goto out;
@@ -382,10 +396,8 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 	if (!live)
 		goto out;
 	rc = KV_EXIT_USAGE;
-	if (!fix_journal_open(&j, a.journal, &err)) {
-		cli_error("%s", err.msg);
+	if (!open_journal(&j, a.journal))
 		goto out;
-	}
 	cJSON_AddStringToObject(run, "journal", a.journal);
 	results = cJSON_AddArrayToObject(run, "results");
 	{
@@ -463,10 +475,11 @@ int cmd_rollback(int argc, char **argv, const struct command *self)
 	struct fix_args a = {0};
 	const char *path;
 	struct kv_err err = {{0}};
-	struct fix_journal j = {-1, NULL};
+	struct fix_journal j = {.fd = -1};
 	struct cli_live *live = NULL;
 	cJSON *entries = NULL, *run = NULL, *results;
 	char rid[64];
+	size_t torn = 0;
 	int rc, writes = 0, failed = 0;
 	const cJSON *e;
 
@@ -485,10 +498,14 @@ int cmd_rollback(int argc, char **argv, const struct command *self)
 		                           "pass --yes to roll back without asking");
 		goto out;
 	}
-	if (!(entries = fix_journal_read(path, &err))) {
+	if (!(entries = fix_journal_read(path, &torn, &err))) {
 		cli_error("%s", err.msg);
 		goto out;
 	}
+	/* Safe to go on: nothing is sent before its intent line is whole, so no write is lost with it. */
+	if (torn)
+		log_line(stderr, "warning", NULL, "%s: line %zu is incomplete (a run interrupted mid-write, or a full disk) "
+		         "and is ignored: no write was sent for it; the complete entries before it are undone", path, torn);
 	cJSON_ArrayForEach(e, entries)
 		if (kv_streq_ci(jstr(e, "phase"), "intent") &&
 		    (kv_streq_ci(jstr(e, "type"), "grant") || kv_streq_ci(jstr(e, "type"), "role") ||
@@ -514,10 +531,8 @@ int cmd_rollback(int argc, char **argv, const struct command *self)
 	if (!live)
 		goto out;
 	rc = KV_EXIT_USAGE;
-	if (!fix_journal_open(&j, path, &err)) {
-		cli_error("%s", err.msg);
+	if (!open_journal(&j, path))
 		goto out;
-	}
 	run_id(rid, sizeof(rid));
 	run = cJSON_CreateObject();
 	cJSON_AddStringToObject(run, "kind", "kvaudit.rollback");

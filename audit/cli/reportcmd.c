@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
@@ -24,8 +25,14 @@
 #include "audit/util/util.h"
 #include "reports/report.h"
 
-/* A saved report is at most this big (a large estate's report with --include-pass is a few MiB). */
-#define REPORT_MAX_BYTES (256u * 1024 * 1024)
+/*
+ * A saved report is read whole and parsed into one tree, about 3.5 times
+ * its size in memory.  The bound is the estate loader's (2 GiB), since a
+ * report is about the size of its estate: a 50k-VM estate's report with
+ * --include-pass or --include-skipped is 550 MB and more.  Past it, cJSON
+ * can no longer print the document (its buffer sizes are ints).
+ */
+#define REPORT_MAX_BYTES ((size_t)2 << 30)
 
 const char REPORT_USAGE[] =
 	"usage: kvaudit report REPORT.json [--format LIST] [--out DIR|FILE|-] [--include-skipped]\n"
@@ -92,12 +99,20 @@ static bool member_ok(const cJSON *doc, const char *key, cJSON_bool (*check)(con
 cJSON *cli_report_load(const char *path, struct kv_err *err)
 {
 	size_t len = 0, ws = 0;
-	char *data = kv_read_file(path, REPORT_MAX_BYTES, &len, err);
+	char *data = NULL;
 	const char *end = NULL;
 	const cJSON *kind, *ver;
 	cJSON *doc = NULL;
+	struct stat st;
 	char buf[128];
 
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (unsigned long long)st.st_size > REPORT_MAX_BYTES) {
+		kv_err_set(err, "%s: the report is %lld bytes, more than the %zu GiB kvaudit reads: "
+		           "audit the estate again without --include-pass/--include-skipped, or with --format for "
+		           "the formats you need", path, (long long)st.st_size, REPORT_MAX_BYTES >> 30);
+		return NULL;
+	}
+	data = kv_read_file(path, REPORT_MAX_BYTES, &len, err);
 	if (data == NULL)
 		return NULL;
 	while (ws < len && json_is_space(data[ws]))

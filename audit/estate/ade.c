@@ -7,6 +7,7 @@
  * source names one (extension-only evidence), since its settings are what
  * was asked for, while disks and instance views say what is in effect.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,15 +50,27 @@ bool ade_is_extension(const cJSON *ext)
 	       (kv_streq_ci(type, "AzureDiskEncryption") || kv_streq_ci(type, "AzureDiskEncryptionForLinux"));
 }
 
-static struct ade_volume *volume_for(struct ade_info *a, const char *disk)
+/*
+ * A volume's strings that are the estate's own (a disk's name, a vault's
+ * ID), borrowed rather than copied: a 50k-VM estate has ~100k volumes
+ * naming a few thousand vaults.  The estate outlives its VMs' ade_info.
+ */
+enum { BORROWED_DISK = 1u << 0, BORROWED_BEK = 1u << 1, BORROWED_KEK = 1u << 2 };
+
+/* disk: the estate's own string when borrow, else copied. */
+static struct ade_volume *volume_for(struct ade_info *a, const char *disk, bool borrow)
 {
+	struct ade_volume *v;
+
 	for (size_t i = 0; i < a->nvolumes; i++)
 		if (kv_streq_ci(a->volumes[i].disk, disk))
 			return &a->volumes[i];
 	a->volumes = kv_realloc(a->volumes, (a->nvolumes + 1) * sizeof(*a->volumes));
-	memset(&a->volumes[a->nvolumes], 0, sizeof(a->volumes[0]));
-	a->volumes[a->nvolumes].disk = kv_strdup(disk);
-	return &a->volumes[a->nvolumes++];
+	v = &a->volumes[a->nvolumes++];
+	memset(v, 0, sizeof(*v));
+	v->disk = borrow ? (char *)(uintptr_t)disk : kv_strdup(disk);
+	v->borrowed = borrow ? BORROWED_DISK : 0;
+	return v;
 }
 
 static void set_if_empty(char **dst, const char *src)
@@ -66,13 +79,30 @@ static void set_if_empty(char **dst, const char *src)
 		*dst = kv_strdup(src);
 }
 
+/* set_if_empty for a vault ID: the vault's own string when the estate holds it under the same bytes. */
+static void set_vault_if_empty(const struct estate *e, struct ade_volume *v, char **dst, unsigned bit,
+                               const char *src)
+{
+	const struct vault *vault;
+
+	if (*dst || !src)
+		return;
+	vault = estate_vault(e, src);
+	if (vault && vault->id && strcmp(vault->id, src) == 0) {
+		*dst = (char *)(uintptr_t)vault->id;
+		v->borrowed |= bit;
+	} else {
+		*dst = kv_strdup(src);
+	}
+}
+
 /*
  * Records one DiskEncryptionSettings-shaped object ({diskEncryptionKey:
  * {secretUrl, sourceVault.id}, keyEncryptionKey: {keyUrl, sourceVault.id}})
  * as a volume of disk.  The vault comes from sourceVault.id; where that is
  * missing, from the URL's host matched against the vaults' vaultUri (a5).
  */
-static void add_settings(const struct estate *e, struct ade_info *a, const char *disk,
+static void add_settings(const struct estate *e, struct ade_info *a, const char *disk, bool borrow_disk,
                          const cJSON *s, unsigned source)
 {
 	const cJSON *dek = child(s, "diskEncryptionKey"), *kek = child(s, "keyEncryptionKey");
@@ -82,7 +112,7 @@ static void add_settings(const struct estate *e, struct ade_info *a, const char 
 
 	if (!secret && !bekv)
 		return;
-	v = volume_for(a, disk);
+	v = volume_for(a, disk, borrow_disk);
 	v->sources |= source;
 	if (!bekv && secret) {
 		const struct vault *vault = estate_vault_by_url(e, secret);
@@ -94,9 +124,9 @@ static void add_settings(const struct estate *e, struct ade_info *a, const char 
 
 		kekv = vault ? vault->id : NULL;
 	}
-	set_if_empty(&v->bek_vault, bekv);
+	set_vault_if_empty(e, v, &v->bek_vault, BORROWED_BEK, bekv);
 	set_if_empty(&v->secret_url, secret);
-	set_if_empty(&v->kek_vault, kekv);
+	set_vault_if_empty(e, v, &v->kek_vault, BORROWED_KEK, kekv);
 	set_if_empty(&v->key_url, key);
 }
 
@@ -112,13 +142,15 @@ static void from_managed_disk(const struct estate *e, struct ade_info *a, const 
 	const cJSON *esc = child(child(estate_disk_raw(e, d), "properties"), "encryptionSettingsCollection");
 	const cJSON *s;
 	char buf[256];
+	const char *label;
 
 	if (!esc || !is_true(esc, "enabled"))
 		return;
 	if (kv_streq_ci(nonempty(esc, "encryptionSettingsVersion"), "1.0"))
 		a->legacy_aad = true;
+	label = disk_label(d, buf, sizeof(buf));   /* the disk's name or ID (the estate's), or a copy in buf */
 	cJSON_ArrayForEach(s, child(esc, "encryptionSettings"))
-		add_settings(e, a, disk_label(d, buf, sizeof(buf)), s, ADE_SRC_DISK);
+		add_settings(e, a, label, label != buf, s, ADE_SRC_DISK);
 }
 
 static void from_managed_disks(const struct estate *e, struct vm *vm)
@@ -152,7 +184,7 @@ static void from_vm_model(const struct estate *e, struct vm *vm)
 	/* enabled is documented as a bool; settings without it but with keys are in effect. */
 	if (is_false(child(es, "enabled")))
 		return;
-	add_settings(e, &vm->ade, name ? name : "osDisk", es, ADE_SRC_VM_MODEL);
+	add_settings(e, &vm->ade, name ? name : "osDisk", false, es, ADE_SRC_VM_MODEL);
 }
 
 static void from_instance_view(const struct estate *e, struct vm *vm)
@@ -166,7 +198,7 @@ static void from_instance_view(const struct estate *e, struct vm *vm)
 		cJSON_ArrayForEach(s, child(d, "encryptionSettings")) {
 			if (is_false(child(s, "enabled")))
 				continue;
-			add_settings(e, &vm->ade, name ? name : "disk", s, ADE_SRC_INSTANCE_VIEW);
+			add_settings(e, &vm->ade, name ? name : "disk", false, s, ADE_SRC_INSTANCE_VIEW);
 		}
 	}
 }
@@ -238,12 +270,12 @@ static void from_extension(const struct estate *e, struct vm *vm, const cJSON *e
 
 		snprintf(label, sizeof(label), "extension (VolumeType %s)",
 		         a->volume_type ? a->volume_type : "unset");
-		v = volume_for(a, label);
+		v = volume_for(a, label, false);
 		v->sources |= ADE_SRC_EXTENSION;
-		set_if_empty(&v->bek_vault, bekv);
+		set_vault_if_empty(e, v, &v->bek_vault, BORROWED_BEK, bekv);
 		if (!bekv)
 			set_if_empty(&v->bek_vault_url, bekurl);
-		set_if_empty(&v->kek_vault, kekv);
+		set_vault_if_empty(e, v, &v->kek_vault, BORROWED_KEK, kekv);
 		set_if_empty(&v->key_url, kekurl);
 	}
 out:
@@ -278,10 +310,15 @@ void ade_detect(const struct estate *e, struct vm *vm)
 void ade_info_release(struct ade_info *a)
 {
 	for (size_t i = 0; i < a->nvolumes; i++) {
-		free(a->volumes[i].disk);
-		free(a->volumes[i].bek_vault);
+		unsigned b = a->volumes[i].borrowed;
+
+		if (!(b & BORROWED_DISK))
+			free(a->volumes[i].disk);
+		if (!(b & BORROWED_BEK))
+			free(a->volumes[i].bek_vault);
 		free(a->volumes[i].secret_url);
-		free(a->volumes[i].kek_vault);
+		if (!(b & BORROWED_KEK))
+			free(a->volumes[i].kek_vault);
 		free(a->volumes[i].key_url);
 		free(a->volumes[i].bek_vault_url);
 	}

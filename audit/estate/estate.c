@@ -81,6 +81,22 @@ static const char *str_at(struct loader *L, const cJSON *obj, const char *key, c
 	return L->copy ? pool_str(L->e, j->valuestring) : j->valuestring;
 }
 
+/*
+ * str_at for a VM's ID as another resource names it (a disk's managedBy, a
+ * protected item's virtualMachineId): the VM's own string when the two are
+ * byte for byte the same, so a lean load keeps one copy of it, not three.
+ */
+static const char *vm_ref_at(struct loader *L, const cJSON *obj, const char *key, const char *path)
+{
+	const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+	size_t ix;
+
+	if (L->copy && cJSON_IsString(j) && idmap_get(&L->e->vm_ix, j->valuestring, &ix) &&
+	    strcmp(L->e->vms[ix].id, j->valuestring) == 0)
+		return L->e->vms[ix].id;
+	return str_at(L, obj, key, path);
+}
+
 static const char *req_str(struct loader *L, const cJSON *obj, const char *key, const char *path)
 {
 	const char *s = str_at(L, obj, key, path);
@@ -575,13 +591,17 @@ static cJSON *src_doc(struct src *S, struct fastjson_arena *a)
 
 	memset(doc, 0, sizeof(*doc));
 	doc->type = cJSON_Object;
+	/* e->doc lives as long as the estate, and its lists (backup jobs above all) repeat keys and values. */
+	fastjson_arena_share_strings(a, true);
 	for (size_t k = 0; k < S->nm; k++) {
 		cJSON *v;
 
 		if (S->m[k].streamed)
 			continue;
-		if (!(v = parse_span(S, S->m[k].val, a)))
+		if (!(v = parse_span(S, S->m[k].val, a))) {
+			fastjson_arena_share_strings(a, false);
 			return NULL;
+		}
 		v->string = fastjson_alloc(a, S->m[k].klen + 1);
 		memcpy(v->string, S->m[k].key, S->m[k].klen);   /* the scanner saw no escape in it */
 		v->string[S->m[k].klen] = '\0';
@@ -593,6 +613,7 @@ static cJSON *src_doc(struct src *S, struct fastjson_arena *a)
 		}
 		doc->child->prev = last = v;
 	}
+	fastjson_arena_share_strings(a, false);
 	return doc;
 }
 
@@ -795,7 +816,8 @@ static void load_vms(struct loader *L, struct estate *e, struct items *arr)
 			return;
 		copy_segment(vm->id, "subscriptions", vm->sub, sizeof(vm->sub));
 		copy_segment(vm->id, "resourceGroups", vm->rg, sizeof(vm->rg));
-		if (!idmap_put(&e->vm_ix, vm->id, e->nvms - 1)) {
+		/* vm->id lives as long as the estate (its pool or e->doc): the index borrows it. */
+		if (!idmap_put_borrowed(&e->vm_ix, vm->id, e->nvms - 1)) {
 			char b[300];
 
 			kv_err_set(L->err, "%s: %s.id: duplicate virtual machine '%s'", L->name, path,
@@ -869,7 +891,7 @@ static void load_disks(struct loader *L, struct estate *e, struct items *arr)
 		d->raw = kept(L, it);
 		d->id = req_str(L, it, "id", path);
 		d->name = str_at(L, it, "name", path);
-		d->managed_by = str_at(L, it, "managedBy", path);
+		d->managed_by = vm_ref_at(L, it, "managedBy", path);
 		d->location = str_at(L, it, "location", path);
 		props = obj_at(L, it, "properties", path);
 		snprintf(p2, sizeof(p2), "%s.properties", path);
@@ -884,7 +906,7 @@ static void load_disks(struct loader *L, struct estate *e, struct items *arr)
 		}
 		if (L->failed)
 			return;
-		idmap_put(&e->disk_ix, d->id, e->ndisks);
+		idmap_put_borrowed(&e->disk_ix, d->id, e->ndisks);
 		if (L->copy)
 			lean_keep_disk(e, it, e->ndisks);
 		e->ndisks++;
@@ -1203,9 +1225,9 @@ static void load_protected_items(struct loader *L, struct estate *e, struct item
 		props = obj_at(L, it, "properties", path);
 		snprintf(p2, sizeof(p2), "%s.properties", path);
 		if (props) {
-			r->vm_id = str_at(L, props, "virtualMachineId", p2);
+			r->vm_id = vm_ref_at(L, props, "virtualMachineId", p2);
 			if (!r->vm_id)
-				r->vm_id = str_at(L, props, "sourceResourceId", p2);
+				r->vm_id = vm_ref_at(L, props, "sourceResourceId", p2);
 			r->protection_state = str_at(L, props, "protectionState", p2);
 			r->last_backup_status = str_at(L, props, "lastBackupStatus", p2);
 			r->health_status = str_at(L, props, "healthStatus", p2);
@@ -1788,22 +1810,18 @@ static void estate_mem_free(struct estate_mem *m)
 }
 
 /*
- * Loads a snapshot.  With S (a lean load of the text src_scan split), NULL
- * on any failure whatever err says: the caller loads again without S.
+ * Loads the snapshot e->doc into e (named e->path in messages).  With S (a
+ * lean load of the text src_scan split), false on any failure whatever err
+ * says: the caller loads again without S.  The caller frees e on failure.
  */
-static struct estate *load_text(const char *data, size_t len, const char *name,
-                                const struct estate_opts *opts, struct kv_err *err, struct src *S)
+static bool load_tree(struct estate *e, const struct estate_opts *opts, struct kv_err *err, struct src *S)
 {
-	struct estate *e = kv_calloc(1, sizeof(*e));
+	const char *name = e->path;
 	struct loader L = {name, err, false, e, false};
 	struct items items = {0}, *s;
 	const cJSON *kind, *ver, *a, *c;
 	char buf[128];
 
-	e->path = kv_strdup(name);
-	e->doc = S ? src_doc(S, &estate_mem(e)->doc) : parse_whole(data, len, name, err);
-	if (!e->doc)
-		goto fail;
 	if (!cJSON_IsObject(e->doc)) {
 		fail(&L, "$", "an object", e->doc);
 		goto fail;
@@ -1878,9 +1896,22 @@ static struct estate *load_text(const char *data, size_t len, const char *name,
 	else
 		for (size_t i = 0; i < e->nvms; i++)
 			ade_detect(e, &e->vms[i]);
-	return e;
+	return true;
 fail:
 	items_done(&items);
+	return false;
+}
+
+/* Parses and loads a snapshot (lean with S: see load_tree); NULL with err set. */
+static struct estate *load_text(const char *data, size_t len, const char *name,
+                                const struct estate_opts *opts, struct kv_err *err, struct src *S)
+{
+	struct estate *e = kv_calloc(1, sizeof(*e));
+
+	e->path = kv_strdup(name);
+	e->doc = S ? src_doc(S, &estate_mem(e)->doc) : parse_whole(data, len, name, err);
+	if (e->doc && load_tree(e, opts, err, S))
+		return e;
 	estate_free(e);
 	return NULL;
 }
@@ -1905,6 +1936,20 @@ struct estate *estate_parse(const char *data, size_t len, const char *name,
 	struct estate *e = opts && opts->lean ? load_lean(data, len, NULL, name, opts, err) : NULL;
 
 	return e ? e : load_text(data, len, name, opts, err, NULL);
+}
+
+struct estate *estate_from_doc(cJSON *doc, const char *name, const struct estate_opts *opts, struct kv_err *err)
+{
+	struct estate *e = kv_calloc(1, sizeof(*e));
+
+	/* Not lean: the tree is whole already, its elements are the raw JSON the loaders keep. */
+	e->path = kv_strdup(name);
+	e->doc = doc;
+	if (load_tree(e, opts, err, NULL))
+		return e;
+	e->doc = NULL;   /* still the caller's */
+	estate_free(e);
+	return NULL;
 }
 
 /*

@@ -49,6 +49,7 @@ struct ade_volume {
 	char *key_url;       /* KEK key URL, or NULL */
 	char *bek_vault_url; /* the extension's KeyVaultURL when no vault of the snapshot matches it */
 	unsigned sources;    /* enum ade_source bits */
+	unsigned borrowed;   /* which of disk, bek_vault, kek_vault are the estate's own strings (ade.c): not freed */
 };
 
 struct ade_info {
@@ -266,6 +267,13 @@ struct estate *estate_load(const char *path, const struct estate_opts *opts, str
 /* The same from memory (used by tests and fuzzers); name is used in messages. */
 struct estate *estate_parse(const char *data, size_t len, const char *name,
                             const struct estate_opts *opts, struct kv_err *err);
+/*
+ * The same from a tree already in memory (a live collection): no text to
+ * print and parse again.  On success the estate owns doc (estate_free
+ * deletes it) and leaves it unchanged, so e->doc can still be written out;
+ * on failure (NULL, err set) doc stays the caller's.  opts->lean is ignored.
+ */
+struct estate *estate_from_doc(cJSON *doc, const char *name, const struct estate_opts *opts, struct kv_err *err);
 void estate_free(struct estate *e);
 
 /* Lookups by ARM ID (case-insensitive); NULL when absent. */

@@ -80,6 +80,22 @@ static const cJSON *list_of(struct ld *L, const cJSON *doc, const char *key, boo
 	return a;
 }
 
+/*
+ * The length of id's Recovery Services vault prefix (estate_rsv_prefix).  A
+ * vault's jobs are listed together: when id starts with the previous job's
+ * vault prefix, followed by '/' or its end, that is its own.
+ */
+static size_t job_rsv_len(const char *id, const struct backup_job *prev)
+{
+	char rsv[512];
+	size_t n = prev ? prev->rsv_len : 0;
+
+	if (n && id && strncasecmp(id, prev->id, n) == 0 && (id[n] == '/' || id[n] == '\0'))
+		return n;
+	estate_rsv_prefix(id, rsv, sizeof(rsv));
+	return strlen(rsv);
+}
+
 static void load_jobs(struct ld *L, struct evidence *ev, const cJSON *a)
 {
 	const cJSON *it;
@@ -103,6 +119,8 @@ static void load_jobs(struct ld *L, struct evidence *ev, const cJSON *a)
 			j->operation = str_of(L, p, "operation", ppath);
 			j->status = str_of(L, p, "status", ppath);
 			j->start_time = str_of(L, p, "startTime", ppath);
+			j->error_info = (cJSON_IsArray(d) && d->child) || cJSON_IsString(cJSON_GetObjectItemCaseSensitive(
+				cJSON_GetObjectItemCaseSensitive(p, "extendedInfo"), "dynamicErrorMessage"));
 			if (d && !cJSON_IsNull(d) && !cJSON_IsArray(d) && !L->failed) {
 				kv_err_set(L->err, "%s: %s.errorDetails: expected an array, got %s", L->name, ppath,
 				           json_type_name(d));
@@ -111,7 +129,7 @@ static void load_jobs(struct ld *L, struct evidence *ev, const cJSON *a)
 		}
 		if (L->failed)
 			return;
-		estate_rsv_prefix(j->id, j->rsv_id, sizeof(j->rsv_id));
+		j->rsv_len = job_rsv_len(j->id, ev->njobs ? j - 1 : NULL);
 		j->start = evidence_time(j->start_time);
 		ev->njobs++;
 	}
@@ -152,6 +170,41 @@ static void load_events(struct ld *L, struct evidence *ev, const cJSON *a)
 		x->at = evidence_time(x->time);
 		ev->nevents++;
 	}
+}
+
+/* A successful protection write: when, and where in the Activity Log. */
+struct protect {
+	long long at;
+	size_t ix;
+};
+
+/* Earliest first; of equal times, the first listed. */
+static int protect_cmp(const void *a, const void *b)
+{
+	const struct protect *x = a, *y = b;
+
+	if (x->at != y->at)
+		return x->at < y->at ? -1 : 1;
+	return (x->ix > y->ix) - (x->ix < y->ix);
+}
+
+/* enabled_ix: each protected item's earliest successful protection write (enabled_by_facts). */
+static void index_protects(struct evidence *ev)
+{
+	struct protect *w = kv_calloc(ev->nevents + 1, sizeof(*w));
+	size_t n = 0;
+
+	for (size_t i = 0; i < ev->nevents; i++) {
+		const struct activity_event *x = &ev->events[i];
+
+		if (x->resource_id && kv_streq_ci(x->operation, EVIDENCE_PROTECT_OPERATION) &&
+		    kv_streq_ci(x->status, "Succeeded"))
+			w[n++] = (struct protect){x->at, i};
+	}
+	qsort(w, n, sizeof(*w), protect_cmp);
+	for (size_t i = 0; i < n; i++)   /* the first put of an ID stays: the earliest */
+		idmap_put(&ev->enabled_ix, ev->events[w[i].ix].resource_id, w[i].ix);
+	free(w);
 }
 
 static void load_principals(struct ld *L, struct evidence *ev, const cJSON *a)
@@ -226,6 +279,8 @@ static void load_policies(struct ld *L, struct evidence *ev, const cJSON *a)
 		p->period_hours = policy_period(sched, p->frequency);
 		ev->npolicies++;
 	}
+	for (size_t k = ev->npolicies; k-- > 0;)   /* the first put of an ID stays: the last listed */
+		idmap_put(&ev->policy_ix, ev->policies[k].id, k);
 }
 
 /* Jobs by VM name (case-insensitive; unnamed first), so that a VM's jobs are found by bisection. */
@@ -250,6 +305,8 @@ bool evidence_load(struct estate *e, const char *name, struct kv_err *err)
 		qsort(ev->jobs, ev->njobs, sizeof(*ev->jobs), job_cmp);
 	if (!L.failed && (a = list_of(&L, e->doc, "activityLog", &e->present.activity_log)))
 		load_events(&L, ev, a);
+	if (!L.failed)
+		index_protects(ev);
 	if (!L.failed && (a = list_of(&L, e->doc, "principals", &e->present.principals)))
 		load_principals(&L, ev, a);
 	if (!L.failed && (a = list_of(&L, e->doc, "backupPolicies", &e->present.backup_policies)))
@@ -265,6 +322,9 @@ void evidence_free(struct evidence *ev)
 	free(ev->events);
 	free(ev->principals);
 	free(ev->policies);
+	idmap_release(&ev->enabled_ix);
+	idmap_release(&ev->policy_ix);
+	idmap_release(&ev->error_ix);
 	free(ev);
 }
 
@@ -384,7 +444,7 @@ static void add_str(cJSON *o, const char *k, const char *v)
 }
 
 /* The error that explains why a list below a resource ("{rsv}/backupJobs") could not be read. */
-static const struct estate_error *list_error(const struct estate *e, const char *parent, const char *list)
+static const struct estate_error *find_list_error(const struct estate *e, const char *parent, const char *list)
 {
 	size_t lp = strlen(parent), ll = strlen(list);
 
@@ -396,6 +456,31 @@ static const struct estate_error *list_error(const struct estate *e, const char 
 			return &e->errors[i];
 	}
 	return estate_error_for(e, parent);
+}
+
+/*
+ * find_list_error, asked once per parent and list: every VM of a vault or
+ * subscription asks the same (both compared without case, as there).
+ */
+static const struct estate_error *list_error(const struct estate *e, const char *parent, const char *list)
+{
+	struct idmap *cache = e->evidence ? &e->evidence->error_ix : NULL;
+	const struct estate_error *err;
+	char key[1024];
+	size_t v;
+
+	if (e->nerrors == 0)
+		return NULL;
+	if (!cache)
+		return find_list_error(e, parent, list);
+	/* '\1' ends each part: idmap would take a '/' at the end of the key for none. */
+	if ((size_t)snprintf(key, sizeof(key), "%s\1%s\1", parent, list) >= sizeof(key))
+		return find_list_error(e, parent, list);
+	if (idmap_get(cache, key, &v))
+		return v ? &e->errors[v - 1] : NULL;
+	err = find_list_error(e, parent, list);
+	idmap_put(cache, key, err ? (size_t)(err - e->errors) + 1 : 0);
+	return err;
 }
 
 static const char *const KIND_KEYS[JOB_ERR_COUNT] = {"keyVaultPermission", "diskExclusion", "noNetwork"};
@@ -416,6 +501,20 @@ static void null_kind(cJSON *jobs, size_t k)
 	cJSON_AddNullToObject(o, "time");
 	cJSON_AddNullToObject(o, "errorCode");
 	cJSON_AddNullToObject(o, "errorText");
+}
+
+/* Whether the job is one of the Recovery Services vault rsv_id (armid_eq of its vault prefix and rsv_id). */
+static bool job_in_rsv(const struct backup_job *j, const char *rsv_id)
+{
+	size_t la = j->rsv_len, lb = rsv_id ? strlen(rsv_id) : 0;
+
+	if (!rsv_id)
+		return false;
+	if (la > 1 && j->id[la - 1] == '/')
+		la--;
+	if (lb > 1 && rsv_id[lb - 1] == '/')
+		lb--;
+	return la == lb && (la == 0 || strncasecmp(j->id, rsv_id, la) == 0);
 }
 
 /* The first of the VM's jobs: they are adjacent (sorted by name at load), so bisect rather than scan. */
@@ -462,12 +561,12 @@ static long long jobs_facts(const struct estate *e, const char *vm_name, const s
 	for (size_t i = first_job_of(ev, vm_name); i < ev->njobs && kv_streq_ci(ev->jobs[i].vm_name, vm_name); i++) {
 		const struct backup_job *j = &ev->jobs[i];
 
-		if (!armid_eq(j->rsv_id, item->rsv_id))
+		if (!job_in_rsv(j, item->rsv_id))
 			continue;
 		count++;
 		if (kv_streq_ci(j->status, "Failed") || kv_streq_ci(j->status, "CompletedWithWarnings"))
 			failed++;
-		for (size_t k = 0; k < JOB_ERR_COUNT; k++) {
+		for (size_t k = 0; k < JOB_ERR_COUNT && j->error_info; k++) {
 			char code[128];
 			const char *text = NULL;
 
@@ -517,20 +616,14 @@ static void enabled_by_facts(const struct estate *e, const struct protected_item
 	const struct estate_error *err = NULL;
 	const char *tid, *ut = NULL;
 	char sub[64] = "", scope[200];
+	size_t ix;
 
 	if (item)
 		armid_segment(item->rsv_id, "subscriptions", sub, sizeof(sub));
 	snprintf(scope, sizeof(scope), "/subscriptions/%s/providers", sub);
-	if (item && e->present.activity_log && !(err = list_error(e, scope, "Microsoft.Insights/eventtypes")))
-		for (size_t i = 0; i < ev->nevents; i++) {
-			const struct activity_event *x = &ev->events[i];
-
-			if (!kv_streq_ci(x->operation, EVIDENCE_PROTECT_OPERATION) || !kv_streq_ci(x->status, "Succeeded") ||
-			    !armid_eq(x->resource_id, item->id))
-				continue;
-			if (!first || x->at < first->at)
-				first = x;
-		}
+	if (item && e->present.activity_log && !(err = list_error(e, scope, "Microsoft.Insights/eventtypes")) && ev &&
+	    item->id && idmap_get(&ev->enabled_ix, item->id, &ix))
+		first = &ev->events[ix];
 	add_str(eb, "name", first ? first->caller : NULL);
 	add_str(eb, "objectId", first ? first->object_id : NULL);
 	add_str(eb, "time", first ? first->time : NULL);
@@ -581,6 +674,7 @@ static void schedule_facts(const struct estate *e, const struct protected_item *
 	const struct backup_policy *p = NULL;
 	long long now = evidence_time(e->collected_at), last;
 	double age = -1;
+	size_t ix;
 
 	if (!now)
 		now = (long long)time(NULL);
@@ -594,9 +688,8 @@ static void schedule_facts(const struct estate *e, const struct protected_item *
 	} else {
 		cJSON_AddNullToObject(bk, "lastBackupAgeHours");
 	}
-	for (size_t i = 0; item && ev && i < ev->npolicies; i++)
-		if (armid_eq(ev->policies[i].id, item->policy_id))
-			p = &ev->policies[i];
+	if (item && ev && item->policy_id && idmap_get(&ev->policy_ix, item->policy_id, &ix))
+		p = &ev->policies[ix];
 	pol = cJSON_AddObjectToObject(bk, "policy");
 	add_str(pol, "name", p ? p->name : NULL);
 	add_str(pol, "frequency", p ? p->frequency : NULL);

@@ -23,8 +23,9 @@
 /* One backup job (JobResource with AzureIaaSVMJob properties), borrowed from the snapshot. */
 struct backup_job {
 	const char *id, *vm_name, *operation, *status, *start_time;
-	char rsv_id[512];            /* the Recovery Services vault: the prefix of the job's ID */
+	size_t rsv_len;              /* the Recovery Services vault: id's first rsv_len bytes (0: none) */
 	long long start;             /* startTime in Unix seconds, 0 when absent */
+	bool error_info;             /* errorDetails or a dynamicErrorMessage: evidence_job_error may find one */
 	const cJSON *raw;
 };
 
@@ -53,6 +54,10 @@ struct evidence {
 	struct activity_event *events;    size_t nevents;
 	struct principal *principals;     size_t nprincipals;
 	struct backup_policy *policies;   size_t npolicies;
+	/* Built once so that 10,000 VMs do not each scan every event, policy and error (evidence.c). */
+	struct idmap enabled_ix;     /* protected item ID -> its earliest successful protection write */
+	struct idmap policy_ix;      /* policy ID -> the last policy of that ID */
+	struct idmap error_ix;       /* list_error's answers: parent, list -> index in errors + 1, or 0 */
 };
 
 /*

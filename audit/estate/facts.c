@@ -116,6 +116,17 @@ static void add_str(cJSON *o, const char *k, const char *v)
 	cJSON_AddItemToObjectCS(o, k, v ? cJSON_CreateString(v) : cJSON_CreateNull());
 }
 
+/*
+ * v is the estate's (or a constant): referenced, not copied.  The estate
+ * outlives every facts object and the inventory (facts.h), and a report
+ * keeps such a string as a reference too (audit.c), so a 50k-VM report
+ * holds one copy of each VM ID, not three.
+ */
+static void add_estate_str(cJSON *o, const char *k, const char *v)
+{
+	cJSON_AddItemToObjectCS(o, k, v ? cJSON_CreateStringReference(v) : cJSON_CreateNull());
+}
+
 void facts_unavailable(cJSON *u, const char *path, const char *status, const char *fmt, ...)
 {
 	char reason[768];
@@ -692,18 +703,21 @@ static void build_vault_facts(struct facts_ctx *c, struct vault_use *u)
 		missing_vault_facts(c, u);
 		return;
 	}
-	add_str(f, "id", v->id);
+	add_estate_str(f, "id", v->id);
 	{
 		char name[256];
 
-		add_str(f, "name", v->name ? v->name : armid_name(v->id, name, sizeof(name)) ? name : v->id);
+		if (v->name || !armid_name(v->id, name, sizeof(name)))
+			add_estate_str(f, "name", v->name ? v->name : v->id);
+		else
+			add_str(f, "name", name);
 	}
 	region_norm(v->location, loc, sizeof(loc));
 	add_str(f, "location", v->location ? loc : NULL);
 	add_str(f, "subscriptionId", v->sub[0] ? v->sub : NULL);
 	add_str(f, "resourceGroup", v->rg[0] ? v->rg : NULL);
-	add_str(f, "tenantId", v->tenant_id);
-	add_str(f, "uri", v->uri);
+	add_estate_str(f, "tenantId", v->tenant_id);
+	add_estate_str(f, "uri", v->uri);
 	cJSON_AddBoolToObject(f, "rbac", v->rbac);
 	cJSON_AddBoolToObject(f, "enabledForDiskEncryption", v->enabled_for_disk_encryption);
 	cJSON_AddBoolToObject(f, "softDelete", v->soft_delete);
@@ -829,7 +843,7 @@ struct facts_ctx *facts_prepare(const struct estate *e)
 	}
 	for (size_t i = 0; i < e->nitems; i++)
 		if (e->items[i].vm_id)
-			idmap_put(&c->item_ix, e->items[i].vm_id, i);
+			idmap_put_borrowed(&c->item_ix, e->items[i].vm_id, i);   /* the estate outlives c */
 	for (size_t i = 0; i < c->nuses; i++) {
 		struct tenant_facts *tf;
 
@@ -995,13 +1009,16 @@ static void build_vm_facts(struct facts_ctx *c, const struct vm *vm, cJSON *f, c
 	bool kek = false;
 	size_t ix;
 
-	add_str(f, "id", vm->id);
-	add_str(f, "name", vm->name ? vm->name : armid_name(vm->id, name, sizeof(name)) ? name : vm->id);
+	add_estate_str(f, "id", vm->id);
+	if (vm->name || !armid_name(vm->id, name, sizeof(name)))
+		add_estate_str(f, "name", vm->name ? vm->name : vm->id);
+	else
+		add_str(f, "name", name);
 	region_norm(vm->location, loc, sizeof(loc));
 	add_str(f, "location", vm->location ? loc : NULL);
-	add_str(f, "subscriptionId", vm->sub[0] ? vm->sub : NULL);
-	add_str(f, "resourceGroup", vm->rg[0] ? vm->rg : NULL);
-	add_str(f, "os", vm_os_name(vm->os));
+	add_estate_str(f, "subscriptionId", vm->sub[0] ? vm->sub : NULL);
+	add_estate_str(f, "resourceGroup", vm->rg[0] ? vm->rg : NULL);
+	add_estate_str(f, "os", vm_os_name(vm->os));
 
 	ade = cJSON_AddObjectToObject(f, "ade");
 	cJSON_AddBoolToObject(ade, "encrypted", a->encrypted);
@@ -1020,15 +1037,15 @@ static void build_vm_facts(struct facts_ctx *c, const struct vm *vm, cJSON *f, c
 	}
 	cJSON_AddBoolToObject(ade, "kek", a->encrypted && kek);
 	cJSON_AddItemToObject(ade, "sources", src);
-	add_str(ade, "extensionVersion", a->ext_version);
-	add_str(ade, "extensionOperation", a->ext_operation);
+	add_estate_str(ade, "extensionVersion", a->ext_version);
+	add_estate_str(ade, "extensionOperation", a->ext_operation);
 	cJSON_AddItemToObject(ade, "vaults", vaults);
 
 	agent = cJSON_AddObjectToObject(f, "agent");
 	if (vm->has_instance_view) {
 		add_str(agent, "status", vm->agent == AGENT_READY ? "Ready" :
 		                         vm->agent == AGENT_NOT_READY ? "NotReady" : "Unknown");
-		add_str(agent, "version", vm->agent_version);
+		add_estate_str(agent, "version", vm->agent_version);
 	} else {
 		add_str(agent, "status", NULL);
 		add_str(agent, "version", NULL);
@@ -1355,30 +1372,33 @@ cJSON *facts_inventory(struct facts_ctx *c)
 		if (!vm->ade.encrypted)
 			continue;
 		o = cJSON_CreateObject();
-		add_str(o, "id", vm->id);
-		add_str(o, "name", vm->name ? vm->name : armid_name(vm->id, name, sizeof(name)) ? name : vm->id);
-		add_str(o, "subscriptionId", vm->sub[0] ? vm->sub : NULL);
+		add_estate_str(o, "id", vm->id);
+		if (vm->name || !armid_name(vm->id, name, sizeof(name)))
+			add_estate_str(o, "name", vm->name ? vm->name : vm->id);
+		else
+			add_str(o, "name", name);
+		add_estate_str(o, "subscriptionId", vm->sub[0] ? vm->sub : NULL);
 		region_norm(vm->location, loc, sizeof(loc));
 		add_str(o, "location", vm->location ? loc : NULL);
-		add_str(o, "os", vm_os_name(vm->os));
-		add_str(o, "adeFlavour", vm->ade.legacy_aad ? "legacy-aad" : "current");
+		add_estate_str(o, "os", vm_os_name(vm->os));
+		add_estate_str(o, "adeFlavour", vm->ade.legacy_aad ? "legacy-aad" : "current");
 		for (size_t k = 0; k < vm->ade.nvolumes; k++)
 			kek = kek || vm->ade.volumes[k].kek_vault || vm->ade.volumes[k].key_url;
 		cJSON_AddBoolToObject(o, "kek", kek);
 		src = cJSON_AddArrayToObject(o, "sources");
 		for (size_t k = 0; k < 4; k++)
 			if (vm->ade.sources & (1u << k))
-				cJSON_AddItemToArray(src, cJSON_CreateString(SOURCE_NAMES[k]));
+				cJSON_AddItemToArray(src, cJSON_CreateStringReference(SOURCE_NAMES[k]));
 		vols = cJSON_AddArrayToObject(o, "volumes");
 		for (size_t k = 0; k < vm->ade.nvolumes; k++) {
 			const struct ade_volume *v = &vm->ade.volumes[k];
 			cJSON *vo = cJSON_CreateObject();
 
-			add_str(vo, "disk", v->disk);
-			add_str(vo, "bekVault", v->bek_vault);
-			add_str(vo, "secretUrl", v->secret_url);
-			add_str(vo, "kekVault", v->kek_vault);
-			add_str(vo, "keyUrl", v->key_url);
+			add_estate_str(vo, "disk", v->disk);
+			add_estate_str(vo, "bekVault", v->bek_vault);
+			add_estate_str(vo, "secretUrl", v->secret_url);
+			add_estate_str(vo, "kekVault", v->kek_vault);
+			add_estate_str(vo, "keyUrl", v->key_url);
 			cJSON_AddItemToArray(vols, vo);
 		}
 		cJSON_AddItemToArray(vms, o);

@@ -86,7 +86,12 @@ bool facts_rbac_covers_keys(const struct facts_rbac_cover *cv);
  */
 struct facts_ctx;
 
-/* Prepares the facts of an estate (ADE detection has run in estate_load). */
+/*
+ * Prepares the facts of an estate (ADE detection has run in estate_load).
+ * Facts and the inventory reference some of the estate's strings (cJSON
+ * string references, marked cJSON_IsReference) instead of copying them:
+ * delete them, and any report built from them, before estate_free.
+ */
 struct facts_ctx *facts_prepare(const struct estate *e);
 void facts_ctx_free(struct facts_ctx *c);
 

@@ -135,10 +135,40 @@ cJSON *fix_removal(const cJSON *prior, const cJSON *requested, const cJSON *curr
 
 /* ---- the journal ---- */
 
+/*
+ * *out: the journal's length up to and including its last newline.  A last
+ * line without one was cut short (a crash, or a full disk under an older
+ * kvaudit, which left torn appends); it never recorded a write that was
+ * sent, since a write is sent only after its intent line is whole and synced.
+ */
+static bool complete_length(int fd, off_t size, off_t *out)
+{
+	char buf[4096];
+
+	for (off_t end = size; end > 0;) {
+		size_t n = end < (off_t)sizeof(buf) ? (size_t)end : sizeof(buf);
+
+		if (pread(fd, buf, n, end - (off_t)n) != (ssize_t)n)
+			return false;
+		for (size_t i = n; i > 0; i--)
+			if (buf[i - 1] == '\n') {
+				*out = end - (off_t)n + (off_t)i;
+				return true;
+			}
+		end -= (off_t)n;
+	}
+	*out = 0;
+	return true;
+}
+
 bool fix_journal_open(struct fix_journal *j, const char *path, struct kv_err *err)
 {
+	struct stat st;
+	off_t keep;
+
 	memset(j, 0, sizeof(*j));
-	j->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	/* Read and write: an incomplete last line is found and cut before the first append. */
+	j->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (j->fd < 0) {
 		kv_err_set(err, "cannot open the journal '%s': %s", path, strerror(errno));
 		j->fd = -1;
@@ -147,12 +177,42 @@ bool fix_journal_open(struct fix_journal *j, const char *path, struct kv_err *er
 	/* An existing file keeps its mode only if it is private already. */
 	if (fchmod(j->fd, 0600) != 0) {
 		kv_err_set(err, "cannot make the journal '%s' private: %s", path, strerror(errno));
-		close(j->fd);
-		j->fd = -1;
-		return false;
+		goto fail;
+	}
+	if (fstat(j->fd, &st) != 0 || !complete_length(j->fd, st.st_size, &keep)) {
+		kv_err_set(err, "cannot read the journal '%s': %s", path, strerror(errno));
+		goto fail;
+	}
+	/* Else the next entry would be glued to it, and the journal unreadable from that line on. */
+	if (keep < st.st_size) {
+		if (ftruncate(j->fd, keep) != 0 || fsync(j->fd) != 0) {
+			kv_err_set(err, "cannot remove the incomplete last line of the journal '%s': %s", path,
+			           strerror(errno));
+			goto fail;
+		}
+		j->cut = (size_t)(st.st_size - keep);
 	}
 	j->path = kv_strdup(path);
 	return true;
+fail:
+	close(j->fd);
+	j->fd = -1;
+	return false;
+}
+
+/*
+ * A failed append (errno e) is cut back to start, so that the journal never
+ * holds a torn line; err says whether that worked.
+ */
+static void append_failed(const struct fix_journal *j, off_t start, const char *what, int e, struct kv_err *err)
+{
+	if (ftruncate(j->fd, start) == 0) {
+		(void)fsync(j->fd);
+		kv_err_set(err, "cannot %s the journal '%s': %s", what, j->path, strerror(e));
+	} else {
+		kv_err_set(err, "cannot %s the journal '%s': %s, and its incomplete last line could not be removed "
+		           "(%s): the next kvaudit run to open it removes it", what, j->path, strerror(e), strerror(errno));
+	}
 }
 
 bool fix_journal_append(struct fix_journal *j, const cJSON *entry, struct kv_err *err)
@@ -160,21 +220,29 @@ bool fix_journal_append(struct fix_journal *j, const cJSON *entry, struct kv_err
 	char *text = cJSON_PrintUnformatted(entry);
 	char *line = kv_asprintf("%s\n", text);
 	size_t len = strlen(line), off = 0;
+	struct stat st;
 	bool ok = false;
 
+	/* Where this line starts (O_APPEND writes at the end; one writer per journal). */
+	if (fstat(j->fd, &st) != 0) {
+		kv_err_set(err, "cannot write the journal '%s': %s", j->path, strerror(errno));
+		goto out;
+	}
 	while (off < len) {
 		ssize_t n = write(j->fd, line + off, len - off);
 
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			kv_err_set(err, "cannot write the journal '%s': %s", j->path, strerror(errno));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* A full disk: a short write, then ENOSPC (or EFBIG past RLIMIT_FSIZE). */
+			append_failed(j, st.st_size, "write", n < 0 ? errno : ENOSPC, err);
 			goto out;
 		}
 		off += (size_t)n;
 	}
 	if (fsync(j->fd) != 0) {
-		kv_err_set(err, "cannot sync the journal '%s': %s", j->path, strerror(errno));
+		/* The entry is reported as not journaled: it must not stay behind either. */
+		append_failed(j, st.st_size, "sync", errno, err);
 		goto out;
 	}
 	ok = true;
@@ -193,13 +261,14 @@ void fix_journal_close(struct fix_journal *j)
 	j->path = NULL;
 }
 
-cJSON *fix_journal_read(const char *path, struct kv_err *err)
+cJSON *fix_journal_read(const char *path, size_t *torn, struct kv_err *err)
 {
 	size_t len = 0;
 	char *text = kv_read_file(path, 64u << 20, &len, err);
 	cJSON *out;
 	size_t lineno = 0;
 
+	*torn = 0;
 	if (!text)
 		return NULL;
 	out = cJSON_CreateArray();
@@ -209,15 +278,18 @@ cJSON *fix_journal_read(const char *path, struct kv_err *err)
 		cJSON *e;
 
 		lineno++;
-		if (!nl)
-			break; /* a line cut short by an interrupted run */
+		if (!nl) {
+			*torn = lineno; /* a line cut short by an interrupted run or a full disk */
+			break;
+		}
 		if (n == 0) {
 			off++;
 			continue;
 		}
 		e = cJSON_ParseWithLength(text + off, n);
 		if (!cJSON_IsObject(e)) {
-			kv_err_set(err, "%s: line %zu is not a journal entry (a JSON object)", path, lineno);
+			kv_err_set(err, "%s: line %zu is not a journal entry (a JSON object): the journal is damaged; "
+			           "see docs/fix.md (\"A damaged journal\")", path, lineno);
 			cJSON_Delete(e);
 			cJSON_Delete(out);
 			free(text);

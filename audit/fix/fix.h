@@ -65,17 +65,23 @@ cJSON *fix_removal(const cJSON *prior, const cJSON *requested, const cJSON *curr
 struct fix_journal {
 	int fd;
 	char *path;
+	size_t cut;   /* bytes of an incomplete last line removed when it was opened */
 };
 
+/* Opens (or creates) path for appending; an incomplete last line is removed first (j->cut). */
 bool fix_journal_open(struct fix_journal *j, const char *path, struct kv_err *err);
-/* Appends entry as one line and fsyncs it. */
+/*
+ * Appends entry as one line and fsyncs it.  On failure (a full disk) the
+ * file is cut back to its length before, so no torn line is left.
+ */
 bool fix_journal_append(struct fix_journal *j, const cJSON *entry, struct kv_err *err);
 void fix_journal_close(struct fix_journal *j);
 /*
  * Reads a journal into an array of entries.  A last line without its newline
- * (a run killed mid-write) is ignored; any other bad line is an error.
+ * (a run killed mid-write, or a full disk) is ignored and *torn is its line
+ * number (else 0); any other bad line is an error naming it.
  */
-cJSON *fix_journal_read(const char *path, struct kv_err *err);
+cJSON *fix_journal_read(const char *path, size_t *torn, struct kv_err *err);
 
 /* ---- planning ---- */
 

@@ -60,6 +60,8 @@ static void *take(struct parser *P, size_t n)
 	return b->data;
 }
 
+static void shared_end(struct fastjson_arena *a);
+
 void *fastjson_alloc(struct fastjson_arena *a, size_t n)
 {
 	struct parser P = {.a = a};
@@ -71,6 +73,7 @@ void fastjson_arena_reset(struct fastjson_arena *a)
 {
 	struct fastjson_block *b = a->blocks;
 
+	shared_end(a);   /* its strings are gone */
 	if (!b)
 		return;
 	while (b->next) {
@@ -85,6 +88,7 @@ void fastjson_arena_reset(struct fastjson_arena *a)
 
 void fastjson_arena_free(struct fastjson_arena *a)
 {
+	shared_end(a);
 	while (a->blocks) {
 		struct fastjson_block *next = a->blocks->next;
 
@@ -92,6 +96,56 @@ void fastjson_arena_free(struct fastjson_arena *a)
 		a->blocks = next;
 	}
 	a->cur = a->end = NULL;
+}
+
+/*
+ * A direct-mapped cache of recent short strings, by a hash of their bytes:
+ * a hit returns the copy already in the arena.  A miss (or a collision)
+ * only costs a copy, as without it; 8192 slots hold the keys and enum
+ * values of any snapshot list many times over.
+ */
+#define SHARED_SLOTS 8192
+
+struct fastjson_shared {
+	struct {
+		const char *s;
+		size_t len;
+	} slot[SHARED_SLOTS];
+};
+
+static void shared_end(struct fastjson_arena *a)
+{
+	free(a->shared);
+	a->shared = NULL;
+}
+
+void fastjson_arena_share_strings(struct fastjson_arena *a, bool on)
+{
+	if (!on)
+		shared_end(a);
+	else if (!a->shared)
+		a->shared = kv_calloc(1, sizeof(*a->shared));
+}
+
+/* from[0, n) as an arena string: the cached copy when one is there. */
+static char *shared_copy(struct parser *P, const char *from, size_t n)
+{
+	struct fastjson_shared *sh = P->a->shared;
+	uint32_t h = 2166136261u;
+	char *out;
+	size_t k;
+
+	for (size_t j = 0; j < n; j++)
+		h = (h ^ (unsigned char)from[j]) * 16777619u;
+	k = (h ^ (h >> 13)) & (SHARED_SLOTS - 1);
+	if (sh->slot[k].s && sh->slot[k].len == n && memcmp(sh->slot[k].s, from, n) == 0)
+		return (char *)(uintptr_t)sh->slot[k].s;
+	out = take(P, n + 1);
+	memcpy(out, from, n);
+	out[n] = '\0';
+	sh->slot[k].s = out;
+	sh->slot[k].len = n;
+	return out;
 }
 
 static cJSON *new_node(struct parser *P)
@@ -239,10 +293,12 @@ static char *parse_string(struct parser *P)
 	if (*q == '\\')
 		return parse_escaped(P);
 	n = (size_t)(q - from);
+	P->i += n + 2;
+	if (P->a->shared && n <= FASTJSON_SHARED_MAX)
+		return shared_copy(P, from, n);
 	out = take(P, n + 1);
 	memcpy(out, from, n);
 	out[n] = '\0';
-	P->i += n + 2;
 	return out;
 }
 

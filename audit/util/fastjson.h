@@ -35,10 +35,23 @@
  * is an empty arena; allocation exits when out of memory, as kv_malloc does.
  */
 struct fastjson_block;
+struct fastjson_shared;
 struct fastjson_arena {
 	char *cur, *end;                     /* the free part of the newest block */
 	struct fastjson_block *blocks;       /* newest first */
+	struct fastjson_shared *shared;      /* NULL, or what fastjson_arena_share_strings keeps */
 };
+
+/*
+ * With on, trees parsed into a from now on share one copy of each short
+ * string (keys, and values up to FASTJSON_SHARED_MAX bytes without escapes)
+ * that a recently parsed string repeats: a snapshot's lists repeat the same
+ * keys and enum values in every element.  Only for trees that no one writes
+ * to (every arena tree: see above).  Off (or a reset or free of a) ends it
+ * and frees its cache; the strings stay.
+ */
+#define FASTJSON_SHARED_MAX 64
+void fastjson_arena_share_strings(struct fastjson_arena *a, bool on);
 
 /* Frees every tree parsed into a, keeping its newest block for the next. */
 void fastjson_arena_reset(struct fastjson_arena *a);

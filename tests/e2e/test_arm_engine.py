@@ -308,21 +308,28 @@ class Throttling(unittest.TestCase):
 GRAPH_QUERY = "/arm/providers/Microsoft.ResourceGraph/resources"
 
 
+def overlapping(log):
+    """How many ARM reads started before the one before them ended."""
+    spans = sorted(when(r) for r in arm_reads(log))
+    return sum(1 for a, b in zip(spans, spans[1:]) if b[0] < a[1])
+
+
 class ConfigFile(unittest.TestCase):
     """engine and concurrency from --config (docs/config.md); the flags win over the file."""
 
-    def test_engine_and_concurrency_from_the_file_and_flags_win(self):
+    @staticmethod
+    def start():
+        """An emulator with 30 ms per ARM request, and a config file asking for the ARM engine, one at a time."""
         emu = Emulator()
+        emu.fault({"match": {"pathRegex": "^/arm/"}, "times": 0, "latencyMs": 30})
+        cfg = os.path.join(emu.dir, "kvaudit.json")
+        with open(cfg, "w") as f:
+            json.dump({"kind": "kvaudit.config", "version": 1, "engine": "arm", "concurrency": 1}, f)
+        return emu, cfg
+
+    def test_engine_and_concurrency_from_the_file_and_flags_win(self):
+        emu, cfg = self.start()
         try:
-            emu.fault({"match": {"pathRegex": "^/arm/"}, "times": 0, "latencyMs": 30})
-            cfg = os.path.join(emu.dir, "kvaudit.json")
-            with open(cfg, "w") as f:
-                json.dump({"kind": "kvaudit.config", "version": 1, "engine": "arm", "concurrency": 1}, f)
-
-            def overlapping(log):
-                spans = sorted(when(r) for r in arm_reads(log))
-                return sum(1 for a, b in zip(spans, spans[1:]) if b[0] < a[1])
-
             emu.call("DELETE", "/_emulator/log")
             r = kvaudit(emu, ["scan", "--config", cfg, "--out", os.path.join(emu.dir, "file.json"), "-q"])
             self.assertEqual(r.returncode, 1, r.stderr)
@@ -340,6 +347,32 @@ class ConfigFile(unittest.TestCase):
                                     load(os.path.join(emu.dir, "file.json"))["findings"]),
                              sorted(x["rule"] + str(x["vm"]) + str(x["vault"]) for x in
                                     load(os.path.join(emu.dir, "flags.json"))["findings"]))
+        finally:
+            emu.stop()
+
+    def test_collect_and_fix_read_the_file_as_scan_does(self):
+        """collect --config and fix (--config or $KVAUDIT_CONFIG) take engine and concurrency from the file."""
+        emu, cfg = self.start()
+        try:
+            def check(args, graph, extra_env=None):
+                emu.call("DELETE", "/_emulator/log")
+                r = kvaudit(emu, args, extra_env=extra_env)
+                self.assertEqual(r.returncode, 0, (args, r.stderr))
+                log = emu.requests()
+                self.assertEqual(any(x["path"] == GRAPH_QUERY for x in log), graph, args)
+                if graph:
+                    self.assertGreater(overlapping(log), 0, args)
+                else:
+                    self.assertEqual(overlapping(log), 0, args)
+
+            est = os.path.join(emu.dir, "estate.json")
+            check(["collect", "--config", cfg, "--out", est, "-q"], False)
+            self.assertEqual(load(est)["errors"], [])
+            check(["fix", "--config", cfg, "-q"], False)
+            check(["fix", "-q"], False, extra_env={"KVAUDIT_CONFIG": cfg})
+            check(["fix", "--config", cfg, "--engine", "graph", "--concurrency", "16", "-q"], True)
+            check(["collect", "--config", cfg, "--engine", "graph", "--concurrency", "16", "--out", est, "-q"],
+                  True)
         finally:
             emu.stop()
 

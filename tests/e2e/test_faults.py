@@ -14,6 +14,7 @@ storms, persistent faults, timeouts, page 3 of 5 and the killed fix.  Prints 'N 
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -253,6 +254,66 @@ class ScanFaults(unittest.TestCase):
         self.assertGreaterEqual([x["status"] for x in self.emu.requests() if x["surface"] == "keyvault"].count(401), 1)
         self.assertTrue(rep["scan"]["complete"], rep["errors"])
         self.assertEqual(got, clean)
+
+    # ---- Azure Backup's evidence, read early: same snapshot, same errors, in the vaults' order ----
+
+    def collect(self, name, engine, faults, extra=()):
+        """Clears the log and faults, injects faults, collects; (snapshot without its times, log)."""
+        self.emu.clear()
+        self.emu.fault(faults)
+        r = kvaudit(self.emu, ["collect", "--engine", engine, "--out", name + ".json", "-q"] + list(extra))
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        est = load(os.path.join(self.emu.dir, name + ".json"))
+        for k in ("collectedAt", "backupJobsSince"):
+            est.pop(k)
+        for e in est["errors"]:   # each answer has its own x-ms-request-id
+            e["message"] = re.sub(r"\((request|tracking id) [^)]*\)", "", e["message"])
+        return est, self.emu.requests()
+
+    def test_failed_evidence_lists_are_recorded_in_the_vaults_order_and_read_early(self):
+        # Three evidence lists refused (403), one per vault of the demo's three: their failures are in
+        # errors[] in the vaults' order whichever finished first, the snapshot is the same one request at
+        # a time as all at once, and the evidence reads start while the engine still reads (here: slow
+        # ADE extension GETs for the ARM engine, slow statusOnly lists for Resource Graph's).
+        refused = [("rsv-nw-prod-weu/backupJobs$", None),
+                   ("/providers/Microsoft.Insights/eventtypes/management/values$", "rg-nw-backup-neu"),
+                   ("rsv-nwlog-eus/backupPolicies$", None)]
+        faults = [dict({"match": dict({"method": "GET", "pathRegex": p}, **({"queryRegex": q} if q else {})),
+                        "status": 403, "times": 0}) for p, q in refused]
+        slow = {"arm": {"match": {"pathRegex": "/extensions/"}, "latencyMs": 400, "times": 0},
+                "graph": {"match": {"queryRegex": "statusOnly=true"}, "latencyMs": 400, "times": 0}}
+        for engine in ("arm", "graph"):
+            with self.subTest(engine=engine):
+                est, log = self.collect("ev-" + engine, engine, faults + [slow[engine]])
+                one, _ = self.collect("ev1-" + engine, engine, faults, extra=("--concurrency", "1"))
+                self.assertEqual(est["errors"], one["errors"])
+                self.assertEqual(est, one)
+                # Each vault's failure at its turn in the snapshot's order of vaults (the engines' orders differ).
+                want = []
+                for v in est["recoveryServicesVaults"]:
+                    name = v["id"].rsplit("/", 1)[1].lower()
+                    want += {"rsv-nw-prod-weu": [v["id"] + "/backupJobs"],
+                             "rsv-nw-dr-neu": ["/subscriptions/%s/providers/Microsoft.Insights/eventtypes/management/"
+                                               "values" % SUB_PROD],
+                             "rsv-nwlog-eus": [v["id"] + "/backupPolicies"]}.get(name, [])
+                self.assertEqual(len(want), 3, est["recoveryServicesVaults"])
+                self.assertEqual([e["scope"].lower() for e in est["errors"]], [w.lower() for w in want])
+                self.assertEqual({e["status"] for e in est["errors"]}, {403})
+                # The other evidence is all there.
+                self.assertTrue(est["backupJobs"] and est["backupPolicies"] and est["activityLog"])
+
+                def ended(e):
+                    t = time.mktime(time.strptime(e["time"][:19], "%Y-%m-%dT%H:%M:%S"))
+                    return t + float("0" + e["time"][19:26].rstrip("Z")) + e["durationMs"] / 1000.0
+
+                def started(e):
+                    return ended(e) - e["durationMs"] / 1000.0
+
+                held = [e for e in log if e.get("fault") and e["durationMs"] >= 400]
+                jobs = [e for e in log if e["path"].lower().endswith("/backupjobs")]
+                self.assertTrue(held and jobs)
+                self.assertLess(min(map(started, jobs)), max(map(ended, held)),
+                                "the evidence reads waited for the engine to finish")
 
     # ---- a list cut short after its retries: facts judged from it are `error`, naming the list ----
 

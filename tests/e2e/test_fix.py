@@ -709,6 +709,41 @@ class JournalFirst(unittest.TestCase):
         finally:
             emu.stop()
 
+    def test_a_full_disk_leaves_no_torn_line_and_a_torn_last_line_is_named(self):
+        """docs/fix.md, "A damaged journal": an append cut short by a full disk is removed again; a last
+        line torn by a crash (or an older kvaudit) is named, ignored, and removed before appending."""
+        emu = FixEmulator()
+        try:
+            grant = "kv-nwlog-data-eus"
+            before = emu.vaults()
+            r = kvaudit(emu, ["fix", "-q", "--vault", grant, "--apply", "--yes", "--journal", "j.journal"])
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            path = os.path.join(emu.dir, "j.journal")
+            size = os.path.getsize(path)
+            applied = emu.vaults()
+            # Room for 40 bytes of the undo's intent: a short write, then EFBIG, like a full disk.
+            emu.clear()
+            r = kvaudit_file_limit(emu, ["rollback", "-q", "j.journal", "--yes"], size + 40)
+            self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+            self.assertIn(f"vault {grant}: not changed: cannot write the journal", r.stderr)
+            self.assertEqual(emu.writes(), [])
+            self.assertEqual(emu.vaults(), applied)
+            self.assertEqual(os.path.getsize(path), size)          # cut back: no torn line
+            # A crash mid-append (or an older kvaudit on a full disk) left a torn third line.
+            with open(path, "a") as f:
+                f.write('{"run":"x","type":"grant","phase":"int')
+            r = kvaudit(emu, ["rollback", "-q", "j.journal", "--yes"])
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("j.journal: line 3 is incomplete", r.stderr)
+            self.assertIn("its incomplete last line (38 bytes", r.stderr)
+            self.assertEqual(policies(emu.vault(grant)), policies(before[grant]))
+            lines = [json.loads(x) for x in open(path)]             # every line whole again
+            self.assertEqual([(x["type"], x["phase"]) for x in lines],
+                             [("grant", "intent"), ("grant", "result"), ("undo-grant", "intent"),
+                              ("undo-grant", "result")])
+        finally:
+            emu.stop()
+
 def main():
     with open(os.path.join(os.path.abspath(sys.argv[sys.argv.index("--source") + 1]), "examples/demo-estate.json")) as f:
         VAULTS.extend(v["name"] for v in json.load(f)["vaults"])

@@ -487,6 +487,27 @@ class BadInput(unittest.TestCase):
         r = kv("report", p, "--format", "junit", "--out", "-")
         self.assertEqual(ET.fromstring(r.out.encode()).get("tests"), "0")
 
+    def test_a_report_over_256_mib_renders(self):
+        """The old 256 MiB bound refused a 50k-VM report with --include-pass; whitespace makes the size."""
+        p = os.path.join(self.d, "big.json")
+        with open(p, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"kind": "kvaudit.report", "version": 1, "findings": []}))
+            pad = " " * (1 << 20)
+            for _ in range(257):
+                f.write(pad)
+        self.assertGreater(os.path.getsize(p), 256 << 20)
+        r = kv("report", p, "--format", "junit", "--out", "-")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(ET.fromstring(r.out.encode()).get("tests"), "0")
+        os.unlink(p)
+
+    def test_a_report_over_2_gib_is_refused_in_one_line(self):
+        p = os.path.join(self.d, "huge.json")
+        with open(p, "wb") as f:
+            f.truncate((2 << 30) + 1)   # sparse: no disk is used, nothing is read
+        one_line_error(self, kv("report", p), "huge.json", "2147483649 bytes", "2 GiB", "--include-pass")
+        one_line_error(self, kv("diff", p, p), "huge.json", "2147483649 bytes", "2 GiB")
+
     def test_help(self):
         r = kv("report", "--help")
         self.assertEqual(r.rc, 0, r)

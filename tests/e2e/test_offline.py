@@ -611,6 +611,40 @@ class SuppressionsAndDiff(unittest.TestCase):
         bad = kv("diff", old, demo_path(), cwd=self.dir)
         self.assertEqual(bad.rc, 2)
 
+    def test_diff_identity_ignores_case_a_trailing_slash_and_the_message(self):
+        """diff hashes findings on the identity it compares (rule, subject, vm, vault, tenant): what is the
+        same finding must hash alike, and what is not must stay apart."""
+        old = os.path.join(self.dir, "old.json")
+        self.assertEqual(kv("audit", demo_path(), "--out", old, "-q", cwd=self.dir).rc, 1)
+        with open(old) as f:
+            rep = json.load(f)
+        fails = [f for f in rep["findings"] if f["status"] == "fail"]
+        self.assertGreater(len(fails), 4)
+        for i, f in enumerate(fails):
+            f["message"] = "reworded " + f["message"]
+            f["rule"] = f["rule"].lower() if i % 2 else f["rule"]
+            f["status"] = "FAIL" if i % 3 == 0 else f["status"]
+            if f.get("vm"):
+                f["vm"] = f["vm"].upper() + ("/" if i % 2 else "")
+            if f.get("vault"):
+                f["vault"] = f["vault"] + "/"
+        moved = json.loads(json.dumps(fails[0]))
+        moved["vault"] = moved["vault"] + "x" if moved.get("vault") else "/subscriptions/x"
+        gone = json.loads(json.dumps(fails[1]))
+        gone.pop("tenant", None)                   # absent is not ""
+        gone["tenant"] = None
+        rep["findings"] = list(reversed(rep["findings"])) + [moved, gone]
+        new = os.path.join(self.dir, "new.json")
+        with open(new, "w") as f:
+            json.dump(rep, f)
+        d = json.loads(kv("diff", old, new, "--format", "json", cwd=self.dir).out)
+        self.assertEqual([f["message"] for f in d["new"]], [moved["message"], gone["message"]])
+        self.assertEqual(d["resolved"], [])
+        self.assertEqual(len(d["unchanged"]), len(fails))
+        # kept in the new report's order
+        self.assertEqual([f["message"] for f in d["unchanged"]],
+                         [f["message"] for f in rep["findings"][:-2] if f["status"].lower() == "fail"])
+
     def test_audit_with_a_baseline_fails_only_on_new_findings(self):
         old = os.path.join(self.dir, "old.json")
         self.assertEqual(kv("audit", demo_path(), "--out", old, "-q", cwd=self.dir).rc, 1)

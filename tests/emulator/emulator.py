@@ -351,6 +351,8 @@ class World:
         gq = emu.get("graphQuota")
         self.graph_quota = {"queries": int((gq or {}).get("queries", 1000)),
                             "seconds": float((gq or {}).get("seconds", 5)), "enforce": bool(gq)}
+        # make_list()'s cap below Kusto's default maxSize: "graphMakeListMax" lets a test cut lists (kql.py)
+        self.graph_list_max = int(emu.get("graphMakeListMax", kql.MAKE_LIST_MAX))
         self.graph_windows = {}   # user object ID -> [window start, queries in it]
         self.graph_results = {}   # (user, query digest, subscriptions) -> rows, for the pages after the first
         self.load(doc)
@@ -1772,9 +1774,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return v
 
     # ------------------------------------------------------------------ Resource Graph
-    def graph_rows(self, c, subs, only_type=None):
+    def graph_rows(self, c, subs, only_types=None):
         """The Resources table as Resource Graph shows it to the caller, for the subscriptions subs (and,
-        when the query starts with `where type =~ 'T'`, only the rows of type T: the result is the same)."""
+        when the query starts with `where type =~ 'T'`, only the rows of the types T: the result is the
+        same)."""
         w = self.world
         sub_tenant = {lc(s.get("subscriptionId")): lc(s.get("tenantId")) for s in w.subscriptions}
 
@@ -1797,7 +1800,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         want = {lc(x) for x in subs}
 
         def of(t):
-            return only_type is None or only_type == t
+            return only_types is None or t in only_types
 
         def in_subs(name, items):
             return [x for x, sid in zip(items, self.subs_of(name, items)) if sid in want]
@@ -1906,7 +1909,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with w.lock:
             data = w.graph_results.get(ckey) if tok else None
         if data is None:
-            data = kql.run(ops, self.graph_rows(c, [s["subscriptionId"] for s in visible], kql.leading_type(ops)))
+            data = kql.run(ops, self.graph_rows(c, [s["subscriptionId"] for s in visible], kql.leading_types(ops)),
+                           w.graph_list_max)
             with w.lock:
                 if len(w.graph_results) > 64:
                     w.graph_results.clear()

@@ -10,6 +10,7 @@ Prints "N passed, N failed" last and exits non-zero when any test failed.
 """
 import json
 import os
+import re
 import sys
 import unittest
 
@@ -38,8 +39,49 @@ ROWS = [
 ]
 
 
-def q(text, rows=ROWS):
-    return kql.run(kql.parse(text), rows)
+def q(text, rows=ROWS, list_max=kql.MAKE_LIST_MAX):
+    return kql.run(kql.parse(text), rows, list_max)
+
+
+def kvaudit_queries():
+    """The queries kvaudit sends (audit/azure/collect_graph.c's QUERIES), by their Q_ name."""
+    src = open(os.path.join(os.path.dirname(__file__), "..", "..", "audit", "azure", "collect_graph.c")).read()
+    start = src.index("static const struct graph_query QUERIES")
+    body = src[start:src.index("};", start)]
+    queries, cur = {}, None
+    for line in body.splitlines():
+        line = line.strip()
+        if line.startswith("[Q_"):
+            cur = line[1:line.index("]")]
+            queries[cur] = ""
+            line = line.split(",", 1)[1].strip()
+        if cur is not None:
+            queries[cur] += "".join(json.loads('"%s"' % p) for p in re.findall(r'"((?:[^"\\]|\\.)*)"', line))
+    return queries
+
+
+# The per-resource queries kvaudit sent before it summarized ADE extensions and disks by VM.
+PER_RESOURCE = {
+    "extensions": "Resources | where type =~ 'microsoft.compute/virtualmachines/extensions'"
+                  " | where tostring(properties.publisher) =~ 'Microsoft.Azure.Security'"
+                  " and tostring(properties.type) in~ ('AzureDiskEncryption', 'AzureDiskEncryptionForLinux')"
+                  " | project id, name, type, location, subscriptionId, resourceGroup, tags, properties"
+                  " | order by id asc",
+    "disks": "Resources | where type =~ 'microsoft.compute/disks'"
+             " | where isnotnull(properties.encryptionSettingsCollection)"
+             " | project id, name, type, location, subscriptionId, resourceGroup, managedBy, sku, zones, tags,"
+             " properties | order by id asc",
+}
+
+
+def unpack(rows):
+    """What collect_graph.c's unpack_ade makes of the summarized rows: each list, ordered by id."""
+    out = {"extensions": [], "disks": []}
+    for r in rows:
+        assert len(r["extensions"]) + len(r["disks"]) == r["n"], r
+        for k in out:
+            out[k] += r[k]
+    return {k: sorted(v, key=lambda x: x["id"]) for k, v in out.items()}
 
 
 class Parser(unittest.TestCase):
@@ -85,26 +127,66 @@ class Parser(unittest.TestCase):
 
     def test_kvaudit_queries_parse(self):
         """Every query kvaudit sends (audit/azure/collect_graph.c) is in the subset."""
-        src = open(os.path.join(os.path.dirname(__file__), "..", "..", "audit", "azure", "collect_graph.c")).read()
-        start = src.index("static const struct graph_query QUERIES")
-        body = src[start:src.index("};", start)]
-        queries, cur = [], None
-        for line in body.splitlines():
-            line = line.strip()
-            if line.startswith("[Q_"):
-                if cur is not None:
-                    queries.append(cur)
-                cur = ""
-                line = line.split(",", 1)[1].strip()
-            if cur is not None:
-                cur += "".join(json.loads(p) for p in __import__("re").findall(r'"(?:[^"\\]|\\.)*"', line))
-        queries.append(cur)
-        self.assertEqual(len(queries), 5)
-        for text in queries:
+        queries = kvaudit_queries()
+        self.assertEqual(sorted(queries), ["Q_ADE", "Q_RSVS", "Q_VAULTS", "Q_VMS"])
+        for text in queries.values():
+            kql.parse(text)
+        for text in PER_RESOURCE.values():
             kql.parse(text)
 
+    def test_summarize_count_countif_make_list(self):
+        r = q("Resources | summarize n = count(), vms = countif(type =~ 'microsoft.compute/virtualmachines'),"
+              " names = make_list(name), disks = make_list_if(name, type =~ 'microsoft.compute/disks') by subscriptionId")
+        self.assertEqual(r, [{"subscriptionId": "s1", "n": 5, "vms": 2, "names": ["b", "a", "ADE", "d", "e"],
+                              "disks": ["d", "e"]}])
+        r = q("Resources | summarize n = count() by t = tolower(type) | order by t asc")
+        self.assertEqual([(x["t"], x["n"]) for x in r], [("microsoft.compute/disks", 2),
+                                                         ("microsoft.compute/virtualmachines", 2),
+                                                         ("microsoft.compute/virtualmachines/extensions", 1)])
+        self.assertEqual(q("Resources | summarize n = count()"), [{"n": 5}])
+
+    def test_make_list_keeps_at_most_max_size(self):
+        self.assertEqual(q("Resources | summarize l = make_list(name, 2)")[0]["l"], ["b", "a"])
+        self.assertEqual(q("Resources | summarize l = make_list_if(name, true, 1)")[0]["l"], ["b"])
+        # the scenario's cap (graphMakeListMax), below Kusto's default, cuts lists as maxSize does
+        r = q("Resources | summarize n = count(), l = make_list(name)", list_max=3)
+        self.assertEqual((r[0]["n"], r[0]["l"]), (5, ["b", "a", "ADE"]))
+
+    def test_iff_split_bag_pack_and_index(self):
+        r = q("Resources | extend vm = tolower(iff(type =~ 'microsoft.compute/disks', id,"
+              " tostring(split(id, '/extensions/')[0]))) | where name == 'ADE' | project vm,"
+              " b = bag_pack('n', name, 'p', properties.publisher, 'none', properties.nothing)")
+        self.assertEqual(r, [{"vm": "/subscriptions/s1/resourcegroups/rg/providers/microsoft.compute/"
+                                    "virtualmachines/a",
+                              "b": {"n": "ADE", "p": "Microsoft.Azure.Security", "none": None}}])
+        self.assertEqual(q("Resources | where name == 'd' | project x = split(id, '/')[8]")[0]["x"], "d")
+
+    def test_the_summarized_query_rebuilds_the_per_resource_rows(self):
+        rows = ROWS + [
+            {"id": "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/disks/a-os", "name": "a-os",
+             "type": "microsoft.compute/disks", "location": "northeurope", "subscriptionId": "s1",
+             "managedBy": "/subscriptions/s1/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/A",
+             "sku": {"name": "Premium_LRS"}, "zones": ["1"],
+             "properties": {"encryptionSettingsCollection": {"enabled": True}}}]
+        for r in rows:
+            r.setdefault("managedBy", "")
+            r.setdefault("resourceGroup", "rg")
+        got = q(kvaudit_queries()["Q_ADE"], rows)
+        # VM a: its extension and its OS disk (managedBy in another case) in one row; unattached disk d alone
+        self.assertEqual([(x["n"], len(x["extensions"]), len(x["disks"])) for x in got], [(1, 0, 1), (2, 1, 1)])
+        self.assertEqual(unpack(got), {k: q(text, rows) for k, text in PER_RESOURCE.items()})
+
     def test_outside_the_subset_is_an_error(self):
-        for text in ("Resources | summarize count() by type",
+        for text in ("Resources | summarize count() by type",            # the emulator needs a name
+                     "Resources | summarize c = dcount(type) by type",
+                     "Resources | where make_list(name) == 'a'",          # an aggregation outside summarize
+                     "Resources | extend x = iff(name == 'a', name, properties)",   # branches of two types
+                     "Resources | extend x = iff(name, 'a', 'b')",
+                     "Resources | extend x = split(properties, '/')",     # dynamic: Kusto wants tostring()
+                     "Resources | extend x = bag_pack('a')",
+                     "Resources | extend x = name[0]",
+                     "Resources | summarize l = make_list(name, size) by type",
+                     "Resources | summarize n = countif(name) by type",
                      "Resources | take 5",
                      "ResourceContainers | project id",
                      "Resources | where properties.publisher =~ 'x'",     # dynamic: Kusto wants tostring()
@@ -117,12 +199,12 @@ class Parser(unittest.TestCase):
 
     def test_error_body_is_resource_graphs(self):
         try:
-            kql.parse("Resources | summarize count()")
+            kql.parse("Resources | take 5")
         except kql.KqlError as e:
             body = kql.error_body(e, "cid", "2026-11-28T12:00:00Z")
         self.assertEqual(body["error"]["code"], "BadRequest")
         self.assertEqual(body["error"]["details"][0]["code"], "InvalidQuery")
-        self.assertEqual(body["error"]["details"][1]["token"], "summarize")
+        self.assertEqual(body["error"]["details"][1]["token"], "take")
 
 
 class Endpoint(unittest.TestCase):
@@ -171,8 +253,30 @@ class Endpoint(unittest.TestCase):
         self.assertEqual(seen, sorted(seen))
         self.assertGreater(pages, 3)
 
+    def pages(self, body):
+        """Every row of the query, page after page ($skipToken), and the number of pages."""
+        rows, n = [], 0
+        while True:
+            r = self.post(body)
+            self.assertEqual(r.status, 200, r.body)
+            d = r.json()
+            rows += d["data"]
+            n += 1
+            if "$skipToken" not in d:
+                return rows, n
+            body = dict(body, options=dict(body.get("options") or {}, **{"$skipToken": d["$skipToken"]}))
+
+    def test_the_summarized_query_gives_the_per_resource_rows_of_the_demo(self):
+        subs = sorted({s["subscriptionId"] for s in DEMO["subscriptions"]})
+        got, n = self.pages({"subscriptions": subs, "query": kvaudit_queries()["Q_ADE"], "options": {"$top": 2}})
+        self.assertGreater(n, 2)
+        self.assertEqual(len({x["vm"] for x in got}), len(got))   # one row per VM, none twice across pages
+        want = {k: self.pages({"subscriptions": subs, "query": text})[0] for k, text in PER_RESOURCE.items()}
+        self.assertTrue(want["disks"] and want["extensions"])
+        self.assertEqual(unpack(got), want)
+
     def test_a_query_outside_the_subset_fails_loudly(self):
-        r = self.post({"subscriptions": [S_PROD], "query": "Resources | summarize count() by type"})
+        r = self.post({"subscriptions": [S_PROD], "query": "Resources | summarize c = dcount(type) by type"})
         self.assertEqual(r.status, 400)
         err = r.json()["error"]
         self.assertEqual(err["code"], "BadRequest")

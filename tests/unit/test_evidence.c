@@ -111,6 +111,14 @@ static const char *unavail_status(const struct got *g, const char *name, const c
 	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(u, "status"));
 }
 
+static const char *unavail_reason(const struct got *g, const char *name, const char *key)
+{
+	const cJSON *u = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(g->vms, name), "$unavailable"), key);
+
+	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(u, "reason"));
+}
+
 static double num(const struct got *g, const char *name, const char *path)
 {
 	const cJSON *n = at(g, name, path);
@@ -352,6 +360,126 @@ static void lists_that_failed_are_errors(void **state)
 	cJSON_Delete(g.vms);
 }
 
+/* A copy of the first element of list (in doc) whose string at key contains needle; fail when none. */
+static cJSON *copy_of(cJSON *doc, const char *list, const char *key, const char *needle)
+{
+	cJSON *it;
+
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(doc, list)) {
+		const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, key));
+
+		if (v && strstr(v, needle))
+			return cJSON_Duplicate(it, true);
+	}
+	fail_msg("no %s with %s %s", list, key, needle);
+	return NULL;
+}
+
+static void set_str(cJSON *o, const char *key, const char *v)
+{
+	cJSON_ReplaceItemInObjectCaseSensitive(o, key, cJSON_CreateString(v));
+}
+
+/* ASCII s in lower case (to > 0) or upper case (to < 0), in place. */
+static char *recase(char *s, int to)
+{
+	for (char *c = s; *c; c++)
+		if (to > 0 ? *c >= 'A' && *c <= 'Z' : *c >= 'a' && *c <= 'z')
+			*c = (char)(*c + (to > 0 ? 'a' - 'A' : 'A' - 'a'));
+	return s;
+}
+
+/* Appends another protection write of nwlog-tms01's item: by caller, at time (NULL: the same time). */
+static cJSON *add_tms01_write(cJSON *doc, const char *caller, const char *time)
+{
+	cJSON *x = copy_of(doc, "activityLog", "resourceId", "nwlog-tms01/protectedItems");
+
+	set_str(x, "caller", caller);
+	if (time)
+		set_str(x, "eventTimestamp", time);
+	cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(doc, "activityLog"), x);
+	return x;
+}
+
+/*
+ * enabledBy and the policy are looked up in indexes built at load: they must
+ * choose what a scan of every event and policy chose.  The earliest write
+ * (of equal times the first listed; IDs compared as ARM IDs), the last
+ * policy listed of an ID.
+ */
+static void indexes_choose_as_a_scan_did(void **state)
+{
+	cJSON *d = demo(), *x, *p;
+	struct got g;
+	char *id;
+
+	(void)state;
+	add_tms01_write(d, "later@example.com", "2026-10-15T09:12:41.1187230Z");
+	add_tms01_write(d, "same-time@example.com", NULL);
+	p = copy_of(d, "backupPolicies", "id", "rsv-nwlog-eus/backupPolicies/DefaultPolicy");
+	id = recase(kv_strdup(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "id"))), 1);
+	set_str(p, "id", id);
+	free(id);
+	set_str(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(p, "properties"), "schedulePolicy"),
+	        "scheduleRunFrequency", "Weekly");
+	cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(d, "backupPolicies"), p);
+	g = facts_of(cJSON_Duplicate(d, true));
+	assert_string_equal(str(&g, "nwlog-tms01", "backup.enabledBy.name"), "ava.lindqvist@northwindtraders.com");
+	assert_string_equal(str(&g, "nwlog-tms01", "backup.enabledBy.time"), "2026-10-14T09:12:41.1187230Z");
+	assert_string_equal(str(&g, "nwlog-rpt01", "backup.enabledBy.name"), "ops@nwlogistics.onmicrosoft.com");
+	assert_int_equal((int)num(&g, "nwlog-tms01", "backup.policy.maxAgeHours"), 336);
+	assert_string_equal(str(&g, "nwlog-rpt01", "backup.policy.frequency"), "Weekly");
+	cJSON_Delete(g.vms);
+
+	/* An earlier write, its resource ID in capitals with a trailing '/'. */
+	x = add_tms01_write(d, "earlier@example.com", "2026-10-01T00:00:00Z");
+	id = recase(kv_asprintf("%s/", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "resourceId"))), -1);
+	set_str(x, "resourceId", id);
+	free(id);
+	g = facts_of(d);
+	assert_string_equal(str(&g, "nwlog-tms01", "backup.enabledBy.name"), "earlier@example.com");
+	assert_string_equal(str(&g, "nwlog-rpt01", "backup.enabledBy.name"), "ops@nwlogistics.onmicrosoft.com");
+	cJSON_Delete(g.vms);
+}
+
+/*
+ * list_error answers once per parent and list (a cache): a failed policy
+ * list of one vault, its scope in lower case, makes that vault's VMs'
+ * policy an error, each of them, and neither their jobs (another list of
+ * the same vault, asked first) nor another vault's VMs.
+ */
+static void a_failed_list_is_found_for_each_vm_once_cached(void **state)
+{
+	cJSON *d = demo(), *pols = cJSON_GetObjectItemCaseSensitive(d, "backupPolicies"), *e, *p;
+	char *scope = recase(kv_strdup(RSV_LOG "/backupPolicies?api-version=2024-10-01"), 1);
+	struct got g;
+	int i = 0, gone = -1;
+
+	(void)state;
+	cJSON_ArrayForEach(p, pols) {
+		if (strstr(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "id")), "rsv-nwlog-eus"))
+			gone = i;
+		i++;
+	}
+	assert_true(gone >= 0);
+	cJSON_DeleteItemFromArray(pols, gone);
+	e = cJSON_Parse("{\"status\":403,\"code\":\"AuthorizationFailed\",\"message\":\"denied\"}");
+	cJSON_AddStringToObject(e, "scope", scope);
+	cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(d, "errors"), e);
+	free(scope);
+	g = facts_of(d);
+	assert_string_equal(unavail_status(&g, "nwlog-tms01", "vm.backup.policy"), "error");
+	assert_string_equal(unavail_status(&g, "nwlog-rpt01", "vm.backup.policy"), "error");
+	assert_non_null(strstr(unavail_reason(&g, "nwlog-tms01", "vm.backup.policy"), "could not be read: 403"));
+	assert_non_null(strstr(unavail_reason(&g, "nwlog-rpt01", "vm.backup.policy"), "could not be read: 403"));
+	assert_null(unavail_status(&g, "nwlog-tms01", "vm.backup.jobs"));
+	assert_null(unavail_status(&g, "nwlog-rpt01", "vm.backup.jobs"));
+	assert_int_equal((int)num(&g, "nwlog-tms01", "backup.jobs.keyVaultPermission.count"), 3);
+	assert_null(unavail_status(&g, "nw-web01", "vm.backup.policy"));
+	assert_null(unavail_status(&g, "nw-dev-build01", "vm.backup.policy"));
+	cJSON_Delete(g.vms);
+}
+
 static void weekly_and_hourly_schedules(void **state)
 {
 	cJSON *d = demo(), *p;
@@ -422,6 +550,8 @@ int main(void)
 		cmocka_unit_test(demo_schedule_and_root_cause_facts),
 		cmocka_unit_test(lists_not_collected_are_skipped),
 		cmocka_unit_test(lists_that_failed_are_errors),
+		cmocka_unit_test(indexes_choose_as_a_scan_did),
+		cmocka_unit_test(a_failed_list_is_found_for_each_vm_once_cached),
 		cmocka_unit_test(weekly_and_hourly_schedules),
 		cmocka_unit_test(wrong_types_are_bad_input_with_their_path),
 	};

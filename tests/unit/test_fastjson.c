@@ -173,6 +173,51 @@ static void test_arena(void **state)
 	free(t);
 }
 
+/*
+ * With shared strings the trees are still cJSON's, repeated short keys and
+ * values (not escaped ones, not long ones) are one copy, and a reset ends it.
+ */
+static void test_shared_strings(void **state)
+{
+	char long_val[FASTJSON_SHARED_MAX + 2], text[1024];
+	struct kv_err err = {{0}};
+	size_t len = 0;
+	char *demo;
+	cJSON *j, *a, *b;
+
+	(void)state;
+	memset(long_val, 'v', sizeof(long_val) - 1);
+	long_val[sizeof(long_val) - 1] = '\0';
+	snprintf(text, sizeof(text),
+	         "[{\"status\":\"Completed\",\"n\":\"%s\",\"e\":\"a\\u0041\"},"
+	         "{\"status\":\"Completed\",\"n\":\"%s\",\"e\":\"a\\u0041\"}]",
+	         long_val, long_val);
+	fastjson_arena_share_strings(&arena, true);
+	j = both(text, strlen(text), "shared strings");
+	a = j->child->child;
+	b = j->child->next->child;
+	assert_ptr_equal(a->string, b->string);                      /* "status" */
+	assert_ptr_equal(a->valuestring, b->valuestring);            /* "Completed" */
+	assert_ptr_equal(a->next->string, b->next->string);          /* "n" */
+	assert_ptr_not_equal(a->next->valuestring, b->next->valuestring);   /* longer than FASTJSON_SHARED_MAX */
+	assert_string_equal(a->next->next->valuestring, "aA");
+	assert_ptr_not_equal(a->next->next->valuestring, b->next->next->valuestring);   /* escaped */
+	/* A whole snapshot: the same tree as cJSON's. */
+	demo = kv_read_file(KV_SOURCE_DIR "/examples/demo-estate.json", (size_t)64 << 20, &len, &err);
+	if (!demo)
+		fail_msg("%s", err.msg);
+	both(demo, len, "demo estate, shared strings");
+	free(demo);
+	fastjson_arena_reset(&arena);
+	assert_null(arena.shared);
+	j = both(text, strlen(text), "after reset");
+	assert_ptr_not_equal(j->child->child->string, j->child->next->child->string);
+	fastjson_arena_share_strings(&arena, true);
+	fastjson_arena_share_strings(&arena, false);
+	assert_null(arena.shared);
+	fastjson_arena_free(&arena);
+}
+
 /* fastjson_stop finds the first quote or backslash at every offset and alignment. */
 static void test_stop(void **state)
 {
@@ -260,6 +305,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_verdicts), cmocka_unit_test(test_values), cmocka_unit_test(test_nesting),
 		cmocka_unit_test(test_arena),    cmocka_unit_test(test_stop),   cmocka_unit_test(test_files),
+		cmocka_unit_test(test_shared_strings),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 

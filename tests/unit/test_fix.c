@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -207,6 +209,20 @@ static char *tmp_path(const char *name)
 	return kv_asprintf("%s/%s", d, name);
 }
 
+/* The journal at path reads back as n whole entries, the last equal to last. */
+static void assert_whole_lines(const char *path, int n, const cJSON *last)
+{
+	struct kv_err err = {{0}};
+	size_t torn = 99;
+	cJSON *back = fix_journal_read(path, &torn, &err);
+
+	assert_non_null(back);
+	assert_int_equal(torn, 0);
+	assert_int_equal(cJSON_GetArraySize(back), n);
+	assert_true(cJSON_Compare(cJSON_GetArrayItem(back, n - 1), last, true));
+	cJSON_Delete(back);
+}
+
 static void journal_round_trips_and_is_private(void **state)
 {
 	char *path = tmp_path("j.journal");
@@ -216,6 +232,7 @@ static void journal_round_trips_and_is_private(void **state)
 	cJSON *b = parse("{\"type\":\"grant\",\"phase\":\"result\",\"ok\":true,\"note\":\"line\\nbreak\"}");
 	cJSON *back;
 	struct stat st;
+	size_t torn = 99;
 	FILE *f;
 
 	(void)state;
@@ -225,29 +242,43 @@ static void journal_round_trips_and_is_private(void **state)
 	fix_journal_close(&j);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
-	back = fix_journal_read(path, &err);
+	back = fix_journal_read(path, &torn, &err);
 	assert_non_null(back);
+	assert_int_equal(torn, 0);
 	assert_int_equal(cJSON_GetArraySize(back), 2);
 	assert_true(cJSON_Compare(cJSON_GetArrayItem(back, 0), a, true));
 	assert_true(cJSON_Compare(cJSON_GetArrayItem(back, 1), b, true));
 	cJSON_Delete(back);
-	/* A line cut short by a killed run is ignored; the complete ones are kept. */
+	/* A line cut short by a killed run is ignored and named; the complete ones are kept. */
 	f = fopen(path, "a");
 	assert_non_null(f);
 	fputs("{\"type\":\"grant\",\"pha", f);
 	fclose(f);
-	back = fix_journal_read(path, &err);
+	back = fix_journal_read(path, &torn, &err);
 	assert_non_null(back);
+	assert_int_equal(torn, 3);
 	assert_int_equal(cJSON_GetArraySize(back), 2);
 	cJSON_Delete(back);
-	/* Appending again reopens it in append mode. */
+	/* Appending again removes it first, so the next entry is not glued to it. */
 	assert_true(fix_journal_open(&j, path, &err));
+	assert_int_equal(j.cut, strlen("{\"type\":\"grant\",\"pha"));
+	assert_true(fix_journal_append(&j, a, &err));
 	fix_journal_close(&j);
+	assert_whole_lines(path, 3, a);
+	/* A file that is one torn line only is emptied. */
+	f = fopen(path, "w");
+	fputs("{\"ty", f);
+	fclose(f);
+	assert_true(fix_journal_open(&j, path, &err));
+	assert_int_equal(j.cut, 4);
+	fix_journal_close(&j);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 0);
 	/* A damaged complete line is an error naming the line. */
 	f = fopen(path, "w");
 	fputs("{\"ok\":1}\nnot json\n", f);
 	fclose(f);
-	assert_null(fix_journal_read(path, &err));
+	assert_null(fix_journal_read(path, &torn, &err));
 	assert_non_null(strstr(err.msg, "line 2"));
 	unlink(path);
 	*strrchr(path, '/') = '\0';
@@ -255,6 +286,51 @@ static void journal_round_trips_and_is_private(void **state)
 	free(path);
 	cJSON_Delete(a);
 	cJSON_Delete(b);
+}
+
+/*
+ * A full disk in the middle of an append: RLIMIT_FSIZE (SIGXFSZ ignored)
+ * lets part of the line through, then write() fails with EFBIG, as a full
+ * disk gives a short write and then ENOSPC.  The append fails and the file
+ * is cut back to what it was: no torn line, and the next append is whole.
+ */
+static void a_failed_append_leaves_no_torn_line(void **state)
+{
+	char *path = tmp_path("full.journal");
+	struct fix_journal j;
+	struct kv_err err = {{0}};
+	cJSON *a = parse("{\"type\":\"grant\",\"phase\":\"intent\",\"request\":{\"x\":[\"Get\",\"List\"]}}");
+	struct rlimit saved, lim;
+	struct stat st;
+	off_t before;
+
+	(void)state;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	assert_true(fix_journal_open(&j, path, &err));
+	assert_true(fix_journal_append(&j, a, &err));
+	assert_int_equal(fstat(j.fd, &st), 0);
+	before = st.st_size;
+	lim = saved;
+	lim.rlim_cur = (rlim_t)before + 10; /* room for 10 bytes of the next line */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_false(fix_journal_append(&j, a, &err));
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+	assert_non_null(strstr(err.msg, "cannot write the journal"));
+	assert_non_null(strstr(err.msg, strerror(EFBIG)));
+	assert_null(strstr(err.msg, "could not be removed"));
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, before);
+	/* Room again: the next entry is a line of its own. */
+	assert_true(fix_journal_append(&j, a, &err));
+	fix_journal_close(&j);
+	assert_whole_lines(path, 2, a);
+	signal(SIGXFSZ, SIG_DFL);
+	unlink(path);
+	*strrchr(path, '/') = '\0';
+	rmdir(path);
+	free(path);
+	cJSON_Delete(a);
 }
 
 static const cJSON *plan_item(const cJSON *plan, const char *name)
@@ -455,6 +531,7 @@ int main(void)
 		cmocka_unit_test(an_entry_of_another_tenant_is_not_the_principals),
 		cmocka_unit_test(rollback_removes_only_what_was_added_in_the_stored_casing),
 		cmocka_unit_test(journal_round_trips_and_is_private),
+		cmocka_unit_test(a_failed_append_leaves_no_torn_line),
 		cmocka_unit_test(plan_from_the_demo_estate),
 		cmocka_unit_test(suppressed_findings_plan_no_change),
 		cmocka_unit_test(settings_reversibility),

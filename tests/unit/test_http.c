@@ -1126,6 +1126,47 @@ static void multi_retries_a_429_without_holding_up_other_keys(void **state)
 	fixture_free(fx);
 }
 
+/* Requests added "first" (a list's pages) start before those added plainly, in the order they were added. */
+static void multi_starts_requests_added_first_ahead_of_the_rest(void **state)
+{
+	struct fixture *fx = trusting();
+	struct kv_err err = {{0}}, e[5];
+	struct http_multi *m = http_multi_new(fx->h, 1, &err);
+	struct http_response r[5];
+	/* a, b plain; c, d first; e plain again */
+	static const bool first[5] = {false, false, true, true, false};
+	static const intptr_t want[5] = {2, 3, 0, 1, 4};
+	void *ud;
+	enum http_outcome o;
+	int n = 0;
+
+	(void)state;
+	assert_non_null(m);
+	script("{`/q0`: [{`body`: `{}`}], `/q1`: [{`body`: `{}`}], `/q2`: [{`body`: `{}`}], `/q3`: [{`body`: `{}`}],"
+	       " `/q4`: [{`body`: `{}`}]}");
+	for (intptr_t i = 0; i < 5; i++) {
+		char path[16], *u;
+
+		snprintf(path, sizeof(path), "/q%d", (int)i);
+		u = url(path);
+		memset(&e[i], 0, sizeof(e[i]));
+		assert_true((first[i] ? http_multi_add_first : http_multi_add)(m, "GET", u, NULL, NULL, NULL, 0, "sub:a",
+		                                                               &r[i], &e[i], (void *)i));
+		free(u);
+	}
+	/* one at a time: they finish in the order they started */
+	while (http_multi_next(m, &ud, &o)) {
+		assert_int_equal(o, HTTP_OK);
+		assert_true(n < 5);
+		assert_int_equal((intptr_t)ud, want[n]);
+		http_response_release(&r[(intptr_t)ud]);
+		n++;
+	}
+	assert_int_equal(n, 5);
+	http_multi_free(m);
+	fixture_free(fx);
+}
+
 static void multi_returns_a_refused_request_as_fatal(void **state)
 {
 	struct fixture *fx = trusting();
@@ -1187,6 +1228,7 @@ int main(void)
 		cmocka_unit_test(outcome_names),
 		cmocka_unit_test(multi_runs_requests_at_once_and_returns_each),
 		cmocka_unit_test(multi_retries_a_429_without_holding_up_other_keys),
+		cmocka_unit_test(multi_starts_requests_added_first_ahead_of_the_rest),
 		cmocka_unit_test(multi_returns_a_refused_request_as_fatal),
 	};
 

@@ -4,6 +4,7 @@
  * the whole-tree load in everything but memory: the same audit report on
  * every snapshot the tests and fuzzers carry, the same error message on
  * every bad input, through estate_parse and through estate_load's mapping.
+ * So must a load of the parsed tree (estate_from_doc, a live scan's).
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -75,6 +76,39 @@ static void expect_same(const char *what, struct estate *whole, const struct kv_
 	}
 }
 
+/*
+ * A live scan loads the tree it collected (estate_from_doc) instead of its
+ * text: the same estate and report as the text gives (whole), or the same
+ * message; and e->doc is the tree unchanged (scan --save-estate writes it).
+ */
+static void compare_from_doc(const char *what, const char *text, size_t len, struct estate *whole,
+                             const struct kv_err *ew)
+{
+	struct estate_opts lo = {.lean = true};   /* ignored: the tree is there already */
+	struct kv_err err = {{0}};
+	cJSON *doc = cJSON_ParseWithLength(text, len);
+	char *before, *after, w[64];
+	struct estate *e;
+
+	/* Only what text and tree both say: a tree is never invalid JSON. */
+	if (!doc || (!whole && (strstr(ew->msg, "invalid JSON") || strstr(ew->msg, "is empty"))))
+		goto out;
+	before = cJSON_PrintUnformatted(doc);
+	e = estate_from_doc(doc, "x.json", &lo, &err);
+	snprintf(w, sizeof(w), "%.40s (from the tree)", what);
+	expect_same(w, whole, ew, e, &err);
+	after = cJSON_PrintUnformatted(e ? e->doc : doc);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	if (e) {
+		estate_free(e);   /* with doc */
+		return;
+	}
+out:
+	cJSON_Delete(doc);
+}
+
 static void compare_text(const char *what, const char *text, size_t len)
 {
 	struct estate_opts wo = {0}, lo = {.lean = true};
@@ -83,6 +117,7 @@ static void compare_text(const char *what, const char *text, size_t len)
 	struct estate *lean = estate_parse(text, len, "x.json", &lo, &el);
 
 	expect_same(what, whole, &ew, lean, &el);
+	compare_from_doc(what, text, len, whole, &ew);
 	estate_free(whole);
 	estate_free(lean);
 }

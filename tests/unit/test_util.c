@@ -665,6 +665,103 @@ static void idmap_puts_and_gets_case_insensitively(void **state)
 	idmap_release(&m);   /* twice is harmless */
 }
 
+/* Only 'A'-'Z' fold: '@' / '`', '[' / '{' and bytes of 0x80 and up differ by the same 0x20 bit. */
+static void idmap_folds_ascii_letters_only_at_every_length(void **state)
+{
+	static const char pairs[][2] = {{'@', '`'}, {'[', '{'}, {(char)0xC3, (char)0xE3}, {'Z', 'z'}, {'A', 'a'}};
+	struct idmap m;
+	char a[40], b[40];
+	size_t v;
+
+	(void)state;
+	for (size_t len = 1; len < 34; len++) {
+		for (size_t p = 0; p < sizeof(pairs) / sizeof(pairs[0]); p++) {
+			for (size_t at = 0; at < len; at++) {
+				bool letter = pairs[p][0] == 'Z' || pairs[p][0] == 'A';
+
+				memset(a, 'k', len);
+				a[len] = '\0';
+				memcpy(b, a, len + 1);
+				a[at] = pairs[p][0];
+				b[at] = pairs[p][1];
+				idmap_init(&m);
+				assert_true(idmap_put(&m, a, len));
+				v = 0;
+				assert_int_equal(idmap_get(&m, b, &v), letter);
+				assert_int_equal(idmap_put(&m, b, 0), !letter);
+				assert_true(idmap_get(&m, a, &v));
+				assert_int_equal(v, len);
+				b[len - 1 == at ? 0 : len - 1] ^= 1;   /* one more byte off: never equal */
+				assert_false(idmap_get(&m, b, &v));
+				idmap_release(&m);
+			}
+		}
+	}
+}
+
+/* A lookup finds a key exactly when armid_eq says they are the same ID. */
+static void idmap_agrees_with_armid_eq_on_random_keys(void **state)
+{
+	static const char alphabet[] = "aAzZ@[`{/-\xc3\xe3";
+	unsigned seed = 12345;
+	struct idmap m;
+	char a[24], b[24];
+	size_t v;
+
+	(void)state;
+	for (int round = 0; round < 20000; round++) {
+		size_t la, lb;
+
+		seed = seed * 1103515245u + 12345u;
+		la = (seed >> 16) % 20;
+		for (size_t i = 0; i < la; i++) {
+			seed = seed * 1103515245u + 12345u;
+			a[i] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+		}
+		a[la] = '\0';
+		/* b: a with some letters' case flipped, sometimes a '/' more or a byte changed */
+		memcpy(b, a, la + 1);
+		lb = la;
+		for (size_t i = 0; i < la; i++) {
+			seed = seed * 1103515245u + 12345u;
+			if ((seed >> 16) % 3 == 0 && ((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= 'A' && b[i] <= 'Z')))
+				b[i] ^= 0x20;
+			else if ((seed >> 16) % 29 == 1)
+				b[i] = alphabet[(seed >> 20) % (sizeof(alphabet) - 1)];
+		}
+		seed = seed * 1103515245u + 12345u;
+		if ((seed >> 16) % 4 == 0 && lb + 1 < sizeof(b)) {
+			b[lb++] = '/';
+			b[lb] = '\0';
+		}
+		idmap_init(&m);
+		assert_true(idmap_put(&m, a, 1));
+		assert_int_equal(idmap_get(&m, b, &v), armid_eq(a, b));
+		idmap_release(&m);
+	}
+}
+
+static void idmap_borrowed_keys_are_not_copied(void **state)
+{
+	char id[] = "/subscriptions/S/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/vm1/";
+	struct idmap m;
+	size_t v = 0;
+
+	(void)state;
+	idmap_init(&m);
+	assert_true(idmap_put_borrowed(&m, id, 3));
+	assert_null(m.chunks);
+	assert_true(idmap_get(&m, "/SUBSCRIPTIONS/s/RESOURCEGROUPS/rg/PROVIDERS/MICROSOFT.COMPUTE/VIRTUALMACHINES/VM1", &v));
+	assert_int_equal(v, 3);
+	assert_false(idmap_put(&m, "/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm1", 4));
+	assert_null(m.chunks);
+	assert_true(idmap_put(&m, "/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm2", 5));
+	assert_non_null(m.chunks);
+	assert_false(idmap_put_borrowed(&m, NULL, 1));
+	idmap_release(&m);
+	assert_null(m.chunks);
+}
+
 static void idmap_duplicate_put_returns_false_and_keeps_the_first_value(void **state)
 {
 	struct idmap m;
@@ -740,6 +837,9 @@ int main(void)
 		cmocka_unit_test(armid_key_lowercases_and_drops_one_trailing_slash),
 		cmocka_unit_test(region_norm_lowercases_and_drops_spaces),
 		cmocka_unit_test(idmap_puts_and_gets_case_insensitively),
+		cmocka_unit_test(idmap_folds_ascii_letters_only_at_every_length),
+		cmocka_unit_test(idmap_agrees_with_armid_eq_on_random_keys),
+		cmocka_unit_test(idmap_borrowed_keys_are_not_copied),
 		cmocka_unit_test(idmap_duplicate_put_returns_false_and_keeps_the_first_value),
 		cmocka_unit_test(idmap_holds_ten_thousand_keys_through_growth),
 	};
