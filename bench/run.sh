@@ -11,7 +11,7 @@
 #   --callgrind   also count instructions of the offline 10k audit under callgrind (slow; needs valgrind)
 #   --live-10k    also run the live 10k VMs / 50 subscriptions scan (the emulator needs ~80 s to load it)
 #   --live-50k    also the live 50k VMs / 200 subscriptions scan
-#   --engine E    kvaudit scan --engine E (default arm); --concurrency N: its --concurrency (default 16)
+#   --engine E    kvaudit scan --engine E (default arm); --concurrency N: its --concurrency (default 32, kvaudit's own)
 #   --vm-list M   the emulator's VM list gives extensions as bare IDs (ids, default) or whole (full)
 #   --no-throttle no ARM token buckets (default: 250 reads, 25/s per subscription and principal)
 #   --no-live     offline only
@@ -32,7 +32,7 @@ WORK=""
 SEED=1
 LIVE50K=0
 ENGINE=arm
-CONC=16
+CONC=32
 VMLIST=ids
 THROTTLE=1
 while [ $# -gt 0 ]; do

@@ -64,6 +64,16 @@ static void fail(struct loader *L, const char *path, const char *what, const cJS
 		kv_err_set(L->err, "%s: %s: %s", L->name, path, what);
 }
 
+/* "path.key" for a message; a path too long for out ends in "..." rather than silently cut. */
+static const char *child_path(char *out, size_t n, const char *path, const char *key)
+{
+	int w = snprintf(out, n, "%s.%s", path, key);
+
+	if ((w < 0 || (size_t)w >= n) && n >= 4)
+		memcpy(out + n - 4, "...", 4);
+	return out;
+}
+
 /* Child key of obj, checked to be a string (absent and null give NULL). */
 static const char *str_at(struct loader *L, const cJSON *obj, const char *key, const char *path)
 {
@@ -74,7 +84,7 @@ static const char *str_at(struct loader *L, const cJSON *obj, const char *key, c
 	if (!cJSON_IsString(j)) {
 		char p[512];
 
-		snprintf(p, sizeof(p), "%s.%s", path, key);
+		child_path(p, sizeof(p), path, key);
 		fail(L, p, "a string", j);
 		return NULL;
 	}
@@ -104,7 +114,7 @@ static const char *req_str(struct loader *L, const cJSON *obj, const char *key, 
 	if (!s && !L->failed) {
 		char p[512];
 
-		snprintf(p, sizeof(p), "%s.%s", path, key);
+		child_path(p, sizeof(p), path, key);
 		fail(L, p, "required string is missing", NULL);
 	}
 	return s;
@@ -124,7 +134,7 @@ static bool bool_at(struct loader *L, const cJSON *obj, const char *key, const c
 	{
 		char p[512];
 
-		snprintf(p, sizeof(p), "%s.%s", path, key);
+		child_path(p, sizeof(p), path, key);
 		fail(L, p, "a boolean", j);
 	}
 	return def;
@@ -140,7 +150,7 @@ static const cJSON *obj_at(struct loader *L, const cJSON *obj, const char *key, 
 	if (!cJSON_IsObject(j)) {
 		char p[512];
 
-		snprintf(p, sizeof(p), "%s.%s", path, key);
+		child_path(p, sizeof(p), path, key);
 		fail(L, p, "an object", j);
 		return NULL;
 	}
@@ -156,7 +166,7 @@ static const cJSON *arr_at(struct loader *L, const cJSON *obj, const char *key, 
 	if (!cJSON_IsArray(j)) {
 		char p[512];
 
-		snprintf(p, sizeof(p), "%s.%s", path, key);
+		child_path(p, sizeof(p), path, key);
 		fail(L, p, "an array", j);
 		return NULL;
 	}
@@ -1250,7 +1260,7 @@ static long long time_at(struct loader *L, const cJSON *obj, const char *key, co
 	if (!j || cJSON_IsNull(j))
 		return 0;
 	if (!cJSON_IsNumber(j)) {
-		snprintf(p, sizeof(p), "%s.%s", path, key);
+		child_path(p, sizeof(p), path, key);
 		fail(L, p, "a number (Unix seconds)", j);
 		return 0;
 	}

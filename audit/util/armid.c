@@ -97,13 +97,6 @@ bool armid_subscription_scope(const char *id, char *out, size_t n)
 	return true;
 }
 
-char *armid_key(const char *id)
-{
-	char *k = kv_strndup(id, trimmed_len(id));
-
-	return kv_lower(k);
-}
-
 void region_norm(const char *in, char *out, size_t n)
 {
 	size_t j = 0;

@@ -33,9 +33,6 @@ bool armid_name(const char *id, char *out, size_t n);
 /* "/subscriptions/<guid>" for id, lower-cased "subscriptions"; false if none. */
 bool armid_subscription_scope(const char *id, char *out, size_t n);
 
-/* A freshly allocated key for hashing: lower-cased, without trailing '/'. */
-char *armid_key(const char *id);
-
 /*
  * True when id is safe to put into a URL path: it starts with
  * "/subscriptions/" or "/providers/", and holds only letters, digits and

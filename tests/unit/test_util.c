@@ -597,19 +597,6 @@ static void armid_subscription_scope_normalises_the_prefix(void **state)
 	assert_false(armid_subscription_scope(VAULT_ID, out, 16));
 }
 
-static void armid_key_lowercases_and_drops_one_trailing_slash(void **state)
-{
-	char *k;
-
-	(void)state;
-	k = armid_key("/Subscriptions/S/ResourceGroups/RG/");
-	assert_string_equal(k, "/subscriptions/s/resourcegroups/rg");
-	free(k);
-	k = armid_key("/");
-	assert_string_equal(k, "/");
-	free(k);
-}
-
 struct region_case {
 	const char *in, *want;
 };
@@ -834,7 +821,6 @@ int main(void)
 		cmocka_unit_test(armid_segment_finds_values_case_insensitively),
 		cmocka_unit_test(armid_name_is_the_last_segment),
 		cmocka_unit_test(armid_subscription_scope_normalises_the_prefix),
-		cmocka_unit_test(armid_key_lowercases_and_drops_one_trailing_slash),
 		cmocka_unit_test(region_norm_lowercases_and_drops_spaces),
 		cmocka_unit_test(idmap_puts_and_gets_case_insensitively),
 		cmocka_unit_test(idmap_folds_ascii_letters_only_at_every_length),
