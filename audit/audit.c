@@ -518,7 +518,8 @@ void skip_table_finish(struct skip_table *t)
 	free(v);
 }
 
-void audit_fold_skipped(cJSON *report)
+/* free_folded false: the folded findings are only unlinked (an arena owns them). */
+static void fold_skipped(cJSON *report, bool free_folded)
 {
 	cJSON *findings = cJSON_GetObjectItemCaseSensitive(report, "findings");
 	cJSON *sum = cJSON_GetObjectItemCaseSensitive(report, "summary");
@@ -544,9 +545,21 @@ void audit_fold_skipped(cJSON *report)
 		               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "title")),
 		               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "severity")),
 		               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "reason")), 1);
-		cJSON_Delete(cJSON_DetachItemViaPointer(findings, f));
+		cJSON_DetachItemViaPointer(findings, f);
+		if (free_folded)
+			cJSON_Delete(f);
 	}
 	skip_table_finish(&t);
+}
+
+void audit_fold_skipped(cJSON *report)
+{
+	fold_skipped(report, true);
+}
+
+void audit_fold_skipped_unlink(cJSON *report)
+{
+	fold_skipped(report, false);
 }
 
 static const char *const STATUS_KEYS[NSTATUS] = {"pass", "fail", "error", "skipped", "suppressed"};

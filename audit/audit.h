@@ -53,6 +53,12 @@ void skip_table_finish(struct skip_table *t);
  * them (kvaudit report).
  */
 void audit_fold_skipped(cJSON *report);
+/*
+ * The same, for a report whose findings an arena owns (fastjson.h): they
+ * are unlinked, not freed.  The summary is changed as always, so it must be
+ * cJSON's own (kvaudit report puts a cJSON copy in its place first).
+ */
+void audit_fold_skipped_unlink(cJSON *report);
 
 /*
  * The exit code a report means (DESIGN.md): 3 when the scan is incomplete

@@ -470,27 +470,68 @@ out:
 
 /* ---- JSON ---- */
 
+/*
+ * inventory as cJSON_Print lays it out, but each member, and each element
+ * of a member that is an array (the VMs, the vaults), printed and written
+ * in turn: the inventory of a large estate is hundreds of MB of text, which
+ * need not be one string.  0, 1 out of memory, EOF on a write error.
+ */
+static int put_inventory(const cJSON *inventory, FILE *f)
+{
+	const cJSON *m, *it;
+	int rc = 0;
+
+	if (!cJSON_IsObject(inventory) || inventory->child == NULL)
+		return report_put_json(f, inventory, 0);
+	if (fputs("{\n", f) == EOF)
+		return EOF;
+	cJSON_ArrayForEach(m, inventory) {
+		cJSON *key = cJSON_CreateStringReference(m->string);
+		char *k = key ? cJSON_PrintUnformatted(key) : NULL;
+
+		cJSON_Delete(key);
+		if (k == NULL)
+			return 1;
+		rc = fputc('\t', f) == EOF || fputs(k, f) == EOF || fputs(":\t", f) == EOF ? EOF : 0;
+		cJSON_free(k);
+		if (rc == 0 && cJSON_IsArray(m) && m->child) {
+			rc = fputc('[', f) == EOF ? EOF : 0;
+			cJSON_ArrayForEach(it, m) {
+				if (rc == 0)
+					rc = report_put_json(f, it, 2);
+				if (rc == 0 && it->next && fputs(", ", f) == EOF)
+					rc = EOF;
+			}
+			if (rc == 0 && fputc(']', f) == EOF)
+				rc = EOF;
+		} else if (rc == 0) {
+			rc = report_put_json(f, m, 1);
+		}
+		if (rc == 0 && ((m->next && fputc(',', f) == EOF) || fputc('\n', f) == EOF))
+			rc = EOF;
+		if (rc != 0)
+			return rc;
+	}
+	return fputc('}', f) == EOF ? EOF : 0;
+}
+
 bool inventory_write_json(const cJSON *inventory, FILE *f, struct kv_err *err)
 {
-	char *text = NULL;
-	bool ok = false;
+	int rc;
 
 	if (inventory == NULL) {
 		kv_err_set(err, "cannot write the inventory: the report has no inventory");
-		goto out;
-	}
-	text = cJSON_Print(inventory);
-	if (text == NULL) {
-		kv_err_set(err, "cannot render the inventory: out of memory");
-		goto out;
+		return false;
 	}
 	errno = 0;
-	if (fputs(text, f) == EOF || fputc('\n', f) == EOF || fflush(f) == EOF || ferror(f)) {
-		kv_err_set(err, "cannot write the inventory: %s", errno != 0 ? strerror(errno) : "write error");
-		goto out;
+	rc = put_inventory(inventory, f);
+	if (rc == 1) {
+		kv_err_set(err, "cannot render the inventory: out of memory");
+		return false;
 	}
-	ok = true;
-out:
-	free(text);
-	return ok;
+	if (rc != 0 || fputc('\n', f) == EOF || fflush(f) == EOF || ferror(f)) {
+		kv_err_set(err, "cannot write the inventory: %s", errno != 0 ? strerror(errno) : "write error");
+		return false;
+	}
+	return true;
 }

@@ -105,6 +105,16 @@ void csv_cell(struct kv_buf *b, const char *s);
  */
 char *term_safe(const char *s);
 
+/*
+ * The text of cJSON_Print(v) with tabs more tabs after each newline (v as
+ * it prints tabs + 1 levels down a formatted document: an element of an
+ * array that is a member tabs deep), written straight to f without
+ * building it in memory, for writers that print a large document piece by
+ * piece (sarif.c, inventory.c).  0, 1 for an item cJSON cannot print, EOF
+ * on a write error (json.c).
+ */
+int report_put_json(FILE *f, const cJSON *v, int tabs);
+
 /* Inventory ("inventory" member of a report) as a table, CSV or JSON. */
 bool inventory_write_table(const cJSON *inventory, FILE *f, struct kv_err *err);
 bool inventory_write_csv(const cJSON *inventory, FILE *f, struct kv_err *err);

@@ -275,21 +275,32 @@ static cJSON *make_notification(const cJSON *e)
 	return n;
 }
 
-/* Builds the SARIF log for a report (owned by the caller). */
-static cJSON *sarif_build(const cJSON *report)
+/* A SARIF log being written: all but its results, the rule -> index map, the estate's URI. */
+struct sarif {
+	cJSON *log, *index;
+	char *uri;
+};
+
+/*
+ * The SARIF log of a report without its results (an empty array, which
+ * report_write_sarif fills while it writes): the rules and the
+ * notifications are few, the results one per failing finding.
+ */
+static void sarif_build(const cJSON *report, struct sarif *s)
 {
-	cJSON *log = cJSON_CreateObject(), *runs, *run, *tool, *driver, *rules, *results, *inv, *notes;
-	cJSON *index = cJSON_CreateObject();    /* rule ID -> index in rules[] */
+	cJSON *runs, *run, *tool, *driver, *rules, *inv, *notes;
 	const cJSON *tool_in = cJSON_GetObjectItemCaseSensitive(report, "tool");
 	const cJSON *scan = cJSON_GetObjectItemCaseSensitive(report, "scan");
 	const cJSON *findings = cJSON_GetObjectItemCaseSensitive(report, "findings");
 	const cJSON *errors = cJSON_GetObjectItemCaseSensitive(report, "errors");
 	const cJSON *f, *complete = cJSON_GetObjectItemCaseSensitive(scan, "complete");
-	char *uri = artifact_uri(jstr(scan, "source"));
 
-	cJSON_AddStringToObject(log, "$schema", SARIF_SCHEMA);
-	cJSON_AddStringToObject(log, "version", "2.1.0");
-	runs = cJSON_AddArrayToObject(log, "runs");
+	s->log = cJSON_CreateObject();
+	s->index = cJSON_CreateObject();    /* rule ID -> index in rules[] */
+	s->uri = artifact_uri(jstr(scan, "source"));
+	cJSON_AddStringToObject(s->log, "$schema", SARIF_SCHEMA);
+	cJSON_AddStringToObject(s->log, "version", "2.1.0");
+	runs = cJSON_AddArrayToObject(s->log, "runs");
 	run = cJSON_CreateObject();
 	cJSON_AddItemToArray(runs, run);
 	tool = cJSON_AddObjectToObject(run, "tool");
@@ -303,9 +314,9 @@ static cJSON *sarif_build(const cJSON *report)
 	cJSON_ArrayForEach(f, findings) {
 		const char *rule = jstr(f, "rule");
 
-		if (rule == NULL || cJSON_GetObjectItemCaseSensitive(index, rule) != NULL)
+		if (rule == NULL || cJSON_GetObjectItemCaseSensitive(s->index, rule) != NULL)
 			continue;
-		cJSON_AddNumberToObject(index, rule, cJSON_GetArraySize(rules));
+		cJSON_AddNumberToObject(s->index, rule, cJSON_GetArraySize(rules));
 		cJSON_AddItemToArray(rules, make_rule(f));
 	}
 
@@ -321,46 +332,101 @@ static cJSON *sarif_build(const cJSON *report)
 			cJSON_AddItemToArray(notes, make_notification(f));
 		cJSON_AddItemToArray(inv, i);
 	}
-
-	results = cJSON_AddArrayToObject(run, "results");
-	cJSON_ArrayForEach(f, findings) {
-		const char *status = jstr(f, "status"), *rule = jstr(f, "rule");
-
-		if (rule == NULL || !(is(status, "fail") || is(status, "error") || is(status, "suppressed")))
-			continue;
-		cJSON_AddItemToArray(results,
-		                     make_result(f, cJSON_GetObjectItemCaseSensitive(index, rule)->valueint, uri));
-	}
+	cJSON_AddArrayToObject(run, "results");
 	cJSON_AddStringToObject(run, "columnKind", "unicodeCodePoints");
-	cJSON_Delete(index);
-	free(uri);
-	return log;
+}
+
+static void sarif_release(struct sarif *s)
+{
+	cJSON_Delete(s->log);
+	cJSON_Delete(s->index);
+	free(s->uri);
+}
+
+/* The result of a finding, or NULL when it is not one (passing, skipped, no rule). */
+static cJSON *sarif_result(const struct sarif *s, const cJSON *f)
+{
+	const char *status = jstr(f, "status"), *rule = jstr(f, "rule");
+
+	if (rule == NULL || !(is(status, "fail") || is(status, "error") || is(status, "suppressed")))
+		return NULL;
+	return make_result(f, cJSON_GetObjectItemCaseSensitive(s->index, rule)->valueint, s->uri);
+}
+
+/*
+ * Writes the log as cJSON_Print would, but each result printed and freed
+ * in turn where the skeleton's empty "results" array is: the results of a
+ * large estate's report are hundreds of MB of text, which neither their
+ * trees nor one string of them need to hold at once.  A raw tab only
+ * appears in cJSON's formatting (tabs in strings are escaped), so the
+ * member "results":<tab>[] is found exactly.  0, 1 out of memory, EOF.
+ */
+static int sarif_put(const cJSON *report, const struct sarif *s, FILE *out)
+{
+	static const char mark[] = "\"results\":\t[";
+	char *text = cJSON_Print(s->log);
+	const char *at, *line;
+	const cJSON *f;
+	bool first = true;
+	int rc = 0, tabs;
+
+	if (text == NULL)
+		return 1;
+	at = strstr(text, "\"results\":\t[]");
+	if (at == NULL) {
+		cJSON_free(text);
+		return 1;
+	}
+	for (line = at; line > text && line[-1] == '\t'; line--)
+		;
+	/* The member is tabs deep: an element of its array prints its own members two deeper. */
+	tabs = (int)(at - line) + 1;
+	at += sizeof(mark) - 1;   /* just past its '[' */
+	if (fwrite(text, 1, (size_t)(at - text), out) != (size_t)(at - text))
+		rc = EOF;
+	cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(report, "findings")) {
+		cJSON *res;
+
+		if (rc != 0)
+			break;
+		if ((res = sarif_result(s, f)) == NULL)
+			continue;
+		if (!first && fputs(", ", out) == EOF)
+			rc = EOF;
+		else
+			rc = report_put_json(out, res, tabs);
+		first = false;
+		cJSON_Delete(res);
+	}
+	if (rc == 0 && fputs(at, out) == EOF)
+		rc = EOF;
+	cJSON_free(text);
+	return rc;
 }
 
 bool report_write_sarif(const cJSON *report, FILE *f, struct kv_err *err)
 {
-	cJSON *log = NULL;
-	char *text = NULL;
+	struct sarif s = {0};
 	bool ok = false;
+	int rc;
 
 	if (!cJSON_IsObject(report)) {
 		kv_err_set(err, "cannot write the SARIF report: the report is not a JSON object");
 		goto out;
 	}
-	log = sarif_build(report);
-	text = cJSON_Print(log);
-	if (text == NULL) {
+	sarif_build(report, &s);
+	errno = 0;
+	rc = sarif_put(report, &s, f);
+	if (rc == 1) {
 		kv_err_set(err, "cannot render the SARIF report: out of memory");
 		goto out;
 	}
-	errno = 0;
-	if (fputs(text, f) == EOF || fputc('\n', f) == EOF || fflush(f) == EOF || ferror(f)) {
+	if (rc != 0 || fputc('\n', f) == EOF || fflush(f) == EOF || ferror(f)) {
 		kv_err_set(err, "cannot write the SARIF report: %s", errno != 0 ? strerror(errno) : "write error");
 		goto out;
 	}
 	ok = true;
 out:
-	cJSON_free(text);
-	cJSON_Delete(log);
+	sarif_release(&s);
 	return ok;
 }

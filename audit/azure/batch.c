@@ -6,6 +6,7 @@
 
 #include "audit/azure/batch.h"
 #include "audit/azure/parse.h"
+#include "audit/util/fastjson.h"
 
 struct az_batch {
 	struct az_client *c;
@@ -19,6 +20,7 @@ struct job {
 	enum cloud_target first;   /* the first page's endpoint: nextLink may not leave it */
 	bool list, renewed;
 	char *body;                /* a query's (POST) JSON body, else NULL */
+	struct fastjson_arena *arena;   /* the pages are parsed into it (az_batch_list_in), else by cJSON */
 	cJSON *items, *seen;
 	int pages;
 	struct http_response resp;
@@ -194,15 +196,43 @@ void az_batch_list(struct az_batch *b, const char *url, const char *tenant, cJSO
 	submit(job_new(b, url, tenant, true, items, fn, ud));
 }
 
-void az_batch_query(struct az_batch *b, const char *url, const char *tenant, const cJSON *body, az_batch_fn fn,
-                    void *ud)
+void az_batch_list_in(struct az_batch *b, const char *url, const char *tenant, cJSON *items,
+                      struct fastjson_arena *a, az_batch_fn fn, void *ud)
+{
+	struct job *j = job_new(b, url, tenant, true, items, fn, ud);
+
+	j->arena = a;
+	submit(j);
+}
+
+cJSON *az_batch_ref(cJSON *item)
+{
+	cJSON *ref = kv_malloc(sizeof(*ref));
+
+	*ref = *item;
+	ref->next = ref->prev = NULL;
+	ref->string = NULL;
+	ref->type = (item->type & ~cJSON_StringIsConst) | cJSON_IsReference;
+	return ref;
+}
+
+void az_batch_query_in(struct az_batch *b, const char *url, const char *tenant, const cJSON *body,
+                       struct fastjson_arena *a, az_batch_fn fn, void *ud)
 {
 	struct job *j = job_new(b, url, tenant, false, NULL, fn, ud);
 
+	j->arena = a;
 	j->body = cJSON_PrintUnformatted(body);
 	if (!j->body)
 		j->body = kv_strdup("{}");
 	submit(j);
+}
+
+/* A page parsed into an arena stays there: the arena's owner frees it. */
+static void page_free(const struct job *j, cJSON *page)
+{
+	if (!j->arena)
+		cJSON_Delete(page);
 }
 
 /* A page of a list arrived: its items into j->items, then the next page or the end. */
@@ -217,16 +247,19 @@ static void page_done(struct job *j, cJSON *page)
 	if (!cJSON_IsArray(value)) {
 		kv_err_set(&j->err, "GET %s: $.value: expected an array, got something else", shown);
 		fail_code(j, HTTP_FATAL, "MalformedResponse");
-		cJSON_Delete(page);
+		page_free(j, page);
 		finish(j, HTTP_FATAL, NULL);
 		return;
 	}
 	cJSON_AddItemToArray(j->seen, cJSON_CreateString(j->url));
-	while ((it = value->child) != NULL)
-		cJSON_AddItemToArray(j->items, cJSON_DetachItemViaPointer(value, (cJSON *)(uintptr_t)it));
+	while ((it = value->child) != NULL) {
+		cJSON *item = cJSON_DetachItemViaPointer(value, (cJSON *)(uintptr_t)it);
+
+		cJSON_AddItemToArray(j->items, j->arena ? az_batch_ref(item) : item);
+	}
 	link = cJSON_GetObjectItemCaseSensitive(page, "nextLink");
 	if (!cJSON_IsString(link) || !link->valuestring[0]) {
-		cJSON_Delete(page);
+		page_free(j, page);
 		finish(j, HTTP_OK, NULL);
 		return;
 	}
@@ -242,7 +275,7 @@ static void page_done(struct job *j, cJSON *page)
 			kv_err_set(&j->err, loop ? "nextLink '%s' repeats a page already read: stopping"
 			                         : "nextLink '%s' leaves the endpoint of the first page: not followed", shown);
 			fail_code(j, HTTP_FATAL, loop ? "PagingLoop" : "ForeignHost");
-			cJSON_Delete(page);
+			page_free(j, page);
 			finish(j, HTTP_FATAL, NULL);
 			return;
 		}
@@ -250,14 +283,14 @@ static void page_done(struct job *j, cJSON *page)
 	if (++j->pages >= max) {
 		kv_err_set(&j->err, "GET %s: more than %d pages: stopping", shown, max);
 		fail_code(j, HTTP_FATAL, "TooManyPages");
-		cJSON_Delete(page);
+		page_free(j, page);
 		finish(j, HTTP_FATAL, NULL);
 		return;
 	}
 	free(j->url);
 	j->url = kv_strdup(link->valuestring);
 	j->renewed = false;
-	cJSON_Delete(page);
+	page_free(j, page);
 	submit(j);
 }
 
@@ -292,7 +325,16 @@ void az_batch_run(struct az_batch *b)
 			finish(j, o, NULL);
 			continue;
 		}
-		body = cJSON_ParseWithLengthOpts(j->resp.body.data ? j->resp.body.data : "", j->resp.body.len, &end, false);
+		if (j->arena)
+			body = fastjson_parse(j->resp.body.data ? j->resp.body.data : "", j->resp.body.len, &end, j->arena);
+		else
+			body = cJSON_ParseWithLengthOpts(j->resp.body.data ? j->resp.body.data : "", j->resp.body.len, &end,
+			                                 false);
+		if (!body && j->arena) {
+			/* Where the text goes wrong, as cJSON says it (fastjson stops at the same byte but does not tell). */
+			cJSON_Delete(cJSON_ParseWithLengthOpts(j->resp.body.data ? j->resp.body.data : "", j->resp.body.len, &end,
+			                                       false));
+		}
 		if (!body) {
 			char shown[512];
 			size_t off = end && j->resp.body.data ? (size_t)(end - j->resp.body.data) : 0;

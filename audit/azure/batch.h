@@ -36,12 +36,32 @@ void az_batch_list(struct az_batch *b, const char *url, const char *tenant, cJSO
                    void *ud);
 
 /*
+ * Like az_batch_list, with the pages parsed into arena a (fastjson.h): no
+ * malloc per node, and no node to free one by one.  Each item appended to
+ * items is az_batch_ref's reference to its tree in a; a must outlive them.
+ */
+struct fastjson_arena;
+void az_batch_list_in(struct az_batch *b, const char *url, const char *tenant, cJSON *items,
+                      struct fastjson_arena *a, az_batch_fn fn, void *ud);
+
+/*
  * POST body to url, a query that only reads (Resource Graph), answered like a
- * GET (body parsed); retried as a GET is.  Queries of one tenant share a
+ * GET (body parsed into arena a, as az_batch_list_in's pages: the callback's
+ * body lives in a and must not reach cJSON_Delete; NULL a: parsed by cJSON,
+ * the callback owns it); retried as a GET is.  Queries of one tenant share a
  * scheduling key ("query:<tenant>") that follows x-ms-user-quota-remaining.
  */
-void az_batch_query(struct az_batch *b, const char *url, const char *tenant, const cJSON *body, az_batch_fn fn,
-                    void *ud);
+void az_batch_query_in(struct az_batch *b, const char *url, const char *tenant, const cJSON *body,
+                       struct fastjson_arena *a, az_batch_fn fn, void *ud);
+
+/*
+ * A malloc'd reference (cJSON_IsReference) to item, a node of an arena's
+ * tree: cJSON_Delete frees the reference and nothing below it, so it can be
+ * moved between arrays and deleted as any item, while its tree stays the
+ * arena's.  Below it, nothing may be deleted or replaced (detach instead),
+ * and a node added must come from the arena too (it would never be freed).
+ */
+cJSON *az_batch_ref(cJSON *item);
 
 /* Runs until every queued request (and every one queued meanwhile) is finished. */
 void az_batch_run(struct az_batch *b);

@@ -20,10 +20,11 @@
  * they were queued before (by tenant, then statusOnly lists, role
  * assignments, protected items), whatever order they finish in.
  *
- * What Resource Graph returns is kept as it comes (its extra columns are
- * ignored by the estate loader): VMs without "resources" (their ADE
- * extensions come apart, into vmExtensions, as the estate allows) and
- * without instanceView (Resource Graph keeps only the power state).
+ * What Resource Graph returns is kept as ARM shows it, but only the parts
+ * kvaudit reads (QUERIES): VMs without "resources" (their ADE extensions come
+ * apart, into vmExtensions, as the estate allows) and without instanceView
+ * (Resource Graph keeps only the power state).  Pages and the lists above
+ * are parsed into an arena (kept_arena) that the snapshot references.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@
 #include "audit/azure/collect_internal.h"
 #include "audit/estate/estate.h"
 #include "audit/util/armid.h"
+#include "audit/util/fastjson.h"
 #include "audit/util/idmap.h"
 
 #define API_RESOURCE_GRAPH "2024-04-01"
@@ -46,17 +48,39 @@ enum { Q_VMS, Q_ADE, Q_VAULTS, Q_RSVS, Q_COUNT };
 enum { L_VMS, L_EXTENSIONS, L_DISKS, L_VAULTS, L_RSVS, L_COUNT };
 
 /*
- * The queries.  Each keeps the ARM JSON the estate loader reads (properties
- * whole) and orders its rows by a unique column (Resource Graph pages in a
- * stable order only then); tostring() because Kusto compares dynamic values
- * with strings only through it.  The emulator (tests/emulator/kql.py)
- * evaluates exactly this subset of KQL and rejects the rest.
+ * The queries.  Each keeps the ARM JSON the estate loader reads and orders
+ * its rows by a unique column (Resource Graph pages in a stable order only
+ * then); tostring() because Kusto compares dynamic values with strings only
+ * through it.  The emulator (tests/emulator/kql.py) evaluates exactly this
+ * subset of KQL and rejects the rest.
+ *
+ * Q_VMS projects only what is read of a VM (a row of bench/gen_estate.py's
+ * shrinks from ~2.8 to ~1.4 KB of JSON, for the service and for kvaudit), and
+ * vm_row puts the two nested columns back where ARM has them,
+ * properties.storageProfile.{osDisk,dataDisks}:
+ *   id, name, location        the estate's VM (estate.c load_vms; id also
+ *                             joins instance views, extensions and disks);
+ *   type                      what the resource is, as every snapshot row says;
+ *   osDisk                    osType (fact vm.os, the inventory's OS), name,
+ *                             managedDisk.id (its disk's ADE settings) and
+ *                             encryptionSettings (ADE in the VM model): ade.c
+ *                             from_vm_model and from_managed_disks;
+ *   dataDisks                 each managedDisk.id (ade.c from_managed_disks).
+ * The instance view (VM agent, disks' encryption settings, osName) comes from
+ * the statusOnly lists (attach_instance_views), ADE extensions and disks from
+ * Q_ADE.  Nothing else of a VM is read by the estate, facts, evidence,
+ * restore or any rule (rules/catalog reads facts only): not tags, zones,
+ * identity, osProfile, networkProfile or hardwareProfile.  Q_ADE's disks
+ * likewise keep id, name, type, location, managedBy (the VM it belongs to)
+ * and properties.encryptionSettingsCollection (its ADE settings: estate.c
+ * load_disks, ade.c from_managed_disk), the only parts of a disk read.
  *
  * Q_ADE gives one row per VM (its ADE extensions and encrypted managed
  * disks; an unattached disk a row of its own) rather than one per resource:
  * at 10,000 VMs a tenant's queries then need 11 pages instead of 21, within
- * Resource Graph's quota of 15 queries per 5 s.  The lists hold exactly the
- * columns the per-resource queries projected, and n counts the rows each
+ * Resource Graph's quota of 15 queries per 5 s.  An extension keeps the
+ * columns the per-resource query projected (ade.c reads its properties),
+ * a disk those above; n counts the rows each
  * row's lists were made of: make_list() keeps at most maxSize values
  * (1048576 by default) and drops the rest without an error, so a row whose
  * lists hold fewer than n is a truncated result (unpack_ade).  At least one
@@ -67,8 +91,8 @@ static const struct graph_query QUERIES[Q_COUNT] = {
 	[Q_VMS] = {"virtual machines",
 	           "Resources"
 	           " | where type =~ 'microsoft.compute/virtualmachines'"
-	           " | project id, name, type, location, subscriptionId, resourceGroup, tenantId, tags, zones,"
-	           " identity, properties"
+	           " | project id, name, type, location, osDisk = properties.storageProfile.osDisk,"
+	           " dataDisks = properties.storageProfile.dataDisks"
 	           " | order by id asc"},
 	[Q_ADE] = {"ADE extensions and encrypted managed disks",
 	           "Resources"
@@ -83,8 +107,8 @@ static const struct graph_query QUERIES[Q_COUNT] = {
 	           " 'subscriptionId', subscriptionId, 'resourceGroup', resourceGroup, 'tags', tags,"
 	           " 'properties', properties), type =~ 'microsoft.compute/virtualmachines/extensions'),"
 	           " disks = make_list_if(bag_pack('id', id, 'name', name, 'type', type, 'location', location,"
-	           " 'subscriptionId', subscriptionId, 'resourceGroup', resourceGroup, 'managedBy', managedBy,"
-	           " 'sku', sku, 'zones', zones, 'tags', tags, 'properties', properties),"
+	           " 'managedBy', managedBy, 'properties',"
+	           " bag_pack('encryptionSettingsCollection', properties.encryptionSettingsCollection)),"
 	           " type =~ 'microsoft.compute/disks')"
 	           " by vm"
 	           " | order by vm asc"},
@@ -211,8 +235,45 @@ struct gtenant {
 	size_t answered;             /* queries whose first page came back */
 	cJSON *rows[L_COUNT];        /* every batch's rows, per estate list (tenant_commit) */
 	cJSON *views, *ras, *items;  /* from ARM: statusOnly lists, role assignment lists, protected items */
+	struct fastjson_arena *arena;   /* its pages and lists (kept_arena) */
 	struct gtenant *next;
 };
+
+/*
+ * The arenas Resource Graph's pages and the statusOnly and role-assignment
+ * lists are parsed into (az_batch_query_in, az_batch_list_in): what they
+ * hold becomes part of the snapshot through az_batch_ref's references, so
+ * they live as long as the process, which frees them at exit, each in a
+ * few calls, instead of millions of nodes freed one by one with the
+ * snapshot.
+ */
+struct kept {
+	struct fastjson_arena a;
+	struct kept *next;
+};
+static struct kept *kept;
+
+static void kept_free(void)
+{
+	while (kept) {
+		struct kept *k = kept;
+
+		kept = k->next;
+		fastjson_arena_free(&k->a);
+		free(k);
+	}
+}
+
+static struct fastjson_arena *kept_arena(void)
+{
+	struct kept *k = kv_calloc(1, sizeof(*k));
+
+	if (!kept)
+		atexit(kept_free);
+	k->next = kept;
+	kept = k;
+	return &k->a;
+}
 
 static void query_failed(struct gquery *g, enum http_outcome o, const char *code, const char *message)
 {
@@ -260,7 +321,7 @@ static void query_send(struct gquery *g)
 	struct az_batch *b = run_batch(g->t->r);
 
 	if (b) {
-		az_batch_query(b, g->t->url, g->t->tenant, g->body, page_done, g);
+		az_batch_query_in(b, g->t->url, g->t->tenant, g->body, g->t->arena, page_done, g);
 		return;
 	}
 	query_failed(g, HTTP_FATAL, "InternalError", "cannot start concurrent requests");
@@ -302,7 +363,7 @@ static bool unpack_ade(struct gquery *g, cJSON *data)
 			cJSON *list = cJSON_GetObjectItemCaseSensitive(row, k ? "disks" : "extensions"), *it;
 
 			while ((it = list->child) != NULL)
-				cJSON_AddItemToArray(g->rows[k], cJSON_DetachItemViaPointer(list, it));
+				cJSON_AddItemToArray(g->rows[k], az_batch_ref(cJSON_DetachItemViaPointer(list, it)));
 		}
 	return true;
 }
@@ -326,6 +387,54 @@ static void sort_by_id(cJSON *arr)
 	for (i = 0; i < n; i++)
 		cJSON_AddItemToArray(arr, v[i]);
 	free(v);
+}
+
+/* An empty object in arena a. */
+static cJSON *arena_object(struct fastjson_arena *a)
+{
+	cJSON *o = fastjson_alloc(a, sizeof(*o));
+
+	memset(o, 0, sizeof(*o));
+	o->type = cJSON_Object;
+	return o;
+}
+
+/*
+ * Adds v (a detached node of an arena's tree, or arena_object's) to the
+ * arena object obj as key, a string constant: the node's own key is the
+ * arena's and must not reach free(), as cJSON_AddItemToObject would send it.
+ */
+static cJSON *link_child(cJSON *obj, const char *key, cJSON *v)
+{
+	v->string = NULL;
+	v->type &= ~cJSON_StringIsConst;
+	cJSON_AddItemToObjectCS(obj, key, v);
+	return v;
+}
+
+/*
+ * A Q_VMS row as ARM shows the VM: its osDisk and dataDisks columns back
+ * under properties.storageProfile (a null column, as Resource Graph gives
+ * for a VM without the path, left out), so the estate loader reads it as
+ * the ARM engine's VM.
+ */
+static cJSON *vm_row(struct fastjson_arena *a, cJSON *row)
+{
+	static const char *const cols[] = {"osDisk", "dataDisks"};
+	cJSON *props, *sp;
+
+	if (!cJSON_IsObject(row))
+		return row;   /* the loader says what is wrong with it */
+	(void)cJSON_DetachItemFromObjectCaseSensitive(row, "properties");   /* the arena's: left there */
+	props = link_child(row, "properties", arena_object(a));
+	sp = link_child(props, "storageProfile", arena_object(a));
+	for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++) {
+		cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(row, cols[k]);
+
+		if (v && !cJSON_IsNull(v))
+			link_child(sp, cols[k], v);
+	}
+	return row;
 }
 
 /*
@@ -365,9 +474,12 @@ static void page_done(void *ud, enum http_outcome o, cJSON *page, const struct a
 	if (g->q == &QUERIES[Q_ADE]) {
 		if (!unpack_ade(g, data))
 			goto end;
+	} else if (g->q == &QUERIES[Q_VMS]) {
+		while ((it = data->child) != NULL)
+			cJSON_AddItemToArray(g->rows[0], az_batch_ref(vm_row(g->t->arena, cJSON_DetachItemViaPointer(data, it))));
 	} else {
 		while ((it = data->child) != NULL)
-			cJSON_AddItemToArray(g->rows[0], cJSON_DetachItemViaPointer(data, it));
+			cJSON_AddItemToArray(g->rows[0], az_batch_ref(cJSON_DetachItemViaPointer(data, it)));
 	}
 	/* A string enum ("true"/"false"), not a boolean; "true" without a $skipToken means rows are lost. */
 	if (kv_streq_ci(trunc, "true") && kv_empty(next)) {
@@ -387,12 +499,12 @@ static void page_done(void *ud, enum http_outcome o, cJSON *page, const struct a
 	options = cJSON_GetObjectItemCaseSensitive(g->body, "options");
 	cJSON_DeleteItemFromObjectCaseSensitive(options, "$skipToken");
 	cJSON_AddStringToObject(options, "$skipToken", next);
-	cJSON_Delete(page);
 	query_send(g);
 	tenant_advance(g->t);
 	return;
 end:
-	cJSON_Delete(page);
+	/* page is the arena's (az_batch_query_in): its rows are referenced, the rest stays there. */
+	(void)page;
 	if (g->q == &QUERIES[Q_ADE]) {
 		sort_by_id(g->rows[0]);
 		sort_by_id(g->rows[1]);
@@ -435,25 +547,59 @@ static cJSON *subscriptions_of(const cJSON *rows)
 	return subs;
 }
 
+/* One ARM list a query's rows called for (queue_per_subscription). */
+struct glist {
+	struct run *r;
+	char *path;
+};
+
+/* A list is in: its failure recorded with its path (detach_list_failures orders them), its items are in place. */
+static void list_done(void *ud, enum http_outcome o, cJSON *body, const struct az_failure *f, const struct kv_err *err)
+{
+	struct glist *l = ud;
+
+	(void)body;
+	if (o != HTTP_OK)
+		run_record(l->r, l->path, f, err);
+	free(l->path);
+	free(l);
+}
+
 /*
- * Queues one ARM list per subscription of the query's rows; g->deps keeps
- * each result array alive, g->scopes the paths.
+ * Queues one ARM list per subscription of the query's rows, parsed into the
+ * tenant's arena (their items become the snapshot's: instance views, role
+ * assignments); g->deps keeps each result array alive, g->scopes the paths.
  */
 static void queue_per_subscription(struct gquery *g, const char *provider, const char *api, const char *extra)
 {
+	struct run *r = g->t->r;
 	cJSON *subs = subscriptions_of(g->rows[0]);
 	const cJSON *s;
 
 	cJSON_ArrayForEach(s, subs) {
 		char path[256];
 		cJSON *items = cJSON_CreateArray();
+		struct az_batch *b = run_batch(r);
+		struct glist *l;
+		char *url;
 
 		cJSON_AddItemToArray(g->deps, items);
 		snprintf(path, sizeof(path), "/subscriptions/%s/providers/%s", s->valuestring, provider);
-		if (armid_valid_for_url(path)) {
-			run_queue_list(g->t->r, path, api, extra, g->t->tenant, items);
-			cJSON_AddItemToArray(g->scopes, cJSON_CreateString(path));
+		if (!armid_valid_for_url(path))
+			continue;
+		cJSON_AddItemToArray(g->scopes, cJSON_CreateString(path));
+		if (!b) {
+			struct az_failure f = {HTTP_FATAL, 0, "InternalError", "cannot start concurrent requests"};
+
+			run_record(r, path, &f, NULL);
+			continue;
 		}
+		l = kv_calloc(1, sizeof(*l));
+		l->r = r;
+		l->path = kv_strdup(path);
+		url = kv_asprintf("%s%s?api-version=%s%s%s", r->c->cloud->arm, path, api, extra ? "&" : "", extra ? extra : "");
+		az_batch_list_in(b, url, g->t->tenant, items, g->t->arena, list_done, l);
+		free(url);
 	}
 	cJSON_Delete(subs);
 }
@@ -530,8 +676,9 @@ static void attach_instance_views(cJSON *vms, cJSON *lists)
 			into = cJSON_GetObjectItemCaseSensitive(byid[k], "properties");
 			if (!cJSON_IsObject(into))
 				continue;
-			cJSON_DeleteItemFromObjectCaseSensitive(into, "instanceView");
-			cJSON_AddItemToObject(into, "instanceView", cJSON_DetachItemViaPointer(props, iv));
+			/* Both trees are arenas' (vm_row, list_in): what is replaced stays there. */
+			(void)cJSON_DetachItemFromObjectCaseSensitive(into, "instanceView");
+			link_child(into, "instanceView", cJSON_DetachItemViaPointer(props, iv));
 		}
 	idmap_release(&ix);
 	free(byid);
@@ -630,6 +777,7 @@ void collect_graph(struct run *r, const char *tenant, const char *bms_oid, const
 	                     API_RESOURCE_GRAPH);
 	t->subs = cJSON_Duplicate(subs, true);
 	t->fallback = fallback;
+	t->arena = kept_arena();
 	for (int l = 0; l < L_COUNT; l++)
 		t->rows[l] = cJSON_CreateArray();
 	t->views = cJSON_CreateArray();

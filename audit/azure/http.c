@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1028,23 +1029,25 @@ enum http_outcome http_query(struct http_client *h, const char *url, const char 
 /* ---- many requests at once (libcurl's multi interface) ---- */
 
 struct mcall {
-	struct call c;
+	struct call c;          /* first: CURLOPT_PRIVATE points to it */
+	struct sched_item q;    /* while waiting to start, in the scheduler's queues */
 	void *ud;
 	CURL *easy;             /* while in flight */
-	long not_before;        /* ms: a retry waits */
 	bool refused;           /* never sent: call_prepare said no */
-	struct mcall *next;     /* in the pending, or the done, queue */
+	struct mcall *next;     /* in the done queue */
 };
+
+static struct mcall *mcall_of(struct sched_item *it)
+{
+	return (struct mcall *)(void *)((char *)it - offsetof(struct mcall, q));
+}
 
 struct http_multi {
 	struct http_client *h;
 	CURLM *multi;
 	struct sched *sched;
 	int concurrency, active;
-	struct mcall *pending, *pending_tail;   /* FIFO: the order requests were added */
-	struct mcall *lane_end;                 /* the last of pending's head added "first" (none after it is) */
-	struct mcall *front_end;                /* the last of the queries, ahead of that lane */
-	struct mcall *done, *done_tail;
+	struct mcall *done, *done_tail;         /* the requests waiting to start are in sched's queues */
 	CURL **idle;                            /* easy handles to reuse */
 	int nidle;
 	int started;                            /* attempts started, for tests */
@@ -1082,23 +1085,9 @@ static void queue_push(struct mcall **head, struct mcall **tail, struct mcall *x
 	*tail = x;
 }
 
-/* Puts x into pending after the call after (NULL: at its head). */
-static void insert_after(struct http_multi *m, struct mcall *after, struct mcall *x)
-{
-	x->next = after ? after->next : m->pending;
-	if (after)
-		after->next = x;
-	else
-		m->pending = x;
-	if (!x->next)
-		m->pending_tail = x;
-}
-
-enum { LANE_LAST, LANE_FIRST, LANE_FRONT };
-
 static bool multi_add(struct http_multi *m, const char *method, const char *url, const char *bearer,
                       const char *const *headers, const char *body, size_t body_len, const char *key,
-                      struct http_response *resp, struct kv_err *err, void *ud, int lane)
+                      struct http_response *resp, struct kv_err *err, void *ud, enum sched_lane lane)
 {
 	struct mcall *x = kv_calloc(1, sizeof(*x));
 
@@ -1116,17 +1105,10 @@ static bool multi_add(struct http_multi *m, const char *method, const char *url,
 		queue_push(&m->done, &m->done_tail, x);
 		return false;
 	}
-	if (lane == LANE_LAST) {
-		queue_push(&m->pending, &m->pending_tail, x);
-	} else if (lane == LANE_FRONT) {
-		/* Ahead of all but the queries before it. */
-		insert_after(m, m->front_end, x);
-		m->front_end = x;
-	} else {
-		/* Behind the queries and the others added first, ahead of the rest. */
-		insert_after(m, m->lane_end ? m->lane_end : m->front_end, x);
-		m->lane_end = x;
-	}
+	/* Only reads: a query is retried as a GET is (http_query). */
+	if (lane == SCHED_FRONT)
+		x->c.idempotent = true;
+	sched_queue(m->sched, x->c.key, &x->q, lane);
 	return true;
 }
 
@@ -1134,14 +1116,14 @@ bool http_multi_add(struct http_multi *m, const char *method, const char *url, c
                     const char *const *headers, const char *body, size_t body_len, const char *key,
                     struct http_response *resp, struct kv_err *err, void *ud)
 {
-	return multi_add(m, method, url, bearer, headers, body, body_len, key, resp, err, ud, LANE_LAST);
+	return multi_add(m, method, url, bearer, headers, body, body_len, key, resp, err, ud, SCHED_LAST);
 }
 
 bool http_multi_add_first(struct http_multi *m, const char *method, const char *url, const char *bearer,
                           const char *const *headers, const char *body, size_t body_len, const char *key,
                           struct http_response *resp, struct kv_err *err, void *ud)
 {
-	return multi_add(m, method, url, bearer, headers, body, body_len, key, resp, err, ud, LANE_FIRST);
+	return multi_add(m, method, url, bearer, headers, body, body_len, key, resp, err, ud, SCHED_FIRST);
 }
 
 bool http_multi_add_query(struct http_multi *m, const char *url, const char *bearer, const char *const *headers,
@@ -1152,45 +1134,28 @@ bool http_multi_add_query(struct http_multi *m, const char *url, const char *bea
 	 * Ahead of everything else: each page of a query waits for the one before, and what the
 	 * engine reads next waits for the query (collect_graph.c), so they are few and in the way.
 	 */
-	bool ok = multi_add(m, "POST", url, bearer, headers, body, body_len, key, resp, err, ud, LANE_FRONT);
+	bool ok = multi_add(m, "POST", url, bearer, headers, body, body_len, key, resp, err, ud, SCHED_FRONT);
 
-	/* Only reads: retried as a GET is (http_query); metered by the caller's query quota (sched.h). */
-	if (ok) {
-		m->front_end->c.idempotent = true;   /* the call just added */
+	/* Metered by the caller's query quota (sched.h). */
+	if (ok)
 		sched_expect_quota(m->sched, key);
-	}
 	return ok;
 }
 
-/* Starts what may start now; returns the earliest time something pending could start (or -1). */
+/*
+ * Starts what may start now, in sched_next's order; returns the earliest time
+ * something queued could start, or -1 (nothing queued, or no room: a
+ * finished transfer wakes the loop).
+ */
 static long start_ready(struct http_multi *m, long now)
 {
-	struct mcall **pp = &m->pending, *prev = NULL;
-	long wake = -1;
+	struct sched_item *it;
 
-	while (*pp && m->active < m->concurrency) {
-		struct mcall *x = *pp;
-		long at = x->not_before > now ? x->not_before : now;
-		long ready = sched_ready_at(m->sched, x->c.key, at);
+	while (m->active < m->concurrency && (it = sched_next(m->sched, now)) != NULL) {
+		struct mcall *x = mcall_of(it);
 		CURL *easy;
 		CURLcode rc;
 
-		if (ready > now) {
-			if (wake < 0 || ready < wake)
-				wake = ready;
-			prev = x;
-			pp = &x->next;
-			continue;
-		}
-		/* Unlink and start. */
-		*pp = x->next;
-		if (m->pending_tail == x)
-			m->pending_tail = prev;
-		if (m->front_end == x)
-			m->front_end = prev;
-		else if (m->lane_end == x)
-			m->lane_end = prev == m->front_end ? NULL : prev;   /* the queries are not of the lane */
-		x->next = NULL;
 		easy = m->nidle > 0 ? m->idle[--m->nidle] : curl_easy_init();
 		call_attempt_begin(m->h, &x->c);
 		rc = easy ? configure(m->h, easy, &x->c) : CURLE_OUT_OF_MEMORY;
@@ -1215,12 +1180,10 @@ static long start_ready(struct http_multi *m, long now)
 			m->max_active = m->active;
 		sched_on_start(m->sched, x->c.key, now);
 	}
-	if (*pp && m->active < m->concurrency && wake < 0)
-		wake = now;
-	return wake;
+	return m->active < m->concurrency ? sched_wake(m->sched, now) : -1;
 }
 
-/* Handles finished transfers: retries go back to pending (after their wait), the rest to done. */
+/* Handles finished transfers: retries go back to the queues (after their wait), the rest to done. */
 static void reap(struct http_multi *m)
 {
 	CURLMsg *msg;
@@ -1250,12 +1213,8 @@ static void reap(struct http_multi *m)
 		x->easy = NULL;
 		m->active--;
 		if (retry) {
-			x->not_before = now + wait_ms;
 			/* Back in front of the queue: it was asked for first. */
-			x->next = m->pending;
-			m->pending = x;
-			if (!m->pending_tail)
-				m->pending_tail = x;
+			sched_retry(m->sched, &x->q, now + wait_ms);
 		} else {
 			call_finish_error(&x->c);
 			queue_push(&m->done, &m->done_tail, x);
@@ -1281,7 +1240,7 @@ bool http_multi_next(struct http_multi *m, void **ud, enum http_outcome *o)
 			free(x);
 			return true;
 		}
-		if (!m->pending && m->active == 0)
+		if (sched_queued(m->sched) == 0 && m->active == 0)
 			return false;
 		now = now_ms();
 		wake = start_ready(m, now);
@@ -1316,12 +1275,13 @@ void http_multi_stats(const struct http_multi *m, int *started, int *max_active)
 void http_multi_free(struct http_multi *m)
 {
 	struct mcall *x;
+	struct sched_item *it;
 
 	if (!m)
 		return;
 	/* Normally empty: every request was taken with http_multi_next. */
-	while ((x = m->pending) != NULL) {
-		m->pending = x->next;
+	while ((it = sched_drain(m->sched)) != NULL) {
+		x = mcall_of(it);
 		call_release(&x->c);
 		free(x);
 	}

@@ -12,6 +12,7 @@
 #define KVAUDIT_SCHED_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Below this many reads left, requests of a key are paced; below SCHED_LOW_WATER, at the refill rate. */
 #define SCHED_HIGH_WATER 100
@@ -24,7 +25,48 @@
 struct sched;
 
 struct sched *sched_new(void);
-void sched_free(struct sched *s);
+void sched_free(struct sched *s);   /* requests still queued are the caller's (sched_drain) */
+
+/*
+ * The requests waiting to start, each key's in its own queues, one FIFO per
+ * lane.  sched_next hands out, of the keys that may start now, the request
+ * that comes first: lane by lane (retries, then Resource Graph queries, then
+ * list pages, then single reads), in the order queued within a lane (the
+ * latest retry first).  With nothing paced that is the order of one list
+ * kept lane by lane; a paced key's requests wait in its queues without being
+ * looked at, so the cost of a start does not grow with what a throttled
+ * subscription holds (O(log keys)).  The caller embeds a struct sched_item in
+ * each request; its fields are the scheduler's.
+ */
+enum sched_lane {
+	SCHED_RETRY,   /* set by sched_retry */
+	SCHED_FRONT,   /* Resource Graph queries: each page waits for the one before, the engine for the query */
+	SCHED_FIRST,   /* list pages: a list's chain, and what waits on it */
+	SCHED_LAST,    /* single reads */
+	SCHED_LANES
+};
+
+struct sched_key;
+
+struct sched_item {
+	struct sched_item *next;
+	struct sched_key *k;
+	unsigned long long order;   /* lane, then when queued */
+	long not_before;            /* a retry: not before this (ms) */
+};
+
+/* Queues it under key (NULL: never paced) in lane (not SCHED_RETRY). */
+void sched_queue(struct sched *s, const char *key, struct sched_item *it, enum sched_lane lane);
+/* Queues a request again after a failed attempt, under its key, ahead of all others, not before not_before. */
+void sched_retry(struct sched *s, struct sched_item *it, long not_before);
+/* The next request that may start at now, taken off its queue; NULL: none may yet. */
+struct sched_item *sched_next(struct sched *s, long now);
+/* When sched_next may next return one (now when it may at once); -1 when nothing is queued. */
+long sched_wake(const struct sched *s, long now);
+/* How many requests are queued (retries waiting for their time included). */
+size_t sched_queued(const struct sched *s);
+/* Any queued request, taken off its queue regardless of pacing (to free them); NULL when none is left. */
+struct sched_item *sched_drain(struct sched *s);
 
 /* The earliest time (ms) a request of key may start; <= now means at once.  NULL key: never paced. */
 long sched_ready_at(struct sched *s, const char *key, long now);

@@ -14,20 +14,16 @@
 
 bool audit_cli_init(struct audit_cli *a, const char *source, int argc, char **argv, struct scope_opts *s)
 {
-	const char *path = cli_config_path(argc, argv);
-	struct kv_err err = {{0}};
-
 	memset(a, 0, sizeof(*a));
 	a->formats = "json";
 	a->out = ".";
 	a->ao.fail_on = SEV_LOW;
 	a->ao.source = source;
-	if (!path)
-		return true;
-	if (!cli_config_load(path, &a->cfg, &err)) {
-		cli_error("%s", err.msg);
+	/* Errors name the file and where its name came from (config.c). */
+	if (!cli_config_command(argc, argv, &a->cfg))
 		return false;
-	}
+	if (!a->cfg.doc)
+		return true;
 	a->formats = a->cfg.formats ? a->cfg.formats : a->formats;
 	a->out = a->cfg.out ? a->cfg.out : a->out;
 	if (a->cfg.fail_on)
@@ -132,7 +128,7 @@ bool audit_cli_prepare(struct audit_cli *a, const struct command *self)
 	if (!cli_formats_valid(self, a->formats) || !cli_load_catalog(&a->cat, &a->rules) ||
 	    !cli_load_suppressions(a->supp_path, &a->cat, &a->supp, &a->ao))
 		return false;
-	if (a->baseline_path && !(a->baseline = cli_report_load(a->baseline_path, &err))) {
+	if (a->baseline_path && !(a->baseline = cli_report_load(a->baseline_path, &a->baseline_arena, &err))) {
 		cli_error("%s", err.msg);
 		return false;
 	}
@@ -177,7 +173,7 @@ out:
 
 void audit_cli_release(struct audit_cli *a)
 {
-	cJSON_Delete(a->baseline);
+	fastjson_arena_free(&a->baseline_arena);
 	cli_config_release(&a->cfg);
 	suppressions_release(&a->supp);
 	rule_catalog_release(&a->cat);

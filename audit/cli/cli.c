@@ -378,6 +378,13 @@ static int cmd_rules(int argc, char **argv, const struct command *self)
 		goto out;
 	}
 	sub = argv[optind++];
+	/* check and facts read no catalog: a --rules there would be silently ignored. */
+	if (dirs.n && (strcmp(sub, "check") == 0 || strcmp(sub, "facts") == 0)) {
+		rc = cli_usage_error(self, strcmp(sub, "check") == 0
+		                     ? "--rules applies to 'rules list' and 'rules show' ('rules check DIR' checks DIR)"
+		                     : "--rules applies to 'rules list' and 'rules show' (custom rules read these facts)");
+		goto out;
+	}
 	if (strcmp(sub, "list") == 0 && optind == argc) {
 		if (!cli_load_catalog(&cat, &dirs))
 			goto out;

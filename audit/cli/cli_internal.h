@@ -11,6 +11,7 @@
 #include "audit/audit.h"
 #include "audit/estate/estate.h"
 #include "audit/suppress.h"
+#include "audit/util/fastjson.h"
 #include "rules/engine.h"
 
 struct command {
@@ -82,6 +83,13 @@ enum { OPT_SUB = 1000, OPT_ALL, OPT_CLOUD, OPT_AUTH, OPT_DATA_PLANE, OPT_ENGINE,
 
 /* Handles a scope option; false when opt is not one. */
 bool cli_scope_option(struct scope_opts *s, int opt);
+/*
+ * Checks every scope option s holds (auth, subscriptions, since, engine,
+ * shard, concurrency, the cloud name or file), whether or not the mode the
+ * command runs in uses it: an option is either rejected or valid.  Returns
+ * 0, or the usage code after printing one line.
+ */
+int cli_scope_check(const struct command *self, const struct scope_opts *s);
 
 struct option; /* <getopt.h> */
 /* A command's own options (optarg holds the value): 1 handled, 0 not one of them, -1 a usage error, printed. */
@@ -121,10 +129,14 @@ struct az_client *cli_live_client(struct cli_live *cl);
 void cli_live_close(struct cli_live *cl);
 
 /*
- * Loads a saved kvaudit.report (version 1); NULL with one line in err naming
- * the file and what is wrong (reportcmd.c).
+ * Loads a saved kvaudit.report (version 1) into arena (fastjson.h: a tree
+ * to read, never to cJSON_Delete; fastjson_arena_free frees it, also after
+ * a failure); NULL with one line in err naming the file and what is wrong
+ * (reportcmd.c).
  */
-cJSON *cli_report_load(const char *path, struct kv_err *err);
+cJSON *cli_report_load(const char *path, struct fastjson_arena *arena, struct kv_err *err);
+/* Where cJSON stops in text that fastjson rejected (they reject alike): an error's byte offset. */
+size_t cli_json_error_offset(const char *data, size_t len);
 int cmd_diff(int argc, char **argv, const struct command *self);
 /*
  * --baseline: the number of failing findings of report that are new against
@@ -152,8 +164,6 @@ struct cli_config {
 /* --expiry-warning: N, Nd (days) or Nh (hours), at most 3650 days, into seconds (auditcli.c). */
 bool cli_parse_window(const char *s, long long *out);
 
-/* The config file named by --config in argv, else $KVAUDIT_CONFIG, else NULL. */
-const char *cli_config_path(int argc, char **argv);
 bool cli_config_load(const char *path, struct cli_config *c, struct kv_err *err);
 void cli_config_release(struct cli_config *c);
 /*
@@ -162,7 +172,11 @@ void cli_config_release(struct cli_config *c);
  * afterwards win, and --subscription on the command line replaces the list.
  */
 void cli_config_scope(const struct cli_config *c, int argc, char **argv, struct scope_opts *s);
-/* collect and fix: the config of --config or $KVAUDIT_CONFIG into c (zeroed when none); false: printed. */
+/*
+ * The config of --config or $KVAUDIT_CONFIG into c (zeroed when none, or
+ * with --help); false: one line printed, naming the file and where its name
+ * came from.
+ */
 bool cli_config_command(int argc, char **argv, struct cli_config *c);
 bool cli_argv_has(int argc, char **argv, const char *option);
 int cmd_config(int argc, char **argv, const struct command *self);
@@ -179,7 +193,8 @@ struct audit_cli {
 	struct cli_config cfg;
 	struct suppressions supp;
 	struct rule_catalog cat;
-	cJSON *baseline;
+	cJSON *baseline;                     /* in baseline_arena (cli_report_load) */
+	struct fastjson_arena baseline_arena;
 	bool quiet, verbose;
 	long long as_of, expiry_warning;     /* --as-of (0: now), --expiry-warning in seconds */
 	bool expiry_warning_set;

@@ -131,7 +131,12 @@ static void set_release(struct finding_set *set)
 	memset(set, 0, sizeof(*set));
 }
 
-/* The failing findings of `from` that are (or are not) failing in `other`. */
+/*
+ * The failing findings of `from` that are (or are not) failing in `other`,
+ * as references: the reports are arena trees (cli_report_load), which the
+ * list only borrows, and copying every finding of a large report would
+ * double its memory.  Deleting the list frees only the references.
+ */
 static cJSON *select_findings(const cJSON *from, const struct finding_set *other, bool in_other)
 {
 	cJSON *out = cJSON_CreateArray();
@@ -139,7 +144,7 @@ static cJSON *select_findings(const cJSON *from, const struct finding_set *other
 
 	cJSON_ArrayForEach(it, from)
 		if (failing(it) && set_has(other, it) == in_other)
-			cJSON_AddItemToArray(out, cJSON_Duplicate(it, true));
+			cJSON_AddItemToArray(out, cJSON_CreateObjectReference(it->child));
 	return out;
 }
 
@@ -208,6 +213,7 @@ int cmd_diff(int argc, char **argv, const struct command *self)
 	const char *format = "text";
 	enum severity fail_on = SEV_LOW;
 	cJSON *old = NULL, *new = NULL, *added = NULL, *resolved = NULL, *kept = NULL;
+	struct fastjson_arena old_arena = {0}, new_arena = {0};
 	const cJSON *fo, *fn;
 	struct finding_set so = {0}, sn = {0};
 	struct kv_err err = {{0}};
@@ -236,7 +242,8 @@ int cmd_diff(int argc, char **argv, const struct command *self)
 		rc = cli_usage_error(self, "two reports are expected: OLD.json NEW.json");
 		goto out;
 	}
-	if (!(old = cli_report_load(argv[optind], &err)) || !(new = cli_report_load(argv[optind + 1], &err))) {
+	if (!(old = cli_report_load(argv[optind], &old_arena, &err)) ||
+	    !(new = cli_report_load(argv[optind + 1], &new_arena, &err))) {
 		cli_error("%s", err.msg);
 		goto out;
 	}
@@ -282,12 +289,12 @@ int cmd_diff(int argc, char **argv, const struct command *self)
 	}
 	rc = alerts ? KV_EXIT_FINDINGS : KV_EXIT_OK;
 out:
-	cJSON_Delete(old);
-	cJSON_Delete(new);
 	cJSON_Delete(added);
 	cJSON_Delete(resolved);
 	cJSON_Delete(kept);
 	set_release(&so);
 	set_release(&sn);
+	fastjson_arena_free(&old_arena);
+	fastjson_arena_free(&new_arena);
 	return rc;
 }

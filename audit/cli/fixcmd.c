@@ -48,7 +48,8 @@ const char FIX_USAGE[] =
 	"  --apply                    make the changes (asks on a terminal; see --yes)\n"
 	"  --yes                      do not ask (required when standard input is not a terminal)\n"
 	"  --journal FILE             where writes are journaled first (default\n"
-	"                             kvaudit-fix-<UTC time>.journal), JSON lines, mode 0600\n"
+	"                             kvaudit-fix-<UTC time>.journal), JSON lines, mode 0600;\n"
+	"                             locked while in use (one fix --apply or rollback at a time)\n"
 	"  --rbac-role ID             role definition for RBAC vaults (default Key Vault Administrator,\n"
 	"                             00482a5a-887f-4fb3-b363-3b7fe8e74483)\n"
 	"  --include-vault-settings   also fix vault settings through a vault PATCH: enabledForDiskEncryption,\n"
@@ -63,27 +64,32 @@ const char FIX_USAGE[] =
 	"  -h, --help                 this help\n"
 	"\n"
 	"exit codes: 0 planned, or every vault applied, already compliant, skipped or suppressed,\n"
-	"2 bad usage, 4 some vault failed, 5 authentication failed\n";
+	"2 bad usage, or the journal is held by another applying fix or rollback, 4 some vault\n"
+	"failed, 5 authentication failed\n";
 
 const char ROLLBACK_USAGE[] =
-	"usage: kvaudit rollback JOURNAL [--cloud NAME|FILE] [--auth METHOD] [--yes] [--out FILE.json]\n"
+	"usage: kvaudit rollback JOURNAL [--cloud NAME|FILE] [--auth METHOD] [--config FILE] [--yes]\n"
+	"                        [--out FILE.json]\n"
 	"\n"
 	"Undo what a fix journal says was added, the last write first: remove exactly the permissions\n"
 	"the fix added (spelt as the vault stores them), delete the role assignments it created and\n"
 	"turn enabledForDiskEncryption off again where it turned it on (soft delete and purge\n"
 	"protection cannot be turned off: they are reported as not reversible).\n"
 	"Each vault is re-read first, so an interrupted run is undone as far as it got.  The rollback\n"
-	"is journaled into JOURNAL too.\n"
+	"is journaled into JOURNAL too.  Only one applying fix or rollback may use a journal at a\n"
+	"time: a second one is refused (exit 2) before it reads or changes anything.\n"
 	"\n"
 	"options:\n"
 	"  --cloud, --auth            as for 'kvaudit scan'\n"
+	"  --config FILE              take cloud and auth from FILE (default $KVAUDIT_CONFIG;\n"
+	"                             docs/config.md): the connection the fix was made with\n"
 	"  --yes                      do not ask (required when standard input is not a terminal)\n"
 	"  --out FILE.json            the rollback as JSON\n"
 	"  -q, --quiet, -v, --verbose progress on stderr\n"
 	"  -h, --help                 this help\n"
 	"\n"
-	"exit codes: 0 undone (or nothing left to undo), 2 bad usage, 4 something could not be\n"
-	"undone, 5 authentication failed\n";
+	"exit codes: 0 undone (or nothing left to undo), 2 bad usage, a bad or busy journal,\n"
+	"4 something could not be undone, 5 authentication failed\n";
 
 enum {
 	OPT_ESTATE = 2000, OPT_RULE, OPT_VAULT, OPT_APPLY, OPT_YES, OPT_JOURNAL, OPT_RBAC_ROLE, OPT_SETTINGS,
@@ -191,12 +197,16 @@ static int write_run(const char *out, const cJSON *run, int rc)
 	return rc;
 }
 
-/* fix_journal_open, saying so when an incomplete last line had to be removed; errors printed. */
-static bool open_journal(struct fix_journal *j, const char *path)
+/*
+ * fix_journal_open (locked: a second run of the same journal is refused,
+ * exit 2), saying so when an incomplete last line had to be removed; errors
+ * printed.
+ */
+static bool open_journal(struct fix_journal *j, const char *path, bool create)
 {
 	struct kv_err err = {{0}};
 
-	if (!fix_journal_open(j, path, &err)) {
+	if (!fix_journal_open(j, path, create, &err)) {
 		cli_error("%s", err.msg);
 		return false;
 	}
@@ -307,6 +317,14 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 		rc = cli_usage_error(self, "fix does not take --data-plane");
 		goto out;
 	}
+	/*
+	 * Every option is checked whatever the mode: with --estate the scope
+	 * options are not used for a read (--cloud and --auth still are, by
+	 * --apply), but a bad one is still a mistake to report.
+	 */
+	if ((rc = cli_scope_check(self, &s)) != KV_EXIT_OK)
+		goto out;
+	rc = KV_EXIT_USAGE;
 	if (po.rbac_role && !(po.rbac_role[0] == '/' && strstr(po.rbac_role, "/roleDefinitions/")) &&
 	    !is_guid(po.rbac_role)) {
 		rc = cli_usage_error(self, "--rbac-role takes a role definition GUID or its full ID");
@@ -396,7 +414,7 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 	if (!live)
 		goto out;
 	rc = KV_EXIT_USAGE;
-	if (!open_journal(&j, a.journal))
+	if (!open_journal(&j, a.journal, true))
 		goto out;
 	cJSON_AddStringToObject(run, "journal", a.journal);
 	results = cJSON_AddArrayToObject(run, "results");
@@ -467,11 +485,13 @@ int cmd_rollback(int argc, char **argv, const struct command *self)
 	static const struct option opts[] = {
 		{"cloud", required_argument, NULL, OPT_CLOUD},
 		{"auth", required_argument, NULL, OPT_AUTH},
+		{"config", required_argument, NULL, OPT_CONFIG},
 		{"yes", no_argument, NULL, OPT_YES},
 		{"out", required_argument, NULL, OPT_OUT},
 		COMMON_OPTIONS,
 	};
 	struct scope_opts s;
+	struct cli_config cfg;
 	struct fix_args a = {0};
 	const char *path;
 	struct kv_err err = {{0}};
@@ -480,10 +500,20 @@ int cmd_rollback(int argc, char **argv, const struct command *self)
 	cJSON *entries = NULL, *run = NULL, *results;
 	char rid[64];
 	size_t torn = 0;
-	int rc, writes = 0, failed = 0;
+	int rc = KV_EXIT_USAGE, writes = 0, failed = 0;
 	const cJSON *e;
 
 	memset(&s, 0, sizeof(s));
+	/*
+	 * The connection the fix was made with: a scheduled fix takes its cloud
+	 * and auth from the config file, and so does its rollback.  The rest of
+	 * the file (what to read, what to report) does not apply: the journal
+	 * names every vault.
+	 */
+	if (!cli_config_command(argc, argv, &cfg))
+		goto out;
+	s.cloud = cfg.cloud;
+	s.auth = cfg.auth;
 	if ((rc = cli_parse_options(self, argc, argv, ":qvh", opts, &s, fix_option, &a)) >= 0)
 		goto out;
 	rc = KV_EXIT_USAGE;
@@ -498,14 +528,21 @@ int cmd_rollback(int argc, char **argv, const struct command *self)
 		                           "pass --yes to roll back without asking");
 		goto out;
 	}
+	if ((rc = cli_scope_check(self, &s)) != KV_EXIT_OK)
+		goto out;
+	rc = KV_EXIT_USAGE;
+	/* Locked before it is read: what is undone is what the journal holds, not what a running fix adds next. */
+	if (!open_journal(&j, path, false))
+		goto out;
+	/* Safe to go on: nothing is sent before its intent line is whole, so no write is lost with it. */
+	if (j.cut)
+		log_line(stderr, "warning", NULL, "%s: line %zu is incomplete (a run interrupted mid-write, or a full disk) "
+		         "and is ignored: no write was sent for it; the complete entries before it are undone", path,
+		         j.cut_line);
 	if (!(entries = fix_journal_read(path, &torn, &err))) {
 		cli_error("%s", err.msg);
 		goto out;
 	}
-	/* Safe to go on: nothing is sent before its intent line is whole, so no write is lost with it. */
-	if (torn)
-		log_line(stderr, "warning", NULL, "%s: line %zu is incomplete (a run interrupted mid-write, or a full disk) "
-		         "and is ignored: no write was sent for it; the complete entries before it are undone", path, torn);
 	cJSON_ArrayForEach(e, entries)
 		if (kv_streq_ci(jstr(e, "phase"), "intent") &&
 		    (kv_streq_ci(jstr(e, "type"), "grant") || kv_streq_ci(jstr(e, "type"), "role") ||
@@ -529,9 +566,6 @@ int cmd_rollback(int argc, char **argv, const struct command *self)
 	}
 	live = cli_live_open(self, &s, &rc);
 	if (!live)
-		goto out;
-	rc = KV_EXIT_USAGE;
-	if (!open_journal(&j, path))
 		goto out;
 	run_id(rid, sizeof(rid));
 	run = cJSON_CreateObject();
@@ -573,5 +607,6 @@ out:
 	cJSON_Delete(run);
 	cJSON_Delete(entries);
 	free(s.subs.v);
+	cli_config_release(&cfg);
 	return rc;
 }

@@ -94,6 +94,15 @@ struct live {
 	bool loaded;
 };
 
+/* --concurrency N: N, or -1 when it is not a whole number from 1 to 256. */
+static int scope_concurrency(const char *text)
+{
+	char *end = NULL;
+	long n = strtol(text, &end, 10);
+
+	return end == text || *end || n < 1 || n > HTTP_MAX_CONCURRENCY ? -1 : (int)n;
+}
+
 bool cli_scope_option(struct scope_opts *s, int opt)
 {
 	switch (opt) {
@@ -110,6 +119,42 @@ bool cli_scope_option(struct scope_opts *s, int opt)
 	}
 	s->any = true;
 	return true;
+}
+
+int cli_scope_check(const struct command *self, const struct scope_opts *s)
+{
+	enum auth_method m;
+	long long since;
+	unsigned k, n;
+	struct cloud cloud;
+	struct kv_err err = {{0}};
+
+	if (s->auth && !auth_method_parse(s->auth, &m))
+		return cli_usage_error(self, "--auth takes auto, env, msi or cli");
+	for (size_t i = 0; i < s->subs.n; i++)
+		if (!is_guid(s->subs.v[i])) {
+			char msg[200];
+
+			snprintf(msg, sizeof(msg), "--subscription '%.64s' is not a subscription ID (a GUID)", s->subs.v[i]);
+			return cli_usage_error(self, msg);
+		}
+	if (s->since && !collect_parse_since(s->since, &since))
+		return cli_usage_error(self, "--since takes a duration such as 7d or 36h, at most 90d");
+	if (s->engine && strcmp(s->engine, "graph") != 0 && strcmp(s->engine, "arm") != 0)
+		return cli_usage_error(self, "--engine takes graph or arm");
+	if (s->shard && !collect_shard_parse(s->shard, &k, &n))
+		return cli_usage_error(self, "--shard takes K/N, 1 <= K <= N <= 1000 (e.g. --shard 2/3)");
+	if (s->concurrency && scope_concurrency(s->concurrency) < 0)
+		return cli_usage_error(self, "--concurrency takes a number from 1 to 256");
+	/* A cloud file is read here too, so that a bad one is named before any work. */
+	if (s->cloud) {
+		if (!cloud_load(s->cloud, &cloud, &err)) {
+			cli_error("%s", err.msg);
+			return KV_EXIT_USAGE;
+		}
+		cloud_release(&cloud);
+	}
+	return KV_EXIT_OK;
 }
 
 int cli_parse_options(const struct command *self, int argc, char **argv, const char *shortopts,
@@ -162,17 +207,13 @@ static int live_setup(const struct command *self, const struct scope_opts *s, st
 	struct http_opts ho;
 	enum auth_method m = AUTH_AUTO;
 	struct kv_err err = {{0}};
+	int rc = cli_scope_check(self, s);   /* every scope option, whatever uses it */
 
 	memset(l, 0, sizeof(*l));
-	if (s->auth && !auth_method_parse(s->auth, &m))
-		return cli_usage_error(self, "--auth takes auto, env, msi or cli");
-	for (size_t i = 0; i < s->subs.n; i++)
-		if (!is_guid(s->subs.v[i])) {
-			char msg[200];
-
-			snprintf(msg, sizeof(msg), "--subscription '%.64s' is not a subscription ID (a GUID)", s->subs.v[i]);
-			return cli_usage_error(self, msg);
-		}
+	if (rc != KV_EXIT_OK)
+		return rc;
+	if (s->auth)
+		auth_method_parse(s->auth, &m);
 	if (!cloud_load(s->cloud ? s->cloud : "AzureCloud", &l->cloud, &err)) {
 		cli_error("%s", err.msg);
 		return KV_EXIT_USAGE;
@@ -297,30 +338,15 @@ int cli_live_collect(const struct command *self, const struct scope_opts *s, cJS
 	co.subscriptions = s->subs.v;
 	co.nsubscriptions = s->subs.n;
 	co.data_plane = s->data_plane;
-	if (s->since && !collect_parse_since(s->since, &co.since_seconds)) {
-		live_release(&l);
-		return cli_usage_error(self, "--since takes a duration such as 7d or 36h, at most 90d");
-	}
-	if (s->engine && strcmp(s->engine, "graph") != 0 && strcmp(s->engine, "arm") != 0) {
-		live_release(&l);
-		return cli_usage_error(self, "--engine takes graph or arm");
-	}
+	/* live_setup checked them all (cli_scope_check). */
+	if (s->since)
+		collect_parse_since(s->since, &co.since_seconds);
 	co.engine = !s->engine ? COLLECT_ENGINE_AUTO : strcmp(s->engine, "arm") == 0 ? COLLECT_ENGINE_ARM :
 	            COLLECT_ENGINE_GRAPH;
-	if (s->shard && !collect_shard_parse(s->shard, &co.shard_index, &co.shard_count)) {
-		live_release(&l);
-		return cli_usage_error(self, "--shard takes K/N, 1 <= K <= N <= 1000 (e.g. --shard 2/3)");
-	}
-	if (s->concurrency) {
-		char *end = NULL;
-		long n = strtol(s->concurrency, &end, 10);
-
-		if (end == s->concurrency || *end || n < 1 || n > HTTP_MAX_CONCURRENCY) {
-			live_release(&l);
-			return cli_usage_error(self, "--concurrency takes a number from 1 to 256");
-		}
-		co.concurrency = (int)n;
-	}
+	if (s->shard)
+		collect_shard_parse(s->shard, &co.shard_index, &co.shard_count);
+	if (s->concurrency)
+		co.concurrency = scope_concurrency(s->concurrency);
 	co.progress = s->quiet ? NULL : (s->verbose || isatty(fileno(stderr))) ? stderr : NULL;
 	r = collect_estate(&l.client, &co, doc, &err);
 	if (r != COLLECT_OK) {

@@ -19,6 +19,11 @@
  * Refused with exit 2: inputs of different kinds, tools, rule catalogs,
  * clouds or --fail-on, and inputs that overlap (the same subscription or
  * resource in two of them, or two copies of one shard).
+ *
+ * The inputs are parsed by fastjson into one arena (they are read, copied
+ * from, or their findings moved): none of their nodes may reach
+ * cJSON_Delete, so a dropped finding is only unlinked, and the merged
+ * report's findings are unlinked again before it is deleted.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -59,30 +64,27 @@ static const char *s_of(const cJSON *o, const char *k)
 	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
 }
 
-static cJSON *load(const char *path, struct kv_err *err)
+static cJSON *load(const char *path, struct fastjson_arena *arena, struct kv_err *err)
 {
 	size_t len = 0;
 	char *data = kv_read_file(path, MERGE_MAX_BYTES, &len, err);
-	const char *end = NULL;
 	cJSON *doc;
 
 	if (!data)
 		return NULL;
-	doc = cJSON_ParseWithLengthOpts(data, len, &end, false);
+	fastjson_arena_share_strings(arena, true);
+	doc = fastjson_parse(data, len, NULL, arena);
+	fastjson_arena_share_strings(arena, false);
 	if (!doc) {
-		size_t off = end && end >= data ? (size_t)(end - data) : 0;
-
-		kv_err_set(err, "%s: invalid JSON at byte %zu", path, off > len ? len : off);
+		kv_err_set(err, "%s: invalid JSON at byte %zu", path, cli_json_error_offset(data, len));
 	} else if (!cJSON_IsObject(doc) || (!kv_streq_ci(s_of(doc, "kind"), "kvaudit.estate") &&
 	                                    !kv_streq_ci(s_of(doc, "kind"), "kvaudit.report"))) {
 		kv_err_set(err, "%s: not a kvaudit estate or report (its \"kind\" is neither kvaudit.estate nor "
 		           "kvaudit.report)", path);
-		cJSON_Delete(doc);
 		doc = NULL;
 	} else if (cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "version")) != 1) {
 		kv_err_set(err, "%s: version %g of %s is not supported (this kvaudit reads version 1)", path,
 		           cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "version")), s_of(doc, "kind"));
-		cJSON_Delete(doc);
 		doc = NULL;
 	}
 	free(data);
@@ -519,8 +521,8 @@ static cJSON *merge_reports(cJSON **docs, char **names, int n, struct kv_err *er
 						all[at] = f;
 						drop = keep;
 					}
+					/* drop stays unlinked: the arena frees it */
 					count_add(summary, s_of(drop, "status"), s_of(drop, "severity"), -1);
-					cJSON_Delete(drop);
 					free(k);
 					continue;
 				}
@@ -611,11 +613,12 @@ int cmd_merge(int argc, char **argv, const struct command *self)
 		{NULL, 0, NULL, 0},
 	};
 	const char *out = "-";
-	cJSON **docs = NULL, *merged = NULL;
+	cJSON **docs = NULL, *merged = NULL, *moved;
+	struct fastjson_arena arena = {0};
 	char **names;
 	struct kv_err err = {{0}};
 	int opt, n, rc = KV_EXIT_USAGE;
-	bool quiet = false, estates;
+	bool quiet = false, estates = false;
 
 	optind = 0;
 	opterr = 0;
@@ -633,7 +636,7 @@ int cmd_merge(int argc, char **argv, const struct command *self)
 		return cli_usage_error(self, "merge needs the estates or JSON reports to combine: kvaudit merge FILE...");
 	docs = kv_calloc((size_t)n, sizeof(*docs));
 	for (int i = 0; i < n; i++)
-		if (!(docs[i] = load(names[i], &err))) {
+		if (!(docs[i] = load(names[i], &arena, &err))) {
 			cli_error("%s", err.msg);
 			goto out;
 		}
@@ -680,9 +683,12 @@ int cmd_merge(int argc, char **argv, const struct command *self)
 			        cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(merged, "errors")), rc);
 	}
 out:
-	for (int i = 0; docs && i < n; i++)
-		cJSON_Delete(docs[i]);
+	/* A merged report's findings are the inputs' own nodes (the arena's): unlinked before the rest goes. */
+	moved = merged && !estates ? cJSON_GetObjectItemCaseSensitive(merged, "findings") : NULL;
+	if (moved)
+		moved->child = NULL;
 	free(docs);
 	cJSON_Delete(merged);
+	fastjson_arena_free(&arena);
 	return rc;
 }

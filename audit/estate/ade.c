@@ -96,18 +96,24 @@ static void set_vault_if_empty(const struct estate *e, struct ade_volume *v, cha
 	}
 }
 
-/*
- * Records one DiskEncryptionSettings-shaped object ({diskEncryptionKey:
- * {secretUrl, sourceVault.id}, keyEncryptionKey: {keyUrl, sourceVault.id}})
- * as a volume of disk.  The vault comes from sourceVault.id; where that is
- * missing, from the URL's host matched against the vaults' vaultUri (a5).
- */
-static void add_settings(const struct estate *e, struct ade_info *a, const char *disk, bool borrow_disk,
-                         const cJSON *s, unsigned source)
+/* The keys of one DiskEncryptionSettings-shaped object ({diskEncryptionKey: {secretUrl, sourceVault.id}, keyEncryptionKey: {keyUrl, sourceVault.id}}). */
+static struct ade_keys keys_of(const cJSON *s)
 {
 	const cJSON *dek = child(s, "diskEncryptionKey"), *kek = child(s, "keyEncryptionKey");
-	const char *secret = nonempty(dek, "secretUrl"), *bekv = nonempty(child(dek, "sourceVault"), "id");
-	const char *key = nonempty(kek, "keyUrl"), *kekv = nonempty(child(kek, "sourceVault"), "id");
+
+	return (struct ade_keys){nonempty(dek, "secretUrl"), nonempty(child(dek, "sourceVault"), "id"),
+	                         nonempty(kek, "keyUrl"), nonempty(child(kek, "sourceVault"), "id")};
+}
+
+/*
+ * Records keys as a volume of disk.  The vault comes from sourceVault.id;
+ * where that is missing, from the URL's host matched against the vaults'
+ * vaultUri (a5).
+ */
+static void add_keys(const struct estate *e, struct ade_info *a, const char *disk, bool borrow_disk,
+                     const struct ade_keys *k, unsigned source)
+{
+	const char *secret = k->secret_url, *bekv = k->bek_vault, *key = k->key_url, *kekv = k->kek_vault;
 	struct ade_volume *v;
 
 	if (!secret && !bekv)
@@ -130,6 +136,31 @@ static void add_settings(const struct estate *e, struct ade_info *a, const char 
 	set_if_empty(&v->key_url, key);
 }
 
+static void add_settings(const struct estate *e, struct ade_info *a, const char *disk, bool borrow_disk,
+                         const cJSON *s, unsigned source)
+{
+	struct ade_keys k = keys_of(s);
+
+	add_keys(e, a, disk, borrow_disk, &k, source);
+}
+
+bool ade_disk_read(const cJSON *raw, bool *legacy_aad, void (*each)(void *ctx, const struct ade_keys *k), void *ctx)
+{
+	const cJSON *esc = child(child(raw, "properties"), "encryptionSettingsCollection"), *s;
+
+	*legacy_aad = false;
+	if (!esc || !is_true(esc, "enabled"))
+		return false;
+	*legacy_aad = kv_streq_ci(nonempty(esc, "encryptionSettingsVersion"), "1.0");
+	cJSON_ArrayForEach(s, child(esc, "encryptionSettings")) {
+		struct ade_keys k = keys_of(s);
+
+		if (k.secret_url || k.bek_vault)   /* add_keys ignores the others */
+			each(ctx, &k);
+	}
+	return true;
+}
+
 static const char *disk_label(const struct disk *d, char *buf, size_t n)
 {
 	if (d->name)
@@ -137,20 +168,39 @@ static const char *disk_label(const struct disk *d, char *buf, size_t n)
 	return armid_name(d->id, buf, n) ? buf : d->id;
 }
 
+struct disk_volumes {
+	const struct estate *e;
+	struct ade_info *a;
+	const char *label;
+	bool borrow;
+};
+
+static void add_disk_keys(void *ctx, const struct ade_keys *k)
+{
+	struct disk_volumes *c = ctx;
+
+	add_keys(c->e, c->a, c->label, c->borrow, k, ADE_SRC_DISK);
+}
+
 static void from_managed_disk(const struct estate *e, struct ade_info *a, const struct disk *d)
 {
-	const cJSON *esc = child(child(estate_disk_raw(e, d), "properties"), "encryptionSettingsCollection");
-	const cJSON *s;
+	const struct ade_disk *kept = estate_disk_ade(e, d);
 	char buf[256];
-	const char *label;
+	struct disk_volumes c = {e, a, disk_label(d, buf, sizeof(buf)), false};
+	bool legacy;
 
-	if (!esc || !is_true(esc, "enabled"))
+	c.borrow = c.label != buf;   /* the disk's name or ID (the estate's), or a copy in buf */
+	if (!kept) {
+		if (ade_disk_read(estate_disk_raw(e, d), &legacy, add_disk_keys, &c) && legacy)
+			a->legacy_aad = true;
 		return;
-	if (kv_streq_ci(nonempty(esc, "encryptionSettingsVersion"), "1.0"))
+	}
+	if (!kept->enabled)
+		return;
+	if (kept->legacy_aad)
 		a->legacy_aad = true;
-	label = disk_label(d, buf, sizeof(buf));   /* the disk's name or ID (the estate's), or a copy in buf */
-	cJSON_ArrayForEach(s, child(esc, "encryptionSettings"))
-		add_settings(e, a, label, label != buf, s, ADE_SRC_DISK);
+	for (size_t i = 0; i < kept->nkeys; i++)
+		add_disk_keys(&c, &kept->keys[i]);
 }
 
 static void from_managed_disks(const struct estate *e, struct vm *vm)

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <time.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -279,8 +280,9 @@ static const cJSON *top_list(struct loader *L, const cJSON *doc, const char *key
  * ends; every other member is parsed on its own into e->doc, so loaders of
  * small lists (top_list on e->doc) work unchanged; each element of a big
  * list is parsed on its own (fastjson, into a scratch arena), loaded (its
- * strings copied into the estate's pool) and freed.  ADE detection parses
- * again the VMs and disks where it can find something (detect_lean).
+ * strings copied into the estate's pool) and freed.  Each element is parsed
+ * once: ADE detection of a VM runs while its element is parsed (lean_ade),
+ * which is why a lean load reads vaults and disks before VMs.
  *
  * The scanner only finds boundaries; fastjson still reads every byte, since
  * each member and each element must parse and end exactly where the scanner
@@ -290,11 +292,13 @@ static const cJSON *top_list(struct loader *L, const cJSON *doc, const char *key
  * bad snapshot gets exactly the message it always got.
  */
 
-static void lean_keep_vm(struct estate *e, const cJSON *it, size_t ix);
+static void lean_ade(struct estate *e, struct vm *vm, const cJSON *it);
 static void lean_keep_disk(struct estate *e, const cJSON *it, size_t ix);
+static const char *lean_vm_id(struct loader *L, const cJSON *it, const char *path);
 
 /* The lists a lean load reads element by element; nothing reads their raw JSON after loading. */
-static const char *const STREAMED[] = {"virtualMachines", "disks", "backupProtectedItems", NULL};
+static const char *const STREAMED[] = {"virtualMachines", "disks", "backupProtectedItems", "backupJobs",
+                                       "activityLog", NULL};
 
 #define SCAN_MAX_DEPTH 200               /* deeper is never a snapshot; the tree path judges it */
 #define TRIM_EVERY ((size_t)64 << 20)    /* give back mapped pages every 64 MB read */
@@ -328,6 +332,34 @@ struct src {
 	struct fastjson_arena scratch;       /* the elements being loaded (parse_span) */
 };
 
+#define AHEAD_BATCH_BYTES ((size_t)1 << 20)   /* text a batch of parsed elements covers, at most */
+#define AHEAD_BATCH_MAX 256                   /* elements in a batch, at most (small ones: jobs) */
+#define AHEAD_BATCHES 4                       /* batches parsed ahead of the loader, at most */
+
+/* Elements of a STREAMED list parsed by the worker (struct ahead), in their own arena. */
+struct batch {
+	struct fastjson_arena a;
+	cJSON **v;                           /* elements [first, first + n); NULL where one is bad */
+	size_t first, n;
+};
+
+/*
+ * The second core: a worker thread parses a STREAMED list's elements ahead
+ * of the loader, a batch at a time, through a ring of AHEAD_BATCHES
+ * batches.  The loader reads them in order, so it loads exactly what it
+ * would have parsed itself.  During the list only the worker touches S.
+ */
+struct ahead {
+	pthread_t t;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct src *S;
+	const struct member *m;
+	struct batch b[AHEAD_BATCHES];
+	size_t made, used;                   /* batches the worker filled; the loader gave back */
+	bool stop, end;                      /* the loader gives up; the worker is done */
+};
+
 /* A top-level list as a loader walks it: a cJSON array, or a STREAMED member element by element. */
 struct items {
 	const cJSON *dom, *next;
@@ -336,33 +368,34 @@ struct items {
 	cJSON *cur;
 	struct src *S;
 	struct loader *L;
+	struct ahead *ahead;                 /* NULL: the loader parses each element itself */
+	struct batch *batch;                 /* the one the loader reads, at element i - batch->first */
 };
 
-/* What a lean load knows of a VM for ADE detection (lean_keep_vm). */
-struct lean_vm {
-	size_t ref, nref;                    /* its managed disk references: refs[ref, ref + nref) */
-	bool raw;                            /* ADE detection reads more of its element than those */
+/* Items grouped by an ARM ID (idmap's equality), each group in the order added: lean_ade's joins. */
+struct chains {
+	struct idmap ix;                     /* ID -> its group */
+	size_t (*grp)[2];                    /* first and last item of each group */
+	size_t *next;                        /* by item: the next of its group, or SIZE_MAX */
+	size_t ngrp, capgrp, cap;
 };
 
 /*
  * What a lean load owns beyond the typed model: copied strings; e->doc (the
- * members that are not STREAMED); until detect_lean is done, what tells it
- * which elements ADE detection must parse again (lean_keep_vm).
+ * members that are not STREAMED); while it loads, what ADE detection of a
+ * VM needs of what is not in the VM's element (lean_ade).
  */
 struct estate_mem {
 	struct pool_chunk *chunks;
 	struct fastjson_arena doc;           /* e->doc when it has blocks (estate_free) */
-	struct lean_vm *vm;                  /* by index in e->vms */
-	uint64_t *refs, *esc;                /* ref_hash of VMs' disk references; of disks with ADE settings */
-	size_t nvm, nrefs, nesc, capvm, caprefs, capesc;
-	unsigned char *disk_esc;             /* by index in e->disks: has encryptionSettingsCollection */
-	size_t ndisk_esc;
-	struct idmap apart;                  /* VMs that vmExtensions lists extensions of */
+	struct ade_disk *disk_ade;           /* by index in e->disks (lean_keep_disk) */
+	struct ade_keys *kbuf;               /* one disk's keys while lean_keep_disk reads them */
+	size_t nkbuf, capkbuf;
+	struct fastjson_arena keep;          /* their strings and arrays, until the load is done */
+	struct chains managed;               /* disks by managedBy */
+	struct chains apart;                 /* vmExtensions by the VM they extend (apart_x) */
+	const cJSON **apart_x;
 	bool apart_known;
-	struct src *src;                     /* during detect_lean only */
-	const struct member *disks;
-	size_t *parsed;                      /* disks whose raw estate_disk_raw parsed for this VM */
-	size_t nparsed;
 };
 
 static struct estate_mem *estate_mem(struct estate *e)
@@ -635,6 +668,8 @@ static const struct member *src_member(const struct src *S, const char *key)
 	return NULL;
 }
 
+static void items_done(struct items *it);
+
 /*
  * The top-level list `key` as a loader walks it (top_list's counterpart for
  * STREAMED lists): element by element when the lean load scanned it, else
@@ -643,6 +678,7 @@ static const struct member *src_member(const struct src *S, const char *key)
 static struct items *top_items(struct loader *L, struct src *S, struct items *it, const cJSON *doc,
                                const char *key, bool *present)
 {
+	items_done(it);   /* a list the loader left early */
 	memset(it, 0, sizeof(*it));
 	it->S = S;
 	it->L = L;
@@ -659,6 +695,117 @@ static size_t items_count(const struct items *it)
 	return it->m ? it->m->nelems : (size_t)cJSON_GetArraySize(it->dom);
 }
 
+/* The worker: fills the ring's free batches in order until the list ends, a bad element or stop. */
+static void *ahead_run(void *arg)
+{
+	struct ahead *A = arg;
+	size_t i = 0;
+	bool bad = false;
+
+	while (i < A->m->nelems && !bad) {
+		struct batch *b;
+		size_t bytes = 0;
+		bool stop;
+
+		pthread_mutex_lock(&A->mu);
+		while (!A->stop && A->made - A->used == AHEAD_BATCHES)
+			pthread_cond_wait(&A->cv, &A->mu);
+		stop = A->stop;
+		pthread_mutex_unlock(&A->mu);
+		if (stop)
+			break;
+		b = &A->b[A->made % AHEAD_BATCHES];   /* only the worker writes made */
+		fastjson_arena_reset(&b->a);
+		b->first = i;
+		b->n = 0;
+		while (i < A->m->nelems && !bad && b->n < AHEAD_BATCH_MAX && (b->n == 0 || bytes < AHEAD_BATCH_BYTES)) {
+			struct span sp = A->m->elems[i++];
+
+			if (!b->v)
+				b->v = kv_malloc(AHEAD_BATCH_MAX * sizeof(*b->v));
+			b->v[b->n] = parse_span(A->S, sp, &b->a);
+			bad = !b->v[b->n++];   /* the loader stops there: nothing after it is needed */
+			bytes += sp.end - sp.start;
+		}
+		pthread_mutex_lock(&A->mu);
+		A->made++;
+		pthread_cond_broadcast(&A->cv);
+		pthread_mutex_unlock(&A->mu);
+	}
+	pthread_mutex_lock(&A->mu);
+	A->end = true;
+	pthread_cond_broadcast(&A->cv);
+	pthread_mutex_unlock(&A->mu);
+	return NULL;
+}
+
+/* Starts the worker for it's list; false (parse in the loader) when there is no thread. */
+static bool ahead_start(struct items *it)
+{
+	struct ahead *A = kv_calloc(1, sizeof(*A));
+
+	A->S = it->S;
+	A->m = it->m;
+	if (pthread_mutex_init(&A->mu, NULL) != 0) {
+		free(A);
+		return false;
+	}
+	if (pthread_cond_init(&A->cv, NULL) != 0 || pthread_create(&A->t, NULL, ahead_run, A) != 0) {
+		pthread_cond_destroy(&A->cv);   /* harmless on a failed init: glibc's does not fail */
+		pthread_mutex_destroy(&A->mu);
+		free(A);
+		return false;
+	}
+	it->ahead = A;
+	return true;
+}
+
+/* Stops and joins the worker and frees its batches. */
+static void ahead_stop(struct items *it)
+{
+	struct ahead *A = it->ahead;
+
+	if (!A)
+		return;
+	pthread_mutex_lock(&A->mu);
+	A->stop = true;
+	pthread_cond_broadcast(&A->cv);
+	pthread_mutex_unlock(&A->mu);
+	pthread_join(A->t, NULL);
+	for (size_t k = 0; k < AHEAD_BATCHES; k++) {
+		fastjson_arena_free(&A->b[k].a);
+		free(A->b[k].v);
+	}
+	pthread_cond_destroy(&A->cv);
+	pthread_mutex_destroy(&A->mu);
+	free(A);
+	it->ahead = NULL;
+	it->batch = NULL;
+}
+
+/* Element it->i from the worker: NULL (as parse_span) when it is bad; the list must not be over. */
+static cJSON *ahead_next(struct items *it)
+{
+	struct ahead *A = it->ahead;
+	struct batch *b = it->batch;
+
+	if (!b || it->i - b->first == b->n) {
+		pthread_mutex_lock(&A->mu);
+		if (b) {   /* the loader is done with it: the worker may fill it again */
+			A->used++;
+			pthread_cond_broadcast(&A->cv);
+		}
+		while (A->made == A->used && !A->end)
+			pthread_cond_wait(&A->cv, &A->mu);
+		b = A->made > A->used ? &A->b[A->used % AHEAD_BATCHES] : NULL;
+		pthread_mutex_unlock(&A->mu);
+		it->batch = b;
+		if (!b)   /* the worker stopped after a bad element, which the loader saw */
+			return NULL;
+	}
+	return b->v[it->i - b->first];
+}
+
 static cJSON *items_next(struct items *it)
 {
 	if (!it->m) {
@@ -667,14 +814,19 @@ static cJSON *items_next(struct items *it)
 		it->next = c ? c->next : NULL;
 		return c;
 	}
-	fastjson_arena_reset(&it->S->scratch);
+	if (!it->ahead)
+		fastjson_arena_reset(&it->S->scratch);
 	it->cur = NULL;
 	it->L->copy = false;
-	if (it->i == it->m->nelems || it->L->failed)
+	if (it->i == it->m->nelems || it->L->failed) {
+		ahead_stop(it);
 		return NULL;
-	if (!(it->cur = parse_span(it->S, it->m->elems[it->i], &it->S->scratch))) {
+	}
+	it->cur = it->ahead ? ahead_next(it) : parse_span(it->S, it->m->elems[it->i], &it->S->scratch);
+	if (!it->cur) {
 		/* Bad JSON inside an element: the whole-tree load says where. */
 		it->L->failed = true;
+		ahead_stop(it);
 		return NULL;
 	}
 	it->i++;
@@ -686,12 +838,16 @@ static cJSON *items_first(struct items *it)
 {
 	if (!it->m)
 		it->next = it->dom->child;
+	else if (it->m->nelems > 1)
+		(void)ahead_start(it);
 	return items_next(it);
 }
 
 /* Frees the element a loader stopped at (it returns early on an error). */
 static void items_done(struct items *it)
 {
+	if (it && it->ahead)
+		ahead_stop(it);
 	if (it && it->cur) {
 		fastjson_arena_reset(&it->S->scratch);
 		it->cur = NULL;
@@ -716,6 +872,18 @@ static void check_extension_list(struct loader *L, const cJSON *arr, const char 
 		}
 		(void)obj_at(L, it, "properties", p);
 	}
+}
+
+/* Whether vm has an extension with ID id: the same extension may be both embedded and listed apart. */
+static bool has_extension(const struct vm *vm, const char *id)
+{
+	for (size_t k = 0; k < vm->nextensions; k++) {
+		const cJSON *xid = cJSON_GetObjectItemCaseSensitive(vm->extensions[k], "id");
+
+		if (cJSON_IsString(xid) && armid_eq(xid->valuestring, id))
+			return true;
+	}
+	return false;
 }
 
 static void add_extension(struct vm *vm, cJSON *ext)
@@ -768,7 +936,7 @@ static void load_vms(struct loader *L, struct estate *e, struct items *arr)
 			return;
 		vm = &e->vms[e->nvms++];   /* counted now: estate_free releases it on failure */
 		vm->raw = kept(L, it);
-		vm->id = req_str(L, it, "id", path);
+		vm->id = lean_vm_id(L, it, path);
 		vm->name = str_at(L, it, "name", path);
 		vm->location = str_at(L, it, "location", path);
 		props = obj_at(L, it, "properties", path);
@@ -818,7 +986,7 @@ static void load_vms(struct loader *L, struct estate *e, struct items *arr)
 
 			snprintf(p2, sizeof(p2), "%s.resources", path);
 			check_extension_list(L, res, p2);
-			if (vm->raw)   /* else detect_lean adds them while it parses the VM again */
+			if (vm->raw)   /* else lean_ade reads them from it */
 				cJSON_ArrayForEach(x, res)
 					add_extension(vm, x);
 		}
@@ -836,7 +1004,7 @@ static void load_vms(struct loader *L, struct estate *e, struct items *arr)
 			return;
 		}
 		if (L->copy)
-			lean_keep_vm(e, it, e->nvms - 1);
+			lean_ade(e, vm, it);
 	}
 }
 
@@ -866,20 +1034,8 @@ static void join_vm_extensions(struct loader *L, struct estate *e, const cJSON *
 			L->failed = true;
 			return;
 		}
-		if (idmap_get(&e->vm_ix, vmid, &ix)) {
-			struct vm *vm = &e->vms[ix];
-			bool dup = false;
-
-			/* The same extension may be both embedded and listed apart. */
-			for (size_t k = 0; k < vm->nextensions; k++) {
-				const cJSON *xid = cJSON_GetObjectItemCaseSensitive(vm->extensions[k], "id");
-
-				if (cJSON_IsString(xid) && armid_eq(xid->valuestring, id))
-					dup = true;
-			}
-			if (!dup)
-				add_extension(vm, it);
-		}
+		if (idmap_get(&e->vm_ix, vmid, &ix) && !has_extension(&e->vms[ix], id))
+			add_extension(&e->vms[ix], it);
 		free(vmid);
 	}
 }
@@ -890,6 +1046,8 @@ static void load_disks(struct loader *L, struct estate *e, struct items *arr)
 	int i = 0;
 
 	e->disks = kv_calloc(items_count(arr), sizeof(*e->disks));
+	if (arr->m)
+		estate_mem(e)->disk_ade = kv_calloc(items_count(arr), sizeof(*e->mem->disk_ade));
 	ITEMS_FOR_EACH(it, arr) {
 		char path[128], p2[160];
 		struct disk *d;
@@ -921,7 +1079,10 @@ static void load_disks(struct loader *L, struct estate *e, struct items *arr)
 			lean_keep_disk(e, it, e->ndisks);
 		e->ndisks++;
 	}
-	/* Attach disks to the VMs that manage them (Resource Graph gives no storage profile join). */
+	/*
+	 * Attach disks to the VMs that manage them (Resource Graph gives no
+	 * storage profile join).  A lean load has no VMs yet: lean_ade does it.
+	 */
 	for (size_t k = 0; k < e->ndisks; k++) {
 		size_t ix;
 
@@ -1249,6 +1410,20 @@ static void load_protected_items(struct loader *L, struct estate *e, struct item
 		estate_rsv_prefix(r->id, r->rsv_id, sizeof(r->rsv_id));
 		e->nitems++;
 	}
+}
+
+/* Each backup job or Activity Log event goes to evidence.c (add), which keeps what its facts need and no JSON. */
+static void load_evidence_list(struct loader *L, struct estate *e, struct items *arr,
+                               bool (*add)(struct estate *, const cJSON *, size_t, struct kv_err *))
+{
+	cJSON *it;
+	size_t i = 0;
+
+	ITEMS_FOR_EACH(it, arr)
+		if (!add(e, it, i++, L->err)) {
+			L->failed = true;
+			return;
+		}
 }
 
 /* A Unix time in seconds (Key Vault's attribute dates); 0 when absent or null. */
@@ -1582,70 +1757,55 @@ static cJSON *parse_whole(const char *data, size_t len, const char *name, struct
 /*
  * ---- ADE detection of a lean load ----
  *
- * ade.c reads a VM's raw JSON and its managed disks' (estate_disk_raw), but
- * a lean load frees each element once loaded, and keeping what ade.c reads
- * of every VM and disk costs hundreds of MB at 50k VMs.  So while a loader
- * has an element, lean_keep_vm and lean_keep_disk note whether ADE
- * detection could find anything in it, and detect_lean parses again only
- * the VMs and disks where it could: a disk with encryptionSettingsCollection,
- * a VM with its own ADE evidence (osDisk or instance-view encryptionSettings,
- * an ADE extension, embedded extensions that vmExtensions may repeat) or a
- * reference to such a disk.  References are compared by a hash of what
- * estate_disk compares (idmap's key): a collision only costs a parse.
+ * ade.c reads a VM's raw JSON, its extensions (embedded and listed apart in
+ * vmExtensions) and its managed disks' encryptionSettingsCollection, but a
+ * lean load frees each element once loaded.  So it reads vaults and disks
+ * before VMs: of each disk it keeps what ade.c reads (lean_keep_disk: a few
+ * strings, vault IDs borrowed from the vaults) and who manages it, and runs
+ * ADE detection of each VM while the VM's element is parsed (lean_ade), with
+ * the joins load_disks and join_vm_extensions make for a load that is not
+ * lean.  No element is parsed twice.
  */
 
-/* The same for every ID that estate_disk takes for the same disk (ARM ID rules: case, one trailing '/'). */
-static uint64_t ref_hash(const char *id)
+/* Adds item to id's group; borrow: id stays valid and unchanged until chains_free. */
+static void chains_add(struct chains *c, const char *id, size_t item, bool borrow)
 {
-	size_t n = strlen(id);
-	uint64_t h = 0;
+	size_t g;
 
-	if (n > 1 && id[n - 1] == '/')
-		n--;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)id[i];
+	if (item >= c->cap) {
+		size_t n = item < 1024 ? 1024 : 2 * item;
 
-		h = (h ^ (c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c)) * 0x100000001b3ULL;
+		c->next = kv_realloc(c->next, n * sizeof(*c->next));
+		c->cap = n;
 	}
-	return h;
-}
-
-/* Makes room for n elements of size sz in *arr (capacity *cap), zeroing the new ones. */
-static void lean_grow(void *arr, size_t *cap, size_t n, size_t sz)
-{
-	void **p = arr;
-
-	if (n <= *cap)
+	c->next[item] = SIZE_MAX;
+	if (idmap_get(&c->ix, id, &g)) {
+		c->next[c->grp[g][1]] = item;
+		c->grp[g][1] = item;
 		return;
-	n = n < 1024 ? 1024 : 2 * n;
-	*p = kv_realloc(*p, n * sz);
-	memset((char *)*p + *cap * sz, 0, (n - *cap) * sz);
-	*cap = n;
+	}
+	if (c->ngrp == c->capgrp) {
+		c->capgrp = c->capgrp ? 2 * c->capgrp : 1024;
+		c->grp = kv_realloc(c->grp, c->capgrp * sizeof(*c->grp));
+	}
+	c->grp[c->ngrp][0] = c->grp[c->ngrp][1] = item;
+	(void)(borrow ? idmap_put_borrowed(&c->ix, id, c->ngrp++) : idmap_put(&c->ix, id, c->ngrp++));
 }
 
-static void add_ref(struct estate_mem *m, const cJSON *id)
+/* The first item of id's group, or SIZE_MAX; c->next[item] walks it. */
+static size_t chains_first(const struct chains *c, const char *id)
 {
-	if (cJSON_IsString(id) && id->valuestring[0]) {
-		lean_grow(&m->refs, &m->caprefs, m->nrefs + 1, sizeof(*m->refs));
-		m->refs[m->nrefs++] = ref_hash(id->valuestring);
-	}
+	size_t g;
+
+	return id && c->ngrp && idmap_get(&c->ix, id, &g) ? c->grp[g][0] : SIZE_MAX;
 }
 
-/* The VMs vmExtensions (in e->doc, loaded before the VMs) lists extensions of, as join_vm_extensions finds them. */
-static void find_apart(struct estate_mem *m, const cJSON *doc)
+static void chains_free(struct chains *c)
 {
-	const cJSON *x;
-
-	idmap_init(&m->apart);
-	m->apart_known = true;
-	cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(doc, "vmExtensions")) {
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(x, "id");
-		char *vmid = cJSON_IsString(id) ? extension_vm_id(id->valuestring) : NULL;
-
-		if (vmid)
-			(void)idmap_put(&m->apart, vmid, 0);
-		free(vmid);
-	}
+	idmap_release(&c->ix);
+	free(c->grp);
+	free(c->next);
+	memset(c, 0, sizeof(*c));
 }
 
 static const cJSON *child(const cJSON *o, const char *key)
@@ -1653,155 +1813,144 @@ static const cJSON *child(const cJSON *o, const char *key)
 	return cJSON_GetObjectItemCaseSensitive(o, key);
 }
 
-/* Notes what ADE detection (ade.c's lookups, detect_lean's) could find in VM ix's element it. */
-static void lean_keep_vm(struct estate *e, const cJSON *it, size_t ix)
+/* The extensions vmExtensions (in e->doc) lists, by the VM join_vm_extensions joins them to. */
+static void find_apart(struct estate_mem *m, const cJSON *doc)
 {
-	struct estate_mem *m = estate_mem(e);
-	const cJSON *props = child(it, "properties"), *sp = child(props, "storageProfile");
-	const cJSON *osd = child(sp, "osDisk"), *res = child(it, "resources"), *x;
-	struct lean_vm *v;
+	const cJSON *x;
+	size_t n = 0;
 
-	if (!m->apart_known)
-		find_apart(m, e->doc);
-	lean_grow(&m->vm, &m->capvm, ix + 1, sizeof(*m->vm));
-	m->nvm = ix + 1;
-	v = &m->vm[ix];
-	v->ref = m->nrefs;
-	add_ref(m, child(child(osd, "managedDisk"), "id"));
-	cJSON_ArrayForEach(x, child(sp, "dataDisks"))
-		add_ref(m, child(child(x, "managedDisk"), "id"));
-	v->nref = m->nrefs - v->ref;
-	v->raw = child(osd, "encryptionSettings") != NULL;
-	cJSON_ArrayForEach(x, child(child(props, "instanceView"), "disks"))
-		v->raw |= child(x, "encryptionSettings") != NULL;
-	if (cJSON_IsArray(res)) {
-		cJSON_ArrayForEach(x, res)
-			v->raw |= ade_is_extension(x);
-		v->raw |= res->child && m->apart.len > 0 && idmap_get(&m->apart, e->vms[ix].id, &(size_t){0});
+	m->apart_known = true;
+	cJSON_ArrayForEach(x, child(doc, "vmExtensions")) {
+		const cJSON *id = child(x, "id");
+		char *vmid = cJSON_IsString(id) ? extension_vm_id(id->valuestring) : NULL;
+
+		if (vmid) {
+			m->apart_x = kv_realloc(m->apart_x, (n + 1) * sizeof(*m->apart_x));
+			m->apart_x[n] = x;
+			chains_add(&m->apart, vmid, n++, false);
+		}
+		free(vmid);
 	}
 }
 
-/* Notes whether ADE detection could find anything in disk ix's element it. */
+/* A copy of s that lives until the load is done (NULL stays NULL). */
+static const char *keep_str(struct estate_mem *m, const char *s)
+{
+	size_t n = s ? strlen(s) + 1 : 0;
+
+	return s ? memcpy(fastjson_alloc(&m->keep, n), s, n) : NULL;
+}
+
+/* A vault ID: the vault's own string when the estate holds it under the same bytes (ade.c borrows it then). */
+static const char *keep_vault(struct estate *e, const char *id)
+{
+	const struct vault *v = id ? estate_vault(e, id) : NULL;
+
+	return v && v->id && strcmp(v->id, id) == 0 ? v->id : keep_str(e->mem, id);
+}
+
+static void keep_keys(void *ctx, const struct ade_keys *k)
+{
+	struct estate *e = ctx;
+	struct estate_mem *m = e->mem;
+
+	if (m->nkbuf == m->capkbuf) {
+		m->capkbuf = m->capkbuf ? 2 * m->capkbuf : 16;
+		m->kbuf = kv_realloc(m->kbuf, m->capkbuf * sizeof(*m->kbuf));
+	}
+	m->kbuf[m->nkbuf++] = (struct ade_keys){keep_str(m, k->secret_url), keep_vault(e, k->bek_vault),
+	                                        keep_str(m, k->key_url), keep_vault(e, k->kek_vault)};
+}
+
+/* Keeps what ADE detection reads of disk ix's element it, and who manages the disk. */
 static void lean_keep_disk(struct estate *e, const cJSON *it, size_t ix)
 {
 	struct estate_mem *m = estate_mem(e);
+	struct ade_disk *d = &m->disk_ade[ix];
 
-	if (!child(child(it, "properties"), "encryptionSettingsCollection"))
-		return;
-	lean_grow(&m->disk_esc, &m->ndisk_esc, ix + 1, 1);
-	m->disk_esc[ix] = 1;
-	lean_grow(&m->esc, &m->capesc, m->nesc + 1, sizeof(*m->esc));
-	m->esc[m->nesc++] = ref_hash(e->disks[ix].id);
+	m->nkbuf = 0;
+	d->enabled = ade_disk_read(it, &d->legacy_aad, keep_keys, e);
+	if (m->nkbuf) {
+		struct ade_keys *k = fastjson_alloc(&m->keep, m->nkbuf * sizeof(*k));
+
+		memcpy(k, m->kbuf, m->nkbuf * sizeof(*k));
+		d->keys = k;
+		d->nkeys = m->nkbuf;
+	}
+	if (e->disks[ix].managed_by)
+		chains_add(&m->managed, e->disks[ix].managed_by, ix, true);   /* the pool's */
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* A VM's ID; in a lean load, the string of a disk it manages when they are the same bytes (one copy, not two). */
+static const char *lean_vm_id(struct loader *L, const cJSON *it, const char *path)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	const cJSON *j = child(it, "id");
+	size_t k;
 
-	return (x > y) - (x < y);
+	if (L->copy && L->e->mem && cJSON_IsString(j) &&
+	    (k = chains_first(&L->e->mem->managed, j->valuestring)) != SIZE_MAX &&
+	    strcmp(L->e->disks[k].managed_by, j->valuestring) == 0)
+		return L->e->disks[k].managed_by;
+	return req_str(L, it, "id", path);
 }
 
-/* Whether ADE detection must read VM ix's element (see lean_keep_vm). */
-static bool lean_vm_needed(const struct estate_mem *m, size_t ix)
+/*
+ * ADE detection of VM vm, whose element it is being loaded: its disks
+ * attached as load_disks attaches them, its extensions as ade_detect sees
+ * them in a load that is not lean (embedded, then those join_vm_extensions
+ * adds).  Afterwards vm->extensions is empty again: join_vm_extensions adds
+ * the ones listed apart, as e->doc owns them.
+ */
+static void lean_ade(struct estate *e, struct vm *vm, const cJSON *it)
 {
-	if (ix >= m->nvm)
-		return false;
-	if (m->vm[ix].raw)
-		return true;
-	for (size_t k = 0; k < m->vm[ix].nref; k++)
-		if (m->nesc && bsearch(&m->refs[m->vm[ix].ref + k], m->esc, m->nesc, sizeof(*m->esc), cmp_u64))
-			return true;
-	return false;
+	struct estate_mem *m = estate_mem(e);
+	cJSON *x;
+	size_t k;
+
+	if (!m->apart_known)
+		find_apart(m, e->doc);
+	for (k = chains_first(&m->managed, vm->id); k != SIZE_MAX; k = m->managed.next[k]) {
+		vm->disks = kv_realloc(vm->disks, (vm->ndisks + 1) * sizeof(*vm->disks));
+		vm->disks[vm->ndisks++] = k;
+	}
+	cJSON_ArrayForEach(x, child(it, "resources"))
+		add_extension(vm, x);
+	for (k = chains_first(&m->apart, vm->id); k != SIZE_MAX; k = m->apart.next[k])
+		if (!has_extension(vm, child(m->apart_x[k], "id")->valuestring))   /* find_apart: a string */
+			add_extension(vm, (cJSON *)(uintptr_t)m->apart_x[k]);
+	vm->raw = (cJSON *)(uintptr_t)it;
+	ade_detect(e, vm);
+	vm->raw = NULL;
+	free(vm->extensions);
+	vm->extensions = NULL;
+	vm->nextensions = 0;
 }
 
 static void lean_kept_free(struct estate_mem *m)
 {
-	free(m->vm);
-	free(m->refs);
-	free(m->esc);
-	free(m->disk_esc);
-	free(m->parsed);
-	if (m->apart_known)
-		idmap_release(&m->apart);
-	m->vm = NULL;
-	m->refs = m->esc = NULL;
-	m->disk_esc = NULL;
-	m->parsed = NULL;
-	m->nvm = m->nrefs = m->nesc = m->capvm = m->caprefs = m->capesc = m->ndisk_esc = 0;
+	free(m->disk_ade);
+	free(m->kbuf);
+	free(m->apart_x);
+	fastjson_arena_free(&m->keep);
+	chains_free(&m->managed);
+	chains_free(&m->apart);
+	m->disk_ade = NULL;
+	m->kbuf = NULL;
+	m->apart_x = NULL;
+	m->nkbuf = m->capkbuf = 0;
 	m->apart_known = false;
 }
 
-/* ADE detection of a lean load: the elements lean_keep_vm and lean_keep_disk found it needs, parsed again. */
-static void detect_lean(struct estate *e, struct src *S)
+const struct ade_disk *estate_disk_ade(const struct estate *e, const struct disk *d)
 {
-	const struct member *vms = src_member(S, "virtualMachines");
-	struct estate_mem *m = estate_mem(e);
-
-	if (m->nesc)
-		qsort(m->esc, m->nesc, sizeof(*m->esc), cmp_u64);
-	m->src = S;
-	m->disks = src_member(S, "disks");
-	m->parsed = kv_calloc(e->ndisks + 1, sizeof(*m->parsed));
-	for (size_t i = 0; i < e->nvms; i++) {
-		struct vm *vm = &e->vms[i];
-		bool need = vms && i < vms->nelems && lean_vm_needed(m, i);
-		cJSON *raw = need ? parse_span(S, vms->elems[i], &S->scratch) : NULL;
-		const cJSON *res = cJSON_GetObjectItemCaseSensitive(raw, "resources"), *x;
-		cJSON **apart = vm->extensions;
-		size_t napart = vm->nextensions, nemb;
-
-		/* Embedded extensions first, then those listed apart that are not also embedded (join_vm_extensions). */
-		vm->extensions = NULL;
-		vm->nextensions = 0;
-		if (cJSON_IsArray(res))
-			cJSON_ArrayForEach(x, res)
-				add_extension(vm, (cJSON *)(uintptr_t)x);
-		nemb = vm->nextensions;
-		for (size_t k = 0; k < napart; k++) {
-			const cJSON *id = cJSON_GetObjectItemCaseSensitive(apart[k], "id");
-			bool dup = false;
-
-			for (size_t j = 0; j < nemb && cJSON_IsString(id); j++) {
-				const cJSON *xid = cJSON_GetObjectItemCaseSensitive(vm->extensions[j], "id");
-
-				if (cJSON_IsString(xid) && armid_eq(xid->valuestring, id->valuestring))
-					dup = true;
-			}
-			if (!dup)
-				add_extension(vm, apart[k]);
-		}
-		free(apart);
-		vm->raw = raw;
-		ade_detect(e, vm);
-		/* What stays is what e->doc owns: the extensions listed apart. */
-		vm->raw = NULL;
-		if (vm->nextensions > nemb)   /* NULL when the VM has none (a Resource Graph VM): no memmove then */
-			memmove(vm->extensions, vm->extensions + nemb, (vm->nextensions - nemb) * sizeof(*vm->extensions));
-		vm->nextensions -= nemb;
-		for (size_t k = 0; k < m->nparsed; k++)
-			e->disks[m->parsed[k]].raw = NULL;
-		m->nparsed = 0;
-		fastjson_arena_reset(&S->scratch);   /* raw and the disks' */
-	}
-	m->src = NULL;
-	m->disks = NULL;
-	lean_kept_free(m);
+	return e->mem && e->mem->disk_ade && d >= e->disks && d < e->disks + e->ndisks ? &e->mem->disk_ade[d - e->disks]
+	                                                                              : NULL;
 }
 
 const cJSON *estate_disk_raw(const struct estate *e, const struct disk *d)
 {
-	struct estate_mem *m = e->mem;
-	size_t ix = (size_t)(d - e->disks);
-
-	if (d->raw || !m || !m->src || !m->disks || ix >= m->disks->nelems || ix >= e->ndisks)
-		return d->raw;
-	/* Without encryptionSettingsCollection ade.c finds nothing in it: as if it were not there. */
-	if (ix >= m->ndisk_esc || !m->disk_esc[ix])
-		return NULL;
-	e->disks[ix].raw = parse_span(m->src, m->disks->elems[ix], &m->src->scratch);
-	if (e->disks[ix].raw)
-		m->parsed[m->nparsed++] = ix;
-	return e->disks[ix].raw;
+	(void)e;
+	return d->raw;
 }
 
 static void estate_mem_free(struct estate_mem *m)
@@ -1860,14 +2009,18 @@ static bool load_tree(struct estate *e, const struct estate_opts *opts, struct k
 	if ((c = obj_at(&L, e->doc, "caller", "$")))
 		load_caller(&L, e, c);
 
-	/* VMs first: extensions and disks join to them. */
-	if ((s = top_items(&L, S, &items, e->doc, "virtualMachines", &e->present.vms)))
+	/* VMs first: extensions and disks join to them (a lean load: vaults and disks first, see lean_ade). */
+	if (S && (a = top_list(&L, e->doc, "vaults", &e->present.vaults)))
+		load_vaults(&L, e, a);
+	if (S && !L.failed && (s = top_items(&L, S, &items, e->doc, "disks", &e->present.disks)))
+		load_disks(&L, e, s);
+	if (!L.failed && (s = top_items(&L, S, &items, e->doc, "virtualMachines", &e->present.vms)))
 		load_vms(&L, e, s);
 	if (!L.failed && (a = top_list(&L, e->doc, "vmExtensions", &(bool){false})))
 		join_vm_extensions(&L, e, a);
-	if (!L.failed && (s = top_items(&L, S, &items, e->doc, "disks", &e->present.disks)))
+	if (!S && !L.failed && (s = top_items(&L, S, &items, e->doc, "disks", &e->present.disks)))
 		load_disks(&L, e, s);
-	if (!L.failed && (a = top_list(&L, e->doc, "vaults", &e->present.vaults)))
+	if (!S && !L.failed && (a = top_list(&L, e->doc, "vaults", &e->present.vaults)))
 		load_vaults(&L, e, a);
 	if (!L.failed && (a = top_list(&L, e->doc, "subscriptions", &e->present.subscriptions)))
 		load_subscriptions(&L, e, a);
@@ -1892,6 +2045,13 @@ static bool load_tree(struct estate *e, const struct estate_opts *opts, struct k
 	if (!L.failed && (a = top_list(&L, e->doc, "errors", &(bool){false})))
 		load_errors(&L, e, a);
 	e->present.caller = e->caller.present;
+	/* Backup jobs and the Activity Log (evidence.c): each element read and, in a lean load, freed. */
+	if (!L.failed && !evidence_begin(e, err))
+		L.failed = true;
+	if (!L.failed && (s = top_items(&L, S, &items, e->doc, "backupJobs", &e->present.backup_jobs)))
+		load_evidence_list(&L, e, s, evidence_add_job);
+	if (!L.failed && (s = top_items(&L, S, &items, e->doc, "activityLog", &e->present.activity_log)))
+		load_evidence_list(&L, e, s, evidence_add_event);
 	if (!L.failed && !evidence_load(e, name, err))
 		L.failed = true;
 	if (L.failed)
@@ -1902,7 +2062,7 @@ static bool load_tree(struct estate *e, const struct estate_opts *opts, struct k
 	e->expiry_warning = opts && opts->expiry_warning_set ? opts->expiry_warning : ESTATE_EXPIRY_WARNING_DEFAULT;
 	items_done(&items);
 	if (S)
-		detect_lean(e, S);
+		lean_kept_free(estate_mem(e));
 	else
 		for (size_t i = 0; i < e->nvms; i++)
 			ade_detect(e, &e->vms[i]);

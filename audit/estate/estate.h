@@ -292,7 +292,7 @@ const struct deleted_item *estate_deleted_secret(const struct estate *e, const c
 const struct deleted_item *estate_deleted_key(const struct estate *e, const char *url);
 struct tenant *estate_tenant(const struct estate *e, const char *tenant_id);
 struct role_definition *estate_role_definition(const struct estate *e, const char *id);
-/* A disk's raw JSON: d->raw, or while a lean load detects ADE, its element parsed again (else NULL). */
+/* A disk's raw JSON: d->raw (NULL after a lean load, which keeps what ade.c reads: estate_disk_ade). */
 const cJSON *estate_disk_raw(const struct estate *e, const struct disk *d);
 /* The vault whose vaultUri host is the host of url (a secret or key URL); NULL when none. */
 struct vault *estate_vault_by_url(const struct estate *e, const char *url);

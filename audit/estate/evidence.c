@@ -1,10 +1,13 @@
 /*
  * evidence.c - see evidence.h.  Azure's own JSON stays in the snapshot as
  * collected; this file reads the few fields the evidence facts need,
- * checking their types, and builds those facts per VM.
+ * checking their types, and builds those facts per VM.  Of the backup jobs
+ * and Activity Log events, which a lean load frees one by one, it keeps
+ * copies (the pool below), never their JSON.
  */
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,7 @@
 #include "audit/estate/evidence.h"
 #include "audit/estate/facts.h"
 #include "audit/util/armid.h"
+#include "audit/util/fastjson.h"
 #include "audit/util/json.h"
 
 /* ---- loading ---- */
@@ -81,95 +85,232 @@ static const cJSON *list_of(struct ld *L, const cJSON *doc, const char *key, boo
 }
 
 /*
- * The length of id's Recovery Services vault prefix (estate_rsv_prefix).  A
- * vault's jobs are listed together: when id starts with the previous job's
- * vault prefix, followed by '/' or its end, that is its own.
+ * ---- the jobs' strings ----
+ *
+ * A snapshot of 50k VMs lists ~300k jobs: their JSON is gone once each is
+ * read (a lean load frees it), so what the facts need of a job or an event
+ * is copied here, into one arena, and the strings that repeat (VM names,
+ * vaults, error codes and texts, callers) once each: a table of the copies
+ * finds an equal one.
  */
-static size_t job_rsv_len(const char *id, const struct backup_job *prev)
+struct evidence_pool {
+	struct fastjson_arena mem;
+	struct pooled {
+		const char *s;
+		uint64_t hash;
+	} *slots;                            /* open addressing; cap a power of two */
+	size_t cap, len;
+};
+
+static char *pool_copy(struct evidence_pool *p, const char *s, size_t n)
+{
+	char *c = fastjson_alloc(&p->mem, n + 1);
+
+	memcpy(c, s, n);
+	c[n] = '\0';
+	return c;
+}
+
+static struct pooled *pool_slot(struct evidence_pool *p, const char *s, size_t n, uint64_t h)
+{
+	size_t i = (size_t)h & (p->cap - 1);
+
+	while (p->slots[i].s && !(p->slots[i].hash == h && strncmp(p->slots[i].s, s, n) == 0 && p->slots[i].s[n] == '\0'))
+		i = (i + 1) & (p->cap - 1);
+	return &p->slots[i];
+}
+
+/* The pool's copy of s[0, n) (NULL for NULL), one for all equal strings. */
+static const char *pool_intern(struct evidence_pool *p, const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;   /* FNV-1a */
+	struct pooled *sl;
+
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+	if (2 * (p->len + 1) > p->cap) {
+		struct pooled *old = p->slots;
+		size_t ocap = p->cap;
+
+		p->cap = ocap ? 2 * ocap : 1024;
+		p->slots = kv_calloc(p->cap, sizeof(*p->slots));
+		for (size_t i = 0; i < ocap; i++)
+			if (old[i].s)
+				*pool_slot(p, old[i].s, strlen(old[i].s), old[i].hash) = old[i];
+		free(old);
+	}
+	sl = pool_slot(p, s, n, h);
+	if (!sl->s) {
+		sl->s = pool_copy(p, s, n);
+		sl->hash = h;
+		p->len++;
+	}
+	return sl->s;
+}
+
+static const char *pool_str(struct evidence_pool *p, const char *s)
+{
+	return s ? pool_intern(p, s, strlen(s)) : NULL;
+}
+
+static void pool_free(struct evidence_pool *p)
+{
+	if (!p)
+		return;
+	fastjson_arena_free(&p->mem);
+	free(p->slots);
+	free(p);
+}
+
+/*
+ * The vault prefix of a job's id (estate_rsv_prefix), pooled.  A vault's
+ * jobs are listed together: when id starts with the previous job's prefix,
+ * followed by '/' or its end, that is its own.
+ */
+static const char *job_rsv(struct evidence_pool *p, const char *id, const struct backup_job *prev)
 {
 	char rsv[512];
 	size_t n = prev ? prev->rsv_len : 0;
 
-	if (n && id && strncasecmp(id, prev->id, n) == 0 && (id[n] == '/' || id[n] == '\0'))
-		return n;
+	if (n && id && strncmp(id, prev->rsv, n) == 0 && (id[n] == '/' || id[n] == '\0'))
+		return prev->rsv;
 	estate_rsv_prefix(id, rsv, sizeof(rsv));
-	return strlen(rsv);
+	return pool_str(p, rsv);
 }
 
-static void load_jobs(struct ld *L, struct evidence *ev, const cJSON *a)
+/* The job's errors of each kind (evidence_job_error); NULL when it has none. */
+static const struct backup_job_detail *job_detail(struct evidence_pool *p, const cJSON *job, const char *id,
+                                                  const char *start_time)
 {
-	const cJSON *it;
-	int i = 0;
+	struct backup_job_detail d = {0}, *r;
+	bool any = false;
 
-	ev->jobs = kv_calloc((size_t)cJSON_GetArraySize(a) + 1, sizeof(*ev->jobs));
-	cJSON_ArrayForEach(it, a) {
-		struct backup_job *j = &ev->jobs[ev->njobs];
-		char path[64], ppath[96];
-		const cJSON *p;
+	for (size_t k = 0; k < JOB_ERR_COUNT; k++) {
+		char code[128];
+		const char *text = NULL;
 
-		snprintf(path, sizeof(path), "$.backupJobs[%d]", i++);
-		snprintf(ppath, sizeof(ppath), "%s.properties", path);
-		j->raw = it;
-		j->id = str_of(L, it, "id", path);
-		p = obj_of(L, it, "properties", path);
-		if (p) {
-			const cJSON *d = cJSON_GetObjectItemCaseSensitive(p, "errorDetails");
-
-			j->vm_name = str_of(L, p, "entityFriendlyName", ppath);
-			j->operation = str_of(L, p, "operation", ppath);
-			j->status = str_of(L, p, "status", ppath);
-			j->start_time = str_of(L, p, "startTime", ppath);
-			j->error_info = (cJSON_IsArray(d) && d->child) || cJSON_IsString(cJSON_GetObjectItemCaseSensitive(
-				cJSON_GetObjectItemCaseSensitive(p, "extendedInfo"), "dynamicErrorMessage"));
-			if (d && !cJSON_IsNull(d) && !cJSON_IsArray(d) && !L->failed) {
-				kv_err_set(L->err, "%s: %s.errorDetails: expected an array, got %s", L->name, ppath,
-				           json_type_name(d));
-				L->failed = true;
-			}
-		}
-		if (L->failed)
-			return;
-		j->rsv_len = job_rsv_len(j->id, ev->njobs ? j - 1 : NULL);
-		j->start = evidence_time(j->start_time);
-		ev->njobs++;
+		if (!evidence_job_error(job, (enum job_error)k, code, sizeof(code), &text))
+			continue;
+		d.code[k] = pool_str(p, code);
+		d.text[k] = pool_str(p, text);
+		any = true;
 	}
+	if (!any)
+		return NULL;
+	d.id = id ? pool_copy(p, id, strlen(id)) : NULL;
+	d.start_time = start_time ? pool_copy(p, start_time, strlen(start_time)) : NULL;
+	d.start = evidence_time(start_time);
+	r = fastjson_alloc(&p->mem, sizeof(*r));
+	*r = d;
+	return r;
+}
+
+/* Element i of the top-level list `list` (path gets "$.list[i]"): false with an error when not an object. */
+static bool list_elem(struct ld *L, const cJSON *it, const char *list, size_t i, char *path, size_t n)
+{
+	snprintf(path, n, "$.%s[%zu]", list, i);
+	if (cJSON_IsObject(it))
+		return true;
+	kv_err_set(L->err, "%s: %s: expected an object, got %s", L->name, path, json_type_name(it));
+	L->failed = true;
+	return false;
+}
+
+/* arr (n elements of sz bytes, room for *cap) with room for one more. */
+static void *room_for(void *arr, size_t n, size_t *cap, size_t sz)
+{
+	if (n < *cap)
+		return arr;
+	*cap = *cap ? 2 * *cap : 64;
+	return kv_realloc(arr, *cap * sz);
+}
+
+bool evidence_add_job(struct estate *e, const cJSON *it, size_t i, struct kv_err *err)
+{
+	struct ld L = {e->path, err, false};
+	struct evidence *ev = e->evidence;
+	const char *id, *status = NULL, *start_time = NULL, *vm_name = NULL;
+	bool error_info = false;
+	struct backup_job *j;
+	char path[64], ppath[96];
+	const cJSON *p;
+
+	if (!list_elem(&L, it, "backupJobs", i, path, sizeof(path)))
+		return false;
+	snprintf(ppath, sizeof(ppath), "%s.properties", path);
+	id = str_of(&L, it, "id", path);
+	p = obj_of(&L, it, "properties", path);
+	if (p) {
+		const cJSON *d = cJSON_GetObjectItemCaseSensitive(p, "errorDetails");
+
+		vm_name = str_of(&L, p, "entityFriendlyName", ppath);
+		(void)str_of(&L, p, "operation", ppath);
+		status = str_of(&L, p, "status", ppath);
+		start_time = str_of(&L, p, "startTime", ppath);
+		error_info = (cJSON_IsArray(d) && d->child) || cJSON_IsString(cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(p, "extendedInfo"), "dynamicErrorMessage"));
+		if (d && !cJSON_IsNull(d) && !cJSON_IsArray(d) && !L.failed) {
+			kv_err_set(err, "%s: %s.errorDetails: expected an array, got %s", L.name, ppath, json_type_name(d));
+			L.failed = true;
+		}
+	}
+	if (L.failed)
+		return false;
+	ev->jobs = room_for(ev->jobs, ev->njobs, &ev->capjobs, sizeof(*ev->jobs));
+	j = &ev->jobs[ev->njobs];
+	j->vm_name = pool_str(ev->pool, vm_name);
+	j->rsv = job_rsv(ev->pool, id, ev->njobs ? j - 1 : NULL);
+	j->rsv_len = (unsigned)strlen(j->rsv);
+	j->failed = kv_streq_ci(status, "Failed") || kv_streq_ci(status, "CompletedWithWarnings");
+	/* Only errorDetails or a dynamicErrorMessage can hold an error evidence_job_error finds. */
+	j->detail = error_info ? job_detail(ev->pool, it, id, start_time) : NULL;
+	ev->njobs++;
+	return true;
 }
 
 #define CLAIM_OID "http://schemas.microsoft.com/identity/claims/objectidentifier"
 #define CLAIM_TID "http://schemas.microsoft.com/identity/claims/tenantid"
 #define CLAIM_UPN "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
 
-static void load_events(struct ld *L, struct evidence *ev, const cJSON *a)
+bool evidence_add_event(struct estate *e, const cJSON *it, size_t i, struct kv_err *err)
 {
-	const cJSON *it;
-	int i = 0;
+	struct ld L = {e->path, err, false};
+	struct evidence *ev = e->evidence;
+	struct evidence_pool *p = ev->pool;
+	struct activity_event x = {0};
+	char path[64];
+	const cJSON *op, *st, *claims;
 
-	ev->events = kv_calloc((size_t)cJSON_GetArraySize(a) + 1, sizeof(*ev->events));
-	cJSON_ArrayForEach(it, a) {
-		struct activity_event *x = &ev->events[ev->nevents];
-		char path[64];
-		const cJSON *op, *st, *claims;
-
-		snprintf(path, sizeof(path), "$.activityLog[%d]", i++);
-		x->raw = it;
-		op = obj_of(L, it, "operationName", path);
-		st = obj_of(L, it, "status", path);
-		claims = obj_of(L, it, "claims", path);
-		x->operation = op ? str_of(L, op, "value", path) : NULL;
-		x->status = st ? str_of(L, st, "value", path) : NULL;
-		x->resource_id = str_of(L, it, "resourceId", path);
-		x->caller = str_of(L, it, "caller", path);
-		x->time = str_of(L, it, "eventTimestamp", path);
-		if (claims) {
-			x->object_id = str_of(L, claims, CLAIM_OID, path);
-			x->tenant_id = str_of(L, claims, CLAIM_TID, path);
-			x->has_upn = str_of(L, claims, CLAIM_UPN, path) != NULL || str_of(L, claims, "upn", path) != NULL;
-		}
-		if (L->failed)
-			return;
-		x->at = evidence_time(x->time);
-		ev->nevents++;
+	if (!list_elem(&L, it, "activityLog", i, path, sizeof(path)))
+		return false;
+	op = obj_of(&L, it, "operationName", path);
+	st = obj_of(&L, it, "status", path);
+	claims = obj_of(&L, it, "claims", path);
+	x.operation = op ? str_of(&L, op, "value", path) : NULL;
+	x.status = st ? str_of(&L, st, "value", path) : NULL;
+	x.resource_id = str_of(&L, it, "resourceId", path);
+	x.caller = str_of(&L, it, "caller", path);
+	x.time = str_of(&L, it, "eventTimestamp", path);
+	if (claims) {
+		x.object_id = str_of(&L, claims, CLAIM_OID, path);
+		x.tenant_id = str_of(&L, claims, CLAIM_TID, path);
+		x.has_upn = str_of(&L, claims, CLAIM_UPN, path) != NULL || str_of(&L, claims, "upn", path) != NULL;
 	}
+	if (L.failed)
+		return false;
+	x.at = evidence_time(x.time);
+	x.operation = pool_str(p, x.operation);
+	x.status = pool_str(p, x.status);
+	x.resource_id = pool_str(p, x.resource_id);
+	x.caller = pool_str(p, x.caller);
+	x.time = pool_str(p, x.time);
+	x.object_id = pool_str(p, x.object_id);
+	x.tenant_id = pool_str(p, x.tenant_id);
+	ev->events = room_for(ev->events, ev->nevents, &ev->capevents, sizeof(*ev->events));
+	ev->events[ev->nevents++] = x;
+	return true;
 }
 
 /* A successful protection write: when, and where in the Activity Log. */
@@ -291,23 +432,32 @@ static int job_cmp(const void *a, const void *b)
 	return !x || !y ? (x != NULL) - (y != NULL) : strcasecmp(x, y);
 }
 
+bool evidence_begin(struct estate *e, struct kv_err *err)
+{
+	struct ld L = {e->path, err, false};
+	struct evidence *ev = kv_calloc(1, sizeof(*ev));
+
+	e->evidence = ev;
+	ev->pool = kv_calloc(1, sizeof(*ev->pool));
+	ev->jobs_since = str_of(&L, e->doc, "backupJobsSince", "$");
+	return !L.failed;
+}
+
 bool evidence_load(struct estate *e, const char *name, struct kv_err *err)
 {
 	struct ld L = {name, err, false};
-	struct evidence *ev = kv_calloc(1, sizeof(*ev));
+	struct evidence *ev = e->evidence;
 	const cJSON *a;
 
-	e->evidence = ev;
-	ev->jobs_since = str_of(&L, e->doc, "backupJobsSince", "$");
-	if (!L.failed && (a = list_of(&L, e->doc, "backupJobs", &e->present.backup_jobs)))
-		load_jobs(&L, ev, a);
-	if (!L.failed && ev->njobs > 1)
+	/* The jobs stay till the end: give back what doubling reserved (a mapping's tail, for 300k jobs). */
+	if (ev->njobs && ev->njobs < ev->capjobs) {
+		ev->jobs = kv_realloc(ev->jobs, ev->njobs * sizeof(*ev->jobs));
+		ev->capjobs = ev->njobs;
+	}
+	if (ev->njobs > 1)
 		qsort(ev->jobs, ev->njobs, sizeof(*ev->jobs), job_cmp);
-	if (!L.failed && (a = list_of(&L, e->doc, "activityLog", &e->present.activity_log)))
-		load_events(&L, ev, a);
-	if (!L.failed)
-		index_protects(ev);
-	if (!L.failed && (a = list_of(&L, e->doc, "principals", &e->present.principals)))
+	index_protects(ev);
+	if ((a = list_of(&L, e->doc, "principals", &e->present.principals)))
 		load_principals(&L, ev, a);
 	if (!L.failed && (a = list_of(&L, e->doc, "backupPolicies", &e->present.backup_policies)))
 		load_policies(&L, ev, a);
@@ -325,6 +475,7 @@ void evidence_free(struct evidence *ev)
 	idmap_release(&ev->enabled_ix);
 	idmap_release(&ev->policy_ix);
 	idmap_release(&ev->error_ix);
+	pool_free(ev->pool);
 	free(ev);
 }
 
@@ -487,9 +638,7 @@ static const char *const KIND_KEYS[JOB_ERR_COUNT] = {"keyVaultPermission", "disk
 
 struct job_hit {
 	int count;
-	const struct backup_job *job;
-	char code[128];
-	const char *text;
+	const struct backup_job_detail *job;
 };
 
 static void null_kind(cJSON *jobs, size_t k)
@@ -510,11 +659,11 @@ static bool job_in_rsv(const struct backup_job *j, const char *rsv_id)
 
 	if (!rsv_id)
 		return false;
-	if (la > 1 && j->id[la - 1] == '/')
+	if (la > 1 && j->rsv[la - 1] == '/')
 		la--;
 	if (lb > 1 && rsv_id[lb - 1] == '/')
 		lb--;
-	return la == lb && (la == 0 || strncasecmp(j->id, rsv_id, la) == 0);
+	return la == lb && (la == 0 || strncasecmp(j->rsv, rsv_id, la) == 0);
 }
 
 /* The first of the VM's jobs: they are adjacent (sorted by name at load), so bisect rather than scan. */
@@ -564,22 +713,18 @@ static long long jobs_facts(const struct estate *e, const char *vm_name, const s
 		if (!job_in_rsv(j, item->rsv_id))
 			continue;
 		count++;
-		if (kv_streq_ci(j->status, "Failed") || kv_streq_ci(j->status, "CompletedWithWarnings"))
+		if (j->failed)
 			failed++;
-		for (size_t k = 0; k < JOB_ERR_COUNT && j->error_info; k++) {
-			char code[128];
-			const char *text = NULL;
+		for (size_t k = 0; k < JOB_ERR_COUNT && j->detail; k++) {
+			const struct backup_job_detail *d = j->detail, *best = hits[k].job;
 
-			if (!evidence_job_error(j->raw, (enum job_error)k, code, sizeof(code), &text))
+			if (!d->code[k])
 				continue;
 			hits[k].count++;
 			/* The newest one is the evidence; the ID breaks ties so the choice is stable. */
-			if (!hits[k].job || j->start > hits[k].job->start ||
-			    (j->start == hits[k].job->start && strcmp(j->id ? j->id : "", hits[k].job->id ? hits[k].job->id : "") > 0)) {
-				hits[k].job = j;
-				kv_strlcpy(hits[k].code, code, sizeof(hits[k].code));
-				hits[k].text = text;
-			}
+			if (!best || d->start > best->start ||
+			    (d->start == best->start && strcmp(d->id ? d->id : "", best->id ? best->id : "") > 0))
+				hits[k].job = d;
 		}
 	}
 	cJSON_AddNumberToObject(jobs, "count", count);
@@ -590,8 +735,8 @@ static long long jobs_facts(const struct estate *e, const char *vm_name, const s
 		cJSON_AddNumberToObject(o, "count", hits[k].count);
 		add_str(o, "jobId", hits[k].job ? hits[k].job->id : NULL);
 		add_str(o, "time", hits[k].job ? hits[k].job->start_time : NULL);
-		add_str(o, "errorCode", hits[k].job ? hits[k].code : NULL);
-		add_str(o, "errorText", hits[k].job ? hits[k].text : NULL);
+		add_str(o, "errorCode", hits[k].job ? hits[k].job->code[k] : NULL);
+		add_str(o, "errorText", hits[k].job ? hits[k].job->text[k] : NULL);
 	}
 	return hits[JOB_ERR_KV_PERMISSION].job ? hits[JOB_ERR_KV_PERMISSION].job->start : 0;
 }

@@ -20,13 +20,33 @@
 /* The Activity Log operation Azure records when VM protection is enabled (or changed). */
 #define EVIDENCE_PROTECT_OPERATION "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/write"
 
-/* One backup job (JobResource with AzureIaaSVMJob properties), borrowed from the snapshot. */
+/* The job errors kvaudit recognises (AZURE-FACTS c5). */
+enum job_error { JOB_ERR_KV_PERMISSION = 0, JOB_ERR_DISK_EXCLUSION, JOB_ERR_NO_NETWORK, JOB_ERR_COUNT };
+
+/*
+ * What the facts say of a job that failed with one of the job errors: its
+ * ID, start and, for each kind, evidence_job_error's code and text (both
+ * NULL when it did not fail with that kind).  Most jobs have none: they keep
+ * no detail, and so neither their ID nor their start time, which the facts
+ * only give for such a job.
+ */
+struct backup_job_detail {
+	const char *id, *start_time;
+	long long start;                      /* startTime in Unix seconds, 0 when absent */
+	const char *code[JOB_ERR_COUNT], *text[JOB_ERR_COUNT];
+};
+
+/*
+ * One backup job (JobResource with AzureIaaSVMJob properties), read at load
+ * (evidence_add_job): no JSON of it stays.  Strings are the evidence's own,
+ * one copy of each (thousands of jobs repeat a VM name, a vault, an error).
+ */
 struct backup_job {
-	const char *id, *vm_name, *operation, *status, *start_time;
-	size_t rsv_len;              /* the Recovery Services vault: id's first rsv_len bytes (0: none) */
-	long long start;             /* startTime in Unix seconds, 0 when absent */
-	bool error_info;             /* errorDetails or a dynamicErrorMessage: evidence_job_error may find one */
-	const cJSON *raw;
+	const char *vm_name;                  /* properties.entityFriendlyName */
+	const char *rsv;                      /* its Recovery Services vault: estate_rsv_prefix of its id ("": none) */
+	const struct backup_job_detail *detail;   /* NULL: none of the job errors */
+	unsigned rsv_len;                     /* strlen(rsv) */
+	bool failed;                          /* status Failed or CompletedWithWarnings */
 };
 
 /* One Activity Log event (EventData). */
@@ -34,7 +54,6 @@ struct activity_event {
 	const char *operation, *status, *resource_id, *caller, *object_id, *tenant_id, *time;
 	bool has_upn;                /* the caller's claims name a user principal (a user, not an app) */
 	long long at;
-	const cJSON *raw;
 };
 
 /* A Microsoft Graph user of a tenant, as the collector read it ($.principals[]). */
@@ -50,30 +69,36 @@ struct backup_policy {
 
 struct evidence {
 	const char *jobs_since;      /* $.backupJobsSince: the start of the job window */
-	struct backup_job *jobs;          size_t njobs;
-	struct activity_event *events;    size_t nevents;
+	struct backup_job *jobs;          size_t njobs, capjobs;
+	struct activity_event *events;    size_t nevents, capevents;
 	struct principal *principals;     size_t nprincipals;
 	struct backup_policy *policies;   size_t npolicies;
 	/* Built once so that 10,000 VMs do not each scan every event, policy and error (evidence.c). */
 	struct idmap enabled_ix;     /* protected item ID -> its earliest successful protection write */
 	struct idmap policy_ix;      /* policy ID -> the last policy of that ID */
 	struct idmap error_ix;       /* list_error's answers: parent, list -> index in errors + 1, or 0 */
+	struct evidence_pool *pool;  /* the jobs' strings and details (evidence.c) */
 };
 
 /*
- * Reads the optional lists backupJobs, activityLog, principals and
- * backupPolicies of e->doc into e->evidence and e->present.  False with err
- * naming the file (name) and JSON path when a field kvaudit uses has the
- * wrong type.
+ * A snapshot's evidence is loaded in steps (estate.c, load_tree):
+ * evidence_begin reads $.backupJobsSince of e->doc into a new e->evidence;
+ * evidence_add_job and evidence_add_event read the i-th element of
+ * $.backupJobs and $.activityLog, which estate.c hands over one at a time
+ * (a lean load frees each after), keeping no JSON of it; evidence_load then
+ * indexes them and reads the lists principals and backupPolicies of e->doc
+ * into e->evidence and e->present.  Each is false with err naming the file
+ * (e->path or name) and JSON path when a field kvaudit uses has the wrong
+ * type.
  */
+bool evidence_begin(struct estate *e, struct kv_err *err);
+bool evidence_add_job(struct estate *e, const cJSON *job, size_t i, struct kv_err *err);
+bool evidence_add_event(struct estate *e, const cJSON *event, size_t i, struct kv_err *err);
 bool evidence_load(struct estate *e, const char *name, struct kv_err *err);
 void evidence_free(struct evidence *ev);
 
 /* "2026-11-28T01:11:43.0276Z" (also "+00:00" offsets, no fraction) to Unix seconds; 0 when not a time. */
 long long evidence_time(const char *iso);
-
-/* The job errors kvaudit recognises (AZURE-FACTS c5). */
-enum job_error { JOB_ERR_KV_PERMISSION = 0, JOB_ERR_DISK_EXCLUSION, JOB_ERR_NO_NETWORK, JOB_ERR_COUNT };
 
 /*
  * Whether a job failed with error kind: one of Microsoft's spellings of its

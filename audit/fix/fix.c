@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -161,18 +162,52 @@ static bool complete_length(int fd, off_t size, off_t *out)
 	return true;
 }
 
-bool fix_journal_open(struct fix_journal *j, const char *path, struct kv_err *err)
+/* 1 + the newlines in the first len bytes of fd: the line number of what follows them. */
+static size_t line_at(int fd, off_t len)
+{
+	char buf[4096];
+	size_t line = 1;
+
+	for (off_t at = 0; at < len;) {
+		size_t n = len - at < (off_t)sizeof(buf) ? (size_t)(len - at) : sizeof(buf);
+		ssize_t got = pread(fd, buf, n, at);
+
+		if (got <= 0)
+			break;
+		for (ssize_t i = 0; i < got; i++)
+			line += buf[i] == '\n';
+		at += got;
+	}
+	return line;
+}
+
+bool fix_journal_open(struct fix_journal *j, const char *path, bool create, struct kv_err *err)
 {
 	struct stat st;
 	off_t keep;
 
 	memset(j, 0, sizeof(*j));
 	/* Read and write: an incomplete last line is found and cut before the first append. */
-	j->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	j->fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
 	if (j->fd < 0) {
 		kv_err_set(err, "cannot open the journal '%s': %s", path, strerror(errno));
 		j->fd = -1;
 		return false;
+	}
+	/*
+	 * One run per journal, before anything is read or cut: two runs would
+	 * interleave their lines, cut each other's line being written as
+	 * "incomplete", or undo what the other is still doing.  Released when
+	 * the descriptor is closed, also by a crash: nothing to clean up.
+	 */
+	if (flock(j->fd, LOCK_EX | LOCK_NB) != 0) {
+		j->busy = errno == EWOULDBLOCK;
+		if (j->busy)
+			kv_err_set(err, "the journal '%s' is held by another kvaudit (a fix --apply or rollback of it is "
+			           "still running): nothing was done; run again when that one has finished", path);
+		else
+			kv_err_set(err, "cannot lock the journal '%s': %s", path, strerror(errno));
+		goto fail;
 	}
 	/* An existing file keeps its mode only if it is private already. */
 	if (fchmod(j->fd, 0600) != 0) {
@@ -191,6 +226,7 @@ bool fix_journal_open(struct fix_journal *j, const char *path, struct kv_err *er
 			goto fail;
 		}
 		j->cut = (size_t)(st.st_size - keep);
+		j->cut_line = line_at(j->fd, keep);
 	}
 	j->path = kv_strdup(path);
 	return true;

@@ -65,11 +65,19 @@ cJSON *fix_removal(const cJSON *prior, const cJSON *requested, const cJSON *curr
 struct fix_journal {
 	int fd;
 	char *path;
-	size_t cut;   /* bytes of an incomplete last line removed when it was opened */
+	size_t cut;        /* bytes of an incomplete last line removed when it was opened */
+	size_t cut_line;   /* and its line number (1-based) */
+	bool busy;         /* the open failed: another process holds the journal's lock */
 };
 
-/* Opens (or creates) path for appending; an incomplete last line is removed first (j->cut). */
-bool fix_journal_open(struct fix_journal *j, const char *path, struct kv_err *err);
+/*
+ * Opens path for appending (creating it when create) and takes an
+ * exclusive, non-blocking flock on it for as long as it is open: a second
+ * fix --apply or rollback of the same journal fails (j->busy, err names the
+ * journal) before reading or changing anything.  An incomplete last line is
+ * then removed (j->cut, j->cut_line).
+ */
+bool fix_journal_open(struct fix_journal *j, const char *path, bool create, struct kv_err *err);
 /*
  * Appends entry as one line and fsyncs it.  On failure (a full disk) the
  * file is cut back to its length before, so no torn line is left.

@@ -308,9 +308,10 @@ class Throttling(unittest.TestCase):
 GRAPH_QUERY = "/arm/providers/Microsoft.ResourceGraph/resources"
 
 
-def overlapping(log):
-    """How many ARM reads started before the one before them ended."""
-    spans = sorted(when(r) for r in arm_reads(log))
+def overlapping(log, surfaces=None):
+    """How many ARM reads (or requests to those surfaces) started before the one before them ended."""
+    reads = arm_reads(log) if surfaces is None else [r for r in log if r["surface"] in surfaces]
+    spans = sorted(when(r) for r in reads)
     return sum(1 for a, b in zip(spans, spans[1:]) if b[0] < a[1])
 
 
@@ -347,6 +348,30 @@ class ConfigFile(unittest.TestCase):
                                     load(os.path.join(emu.dir, "file.json"))["findings"]),
                              sorted(x["rule"] + str(x["vm"]) + str(x["vault"]) for x in
                                     load(os.path.join(emu.dir, "flags.json"))["findings"]))
+        finally:
+            emu.stop()
+
+    def test_one_request_at_a_time_includes_the_data_plane(self):
+        """--concurrency 1 with --data-plane: no two requests to Azure (ARM, Key Vault, Microsoft Graph,
+        the token endpoint) are ever in flight at once, by the emulator's log of when each started and
+        how long it took."""
+        emu, cfg = self.start()
+        try:
+            emu.fault({"match": {"host": "vault"}, "times": 0, "latencyMs": 30})
+            emu.call("DELETE", "/_emulator/log")
+            r = kvaudit(emu, ["scan", "--config", cfg, "--data-plane", "--out", os.path.join(emu.dir, "dp.json"),
+                              "-q"])
+            self.assertEqual(r.returncode, 1, r.stderr)
+            log = emu.requests()
+            azure = ("arm", "keyvault", "graph", "login")
+            self.assertGreater(sum(1 for x in log if x["surface"] == "keyvault"), 5)
+            self.assertEqual(overlapping(log, azure), 0)
+            # the same with 8 at once: the check can see an overlap when there is one
+            emu.call("DELETE", "/_emulator/log")
+            r = kvaudit(emu, ["scan", "--config", cfg, "--data-plane", "--concurrency", "8", "--out",
+                              os.path.join(emu.dir, "dp8.json"), "-q"])
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertGreater(overlapping(emu.requests(), azure), 0)
         finally:
             emu.stop()
 

@@ -744,6 +744,70 @@ class JournalFirst(unittest.TestCase):
         finally:
             emu.stop()
 
+class JournalLock(unittest.TestCase):
+    """One fix --apply or rollback per journal: a second is refused (exit 2, docs/fix.md) before it reads or
+    writes anything, while another process holds the journal's flock; rollback takes cloud and auth from
+    --config as fix does."""
+
+    def test_a_held_journal_refuses_fix_and_rollback(self):
+        import fcntl
+        import subprocess
+
+        emu = FixEmulator()
+        try:
+            grant = "kv-nwlog-data-eus"
+            path = os.path.join(emu.dir, "j.journal")
+            before = emu.vaults()
+            apply = ["fix", "-q", "--vault", grant, "--apply", "--yes", "--journal", "j.journal"]
+            held = open(path, "a")
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            emu.clear()
+            r = kvaudit(emu, apply)
+            self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+            lines = [x for x in r.stderr.splitlines() if x.strip()]
+            self.assertEqual(len(lines), 1, r.stderr)
+            self.assertIn("the journal 'j.journal' is held by another kvaudit", lines[0])
+            self.assertEqual(emu.writes(), [])
+            self.assertEqual(emu.vaults(), before)
+            self.assertEqual(os.path.getsize(path), 0)
+            # Released (the process ended, or it closed the file): the same run goes through.
+            held.close()
+            r = kvaudit(emu, apply)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            applied = emu.vaults()
+            self.assertNotEqual(policies(applied[grant]), policies(before[grant]))
+            size = os.path.getsize(path)
+            # A rollback while a fix holds the journal: refused, nothing read from Azure or sent.
+            held = open(path, "a")
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            emu.clear()
+            r = kvaudit(emu, ["rollback", "-q", "j.journal", "--yes"])
+            self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+            self.assertIn("held by another kvaudit", r.stderr)
+            self.assertEqual([x for x in emu.requests() if x["surface"] == "arm"], [])
+            self.assertEqual(emu.vaults(), applied)
+            self.assertEqual(os.path.getsize(path), size)
+            held.close()
+            # Rollback with the connection from a config file only (no --cloud, no --auth on the line).
+            cfg = os.path.join(emu.dir, "rollback.config.json")
+            with open(cfg, "w") as f:
+                json.dump({"kind": "kvaudit.config", "version": 1, "cloud": emu.cloud, "auth": "env",
+                           "engine": "arm", "failOn": "high"}, f)
+            r = subprocess.run([ARGS["kvaudit"], "rollback", "-q", "j.journal", "--yes", "--config", cfg],
+                               env=emu.env(), capture_output=True, text=True, timeout=120, cwd=emu.dir,
+                               stdin=subprocess.DEVNULL)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertEqual(policies(emu.vault(grant)), policies(before[grant]))
+            # ... and a flag still wins over it: a cloud that does not exist is refused before any read.
+            r = subprocess.run([ARGS["kvaudit"], "rollback", "-q", "j.journal", "--yes", "--config", cfg,
+                                "--cloud", "NoSuchCloud"], env=emu.env(), capture_output=True, text=True,
+                               timeout=120, cwd=emu.dir, stdin=subprocess.DEVNULL)
+            self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+            self.assertIn("NoSuchCloud", r.stderr)
+        finally:
+            emu.stop()
+
+
 def main():
     with open(os.path.join(os.path.abspath(sys.argv[sys.argv.index("--source") + 1]), "examples/demo-estate.json")) as f:
         VAULTS.extend(v["name"] for v in json.load(f)["vaults"])

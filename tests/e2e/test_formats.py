@@ -45,9 +45,9 @@ class Result:
         return "rc=%d\nstdout: %s\nstderr: %s" % (self.rc, self.out[-2000:], self.err[-2000:])
 
 
-def kv(*args, cwd=None):
+def kv(*args, cwd=None, env=None):
     p = subprocess.run([KVAUDIT] + list(args), cwd=cwd, capture_output=True, text=True,
-                       timeout=TIMEOUT, errors="replace")
+                       timeout=TIMEOUT, errors="replace", env=env, stdin=subprocess.DEVNULL)
     return Result(p)
 
 
@@ -640,6 +640,28 @@ class SkippedByRule(unittest.TestCase):
             json.dump({"kind": "kvaudit.config", "version": 1, "includeSkipped": "yes"}, f)
         one_line_error(self, kv("audit", self.demo, "--config", cfg, "--out", "-", "-q"), "includeSkipped")
 
+    def test_report_keeps_the_members_in_place_wherever_the_summary_is(self):
+        """kvaudit report puts a copy of the summary where it was (first, middle or last member)."""
+        r = kv("report", self.all_path, "--format", "json", "--out", "-")
+        self.assertEqual(r.rc, 0, r)
+        want = json.loads(r.out)
+        keys = list(self.all)
+        for order in (["summary"] + [k for k in keys if k != "summary"], [k for k in keys if k != "summary"] + ["summary"],
+                      ["summary"]):
+            doc = {k: self.all[k] for k in order}
+            if order == ["summary"]:
+                doc = {"kind": "kvaudit.report", "version": 1, "findings": self.all["findings"],
+                       "summary": self.all["summary"]}
+            p = os.path.join(self.d, "order.json")
+            with open(p, "w", encoding="utf-8") as f:
+                json.dump(doc, f)
+            r = kv("report", p, "--format", "json", "--out", "-")
+            self.assertEqual(r.rc, 0, r)
+            got = json.loads(r.out)
+            self.assertEqual(list(got), list(doc), order)
+            self.assertEqual(got["summary"], want["summary"])
+            self.assertEqual(got["findings"], want["findings"])
+
     def test_merge_adds_the_rows_up(self):
         with open(self.demo, encoding="utf-8") as f:
             est = json.load(f)
@@ -671,6 +693,128 @@ class SkippedByRule(unittest.TestCase):
         self.assertEqual([(x["rule"], x["reason"]) for x in rows], sorted(want))
         listed = sum(1 for f in m["findings"] if f["status"] == "skipped")
         self.assertEqual(sum(want.values()) + listed, m["summary"]["byStatus"]["skipped"])
+
+
+class Streamed(unittest.TestCase):
+    """SARIF results and the inventory's VMs and vaults are printed one at a time into the document's
+    skeleton: the edges (no result, one, empty lists) must still be the JSON cJSON would print."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.d = self.tmp.name
+        self.demo = os.path.join(SOURCE, "examples", "demo-estate.json")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_sarif_with_no_one_and_many_results(self):
+        full = os.path.join(self.d, "full.json")
+        r = kv("audit", self.demo, "--include-pass", "--out", full, "-q")
+        self.assertIn(r.rc, (0, 1, 3), r)
+        rep = load_json(full)
+        results = [f for f in rep["findings"] if f["status"] in ("fail", "error", "suppressed")]
+        self.assertGreater(len(results), 1)
+        for keep in ([], results[:1], results):
+            doc = dict(rep, findings=[f for f in rep["findings"] if f["status"] == "pass"] + keep)
+            p = os.path.join(self.d, "r.json")
+            with open(p, "w", encoding="utf-8") as f:
+                json.dump(doc, f)
+            r = kv("report", p, "--format", "sarif", "--out", "-")
+            self.assertEqual(r.rc, 0, r)
+            self.assertTrue(r.out.endswith("}\n"), r.out[-40:])
+            run = json.loads(r.out)["runs"][0]
+            self.assertEqual([x["ruleId"] for x in run["results"]], [f["rule"] for f in keep])
+            self.assertEqual(list(run), ["tool", "invocations", "results", "columnKind"])
+            # printed in place, at cJSON's depth: a result's members are five tabs in
+            if keep:
+                self.assertIn('\t\t\t"results":\t[{\n\t\t\t\t\t"ruleId":', r.out)
+
+    def test_inventory_json_with_and_without_vms(self):
+        r = kv("inventory", self.demo, "--format", "json")
+        self.assertEqual(r.rc, 0, r)
+        inv = json.loads(r.out)
+        self.assertGreater(len(inv["vms"]), 1)
+        self.assertIn('\t"vms":\t[{\n\t\t\t"', r.out)
+        est = load_json(self.demo)
+        est["virtualMachines"], est["vaults"], est["disks"] = [], [], []
+        p = os.path.join(self.d, "empty.json")
+        with open(p, "w", encoding="utf-8") as f:
+            json.dump(est, f)
+        r = kv("inventory", p, "--format", "json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(json.loads(r.out), {"vms": [], "vaults": []})
+        self.assertEqual(r.out, '{\n\t"vms":\t[],\n\t"vaults":\t[]\n}\n')
+
+
+class CommandLine(unittest.TestCase):
+    """A config file's errors name the file and where its name came from; every option is checked
+    whatever the mode (an option a mode does not use is still rejected when it is bad)."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.d = self.tmp.name
+        self.demo = os.path.join(SOURCE, "examples", "demo-estate.json")
+        self.journal = os.path.join(self.d, "j.journal")
+        with open(self.journal, "w", encoding="utf-8") as f:
+            f.write("")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def commands(self):
+        """Every command that reads a config file, as it would run without one."""
+        return [["audit", self.demo, "--out", "-"], ["scan"], ["collect"], ["fix", "--estate", self.demo],
+                ["rollback", self.journal, "--yes"]]
+
+    def test_a_missing_config_file_is_named_as_the_config_file(self):
+        missing = os.path.join(self.d, "none.json")
+        for cmd in self.commands():
+            one_line_error(self, kv(*cmd, "--config", missing),
+                           "config file '%s' (named by --config): cannot open: No such file or directory" % missing)
+            env = dict(os.environ, KVAUDIT_CONFIG=missing)
+            one_line_error(self, kv(*cmd, env=env),
+                           "config file '%s' (named by $KVAUDIT_CONFIG): cannot open" % missing)
+            # --help works whatever the file holds
+            self.assertEqual(kv(cmd[0], "--help", env=env).rc, 0, cmd)
+        one_line_error(self, kv("config", "check", self.d), "config file '%s': a directory, not a file" % self.d)
+
+    def test_a_bad_config_file_is_one_line_naming_the_file_and_the_key(self):
+        cfg = os.path.join(self.d, "c.json")
+        bad = [('{"kind": "kvaudit.config",', "invalid JSON at byte"),
+               ('{"kind": "kvaudit.config", "enginee": "arm"}', "$.enginee: unknown setting"),
+               ('{"kind": "kvaudit.config", "auth": "password"}', "$.auth: expected auto, env, msi or cli"),
+               ('{"kind": "kvaudit.config", "version": 2}', "$.version: expected 1"),
+               ('{"kind": "kvaudit.estate"}', "$.kind: expected \"kvaudit.config\"")]
+        for text, words in bad:
+            with open(cfg, "w", encoding="utf-8") as f:
+                f.write(text)
+            for cmd in self.commands():
+                one_line_error(self, kv(*cmd, "--config", cfg), "config file '%s' (named by --config): " % cfg, words)
+            one_line_error(self, kv("config", "check", cfg), "config file '%s': " % cfg, words)
+
+    def test_every_option_is_checked_whatever_the_mode(self):
+        fix = ["fix", "--estate", self.demo]
+        bad = [(fix + ["--engine", "bogus"], "--engine takes graph or arm"),
+               (fix + ["--concurrency", "0"], "--concurrency takes a number from 1 to 256"),
+               (fix + ["--concurrency", "many"], "--concurrency takes a number from 1 to 256"),
+               (fix + ["--subscription", "not-a-guid"], "--subscription 'not-a-guid' is not a subscription ID"),
+               (fix + ["--auth", "password"], "--auth takes auto, env, msi or cli"),
+               (fix + ["--cloud", os.path.join(self.d, "none.json")], "none.json"),
+               (fix + ["--rbac-role", "admin"], "--rbac-role takes a role definition GUID"),
+               (["rollback", self.journal, "--yes", "--auth", "password"], "--auth takes auto, env, msi or cli"),
+               (["rollback", self.journal, "--yes", "--cloud", "NoSuchCloud"], "NoSuchCloud"),
+               (["rules", "check", self.d, "--rules", self.d], "--rules applies to 'rules list' and 'rules show'"),
+               (["rules", "facts", "--rules", self.d], "--rules applies to 'rules list' and 'rules show'")]
+        for args, words in bad:
+            one_line_error(self, kv(*args), words)
+        # valid, but not used in this mode: accepted (a plan from a snapshot reads nothing live)
+        r = kv(*fix, "--engine", "arm", "--concurrency", "8", "--auth", "env", "--cloud", "AzureUSGovernment",
+               "--subscription", "6a0f9e2c-4b75-4e13-8d29-c5b1f7a3e6d8")
+        self.assertEqual(r.rc, 0, r)
+        # an empty journal records nothing to undo: rollback's connection options are still checked first
+        r = kv("rollback", self.journal, "--yes", "--auth", "env", "--cloud", "AzureCloud")
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("nothing to roll back", r.out)
 
 
 def load_json(path):

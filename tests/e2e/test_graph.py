@@ -113,6 +113,30 @@ class Engines(unittest.TestCase):
         self.assertEqual(gv, av)
         self.assertTrue(any(gv.values()))
 
+    def test_vm_and_disk_rows_keep_what_is_read_as_arm_has_it(self):
+        """The VM query projects id, name, type, location and the storage profile's osDisk and dataDisks
+        (put back under properties.storageProfile), disks keep their ADE settings: the same values as the
+        ARM engine's, and nothing kvaudit does not read (collect_graph.c, the comment on QUERIES)."""
+        g, a = load(self.path("graph-estate.json")), load(self.path("arm-estate.json"))
+        arm_vms = {v["id"].lower(): v for v in a["virtualMachines"]}
+        for v in g["virtualMachines"]:
+            self.assertEqual(set(v), {"id", "name", "type", "location", "properties"}, v["id"])
+            self.assertEqual(set(v["properties"]) - {"instanceView"}, {"storageProfile"}, v["id"])
+            ref = arm_vms[v["id"].lower()]
+            self.assertEqual((v["name"], v["location"].lower()), (ref["name"], ref["location"].lower()))
+            for k in ("osDisk", "dataDisks"):
+                self.assertEqual(v["properties"]["storageProfile"].get(k),
+                                 ref["properties"]["storageProfile"].get(k), (v["id"], k))
+        self.assertTrue(any(v["properties"]["storageProfile"].get("dataDisks") for v in g["virtualMachines"]))
+        arm_disks = {d["id"].lower(): d for d in a["disks"]}
+        self.assertTrue(g["disks"])
+        for d in g["disks"]:
+            self.assertEqual(set(d["properties"]), {"encryptionSettingsCollection"}, d["id"])
+            self.assertEqual(d["properties"]["encryptionSettingsCollection"],
+                             arm_disks[d["id"].lower()]["properties"]["encryptionSettingsCollection"])
+            self.assertEqual((d.get("managedBy") or "").lower(),
+                             (arm_disks[d["id"].lower()].get("managedBy") or "").lower())
+
     def test_graph_is_the_default_and_reads_lists_not_vms(self):
         for eng in ("graph", "default"):
             log = self.logs[eng]

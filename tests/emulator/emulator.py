@@ -118,6 +118,11 @@ def iso_now():
     return utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
+def iso_at(t):
+    """iso_now's format for a time.time() value."""
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
 TIME_RX = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
 
 
@@ -728,6 +733,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(n) if n else b""
 
     def dispatch(self):
+        # One clock read for the log's "time" and the start of durationMs: read twice, a thread
+        # preempted between the reads logged an end later than the real one (a false overlap).
         start = time.time()
         self.req_id = str(uuid.uuid4())
         raw_path, _, query = self.path.partition("?")
@@ -738,7 +745,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.q.setdefault(k.lower(), v)
         self.raw_query = query
         self.path_only = path
-        self.entry = {"time": iso_now(), "method": self.command, "host": host, "path": path, "query": query,
+        self.entry = {"time": iso_at(start), "method": self.command, "host": host, "path": path, "query": query,
                       "authorization": self.headers.get("Authorization") is not None,
                       "token": None, "userAgent": self.headers.get("User-Agent"), "listener": self.server.kind}
         self.surface = self.classify(host, path)
@@ -770,6 +777,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             traceback.print_exc()
             status, body, headers = 500, {"error": {"code": "EmulatorBug", "message": repr(e)}}, {}
         finally:
+            # Rounded down, and taken before the answer is written: the logged span never
+            # outlasts the real one, so requests a client sent one after the other never overlap.
             self.entry["durationMs"] = int((time.time() - start) * 1000)
         self.send(status, body, headers, fault)
 
@@ -1804,34 +1813,40 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
         def in_subs(name, items):
             return [x for x, sid in zip(items, self.subs_of(name, items)) if sid in want]
+        # The world's lock only while the resources are picked: every other request waits on it, and
+        # building 10,000s of rows takes a while (nothing a query reads changes during a scan).
+        need = {"vms": of("microsoft.compute/virtualmachines") or of("microsoft.compute/virtualmachines/extensions"),
+                "vmExtensions": of("microsoft.compute/virtualmachines/extensions"),
+                "disks": of("microsoft.compute/disks"), "vaults": of("microsoft.keyvault/vaults"),
+                "rsvs": of("microsoft.recoveryservices/vaults")}
         with w.lock:
-            for vm in in_subs("vms", w.vms) if of("microsoft.compute/virtualmachines") or of(
-                    "microsoft.compute/virtualmachines/extensions") else []:
-                if not of("microsoft.compute/virtualmachines"):
-                    for ext in vm.get("resources") or []:
-                        rows.append(row(ext, "microsoft.compute/virtualmachines/extensions"))
-                    continue
-                props = dict(vm.get("properties") or {})
-                iv = props.pop("instanceView", None)
-                # Resource Graph keeps only the power state of the instance view (no VM agent, no disks)
-                power = next((s for s in (iv or {}).get("statuses") or []
-                              if str(s.get("code", "")).startswith("PowerState/")), None)
-                if power:
-                    props["extended"] = {"instanceView": {"powerState": {
-                        "code": power.get("code"), "displayStatus": power.get("displayStatus"),
-                        "level": power.get("level", "Info")}}}
-                rows.append(row(vm, "microsoft.compute/virtualmachines", props))
-                for ext in (vm.get("resources") or []) if of("microsoft.compute/virtualmachines/extensions") else []:
+            picked = {name: in_subs(name, lst) if need[name] else [] for name, lst in (
+                ("vms", w.vms), ("vmExtensions", w.vm_extensions), ("disks", w.disks), ("vaults", w.vaults),
+                ("rsvs", w.rsvs))}
+        for vm in picked["vms"]:
+            if not of("microsoft.compute/virtualmachines"):
+                for ext in vm.get("resources") or []:
                     rows.append(row(ext, "microsoft.compute/virtualmachines/extensions"))
-            if of("microsoft.compute/virtualmachines/extensions"):
-                seen = {lc(r["id"]) for r in rows}
-                rows += [row(x, "microsoft.compute/virtualmachines/extensions")
-                         for x in in_subs("vmExtensions", w.vm_extensions) if lc(x.get("id")) not in seen]
-            for t, name, lst in (("microsoft.compute/disks", "disks", w.disks),
-                                 ("microsoft.keyvault/vaults", "vaults", w.vaults),
-                                 ("microsoft.recoveryservices/vaults", "rsvs", w.rsvs)):
-                if of(t):
-                    rows += [row(x, t) for x in in_subs(name, lst)]
+                continue
+            props = dict(vm.get("properties") or {})
+            iv = props.pop("instanceView", None)
+            # Resource Graph keeps only the power state of the instance view (no VM agent, no disks)
+            power = next((s for s in (iv or {}).get("statuses") or []
+                          if str(s.get("code", "")).startswith("PowerState/")), None)
+            if power:
+                props["extended"] = {"instanceView": {"powerState": {
+                    "code": power.get("code"), "displayStatus": power.get("displayStatus"),
+                    "level": power.get("level", "Info")}}}
+            rows.append(row(vm, "microsoft.compute/virtualmachines", props))
+            for ext in (vm.get("resources") or []) if of("microsoft.compute/virtualmachines/extensions") else []:
+                rows.append(row(ext, "microsoft.compute/virtualmachines/extensions"))
+        if of("microsoft.compute/virtualmachines/extensions"):
+            seen = {lc(r["id"]) for r in rows}
+            rows += [row(x, "microsoft.compute/virtualmachines/extensions")
+                     for x in picked["vmExtensions"] if lc(x.get("id")) not in seen]
+        for t, name in (("microsoft.compute/disks", "disks"), ("microsoft.keyvault/vaults", "vaults"),
+                        ("microsoft.recoveryservices/vaults", "rsvs")):
+            rows += [row(x, t) for x in picked[name]]
         if self.rule(c).get("deny"):
             rows = [r for r in rows if not self.denied(c, r["id"])]
         return rows

@@ -67,10 +67,12 @@ PER_RESOURCE = {
                   " and tostring(properties.type) in~ ('AzureDiskEncryption', 'AzureDiskEncryptionForLinux')"
                   " | project id, name, type, location, subscriptionId, resourceGroup, tags, properties"
                   " | order by id asc",
+    # a disk keeps only what kvaudit reads of it (collect_graph.c's comment on QUERIES)
     "disks": "Resources | where type =~ 'microsoft.compute/disks'"
              " | where isnotnull(properties.encryptionSettingsCollection)"
-             " | project id, name, type, location, subscriptionId, resourceGroup, managedBy, sku, zones, tags,"
-             " properties | order by id asc",
+             " | project id, name, type, location, managedBy,"
+             " properties = bag_pack('encryptionSettingsCollection', properties.encryptionSettingsCollection)"
+             " | order by id asc",
 }
 
 

@@ -195,6 +195,73 @@ static void the_lean_load_keeps_no_raw_json_of_the_big_lists(void **state)
 	estate_free(e);
 }
 
+/*
+ * A backup job is read once, at load, by the same code whatever the load
+ * (evidence.c keeps no JSON of it): a job of the demo's nwlog-tms01 that
+ * failed with every error kind at once (a numeric code with Microsoft's
+ * text, a code, a dynamic message), its VM and vault in other cases, must
+ * be each kind's evidence alike in every load; so must a twin that starts
+ * at the same time with a smaller ID lose to it, and a job of another vault
+ * not count.
+ */
+#define RSV "/subscriptions/6a0f9e2c-4b75-4e13-8d29-c5b1f7a3e6d8/resourcegroups/rg-nwlog-backup-eus/providers/" \
+	"Microsoft.RecoveryServices/vaults/RSV-NWLOG-EUS"
+#define KV_TEXT "Backup doesn't have sufficient permissions to the key vault for backup of encrypted VMs."
+#define DX_TEXT "Disk exclusion is not supported for encrypted virtual machines."
+#define NN_TEXT "Snapshot failed: ExtensionSnapshotFailedNoNetwork"
+#define JOB(id, rsv, details, ext) "{\"id\":\"" rsv "/backupJobs/" id "\",\"properties\":{\"entityFriendlyName\":" \
+	"\"NWLOG-TMS01\",\"operation\":\"Backup\",\"status\":\"Failed\",\"startTime\":\"2026-11-28T05:00:00Z\"," \
+	"\"errorDetails\":[" details "]" ext "}}"
+
+static void a_job_of_every_error_kind_audits_the_same(void **state)
+{
+	static const char *const jobs[] = {
+		JOB("all-kinds", RSV, "{\"errorCode\":\"UserErrorEncryptedVmNotSupportedWithDiskEx\",\"errorString\":\"" DX_TEXT
+		    "\"},{\"errorCode\":400233,\"errorTitle\":\"\",\"errorString\":\"" KV_TEXT "\"}",
+		    ",\"extendedInfo\":{\"dynamicErrorMessage\":\"" NN_TEXT "\"}"),
+		JOB("a", RSV, "{\"errorCode\":\"UserErrorKeyvaultPermissionNotConfigured\",\"errorString\":\"twin\"}", ""),
+		JOB("elsewhere", "/subscriptions/6a0f9e2c-4b75-4e13-8d29-c5b1f7a3e6d8/resourceGroups/rg/providers/"
+		    "Microsoft.RecoveryServices/vaults/rsv-other", "{\"errorCode\":\"ExtensionSnapshotFailedNoNetwork\"}", ""),
+	};
+	static const char *const want[] = {
+		"Azure Backup job " RSV "/backupJobs/all-kinds of VM nwlog-tms01 failed at 2026-11-28T05:00:00Z with "
+		"UserErrorKeyVaultPermissionsNotConfigured (400233): \\\"" KV_TEXT "\\\" (5 such job(s)",
+		"Azure Backup job " RSV "/backupJobs/all-kinds of VM nwlog-tms01 failed at 2026-11-28T05:00:00Z with "
+		"UserErrorEncryptedVmNotSupportedWithDiskEx: \\\"" DX_TEXT "\\\"",
+		"Azure Backup job " RSV "/backupJobs/all-kinds of VM nwlog-tms01 failed at 2026-11-28T05:00:00Z with "
+		"ExtensionSnapshotFailedNoNetwork: \\\"" NN_TEXT "\\\"",
+	};
+	size_t len;
+	char *text = slurp(KV_SOURCE_DIR "/examples/demo-estate.json", &len), *out, *report;
+	cJSON *doc = cJSON_ParseWithLength(text, len);
+	struct estate_opts lo = {.lean = true};
+	struct kv_err err = {{0}};
+	struct estate *e;
+
+	(void)state;
+	free(text);
+	assert_non_null(doc);
+	for (size_t i = 0; i < sizeof(jobs) / sizeof(jobs[0]); i++)
+		cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(doc, "backupJobs"), cJSON_Parse(jobs[i]));
+	out = cJSON_PrintUnformatted(doc);
+	cJSON_Delete(doc);
+	compare_text("a job of every error kind", out, strlen(out));
+	e = estate_parse(out, strlen(out), "x.json", &lo, &err);
+	free(out);
+	if (!e)
+		fail_msg("%s", err.msg);
+	/* Lean: the jobs and the Activity Log were read element by element, not into e->doc. */
+	assert_null(cJSON_GetObjectItemCaseSensitive(e->doc, "backupJobs"));
+	assert_null(cJSON_GetObjectItemCaseSensitive(e->doc, "activityLog"));
+	assert_true(e->present.backup_jobs && e->present.activity_log);
+	report = report_text(e);
+	for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++)
+		if (!strstr(report, want[k]))
+			fail_msg("the report lacks %s", want[k]);
+	free(report);
+	estate_free(e);
+}
+
 #define HEAD "{\"kind\":\"kvaudit.estate\",\"version\":1,"
 #define VM "{\"id\":\"/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1\"}"
 
@@ -259,9 +326,9 @@ static void nesting_is_judged_from_the_document(void **state)
 }
 
 /*
- * A lean load parses again only the VMs and disks where ADE detection can
- * find something (estate.c, detect_lean): each way it can find something,
- * alone, must still be found, as by the whole-tree load.
+ * A lean load detects ADE while it parses each VM, from what it kept of the
+ * disks and vmExtensions (estate.c, lean_ade): each way ADE detection can
+ * find something, alone, must still be found, as by the whole-tree load.
  */
 #define SUB "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg/providers/"
 #define SETTINGS "{\"diskEncryptionKey\":{\"secretUrl\":\"https://kv1.vault.azure.net/secrets/s/1\"," \
@@ -321,11 +388,66 @@ static void a_lean_load_finds_ade_wherever_it_is(void **state)
 	}
 }
 
+/*
+ * A list long enough that the loader's worker thread (estate.c, struct
+ * ahead) goes round its ring of batches: the same report, and where an
+ * element is bad (its JSON, or a field the loader rejects), at the start of
+ * a batch, inside one or last, the same message as the whole-tree load.
+ */
+static void a_long_list_parsed_ahead_audits_the_same(void **state)
+{
+	enum { N = 2500 };
+	static const struct {
+		size_t at;
+		const char *elem;
+	} bad[] = {{N, NULL}, {0, "{\"id\":tru}"}, {256, "{\"id\":1}"}, {1300, "{\"id\":\"x\",]"}, {N - 1, "[]"}};
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(bad) / sizeof(bad[0]); c++) {
+		size_t cap = (size_t)N * 900 + 1024, len = 0;
+		char *t = kv_malloc(cap), what[48];
+
+		len += (size_t)snprintf(t + len, cap - len, HEAD "\"virtualMachines\":[");
+		for (size_t i = 0; i < N; i++) {
+			if (i == bad[c].at)
+				len += (size_t)snprintf(t + len, cap - len, "%s%s", i ? "," : "", bad[c].elem);
+			else
+				len += (size_t)snprintf(t + len, cap - len, "%s{\"id\":\"" SUB "Microsoft.Compute/virtualMachines/vm%zu\","
+				                        "\"properties\":{\"storageProfile\":{\"osDisk\":{\"managedDisk\":{\"id\":\""
+				                        SUB "Microsoft.Compute/disks/d%zu\"}}}}}", i ? "," : "", i, i);
+		}
+		len += (size_t)snprintf(t + len, cap - len, "],\"disks\":[");
+		for (size_t i = 0; i < N; i++)   /* every third disk has ADE settings */
+			len += (size_t)snprintf(t + len, cap - len, "%s{\"id\":\"" SUB "Microsoft.Compute/disks/d%zu\"%s}",
+			                        i ? "," : "", i, i % 3 ? "" : ",\"properties\":{\"encryptionSettingsCollection\":"
+			                        "{\"enabled\":true,\"encryptionSettings\":[" SETTINGS "]}}");
+		len += (size_t)snprintf(t + len, cap - len, "]}");
+		assert_true(len < cap);
+		snprintf(what, sizeof(what), "long list, bad element at %zu", bad[c].at);
+		compare_text(what, t, len);
+		if (bad[c].at == N) {   /* loaded lean, not by the whole-tree load it falls back to */
+			struct estate_opts lo = {.lean = true};
+			struct kv_err err = {{0}};
+			struct estate *e = estate_parse(t, len, "x.json", &lo, &err);
+
+			assert_non_null(e);
+			assert_int_equal(e->nvms, N);
+			assert_null(e->vms[N - 1].raw);
+			assert_null(e->disks[N - 1].raw);
+			assert_true(e->vms[0].ade.encrypted && !e->vms[1].ade.encrypted);   /* disk d0 has ADE, d1 not */
+			estate_free(e);
+		}
+		free(t);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(a_long_list_parsed_ahead_audits_the_same),
 		cmocka_unit_test(a_lean_load_finds_ade_wherever_it_is),
 		cmocka_unit_test(every_snapshot_of_the_tests_audits_the_same),
+		cmocka_unit_test(a_job_of_every_error_kind_audits_the_same),
 		cmocka_unit_test(the_lean_load_keeps_no_raw_json_of_the_big_lists),
 		cmocka_unit_test(bad_input_gets_the_whole_tree_message),
 		cmocka_unit_test(nesting_is_judged_from_the_document),

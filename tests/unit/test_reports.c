@@ -306,6 +306,66 @@ static void json_report_round_trips_and_ends_with_a_newline(void **state)
 	cJSON_Delete(report);
 }
 
+/*
+ * The JSON writers print straight to the stream; their text must stay
+ * byte for byte cJSON_Print's (the report's two-space form of it, and
+ * report_put_json's tabs): escapes of every control byte, quotes,
+ * backslashes, UTF-8 and DEL as is, integers, fractions, huge and tiny
+ * numbers, empty and nested containers, objects inside arrays, odd keys.
+ */
+static const char json_layout_doc[] =
+	"{\"s\":\"q\\\" b\\\\ \\b\\f\\n\\r\\t \\u0001\\u001f\\u007f caf\\u00e9 \\u202e x\",\"\":\"\","
+	"\"k\\\"\\t:\":{\"n\":[0,-1,2147483647,-2147483648,3000000000,0.1,1e300,-2.5e-300,"
+	"123456789012345678,0.30000000000000004]},\"e\":{},\"a\":[],\"nested\":[[{}],[{\"x\":null,"
+	"\"y\":[true,false,{\"z\":{\"w\":[1,{\"v\":\"\"}]}}]}]],\"last\":{\"deep\":{\"er\":{\"est\":[{}]}}}}";
+
+/* cJSON_Print's text as report_write_json lays it out: a tab after ':' is " ", any other "  ". */
+static char *two_space(const char *text)
+{
+	struct kv_buf b;
+
+	kv_buf_init(&b, 0);
+	for (const char *p = text; *p; p++) {
+		if (*p != '\t')
+			kv_buf_addc(&b, *p);
+		else
+			kv_buf_adds(&b, p > text && p[-1] == ':' ? " " : "  ");
+	}
+	kv_buf_adds(&b, "\n");
+	return kv_buf_detach(&b);
+}
+
+static void json_writers_print_exactly_what_cjson_prints(void **state)
+{
+	cJSON *doc = parse_or_fail(json_layout_doc);
+	char *printed = cJSON_Print(doc), *want = two_space(printed), *got = render(report_write_json, doc);
+	char *tabbed = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&tabbed, &len);
+	struct kv_buf b;
+
+	(void)state;
+	assert_string_equal(got, want);
+	/* report_put_json(v, 2): cJSON_Print(v) with two more tabs after each newline. */
+	kv_buf_init(&b, 0);
+	for (const char *p = printed; *p; p++) {
+		if (*p == '\n')
+			kv_buf_adds(&b, "\n\t\t");
+		else
+			kv_buf_addc(&b, *p);
+	}
+	assert_non_null(f);
+	assert_int_equal(report_put_json(f, doc, 2), 0);
+	assert_int_equal(fclose(f), 0);
+	assert_string_equal(tabbed, b.data);
+	free(b.data);
+	free(tabbed);
+	free(got);
+	free(want);
+	cJSON_free(printed);
+	cJSON_Delete(doc);
+}
+
 static void writers_report_a_full_disk(void **state)
 {
 	static const writer_fn writers[] = { report_write_json, report_write_csv, inventory_write_json,
@@ -985,6 +1045,7 @@ int main(void)
 		cmocka_unit_test(csv_report_has_a_header_and_one_row_a_finding),
 		cmocka_unit_test(csv_report_of_no_findings_is_the_header_alone),
 		cmocka_unit_test(json_report_round_trips_and_ends_with_a_newline),
+		cmocka_unit_test(json_writers_print_exactly_what_cjson_prints),
 		cmocka_unit_test(writers_report_a_full_disk),
 		cmocka_unit_test(summary_counts_and_lists_the_worst_failures_first),
 		cmocka_unit_test(summary_shows_at_most_max_worst_findings),

@@ -10,10 +10,13 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "audit/azure/batch.h"
 #include "audit/azure/sched.h"
+#include "audit/util/util.h"
 
 #define REFILL_MS (1000L / SCHED_REFILL_PER_SEC)
 
@@ -206,6 +209,235 @@ static void a_spent_quota_without_a_refill_time_waits_for_answers(void **state)
 	sched_free(s);
 }
 
+/* ---- the queues ---- */
+
+struct req {
+	struct sched_item q;   /* first */
+	int id, lane;
+	const char *key;
+};
+
+static struct req *next_req(struct sched *s, long now)
+{
+	struct sched_item *it = sched_next(s, now);
+
+	return (struct req *)(void *)it;
+}
+
+static const char *const KEYS[] = {"sub:a", "sub:b", "sub:c", "query:t", "graph.example", NULL, "sub:d"};
+
+/*
+ * Nothing paced: requests start lane by lane (queries, list pages, single
+ * reads), in the order queued within a lane, whatever their keys: the order
+ * of the one list http.c kept before, checked against that list as a model
+ * while requests are queued between starts, as a collection does.
+ */
+static void with_nothing_paced_requests_start_lane_by_lane_in_order(void **state)
+{
+	struct sched *s = sched_new();
+	enum { N = 600 };
+	struct req *r = kv_calloc(N, sizeof(*r));
+	int model[N], nmodel = 0, queued = 0, started = 0;
+	unsigned seed = 12345;
+
+	(void)state;
+	while (started < N) {
+		seed = seed * 1103515245u + 12345u;
+		/* two queued for each start, on average, until all are queued */
+		if (queued < N && (seed >> 16) % 3 != 0) {
+			struct req *x = &r[queued];
+
+			x->id = queued;
+			x->lane = SCHED_FRONT + (int)((seed >> 8) % 3);
+			x->key = KEYS[(seed >> 4) % (sizeof(KEYS) / sizeof(KEYS[0]))];
+			sched_queue(s, x->key, &x->q, (enum sched_lane)x->lane);
+			/* the model: one list, kept sorted by lane, appended within a lane */
+			{
+				int at = nmodel;
+
+				while (at > 0 && r[model[at - 1]].lane > x->lane)
+					at--;
+				memmove(&model[at + 1], &model[at], (size_t)(nmodel - at) * sizeof(int));
+				model[at] = x->id;
+				nmodel++;
+			}
+			queued++;
+			assert_int_equal(sched_queued(s), (size_t)nmodel);
+			continue;
+		}
+		if (nmodel == 0) {
+			assert_null(sched_next(s, 1000));
+			continue;
+		}
+		{
+			struct req *x = next_req(s, 1000);
+
+			assert_non_null(x);
+			assert_int_equal(x->id, model[0]);
+			memmove(&model[0], &model[1], (size_t)(nmodel - 1) * sizeof(int));
+			nmodel--;
+			sched_on_start(s, x->key, 1000);
+			/* plenty left: no pacing */
+			sched_on_response(s, x->key, 1000, 200, 240, -1);
+			started++;
+		}
+	}
+	assert_null(sched_next(s, 1000));
+	assert_int_equal(sched_wake(s, 1000), -1);
+	assert_int_equal(sched_queued(s), 0);
+	free(r);
+	sched_free(s);
+}
+
+/*
+ * One subscription throttled with thousands of reads queued ahead of the
+ * others: they wait in its queue, the others start in their order, and once
+ * the 429's wait is over the throttled one's go in their order, paced.
+ */
+static void a_throttled_key_waits_in_its_queue_and_the_others_go_on(void **state)
+{
+	struct sched *s = sched_new();
+	enum { STORM = 5000, CALM = 50, EACH = 4 };
+	struct req *r = kv_calloc(STORM + CALM * EACH, sizeof(*r));
+	char (*calm)[16] = kv_calloc(CALM, sizeof(*calm));
+	struct req *x;
+	int n = 0;
+
+	(void)state;
+	for (int i = 0; i < STORM; i++) {
+		r[n] = (struct req){.id = n, .lane = SCHED_LAST, .key = "sub:storm"};
+		sched_queue(s, r[n].key, &r[n].q, SCHED_LAST);
+		n++;
+	}
+	for (int i = 0; i < CALM * EACH; i++) {
+		if (i < CALM)
+			snprintf(calm[i], sizeof(calm[i]), "sub:calm%d", i);
+		r[n] = (struct req){.id = n, .lane = SCHED_LAST, .key = calm[i % CALM]};
+		sched_queue(s, r[n].key, &r[n].q, SCHED_LAST);
+		n++;
+	}
+	/* the first of the storm starts and is answered 429, Retry-After 5 s */
+	x = next_req(s, 100);
+	assert_int_equal(x->id, 0);
+	sched_on_start(s, "sub:storm", 100);
+	sched_on_response(s, "sub:storm", 120, 429, 0, 5000);
+	sched_retry(s, &x->q, 5120);
+	/* every other subscription's reads, in the order queued, none of the storm's */
+	for (int i = 0; i < CALM * EACH; i++) {
+		x = next_req(s, 130);
+		assert_non_null(x);
+		assert_int_equal(x->id, STORM + i);
+		sched_on_start(s, x->key, 130);
+	}
+	assert_null(next_req(s, 130));
+	assert_int_equal(sched_wake(s, 130), 5120);
+	assert_null(next_req(s, 5119));
+	assert_int_equal(sched_queued(s), STORM);
+	/* its time: the retry first, then the rest in order, at the refill rate */
+	x = next_req(s, 5120);
+	assert_int_equal(x->id, 0);
+	sched_on_start(s, "sub:storm", 5120);
+	assert_null(next_req(s, 5120));
+	assert_int_equal(sched_wake(s, 5121), 5120 + REFILL_MS);
+	for (int i = 1; i < 10; i++) {
+		long now = 5120 + i * REFILL_MS;
+
+		x = next_req(s, now);
+		assert_non_null(x);
+		assert_int_equal(x->id, i);
+		sched_on_start(s, "sub:storm", now);
+		assert_null(next_req(s, now));
+	}
+	/* ARM says the budget is back: the rest at once, in order */
+	sched_on_response(s, "sub:storm", 5500, 200, 240, -1);
+	for (int i = 10; i < STORM; i++) {
+		x = next_req(s, 5500);
+		assert_non_null(x);
+		assert_int_equal(x->id, i);
+		sched_on_start(s, "sub:storm", 5500);
+	}
+	assert_null(next_req(s, 5500));
+	assert_int_equal(sched_queued(s), 0);
+	free(calm);
+	free(r);
+	sched_free(s);
+}
+
+/* Retries come back ahead of everything once their time comes, the latest first; the rest go on meanwhile. */
+static void retries_go_first_when_their_time_comes(void **state)
+{
+	struct sched *s = sched_new();
+	struct req r[5] = {{.id = 0}, {.id = 1}, {.id = 2}, {.id = 3}, {.id = 4}};
+
+	(void)state;
+	sched_queue(s, "sub:a", &r[0].q, SCHED_LAST);
+	sched_queue(s, "sub:a", &r[1].q, SCHED_LAST);
+	sched_queue(s, "sub:b", &r[2].q, SCHED_FIRST);
+	assert_int_equal(next_req(s, 0)->id, 2);
+	assert_int_equal(next_req(s, 0)->id, 0);
+	/* both failed (a 500, not a 429: the key is not blocked); 0 after 1 */
+	sched_retry(s, &r[2].q, 300);
+	sched_retry(s, &r[0].q, 300);
+	assert_int_equal(sched_queued(s), 3);
+	sched_queue(s, "sub:a", &r[3].q, SCHED_FRONT);
+	/* the key's other requests do not wait for its retry */
+	assert_int_equal(next_req(s, 100)->id, 3);
+	assert_int_equal(next_req(s, 100)->id, 1);
+	assert_null(next_req(s, 100));
+	assert_int_equal(sched_wake(s, 100), 300);
+	sched_queue(s, "sub:b", &r[4].q, SCHED_FRONT);
+	assert_int_equal(next_req(s, 300)->id, 0);
+	assert_int_equal(next_req(s, 300)->id, 2);
+	assert_int_equal(next_req(s, 300)->id, 4);
+	assert_null(next_req(s, 300));
+	sched_free(s);
+}
+
+/* A key waiting for an answer comes back at that answer, not at its next look. */
+static void an_answer_brings_a_waiting_key_back_at_once(void **state)
+{
+	struct sched *s = sched_new();
+	struct req r[3] = {{.id = 0}, {.id = 1}, {.id = 2}};
+
+	(void)state;
+	sched_expect_quota(s, "query:t");
+	for (int i = 0; i < 3; i++)
+		sched_queue(s, "query:t", &r[i].q, SCHED_FRONT);
+	assert_int_equal(next_req(s, 100)->id, 0);
+	sched_on_start(s, "query:t", 100);
+	/* the probe is in flight: nothing more until its answer */
+	assert_null(next_req(s, 100));
+	assert_int_equal(sched_wake(s, 100), 100 + SCHED_QUOTA_POLL_MS);
+	sched_on_response(s, "query:t", 120, 200, -1, -1);
+	sched_on_quota(s, "query:t", 120, 10, 5000);
+	assert_int_equal(next_req(s, 120)->id, 1);
+	sched_on_start(s, "query:t", 120);
+	assert_int_equal(next_req(s, 120)->id, 2);
+	assert_int_equal(sched_queued(s), 0);
+	sched_free(s);
+}
+
+/* What is still queued at the end can be taken back, paced or not, to be freed. */
+static void drain_returns_everything_queued(void **state)
+{
+	struct sched *s = sched_new();
+	struct req r[4];
+	int seen = 0;
+	struct sched_item *it;
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		sched_queue(s, i < 2 ? "sub:storm" : NULL, &r[i].q, SCHED_LAST);
+	sched_on_response(s, "sub:storm", 0, 429, 0, 60000);
+	assert_int_equal(next_req(s, 1) - r, 2);
+	sched_retry(s, &r[2].q, 1000);
+	while ((it = sched_drain(s)) != NULL)
+		seen |= 1 << (int)((struct req *)(void *)it - r);
+	assert_int_equal(seen, 0xf);
+	assert_int_equal(sched_queued(s), 0);
+	sched_free(s);
+}
+
 static void batch_keys_are_subscriptions_or_hosts(void **state)
 {
 	char k[96];
@@ -241,6 +473,11 @@ int main(void)
 		cmocka_unit_test(a_quota_never_said_lifts_the_metering),
 		cmocka_unit_test(a_failed_probe_goes_again_before_the_others),
 		cmocka_unit_test(a_spent_quota_without_a_refill_time_waits_for_answers),
+		cmocka_unit_test(with_nothing_paced_requests_start_lane_by_lane_in_order),
+		cmocka_unit_test(a_throttled_key_waits_in_its_queue_and_the_others_go_on),
+		cmocka_unit_test(retries_go_first_when_their_time_comes),
+		cmocka_unit_test(an_answer_brings_a_waiting_key_back_at_once),
+		cmocka_unit_test(drain_returns_everything_queued),
 		cmocka_unit_test(batch_keys_are_subscriptions_or_hosts),
 	};
 
