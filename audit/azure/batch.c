@@ -216,6 +216,35 @@ cJSON *az_batch_ref(cJSON *item)
 	return ref;
 }
 
+/* Every arena az_batch_kept_arena made, newest first. */
+struct kept {
+	struct fastjson_arena a;
+	struct kept *next;
+};
+static struct kept *kept;
+
+static void kept_free(void)
+{
+	while (kept) {
+		struct kept *k = kept;
+
+		kept = k->next;
+		fastjson_arena_free(&k->a);
+		free(k);
+	}
+}
+
+struct fastjson_arena *az_batch_kept_arena(void)
+{
+	struct kept *k = kv_calloc(1, sizeof(*k));
+
+	if (!kept)
+		atexit(kept_free);
+	k->next = kept;
+	kept = k;
+	return &k->a;
+}
+
 void az_batch_query_in(struct az_batch *b, const char *url, const char *tenant, const cJSON *body,
                        struct fastjson_arena *a, az_batch_fn fn, void *ud)
 {

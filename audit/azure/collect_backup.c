@@ -21,6 +21,7 @@
 #include "audit/azure/collect_internal.h"
 #include "audit/estate/evidence.h"
 #include "audit/util/armid.h"
+#include "audit/util/fastjson.h"
 #include "audit/util/idmap.h"
 
 #define API_ACTIVITY_LOG "2015-04-01"
@@ -174,7 +175,7 @@ static void queue_principals(struct run *r, const cJSON *events, const char *ten
  */
 struct ev_list {
 	char *scope;
-	cJSON *items;   /* what was read, even of a list that failed half-way */
+	cJSON *items;   /* what was read, even of a list that failed half-way: references into an arena */
 	bool ok;
 	struct az_failure f;
 	struct kv_err err;
@@ -200,6 +201,13 @@ struct ev_reads {
 	long long now;   /* the end of every time window, fixed at the first read */
 	char *jf, *pf;   /* the jobs' and policies' $filter */
 	char a_since[40], a_now[40];
+	/*
+	 * The pages, parsed into arenas (az_batch_list_in) rather than by cJSON,
+	 * whose nodes cost a malloc and a free each: the jobs' and policies'
+	 * (kept: the snapshot references their items, moved there untouched)
+	 * and the Activity Log's (copied from, so freed with the reads).
+	 */
+	struct fastjson_arena *kept, log;
 	struct ev_vault **v;
 	struct ev_rg **g;
 	size_t nv, ng, capv, capg;
@@ -220,7 +228,7 @@ static void ev_list_done(void *ud, enum http_outcome o, cJSON *body, const struc
 }
 
 static void ev_list_start(struct run *r, struct ev_list *l, const char *path, const char *api, const char *extra,
-                          const char *tenant)
+                          const char *tenant, struct fastjson_arena *a)
 {
 	struct az_batch *b = run_batch(r);
 	char *url = kv_asprintf("%s%s?api-version=%s&%s", r->c->cloud->arm, path, api, extra);
@@ -228,7 +236,7 @@ static void ev_list_start(struct run *r, struct ev_list *l, const char *path, co
 	l->scope = kv_strdup(path);
 	l->items = cJSON_CreateArray();
 	if (b) {
-		az_batch_list(b, url, tenant, l->items, ev_list_done, l);
+		az_batch_list_in(b, url, tenant, l->items, a, ev_list_done, l);
 	} else {
 		l->f.outcome = HTTP_FATAL;
 		snprintf(l->f.code, sizeof(l->f.code), "InternalError");
@@ -265,6 +273,7 @@ static struct ev_reads *ev_reads_of(struct run *r)
 		return e;
 	e = r->backup = kv_calloc(1, sizeof(*e));
 	e->now = (long long)time(NULL);
+	e->kept = az_batch_kept_arena();
 	since = e->now - (r->o->since_seconds > 0 ? r->o->since_seconds : DEFAULT_SINCE);
 	fmt_time(since, true, t_since, sizeof(t_since));
 	fmt_time(e->now, true, t_now, sizeof(t_now));
@@ -301,10 +310,10 @@ static struct ev_vault *vault_start(struct run *r, const char *id, const char *s
 	size_t k;
 
 	path = kv_asprintf("%s/backupJobs", id);
-	ev_list_start(r, &v->jobs, path, API_PROTECTED_ITEMS, e->jf, tenant);
+	ev_list_start(r, &v->jobs, path, API_PROTECTED_ITEMS, e->jf, tenant, e->kept);
 	free(path);
 	path = kv_asprintf("%s/backupPolicies", id);
-	ev_list_start(r, &v->policies, path, API_PROTECTED_ITEMS, e->pf, tenant);
+	ev_list_start(r, &v->policies, path, API_PROTECTED_ITEMS, e->pf, tenant, e->kept);
 	free(path);
 	v->tenant = tenant ? kv_strdup(tenant) : NULL;
 	/*
@@ -329,7 +338,7 @@ static struct ev_vault *vault_start(struct run *r, const char *id, const char *s
 		v->rg = e->g[e->ng] = kv_calloc(1, sizeof(*v->rg));
 		idmap_put(&e->gix, key, e->ng++);
 		path = kv_asprintf("/subscriptions/%s/providers/Microsoft.Insights/eventtypes/management/values", sub);
-		ev_list_start(r, &v->rg->log, path, API_ACTIVITY_LOG, extra, tenant);
+		ev_list_start(r, &v->rg->log, path, API_ACTIVITY_LOG, extra, tenant, &e->log);
 		free(path);
 		free(extra);
 		free(esc);
@@ -405,6 +414,7 @@ static void ev_reads_free(struct run *r)
 	free(e->g);
 	idmap_release(&e->vix);
 	idmap_release(&e->gix);
+	fastjson_arena_free(&e->log);   /* after its references (ev_list_release) */
 	free(e->jf);
 	free(e->pf);
 	free(e);

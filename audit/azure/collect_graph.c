@@ -24,7 +24,7 @@
  * kvaudit reads (QUERIES): VMs without "resources" (their ADE extensions come
  * apart, into vmExtensions, as the estate allows) and without instanceView
  * (Resource Graph keeps only the power state).  Pages and the lists above
- * are parsed into an arena (kept_arena) that the snapshot references.
+ * are parsed into an arena (az_batch_kept_arena) that the snapshot references.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -235,45 +235,9 @@ struct gtenant {
 	size_t answered;             /* queries whose first page came back */
 	cJSON *rows[L_COUNT];        /* every batch's rows, per estate list (tenant_commit) */
 	cJSON *views, *ras, *items;  /* from ARM: statusOnly lists, role assignment lists, protected items */
-	struct fastjson_arena *arena;   /* its pages and lists (kept_arena) */
+	struct fastjson_arena *arena;   /* its pages and lists (az_batch_kept_arena) */
 	struct gtenant *next;
 };
-
-/*
- * The arenas Resource Graph's pages and the statusOnly and role-assignment
- * lists are parsed into (az_batch_query_in, az_batch_list_in): what they
- * hold becomes part of the snapshot through az_batch_ref's references, so
- * they live as long as the process, which frees them at exit, each in a
- * few calls, instead of millions of nodes freed one by one with the
- * snapshot.
- */
-struct kept {
-	struct fastjson_arena a;
-	struct kept *next;
-};
-static struct kept *kept;
-
-static void kept_free(void)
-{
-	while (kept) {
-		struct kept *k = kept;
-
-		kept = k->next;
-		fastjson_arena_free(&k->a);
-		free(k);
-	}
-}
-
-static struct fastjson_arena *kept_arena(void)
-{
-	struct kept *k = kv_calloc(1, sizeof(*k));
-
-	if (!kept)
-		atexit(kept_free);
-	k->next = kept;
-	kept = k;
-	return &k->a;
-}
 
 static void query_failed(struct gquery *g, enum http_outcome o, const char *code, const char *message)
 {
@@ -777,7 +741,7 @@ void collect_graph(struct run *r, const char *tenant, const char *bms_oid, const
 	                     API_RESOURCE_GRAPH);
 	t->subs = cJSON_Duplicate(subs, true);
 	t->fallback = fallback;
-	t->arena = kept_arena();
+	t->arena = az_batch_kept_arena();
 	for (int l = 0; l < L_COUNT; l++)
 		t->rows[l] = cJSON_CreateArray();
 	t->views = cJSON_CreateArray();
