@@ -20,6 +20,8 @@ struct audit_opts {
 	const char *source;         /* the estate file, for scan.source */
 	struct suppressions *suppressions; /* accepted risks (--suppressions), or NULL */
 	bool include_skipped;       /* list skipped findings one by one (else summary.skippedByRule) */
+	int threads;                /* judging threads: 0 by the estate's size and the cores, else 1 or 2 */
+	bool inventory_rows_later;  /* inventory.vms left empty: the caller writes the rows (facts_inventory_vaults) */
 };
 
 /*

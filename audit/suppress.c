@@ -2,6 +2,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 
 #include <pcre2.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@ struct suppression {
 	char *rule, *resource, *reason, *owner, *expires;
 	pcre2_code *re;
 	bool expired;
-	int hits;
+	atomic_int hits;             /* the audit matches on two threads (audit.c) */
 };
 
 static void release_one(struct suppression *x)

@@ -41,6 +41,7 @@ static const struct layout cjson_layout = { '\t', 1, ":\t" };
 struct jw {
 	FILE *f;
 	const struct layout *l;
+	const struct report_rows *rows;   /* NULL, or elements of one array made while it is written */
 	int rc;
 	size_t n;
 	char buf[16384];
@@ -188,6 +189,31 @@ static void put_number(struct jw *w, const cJSON *v)
 	jw_puts(w, buf);
 }
 
+static void put_value(struct jw *w, const cJSON *v, int depth);
+
+/*
+ * The elements of w->rows, made, printed and deleted one at a time, laid
+ * out as put_value lays out an array's children.  False when there were none.
+ */
+static bool put_rows(struct jw *w, int depth)
+{
+	size_t pos = 0;
+	cJSON *row = w->rows->next(w->rows->arg, &pos);
+	bool any = row != NULL;
+
+	while (row != NULL && w->rc == 0) {
+		cJSON *next = w->rows->next(w->rows->arg, &pos);
+
+		put_value(w, row, depth + 1);
+		if (next)
+			jw_put(w, ", ", 2);
+		cJSON_Delete(row);
+		row = next;
+	}
+	cJSON_Delete(row);
+	return any;
+}
+
 /*
  * v as cJSON_Print lays it out depth levels down (cJSON's print_value):
  * an object opens a line per member ("{\n", members at depth + 1, the '}'
@@ -223,6 +249,8 @@ static void put_value(struct jw *w, const cJSON *v, int depth)
 		break;
 	case cJSON_Array:
 		jw_putc(w, '[');
+		if (w->rows != NULL && v == w->rows->array && put_rows(w, depth) && v->child)
+			jw_put(w, ", ", 2);
 		for (it = v->child; it != NULL && w->rc == 0; it = it->next) {
 			put_value(w, it, depth + 1);
 			if (it->next)
@@ -251,14 +279,15 @@ static void put_value(struct jw *w, const cJSON *v, int depth)
 	}
 }
 
-/* v written through a buffer in layout l, depth levels down: 0, 1 (unprintable) or EOF. */
-static int put_json(FILE *f, const struct layout *l, const cJSON *v, int depth)
+/* v (and rows, or NULL) written through a buffer in layout l, depth levels down: 0, 1 (unprintable) or EOF. */
+static int put_json(FILE *f, const struct layout *l, const cJSON *v, const struct report_rows *rows, int depth)
 {
 	struct jw *w = kv_malloc(sizeof(*w));
 	int rc;
 
 	w->f = f;
 	w->l = l;
+	w->rows = rows;
 	w->rc = 0;
 	w->n = 0;
 	put_value(w, v, depth);
@@ -270,7 +299,7 @@ static int put_json(FILE *f, const struct layout *l, const cJSON *v, int depth)
 
 int report_put_json(FILE *f, const cJSON *v, int tabs)
 {
-	return put_json(f, &cjson_layout, v, tabs);
+	return put_json(f, &cjson_layout, v, NULL, tabs);
 }
 
 /*
@@ -278,6 +307,11 @@ int report_put_json(FILE *f, const cJSON *v, int tabs)
  * flushes and checks the stream.
  */
 bool report_write_json(const cJSON *report, FILE *f, struct kv_err *err)
+{
+	return report_write_json_rows(report, NULL, f, err);
+}
+
+bool report_write_json_rows(const cJSON *report, const struct report_rows *rows, FILE *f, struct kv_err *err)
 {
 	bool ok = false;
 	int rc;
@@ -287,7 +321,7 @@ bool report_write_json(const cJSON *report, FILE *f, struct kv_err *err)
 		goto out;
 	}
 	errno = 0;
-	rc = put_json(f, &report_layout, report, 0);
+	rc = put_json(f, &report_layout, report, rows, 0);
 	if (rc == 1) {
 		kv_err_set(err, "cannot render the JSON report: out of memory");
 		goto out;

@@ -119,6 +119,41 @@ static void attr(struct kv_buf *b, const char *name, const char *value)
 	kv_buf_addc(b, '"');
 }
 
+/*
+ * The finding's azureBackup verdict (docs/report.md "azureBackup") as one
+ * line, as the HTML report words it; false when it has none.
+ */
+static bool backup_line(struct kv_buf *t, const cJSON *f)
+{
+	const cJSON *ab = cJSON_GetObjectItemCaseSensitive(f, "azureBackup");
+	const char *st = jstr(ab, "status"), *why = jstr(ab, "reason");
+
+	if (report_azure_backup_note(t, f))
+		return true;
+	if (st == NULL)
+		return false;
+	kv_buf_addf(t, "Azure Backup: %s", st);   /* unprotected, unknown */
+	if (why != NULL)
+		kv_buf_addf(t, ": %s", why);
+	else if (strcmp(st, "unprotected") == 0)
+		kv_buf_adds(t, ": the VM has no protected item");
+	return true;
+}
+
+/* A passing or skipped finding's azureBackup line, as its <system-out>. */
+static void backup_system_out(struct kv_buf *b, const cJSON *f)
+{
+	struct kv_buf t;
+
+	kv_buf_init(&t, 0);
+	if (backup_line(&t, f)) {
+		kv_buf_adds(b, "      <system-out>");
+		xml_escape(b, t.data);
+		kv_buf_adds(b, "</system-out>\n");
+	}
+	kv_buf_release(&t);
+}
+
 /* The body of a <failure> or <error>: everything a CI reader needs, as plain text. */
 static void finding_text(struct kv_buf *b, const cJSON *f)
 {
@@ -141,6 +176,8 @@ static void finding_text(struct kv_buf *b, const cJSON *f)
 		kv_buf_addf(&t, "message: %s\n", jstr(f, "message"));
 	if (jstr(f, "reason") != NULL)
 		kv_buf_addf(&t, "reason: %s\n", jstr(f, "reason"));
+	if (backup_line(&t, f))
+		kv_buf_addc(&t, '\n');
 	if (cJSON_IsObject(ev)) {
 		char *e = cJSON_PrintUnformatted(ev);
 
@@ -198,8 +235,14 @@ static void write_testcase(struct kv_buf *b, const cJSON *f)
 			kv_buf_addf(&m, " (expires %s)", jstr(sup, "expires"));
 		kv_buf_adds(b, ">\n      <skipped");
 		attr(b, "message", m.data);
-		kv_buf_adds(b, "/>\n    </testcase>\n");
+		kv_buf_adds(b, "/>\n");
+		backup_system_out(b, f);
+		kv_buf_adds(b, "    </testcase>\n");
 		kv_buf_release(&m);
+	} else if (cJSON_GetObjectItemCaseSensitive(f, "azureBackup") != NULL) {
+		kv_buf_adds(b, ">\n");
+		backup_system_out(b, f);
+		kv_buf_adds(b, "    </testcase>\n");
 	} else {
 		kv_buf_adds(b, "/>\n");
 	}

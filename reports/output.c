@@ -173,12 +173,21 @@ static char *big_buffer(FILE *f)
 	return buf;
 }
 
+/* fmt's writer, given the rows when it is JSON's (the only one that shows them). */
+static bool write_fmt(const cJSON *report, const struct report_rows *rows, const struct report_format *fmt, FILE *f,
+                      struct kv_err *err)
+{
+	if (rows != NULL && fmt->write == report_write_json)
+		return report_write_json_rows(report, rows, f, err);
+	return fmt->write(report, f, err);
+}
+
 /*
  * Writes the report in fmt to path through "<path>.tmp.<pid>" and a
  * rename.  On failure removes the temporary file and sets err naming path.
  */
-static bool write_file(const cJSON *report, const struct report_format *fmt, const char *path,
-                       struct kv_err *err)
+static bool write_file(const cJSON *report, const struct report_rows *rows, const struct report_format *fmt,
+                       const char *path, struct kv_err *err)
 {
 	char *tmp = kv_asprintf("%s.tmp.%ld", path, (long)getpid());
 	FILE *f = NULL;
@@ -200,7 +209,7 @@ static bool write_file(const cJSON *report, const struct report_format *fmt, con
 	}
 	fd = -1;        /* f owns it now */
 	buf = big_buffer(f);
-	if (!fmt->write(report, f, err)) {
+	if (!write_fmt(report, rows, fmt, f, err)) {
 		kv_err_prefix(err, "'%s'", path);
 		goto out;
 	}
@@ -238,8 +247,8 @@ out:
  * Writes the report in fmt straight into path, an existing device or FIFO,
  * checking the flush and the close.
  */
-static bool write_special(const cJSON *report, const struct report_format *fmt, const char *path,
-                          struct kv_err *err)
+static bool write_special(const cJSON *report, const struct report_rows *rows, const struct report_format *fmt,
+                          const char *path, struct kv_err *err)
 {
 	FILE *f = NULL;
 	char *buf = NULL;
@@ -254,7 +263,7 @@ static bool write_special(const cJSON *report, const struct report_format *fmt, 
 		goto out;
 	}
 	buf = big_buffer(f);
-	if (!fmt->write(report, f, err)) {
+	if (!write_fmt(report, rows, fmt, f, err)) {
 		kv_err_prefix(err, "'%s'", path);
 		goto out;
 	}
@@ -274,9 +283,10 @@ out:
 }
 
 /* Writes one format to standard output, checking the flush. */
-static bool write_stdout(const cJSON *report, const struct report_format *fmt, struct kv_err *err)
+static bool write_stdout(const cJSON *report, const struct report_rows *rows, const struct report_format *fmt,
+                         struct kv_err *err)
 {
-	if (!fmt->write(report, stdout, err)) {
+	if (!write_fmt(report, rows, fmt, stdout, err)) {
 		kv_err_prefix(err, "standard output");
 		return false;
 	}
@@ -305,6 +315,12 @@ static void stamp_now(char *out, size_t n)
 bool report_output(const cJSON *report, const char *formats, const char *out,
                    const char *stamp, FILE *info, struct kv_err *err)
 {
+	return report_output_rows(report, NULL, formats, out, stamp, info, err);
+}
+
+bool report_output_rows(const cJSON *report, const struct report_rows *rows, const char *formats, const char *out,
+                        const char *stamp, FILE *info, struct kv_err *err)
+{
 	const struct report_format *fmts[MAX_FORMATS];
 	char now[32];
 	char *path = NULL;
@@ -322,7 +338,7 @@ bool report_output(const cJSON *report, const char *formats, const char *out,
 			kv_err_set(err, "--out - takes one format, got %d", n);
 			goto out;
 		}
-		ok = write_stdout(report, fmts[0], err);
+		ok = write_stdout(report, rows, fmts[0], err);
 		goto out;
 	}
 
@@ -335,9 +351,9 @@ bool report_output(const cJSON *report, const char *formats, const char *out,
 			goto out;
 		}
 		if (exists && !S_ISREG(st.st_mode)) {
-			if (!write_special(report, fmts[0], out, err))
+			if (!write_special(report, rows, fmts[0], out, err))
 				goto out;
-		} else if (!write_file(report, fmts[0], out, err)) {
+		} else if (!write_file(report, rows, fmts[0], out, err)) {
 			goto out;
 		}
 		if (info != NULL)
@@ -356,7 +372,7 @@ bool report_output(const cJSON *report, const char *formats, const char *out,
 		free(path);
 		path = kv_asprintf("%s%skvaudit-%s.%s", out, out[strlen(out) - 1] == '/' ? "" : "/",
 		                   stamp, fmts[i]->ext);
-		if (!write_file(report, fmts[i], path, err))
+		if (!write_file(report, rows, fmts[i], path, err))
 			goto out;
 		if (info != NULL)
 			fprintf(info, "wrote %s\n", path);

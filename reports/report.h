@@ -133,4 +133,25 @@ bool inventory_write_json(const cJSON *inventory, FILE *f, struct kv_err *err);
 bool report_output(const cJSON *report, const char *formats, const char *out,
                    const char *stamp, FILE *info, struct kv_err *err);
 
+/*
+ * Elements of one array of a report that its tree leaves out and its JSON
+ * text has: a large estate's inventory.vms (audit_opts.inventory_rows_later),
+ * made one at a time while the JSON is written and freed after each, so
+ * they are never all in memory.  next returns the element at or after *pos
+ * and moves *pos past it, NULL at the end (the caller deletes it); each
+ * write starts again at 0.  Only the JSON writer reads them: the other
+ * formats do not show inventory.vms.
+ */
+struct report_rows {
+	const cJSON *array;         /* the report's empty array they belong in */
+	cJSON *(*next)(void *arg, size_t *pos);
+	void *arg;
+};
+
+/* report_write_json with rows (NULL: none) put in their array. */
+bool report_write_json_rows(const cJSON *report, const struct report_rows *rows, FILE *f, struct kv_err *err);
+/* report_output with rows (NULL: none) for the JSON format. */
+bool report_output_rows(const cJSON *report, const struct report_rows *rows, const char *formats, const char *out,
+                        const char *stamp, FILE *info, struct kv_err *err);
+
 #endif

@@ -240,6 +240,13 @@ static cJSON *make_result(const cJSON *f, int rule_index, const char *uri)
 		if (cJSON_IsObject(rem) && jstr(rem, "fix") != NULL)
 			cJSON_AddStringToObject(props, "fix", jstr(rem, "fix"));
 	}
+	{
+		/* What Azure Backup's jobs say of it, as the JSON report has it (docs/report.md "azureBackup"). */
+		const cJSON *ab = cJSON_GetObjectItemCaseSensitive(f, "azureBackup");
+
+		if (cJSON_IsObject(ab))
+			cJSON_AddItemToObject(props, "azureBackup", cJSON_Duplicate(ab, true));
+	}
 	free(tenant_id);
 	return res;
 }

@@ -19,6 +19,7 @@ struct job {
 	char *tenant;
 	enum cloud_target first;   /* the first page's endpoint: nextLink may not leave it */
 	bool list, renewed;
+	bool ahead;   /* a single GET the end of the collection waits on: in the lane of list pages */
 	char *body;                /* a query's (POST) JSON body, else NULL */
 	struct fastjson_arena *arena;   /* the pages are parsed into it (az_batch_list_in), else by cJSON */
 	cJSON *items, *seen;
@@ -106,7 +107,8 @@ static void fail_from_response(struct job *j, enum http_outcome o)
 	j->fail.status = (int)j->resp.status;
 	if (j->resp.body.len) {
 		azure_error_parse(j->resp.body.data, j->resp.body.len, (int)j->resp.status, &ae);
-		kv_strlcpy(j->fail.code, ae.code, sizeof(j->fail.code));
+		/* As client.c: Key Vault's innererror code says why (ForbiddenByFirewall, ForbiddenByRbac, …). */
+		kv_strlcpy(j->fail.code, ae.inner[0] ? ae.inner : ae.code, sizeof(j->fail.code));
 		kv_strlcpy(j->fail.message, ae.message, sizeof(j->fail.message));
 	}
 }
@@ -159,10 +161,11 @@ static void submit(struct job *j)
 	/*
 	 * A list's pages go ahead of single GETs: each page waits for the one
 	 * before it (and evidence reads wait for protected items), while single
-	 * GETs (ADE extensions) can fill any gap.
+	 * GETs (ADE extensions) can fill any gap; az_batch_get_ahead's GETs,
+	 * which the end of the collection waits on, go with the pages.
 	 */
-	(j->list ? http_multi_add_first : http_multi_add)(j->b->m, "GET", j->url, token, get_headers, NULL, 0, key,
-	                                                  &j->resp, &j->err, j);
+	(j->list || j->ahead ? http_multi_add_first : http_multi_add)(j->b->m, "GET", j->url, token, get_headers,
+	                                                              NULL, 0, key, &j->resp, &j->err, j);
 }
 
 static struct job *job_new(struct az_batch *b, const char *url, const char *tenant, bool list, cJSON *items,
@@ -189,6 +192,14 @@ static struct job *job_new(struct az_batch *b, const char *url, const char *tena
 void az_batch_get(struct az_batch *b, const char *url, const char *tenant, az_batch_fn fn, void *ud)
 {
 	submit(job_new(b, url, tenant, false, NULL, fn, ud));
+}
+
+void az_batch_get_ahead(struct az_batch *b, const char *url, const char *tenant, az_batch_fn fn, void *ud)
+{
+	struct job *j = job_new(b, url, tenant, false, NULL, fn, ud);
+
+	j->ahead = true;
+	submit(j);
 }
 
 void az_batch_list(struct az_batch *b, const char *url, const char *tenant, cJSON *items, az_batch_fn fn, void *ud)

@@ -30,6 +30,12 @@ void az_batch_free(struct az_batch *b);
 
 /* GET url with the token its host calls for, issued by tenant (NULL: the credential's own). */
 void az_batch_get(struct az_batch *b, const char *url, const char *tenant, az_batch_fn fn, void *ud);
+/*
+ * Like az_batch_get, started ahead of the single GETs and with list pages (in
+ * the order queued): for a read the end of the collection waits on (the Graph
+ * users an Activity Log names), not one that fills gaps.
+ */
+void az_batch_get_ahead(struct az_batch *b, const char *url, const char *tenant, az_batch_fn fn, void *ud);
 
 /* GET a list and all its pages (nextLink, as az_list) into items. */
 void az_batch_list(struct az_batch *b, const char *url, const char *tenant, cJSON *items, az_batch_fn fn,

@@ -1,8 +1,10 @@
 /* cloud.c - see cloud.h. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
@@ -12,6 +14,9 @@
 /* A cloud file is a few hundred bytes; anything near this is not one. */
 #define CLOUD_FILE_MAX (1024 * 1024)
 #define CA_BUNDLE_MAX (16 * 1024 * 1024)
+/* What --cloud (and a config file's "cloud") accepts, for the messages: builtins[] and a file. */
+#define CLOUD_ACCEPTS "expected AzureCloud, AzureUSGovernment, AzureChinaCloud or the path of a cloud JSON file " \
+	"(as `az cloud show` prints it)"
 
 struct builtin_cloud {
 	const char *name, *arm, *login, *arm_audience, *graph, *keyvault_suffix, *backup_app_id;
@@ -408,8 +413,11 @@ out:
 bool cloud_load(const char *name_or_file, struct cloud *out, struct kv_err *err)
 {
 	memset(out, 0, sizeof(*out));
+	struct stat st;
+	char q[256];
+
 	if (kv_empty(name_or_file)) {
-		kv_err_set(err, "no cloud given: expected AzureCloud, AzureUSGovernment, AzureChinaCloud or a file");
+		kv_err_set(err, "no cloud given: " CLOUD_ACCEPTS);
 		return false;
 	}
 	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
@@ -425,6 +433,12 @@ bool cloud_load(const char *name_or_file, struct cloud *out, struct kv_err *err)
 		out->keyvault_suffix = kv_strdup(b->keyvault_suffix);
 		out->backup_app_id = kv_strdup(b->backup_app_id);
 		return true;
+	}
+	/* A mistyped name is no file either: "cannot open" alone would not say what was wanted. */
+	if (!strchr(name_or_file, '/') && stat(name_or_file, &st) != 0 && errno == ENOENT) {
+		quote_for_message(name_or_file, q, sizeof(q));
+		kv_err_set(err, "unknown cloud %s: %s", q, CLOUD_ACCEPTS);
+		return false;
 	}
 	if (!load_file(name_or_file, out, err)) {
 		cloud_release(out);

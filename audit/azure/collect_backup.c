@@ -8,10 +8,12 @@
  * errors[] with the list they concern, so the evidence rules of those VMs are
  * `error`, never `pass`.  A vault's reads start as soon as its protected
  * items are in (collect_backup_items_read, called by both engines), so they
- * overlap the engines' own reads; the snapshot and errors[] keep the
- * vaults' order whichever finishes first.
+ * overlap the engines' own reads, and the Graph reads of the users a
+ * resource group's Activity Log names as soon as it is in (ev_log_done); the
+ * snapshot and errors[] keep the vaults' order whichever finishes first.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,50 +122,102 @@ static void keep_protect_events(const char *rsv, const cJSON *from, cJSON *to)
 	}
 }
 
-/* A Graph user read queued for one identity in one tenant. */
+/*
+ * A Graph user read of one identity in one tenant: started as soon as an
+ * Activity Log page names the identity (principal_start), or by
+ * queue_principals; its failure is recorded when collect_backup_evidence
+ * takes it, so errors[] keeps the order of before.
+ */
 struct principal_read {
 	char oid[40], tenant[40];
 	cJSON *user;
+	bool ok, taken;
+	struct az_failure f;
+	struct kv_err err;
 };
 
+static void principal_done(void *ud, enum http_outcome o, cJSON *body, const struct az_failure *f,
+                           const struct kv_err *err)
+{
+	struct principal_read *p = ud;
+
+	p->ok = o == HTTP_OK;
+	p->user = body;
+	if (!p->ok) {
+		p->f = *f;
+		p->err = *err;
+	}
+}
+
+/* The identity behind an event that enabled protection, when it is a user whose userType can be read. */
+static const char *event_user(const cJSON *ev)
+{
+	const cJSON *claims = cJSON_GetObjectItemCaseSensitive(ev, "claims");
+	const char *oid = jstr(claims, "http://schemas.microsoft.com/identity/claims/objectidentifier");
+
+	/* Apps and managed identities have no user principal name and no userType to read. */
+	if (!jstr(claims, "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn") && !jstr(claims, "upn"))
+		return NULL;
+	return is_guid(oid) ? oid : NULL;
+}
+
+/* The read of oid in tenant, started now unless it was (reads: every one started, in order). */
+static struct principal_read *principal_start(struct run *r, const char *oid, const char *tenant,
+                                              struct principal_read ***reads, size_t *n, size_t *cap)
+{
+	struct principal_read *p;
+	struct az_batch *b;
+	char *url;
+
+	for (size_t i = 0; i < *n; i++)
+		if (kv_streq_ci((*reads)[i]->oid, oid) && kv_streq_ci((*reads)[i]->tenant, tenant))
+			return (*reads)[i];
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		*reads = kv_realloc(*reads, *cap * sizeof(**reads));
+	}
+	/* Each its own allocation: the batch writes the answer through it. */
+	p = (*reads)[(*n)++] = kv_calloc(1, sizeof(*p));
+	snprintf(p->oid, sizeof(p->oid), "%s", oid);
+	snprintf(p->tenant, sizeof(p->tenant), "%s", tenant);
+	url = kv_asprintf("%s/v1.0/users/%s?$select=id,userType,userPrincipalName,displayName", r->c->cloud->graph, oid);
+	b = run_batch(r);
+	if (b) {
+		az_batch_get_ahead(b, url, tenant, principal_done, p);
+	} else {
+		p->f.outcome = HTTP_FATAL;
+		snprintf(p->f.code, sizeof(p->f.code), "InternalError");
+		kv_err_set(&p->err, "cannot start concurrent requests");
+	}
+	free(url);
+	return p;
+}
+
 /*
- * Graph: queues a read of the user behind each event's caller, in the
- * vault's tenant (Member or Guest), once per identity and tenant.
+ * Graph: the read of the user behind each event's caller, in the vault's
+ * tenant (Member or Guest), once per identity and tenant, into taken (in
+ * order); reads started early (from the Activity Log's pages) are used.
  */
 static void queue_principals(struct run *r, const cJSON *events, const char *tenant, struct principal_read ***reads,
-                             size_t *n, size_t *cap)
+                             size_t *n, size_t *cap, struct principal_read ***taken, size_t *nt, size_t *capt)
 {
 	const cJSON *ev;
 
 	cJSON_ArrayForEach(ev, events) {
-		const cJSON *claims = cJSON_GetObjectItemCaseSensitive(ev, "claims");
-		const char *oid = jstr(claims, "http://schemas.microsoft.com/identity/claims/objectidentifier");
+		const char *oid = event_user(ev);
 		struct principal_read *p;
-		bool seen = false;
-		char scope[200], *url;
 
-		/* Apps and managed identities have no user principal name and no userType to read. */
-		if (!jstr(claims, "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn") && !jstr(claims, "upn"))
+		if (!oid || !tenant || strlen(tenant) >= sizeof(p->tenant))
 			continue;
-		if (!is_guid(oid) || !tenant || strlen(tenant) >= sizeof(p->tenant))
+		p = principal_start(r, oid, tenant, reads, n, cap);
+		if (p->taken)
 			continue;
-		for (size_t i = 0; i < *n && !seen; i++)
-			seen = kv_streq_ci((*reads)[i]->oid, oid) && kv_streq_ci((*reads)[i]->tenant, tenant);
-		if (seen)
-			continue;
-		if (*n == *cap) {
-			*cap = *cap ? *cap * 2 : 16;
-			*reads = kv_realloc(*reads, *cap * sizeof(**reads));
+		p->taken = true;
+		if (*nt == *capt) {
+			*capt = *capt ? *capt * 2 : 16;
+			*taken = kv_realloc(*taken, *capt * sizeof(**taken));
 		}
-		/* Each its own allocation: run_flush writes the body through &p->user. */
-		p = (*reads)[(*n)++] = kv_calloc(1, sizeof(*p));
-		snprintf(p->oid, sizeof(p->oid), "%s", oid);
-		snprintf(p->tenant, sizeof(p->tenant), "%s", tenant);
-		url = kv_asprintf("%s/v1.0/users/%s?$select=id,userType,userPrincipalName,displayName", r->c->cloud->graph,
-		                  oid);
-		snprintf(scope, sizeof(scope), "graph:/v1.0/users/%s (tenant %s)", oid, tenant);
-		run_queue_get(r, scope, url, tenant, &p->user);
-		free(url);
+		(*taken)[(*nt)++] = p;
 	}
 }
 
@@ -185,6 +239,8 @@ struct ev_list {
 struct ev_rg {
 	struct ev_list log;
 	bool recorded;   /* its failure is in errors[] (at its first vault in the vaults' order) */
+	struct run *r;   /* for ev_log_done */
+	char *tenant;    /* its subscription's */
 };
 
 /* What one vault's evidence comes from. */
@@ -212,6 +268,8 @@ struct ev_reads {
 	struct ev_rg **g;
 	size_t nv, ng, capv, capg;
 	struct idmap vix, gix;
+	struct principal_read **p;   /* the Graph user reads started, in order */
+	size_t np, capp;
 };
 
 static void ev_list_done(void *ud, enum http_outcome o, cJSON *body, const struct az_failure *f,
@@ -227,8 +285,33 @@ static void ev_list_done(void *ud, enum http_outcome o, cJSON *body, const struc
 	}
 }
 
+/*
+ * A resource group's Activity Log is in: the Graph reads of the users whose
+ * writes enabled protection there start now, not after every other read
+ * (collect_backup_evidence takes those of its vaults' events; one of an event
+ * of a vault that protects nothing is read and left unused).
+ */
+static void ev_log_done(void *ud, enum http_outcome o, cJSON *body, const struct az_failure *f,
+                        const struct kv_err *err)
+{
+	struct ev_rg *g = (struct ev_rg *)((char *)ud - offsetof(struct ev_rg, log));
+	struct ev_reads *e = g->r->backup;
+	const cJSON *ev;
+
+	ev_list_done(ud, o, body, f, err);
+	if (!g->tenant || strlen(g->tenant) >= sizeof(e->p[0]->tenant))
+		return;
+	cJSON_ArrayForEach(ev, g->log.items) {
+		const char *op = jstr(cJSON_GetObjectItemCaseSensitive(ev, "operationName"), "value");
+		const char *oid = event_user(ev);
+
+		if (oid && kv_streq_ci(op, EVIDENCE_PROTECT_OPERATION) && jstr(ev, "resourceId"))
+			principal_start(g->r, oid, g->tenant, &e->p, &e->np, &e->capp);
+	}
+}
+
 static void ev_list_start(struct run *r, struct ev_list *l, const char *path, const char *api, const char *extra,
-                          const char *tenant, struct fastjson_arena *a)
+                          const char *tenant, struct fastjson_arena *a, az_batch_fn done)
 {
 	struct az_batch *b = run_batch(r);
 	char *url = kv_asprintf("%s%s?api-version=%s&%s", r->c->cloud->arm, path, api, extra);
@@ -236,7 +319,7 @@ static void ev_list_start(struct run *r, struct ev_list *l, const char *path, co
 	l->scope = kv_strdup(path);
 	l->items = cJSON_CreateArray();
 	if (b) {
-		az_batch_list_in(b, url, tenant, l->items, a, ev_list_done, l);
+		az_batch_list_in(b, url, tenant, l->items, a, done, l);
 	} else {
 		l->f.outcome = HTTP_FATAL;
 		snprintf(l->f.code, sizeof(l->f.code), "InternalError");
@@ -310,10 +393,10 @@ static struct ev_vault *vault_start(struct run *r, const char *id, const char *s
 	size_t k;
 
 	path = kv_asprintf("%s/backupJobs", id);
-	ev_list_start(r, &v->jobs, path, API_PROTECTED_ITEMS, e->jf, tenant, e->kept);
+	ev_list_start(r, &v->jobs, path, API_PROTECTED_ITEMS, e->jf, tenant, e->kept, ev_list_done);
 	free(path);
 	path = kv_asprintf("%s/backupPolicies", id);
-	ev_list_start(r, &v->policies, path, API_PROTECTED_ITEMS, e->pf, tenant, e->kept);
+	ev_list_start(r, &v->policies, path, API_PROTECTED_ITEMS, e->pf, tenant, e->kept, ev_list_done);
 	free(path);
 	v->tenant = tenant ? kv_strdup(tenant) : NULL;
 	/*
@@ -336,9 +419,11 @@ static struct ev_vault *vault_start(struct run *r, const char *id, const char *s
 			e->g = kv_realloc(e->g, e->capg * sizeof(*e->g));
 		}
 		v->rg = e->g[e->ng] = kv_calloc(1, sizeof(*v->rg));
+		v->rg->r = r;
+		v->rg->tenant = tenant ? kv_strdup(tenant) : NULL;
 		idmap_put(&e->gix, key, e->ng++);
 		path = kv_asprintf("/subscriptions/%s/providers/Microsoft.Insights/eventtypes/management/values", sub);
-		ev_list_start(r, &v->rg->log, path, API_ACTIVITY_LOG, extra, tenant, &e->log);
+		ev_list_start(r, &v->rg->log, path, API_ACTIVITY_LOG, extra, tenant, &e->log, ev_log_done);
 		free(path);
 		free(extra);
 		free(esc);
@@ -408,8 +493,14 @@ static void ev_reads_free(struct run *r)
 	}
 	for (size_t i = 0; i < e->ng; i++) {
 		ev_list_release(&e->g[i]->log);
+		free(e->g[i]->tenant);
 		free(e->g[i]);
 	}
+	for (size_t i = 0; i < e->np; i++) {
+		cJSON_Delete(e->p[i]->user);   /* NULL when taken into principals[] */
+		free(e->p[i]);
+	}
+	free(e->p);
 	free(e->v);
 	free(e->g);
 	idmap_release(&e->vix);
@@ -472,7 +563,7 @@ void collect_backup_evidence(struct run *r)
 		cJSON *found = cJSON_CreateArray(), *it;
 
 		keep_protect_events(vaults[i]->id, vaults[i]->rg->log.items, found);
-		queue_principals(r, found, vaults[i]->tenant, &reads, &nreads, &cap);
+		queue_principals(r, found, vaults[i]->tenant, &e->p, &e->np, &e->capp, &reads, &nreads, &cap);
 		/* Each event once (the vaults of a resource group share its events): a map, not a scan per event. */
 		while ((it = found->child) != NULL) {
 			cJSON_DetachItemViaPointer(found, it);
@@ -485,12 +576,23 @@ void collect_backup_evidence(struct run *r)
 	}
 	idmap_release(&seen);
 	run_flush(r);
+	/* The failures first, in the order the reads are taken (as run_flush recorded them before). */
+	for (size_t i = 0; i < nreads; i++)
+		if (!reads[i]->ok) {
+			char scope[200];
+
+			snprintf(scope, sizeof(scope), "graph:/v1.0/users/%s (tenant %s)", reads[i]->oid, reads[i]->tenant);
+			run_record(r, scope, &reads[i]->f, &reads[i]->err);
+		}
 	for (size_t i = 0; i < nreads; i++) {
-		const struct principal_read *p = reads[i];
+		struct principal_read *p = reads[i];
 		cJSON *user = p->user;
 
-		if (!user)
+		p->user = NULL;   /* principals[]' now, or deleted below */
+		if (!p->ok || !user) {
+			cJSON_Delete(user);
 			continue;   /* the failure is recorded */
+		}
 		if (!cJSON_IsObject(user)) {
 			struct az_failure f = {HTTP_FATAL, 200, "MalformedResponse", "expected a user object"};
 			char scope[200];
@@ -509,9 +611,7 @@ void collect_backup_evidence(struct run *r)
 	run_progress(r, "Azure Backup: %d jobs, %d policies, %d protection events, %d principals",
 	             cJSON_GetArraySize(jobs), cJSON_GetArraySize(policies), cJSON_GetArraySize(events),
 	             cJSON_GetArraySize(principals));
-	for (size_t i = 0; i < nreads; i++)
-		free(reads[i]);
-	free(reads);
+	free(reads);   /* the reads themselves are e->p's */
 	free(vaults);
 	ev_reads_free(r);
 }

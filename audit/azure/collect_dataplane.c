@@ -22,12 +22,15 @@
  * Key Vault syntax is recorded and never requested.  A not-found object is
  * not an error (the snapshot's lists say what exists); any other failure
  * (403 without data-plane rights, 403 ForbiddenByFirewall, …) is recorded in
- * errors[] with the object's URL as scope.
+ * errors[] with the object's URL as scope.  The reads run at once
+ * (--concurrency, through the run's batch), in two rounds: every object,
+ * then what was not found.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "audit/azure/batch.h"
 #include "audit/azure/collect_internal.h"
 #include "audit/estate/estate.h"
 
@@ -85,36 +88,200 @@ static void record(struct run *r, const char *scope, const char *code, const cha
 	run_record(r, scope, &f, NULL);
 }
 
-/* True when url may be requested: under the cloud's Key Vault suffix (else recorded). */
-static bool kv_host_ok(struct run *r, const char *scope, const char *url)
+/* Whether url may be requested: under the cloud's Key Vault suffix. */
+static bool kv_host_ok(const struct run *r, const char *url)
+{
+	return cloud_classify(r->c->cloud, url) == TARGET_KEYVAULT;
+}
+
+/* What a URL outside the cloud's Key Vault suffix records (it is never requested). */
+static void record_foreign(struct run *r, const char *scope)
 {
 	char msg[512];
 
-	if (cloud_classify(r->c->cloud, url) == TARGET_KEYVAULT)
-		return true;
 	snprintf(msg, sizeof(msg), "URL is not under the cloud's Key Vault suffix '%s': not requested",
 	         r->c->cloud->keyvault_suffix);
 	record(r, scope, "ForeignHost", msg);
-	return false;
 }
+
+/*
+ * One request's answer, kept until the objects are judged in the order the
+ * disks name them: the requests run at once (--concurrency, batch.h) and
+ * finish in any order, but errors[] and the lists of the snapshot do not
+ * depend on which came first.
+ */
+struct fetch {
+	enum http_outcome o;
+	struct az_failure f;
+	struct kv_err err;
+	cJSON *body;    /* a GET's, on HTTP_OK */
+	cJSON *items;   /* a list's */
+};
+
+static void fetch_done(void *ud, enum http_outcome o, cJSON *body, const struct az_failure *f,
+                       const struct kv_err *err)
+{
+	struct fetch *x = ud;
+
+	x->o = o;
+	x->body = body;
+	if (o != HTTP_OK) {
+		x->f = *f;
+		x->err = *err;
+	}
+}
+
+/* Queues a GET (items NULL) or a list into x; without a batch, x is a failure at once. */
+static void fetch_queue(struct run *r, struct fetch *x, const char *url, const char *tenant, bool list)
+{
+	struct az_batch *b = run_batch(r);
+
+	x->o = HTTP_FATAL;
+	if (list)
+		x->items = cJSON_CreateArray();
+	if (!b) {
+		x->f = (struct az_failure){HTTP_FATAL, 0, "InternalError", ""};
+		kv_err_set(&x->err, "cannot start concurrent requests");
+	} else if (list) {
+		az_batch_list(b, url, tenant, x->items, fetch_done, x);
+	} else {
+		az_batch_get(b, url, tenant, fetch_done, x);
+	}
+}
+
+static void fetch_release(struct fetch *x)
+{
+	cJSON_Delete(x->body);
+	cJSON_Delete(x->items);
+}
+
+/* A BEK secret URL or a KEK key URL an ADE disk names, and what was read of it. */
+struct obj {
+	const char *url, *tenant;   /* the estate's */
+	bool key;
+	const char *bad;            /* "ForeignHost", "InvalidSecretUrl" or "InvalidKeyUrl": not requested */
+	char *req;                  /* its first read: a secret's versions list, a key's bundle */
+	char origin[300], name[128], version[64];
+	size_t vault;               /* a secret's index in dp.vaults */
+	struct fetch got;           /* a secret's versions list, a key's bundle */
+	struct fetch deleted;       /* a key's deleted bundle, when the key was not found */
+};
+
+/* A vault's deleted-secrets list, read once, only when one of its BEK secrets was not found. */
+struct deleted_list {
+	char origin[300];
+	const char *tenant;   /* of the first secret that needs it */
+	bool foreign;         /* its URL is not under the Key Vault suffix: not requested */
+	bool judged, ok;
+	struct fetch list;
+};
 
 struct dp {
 	struct run *r;
 	cJSON *secrets, *deleted_secrets, *deleted_keys;
-	cJSON *done;          /* URLs already handled */
-	cJSON *deleted_read;  /* origin -> true (read) / false (failed): deleted-secret lists */
-	cJSON *deleted_list;  /* every DeletedSecretItem read */
+	struct obj *objs;
+	size_t nobjs, cap;
+	struct deleted_list *vaults;
+	size_t nvaults, vcap;
 };
 
-static bool seen(struct dp *d, const char *url)
+static bool seen(const struct dp *d, const char *url)
 {
-	const cJSON *it;
-
-	cJSON_ArrayForEach(it, d->done)
-		if (kv_streq_ci(it->valuestring, url))
+	for (size_t i = 0; i < d->nobjs; i++)
+		if (kv_streq_ci(d->objs[i].url, url))
 			return true;
-	cJSON_AddItemToArray(d->done, cJSON_CreateString(url));
 	return false;
+}
+
+static size_t vault_of(struct dp *d, const char *origin)
+{
+	size_t i;
+
+	for (i = 0; i < d->nvaults; i++)
+		if (strcmp(d->vaults[i].origin, origin) == 0)
+			return i;
+	if (d->nvaults == d->vcap) {
+		d->vcap = d->vcap ? 2 * d->vcap : 8;
+		d->vaults = kv_realloc(d->vaults, d->vcap * sizeof(*d->vaults));
+	}
+	memset(&d->vaults[i], 0, sizeof(d->vaults[i]));
+	kv_strlcpy(d->vaults[i].origin, origin, sizeof(d->vaults[i].origin));
+	d->nvaults++;
+	return i;
+}
+
+/* Checks one URL and says what its first read is (the versions list of a secret, a key's bundle). */
+static void add_object(struct dp *d, const char *url, const char *tenant, bool key)
+{
+	struct obj *o;
+
+	if (seen(d, url))
+		return;
+	if (d->nobjs == d->cap) {
+		d->cap = d->cap ? 2 * d->cap : 16;
+		d->objs = kv_realloc(d->objs, d->cap * sizeof(*d->objs));
+	}
+	o = &d->objs[d->nobjs++];
+	memset(o, 0, sizeof(*o));
+	o->url = url;
+	o->tenant = tenant;
+	o->key = key;
+	if (!kv_host_ok(d->r, url)) {
+		o->bad = "ForeignHost";
+		return;
+	}
+	if (!split_object_url(url, key ? "keys" : "secrets", o->origin, sizeof(o->origin), o->name, sizeof(o->name),
+	                      o->version, sizeof(o->version))) {
+		o->bad = key ? "InvalidKeyUrl" : "InvalidSecretUrl";
+		return;
+	}
+	if (key)
+		o->req = kv_asprintf("%s/keys/%s/%s?api-version=%s", o->origin, o->name, o->version, API_KEYVAULT_DATA);
+	else
+		o->req = kv_asprintf("%s/secrets/%s/versions?api-version=%s", o->origin, o->name, API_KEYVAULT_DATA);
+	if (!kv_host_ok(d->r, o->req))
+		o->bad = "ForeignHost";
+}
+
+/* The first reads, queued once every object is in place (the batch keeps pointers into d->objs). */
+static void queue_objects(struct dp *d)
+{
+	for (size_t i = 0; i < d->nobjs; i++)
+		if (!d->objs[i].bad)
+			fetch_queue(d->r, &d->objs[i].got, d->objs[i].req, d->objs[i].tenant, !d->objs[i].key);
+}
+
+/* The second reads, of what was not found: a vault's deleted secrets (once), a key's deleted bundle. */
+static void queue_deleted(struct dp *d)
+{
+	char *req;
+
+	for (size_t i = 0; i < d->nobjs; i++) {
+		struct obj *o = &d->objs[i];
+		size_t before = d->nvaults;
+
+		if (o->bad || o->got.o != HTTP_NOT_FOUND)
+			continue;
+		if (o->key) {
+			req = kv_asprintf("%s/deletedkeys/%s?api-version=%s", o->origin, o->name, API_KEYVAULT_DATA);
+			fetch_queue(d->r, &o->deleted, req, o->tenant, false);
+			free(req);
+			continue;
+		}
+		o->vault = vault_of(d, o->origin);
+		if (d->nvaults > before)
+			d->vaults[o->vault].tenant = o->tenant;
+	}
+	/* Once d->vaults has stopped growing: the batch keeps pointers into it. */
+	for (size_t i = 0; i < d->nvaults; i++) {
+		struct deleted_list *v = &d->vaults[i];
+
+		req = kv_asprintf("%s/deletedsecrets?api-version=%s", v->origin, API_KEYVAULT_DATA);
+		v->foreign = !kv_host_ok(d->r, req);
+		if (!v->foreign)
+			fetch_queue(d->r, &v->list, req, v->tenant, true);
+		free(req);
+	}
 }
 
 /* A deleted secret's name: the last segment of its id ("https://kv/secrets/NAME"). */
@@ -128,45 +295,32 @@ static bool deleted_name_is(const cJSON *item, const char *name)
 	return strncasecmp(slash, name, strlen(name)) == 0 && (slash[strlen(name)] == '\0' || slash[strlen(name)] == '/');
 }
 
-/* Looks for a not-found BEK secret among the vault's deleted secrets (the list is read once per vault). */
-static void find_deleted_secret(struct dp *d, const char *url, const char *origin, const char *name,
-                                const char *tenant)
+/* Looks for a not-found BEK secret among its vault's deleted secrets. */
+static void find_deleted_secret(struct dp *d, const struct obj *o)
 {
-	const cJSON *state = cJSON_GetObjectItemCaseSensitive(d->deleted_read, origin), *it;
+	struct deleted_list *v = &d->vaults[o->vault];
+	const cJSON *it;
 
-	if (!state) {
-		char *list = kv_asprintf("%s/deletedsecrets?api-version=%s", origin, API_KEYVAULT_DATA);
-		struct az_failure f;
-		struct kv_err err = {{0}};
-		cJSON *items = cJSON_CreateArray();
-		bool ok = kv_host_ok(d->r, url, list);
-
-		if (ok && az_list(d->r->c, list, tenant, items, &f, &err) != HTTP_OK) {
-			run_record(d->r, url, &f, &err);
-			ok = false;
-		}
-		if (ok) {
-			cJSON *x;
-
-			while ((x = cJSON_DetachItemFromArray(items, 0)))
-				cJSON_AddItemToArray(d->deleted_list, x);
-		}
-		cJSON_Delete(items);
-		free(list);
-		cJSON_AddBoolToObject(d->deleted_read, origin, ok);
-		state = cJSON_GetObjectItemCaseSensitive(d->deleted_read, origin);
-	} else if (cJSON_IsFalse(state)) {
+	if (!v->judged) {
+		/* The first secret of the vault to need the list: its failure is this secret's. */
+		v->judged = true;
+		v->ok = !v->foreign && v->list.o == HTTP_OK;
+		if (v->foreign)
+			record_foreign(d->r, o->url);
+		else if (!v->ok)
+			run_record(d->r, o->url, &v->list.f, &v->list.err);
+		if (!v->ok)
+			return;
+	} else if (!v->ok) {
 		/* The list failed for an earlier secret of this vault: this one is not known either. */
-		record(d->r, url, "DeletedSecretsUnreadable",
+		record(d->r, o->url, "DeletedSecretsUnreadable",
 		       "the secret was not found and the vault's deleted secrets could not be read (see the vault's other errors)");
 		return;
 	}
-	if (!cJSON_IsTrue(state))
-		return;
-	cJSON_ArrayForEach(it, d->deleted_list) {
+	cJSON_ArrayForEach(it, v->list.items) {
 		const char *id = jstr(it, "id");
 
-		if (id && kv_startswith_ci(id, origin) && id[strlen(origin)] == '/' && deleted_name_is(it, name)) {
+		if (id && kv_startswith_ci(id, o->origin) && id[strlen(o->origin)] == '/' && deleted_name_is(it, o->name)) {
 			if (!json_has_id(d->deleted_secrets, id))
 				cJSON_AddItemToArray(d->deleted_secrets, cJSON_Duplicate(it, true));
 			return;
@@ -175,94 +329,72 @@ static void find_deleted_secret(struct dp *d, const char *url, const char *origi
 }
 
 /* The SecretItem of one BEK secret version, from its versions list (never its value). */
-static void secret_metadata(struct dp *d, const char *url, const char *tenant)
+static void secret_metadata(struct dp *d, const struct obj *o)
 {
-	char origin[300], name[128], version[64];
-	char *list;
-	struct az_failure f;
-	struct kv_err err = {{0}};
-	cJSON *items, *it;
-	enum http_outcome o;
+	const cJSON *it;
 
-	if (seen(d, url) || !kv_host_ok(d->r, url, url))
-		return;
-	if (!split_object_url(url, "secrets", origin, sizeof(origin), name, sizeof(name), version, sizeof(version))) {
-		record(d->r, url, "InvalidSecretUrl",
-		       "not a Key Vault secret URL (https://{vault}/secrets/{name}/{version}): not requested");
+	if (o->got.o == HTTP_NOT_FOUND) {
+		find_deleted_secret(d, o);
 		return;
 	}
-	list = kv_asprintf("%s/secrets/%s/versions?api-version=%s", origin, name, API_KEYVAULT_DATA);
-	if (!kv_host_ok(d->r, url, list)) {
-		free(list);
+	if (o->got.o != HTTP_OK) {
+		run_record(d->r, o->url, &o->got.f, &o->got.err);
 		return;
 	}
-	items = cJSON_CreateArray();
-	o = az_list(d->r->c, list, tenant, items, &f, &err);
-	if (o == HTTP_OK) {
-		cJSON_ArrayForEach(it, items) {
-			const char *id = jstr(it, "id");
+	cJSON_ArrayForEach(it, o->got.items) {
+		const char *id = jstr(it, "id");
 
-			/* Only the version the disk names, and never a value even if a server sent one. */
-			if (id && kv_streq_ci(id, url) && !json_has_id(d->secrets, id)) {
-				cJSON *copy = cJSON_Duplicate(it, true);
+		/* Only the version the disk names, and never a value even if a server sent one. */
+		if (id && kv_streq_ci(id, o->url) && !json_has_id(d->secrets, id)) {
+			cJSON *copy = cJSON_Duplicate(it, true);
 
-				cJSON_DeleteItemFromObjectCaseSensitive(copy, "value");
-				cJSON_AddItemToArray(d->secrets, copy);
-				break;
-			}
+			cJSON_DeleteItemFromObjectCaseSensitive(copy, "value");
+			cJSON_AddItemToArray(d->secrets, copy);
+			break;
 		}
-	} else if (o == HTTP_NOT_FOUND) {
-		find_deleted_secret(d, url, origin, name, tenant);
-	} else {
-		run_record(d->r, url, &f, &err);
 	}
-	cJSON_Delete(items);
-	free(list);
 }
 
 /* The KeyBundle of one KEK (public material only), or its DeletedKeyBundle when deleted. */
-static void key_bundle(struct dp *d, const char *url, const char *tenant)
+static void key_bundle(struct dp *d, struct obj *o)
 {
-	char origin[300], name[128], version[64];
-	char *get;
-	struct az_failure f;
-	struct kv_err err = {{0}};
-	cJSON *bundle = NULL;
-	enum http_outcome o;
+	if (o->got.o == HTTP_OK) {
+		cJSON_AddItemToArray(d->r->keys, o->got.body);
+		o->got.body = NULL;
+		return;
+	}
+	if (o->got.o != HTTP_NOT_FOUND) {
+		run_record(d->r, o->url, &o->got.f, &o->got.err);
+		return;
+	}
+	if (o->deleted.o == HTTP_OK) {
+		cJSON_AddItemToArray(d->deleted_keys, o->deleted.body);
+		o->deleted.body = NULL;
+	} else if (o->deleted.o != HTTP_NOT_FOUND) {
+		/* Not found among the deleted keys either: missing, which the snapshot says by its absence. */
+		run_record(d->r, o->url, &o->deleted.f, &o->deleted.err);
+	}
+}
 
-	if (seen(d, url) || !kv_host_ok(d->r, url, url))
-		return;
-	if (!split_object_url(url, "keys", origin, sizeof(origin), name, sizeof(name), version, sizeof(version))) {
-		record(d->r, url, "InvalidKeyUrl", "not a Key Vault key URL (https://{vault}/keys/{name}/{version}): not requested");
-		return;
+/* Records or keeps what was read of each object, in the order the disks name them. */
+static void judge(struct dp *d)
+{
+	for (size_t i = 0; i < d->nobjs; i++) {
+		struct obj *o = &d->objs[i];
+
+		if (o->bad && strcmp(o->bad, "ForeignHost") == 0)
+			record_foreign(d->r, o->url);
+		else if (o->bad && o->key)
+			record(d->r, o->url, o->bad,
+			       "not a Key Vault key URL (https://{vault}/keys/{name}/{version}): not requested");
+		else if (o->bad)
+			record(d->r, o->url, o->bad,
+			       "not a Key Vault secret URL (https://{vault}/secrets/{name}/{version}): not requested");
+		else if (o->key)
+			key_bundle(d, o);
+		else
+			secret_metadata(d, o);
 	}
-	get = kv_asprintf("%s/keys/%s/%s?api-version=%s", origin, name, version, API_KEYVAULT_DATA);
-	if (!kv_host_ok(d->r, url, get)) {
-		free(get);
-		return;
-	}
-	o = az_get_json(d->r->c, get, tenant, &bundle, &f, &err);
-	free(get);
-	if (o == HTTP_OK) {
-		cJSON_AddItemToArray(d->r->keys, bundle);
-		return;
-	}
-	cJSON_Delete(bundle);
-	bundle = NULL;
-	if (o != HTTP_NOT_FOUND) {
-		run_record(d->r, url, &f, &err);
-		return;
-	}
-	get = kv_asprintf("%s/deletedkeys/%s?api-version=%s", origin, name, API_KEYVAULT_DATA);
-	o = az_get_json(d->r->c, get, tenant, &bundle, &f, &err);
-	free(get);
-	if (o == HTTP_OK)
-		cJSON_AddItemToArray(d->deleted_keys, bundle);
-	else
-		cJSON_Delete(bundle);
-	/* Not found among the deleted keys either: missing, which the snapshot says by its absence. */
-	if (o != HTTP_OK && o != HTTP_NOT_FOUND)
-		run_record(d->r, url, &f, &err);
 }
 
 void collect_data_plane(struct run *r)
@@ -270,7 +402,7 @@ void collect_data_plane(struct run *r)
 	char *text = cJSON_PrintUnformatted(r->doc);
 	struct kv_err err = {{0}};
 	struct estate *e = estate_parse(text, strlen(text), "collected estate", NULL, &err);
-	struct dp d = {r, NULL, NULL, NULL, cJSON_CreateArray(), cJSON_CreateObject(), cJSON_CreateArray()};
+	struct dp d = {.r = r};
 
 	free(text);
 	d.secrets = cJSON_AddArrayToObject(r->doc, "secrets");
@@ -293,14 +425,28 @@ void collect_data_plane(struct run *r)
 			if (!kv && vol->key_url)
 				kv = estate_vault_by_url(e, vol->key_url);
 			if (vol->secret_url)
-				secret_metadata(&d, vol->secret_url, bv ? bv->tenant_id : NULL);
+				add_object(&d, vol->secret_url, bv ? bv->tenant_id : NULL, false);
 			if (vol->key_url)
-				key_bundle(&d, vol->key_url, kv ? kv->tenant_id : NULL);
+				add_object(&d, vol->key_url, kv ? kv->tenant_id : NULL, true);
 		}
 	}
+	/* Every object at once, then what was not found at once: two rounds, not one request at a time. */
+	queue_objects(&d);
+	if (r->batch)
+		az_batch_run(r->batch);
+	queue_deleted(&d);
+	if (r->batch)
+		az_batch_run(r->batch);
+	judge(&d);
 out:
-	cJSON_Delete(d.done);
-	cJSON_Delete(d.deleted_read);
-	cJSON_Delete(d.deleted_list);
+	for (size_t i = 0; i < d.nobjs; i++) {
+		free(d.objs[i].req);
+		fetch_release(&d.objs[i].got);
+		fetch_release(&d.objs[i].deleted);
+	}
+	for (size_t i = 0; i < d.nvaults; i++)
+		fetch_release(&d.vaults[i].list);
+	free(d.objs);
+	free(d.vaults);
 	estate_free(e);
 }

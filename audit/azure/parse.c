@@ -23,14 +23,11 @@
 static cJSON *parse_body(const char *body, size_t len, struct kv_err *err)
 {
 	const char *end = NULL;
-	size_t ws = 0;
 	cJSON *doc;
 
 	if (body == NULL)
 		len = 0;
-	while (ws < len && json_is_space(body[ws]))
-		ws++;
-	if (ws == len) {
+	if (json_skip_space(body, 0, len) == len) {
 		kv_err_set(err, "empty response body: expected a JSON document");
 		return NULL;
 	}
@@ -44,10 +41,8 @@ static cJSON *parse_body(const char *body, size_t len, struct kv_err *err)
 		return NULL;
 	}
 	if (end != NULL && end >= body) {
-		size_t at = (size_t)(end - body);
+		size_t at = json_skip_space(body, (size_t)(end - body), len);
 
-		while (at < len && json_is_space(body[at]))
-			at++;
 		if (at < len) {
 			kv_err_set(err, "invalid JSON: unexpected data after the document at byte %zu", at);
 			cJSON_Delete(doc);

@@ -10,6 +10,7 @@
 
 #include "audit/cli/cli.h"
 #include "audit/cli/cli_internal.h"
+#include "audit/estate/facts.h"
 #include "reports/report.h"
 
 bool audit_cli_init(struct audit_cli *a, const char *source, int argc, char **argv, struct scope_opts *s)
@@ -149,13 +150,21 @@ void audit_cli_estate_opts(const struct audit_cli *a, struct estate_opts *eo)
 int audit_cli_report(struct audit_cli *a, struct estate *e)
 {
 	struct kv_err err = {{0}};
-	cJSON *report = audit_run(e, &a->cat, &a->ao);
+	struct report_rows rows = { NULL, facts_inventory_next_vm, e };
+	cJSON *report;
 	char stamp[32];
 	int rc = KV_EXIT_USAGE;
 
+	/*
+	 * The inventory's VM rows are most of a large report's nodes and only
+	 * its JSON text shows them: made while it is written, one at a time.
+	 */
+	a->ao.inventory_rows_later = true;
+	report = audit_run(e, &a->cat, &a->ao);
+	rows.array = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(report, "inventory"), "vms");
 	cli_warn_expired(&a->supp);
 	cli_scan_stamp(stamp, sizeof(stamp));
-	if (!report_output(report, a->formats, a->out, stamp, a->verbose ? stderr : NULL, &err)) {
+	if (!report_output_rows(report, &rows, a->formats, a->out, stamp, a->verbose ? stderr : NULL, &err)) {
 		cli_error("%s", err.msg);
 		goto out;
 	}

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audit/audit.h"
@@ -283,6 +284,8 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 	cJSON *doc = NULL, *report = NULL, *plan = NULL, *results = NULL, *run = NULL;
 	char *deflt_journal = NULL, rid[64];
 	int rc = KV_EXIT_USAGE, actionable = 0, failed = 0;
+	bool made_journal = false;
+	struct stat jst;
 
 	memset(&s, 0, sizeof(s));
 	memset(&po, 0, sizeof(po));
@@ -340,6 +343,17 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 			rc = cli_usage_error(self, msg);
 			goto out;
 		}
+	/*
+	 * The journal's lock before the live read: a second fix --apply of the
+	 * same journal exits 2 at once, not after a read and a confirmation.
+	 */
+	if (a.apply) {
+		if (!a.journal)
+			a.journal = deflt_journal = cli_default_name("fix", ".journal");
+		made_journal = access(a.journal, F_OK) != 0 && errno == ENOENT;
+		if (!open_journal(&j, a.journal, true))
+			goto out;
+	}
 	eo.sp_overrides = a.sps.v;
 	eo.nsp_overrides = a.sps.n;
 	if (a.estate) {
@@ -408,13 +422,8 @@ int cmd_fix(int argc, char **argv, const struct command *self)
 			goto report;
 		}
 	}
-	if (!a.journal)
-		a.journal = deflt_journal = cli_default_name("fix", ".journal");
 	live = cli_live_open(self, &s, &rc);
 	if (!live)
-		goto out;
-	rc = KV_EXIT_USAGE;
-	if (!open_journal(&j, a.journal, true))
 		goto out;
 	cJSON_AddStringToObject(run, "journal", a.journal);
 	results = cJSON_AddArrayToObject(run, "results");
@@ -462,6 +471,9 @@ report:
 	rc = write_run(a.out, run, rc);
 out:
 	cli_live_close(live);
+	/* A journal this run made before its read, then did not apply anything with, is not left behind. */
+	if (made_journal && !results && j.fd >= 0 && fstat(j.fd, &jst) == 0 && jst.st_size == 0)
+		(void)unlink(a.journal);
 	fix_journal_close(&j);
 	cJSON_Delete(run);
 	cJSON_Delete(plan);

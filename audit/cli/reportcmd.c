@@ -17,16 +17,10 @@
  * skipped findings) is a cJSON copy of the summary, and findings are only
  * unlinked.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -110,51 +104,13 @@ static bool member_ok(const cJSON *doc, const char *key, cJSON_bool (*check)(con
  */
 static const char *map_report(const char *path, size_t *len, struct kv_err *err)
 {
-	struct stat st;
-	void *p;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	const char *p = kv_map_file(path, REPORT_MAX_BYTES, len, err);
 
-	if (fd < 0) {
-		kv_err_set(err, "cannot open '%s': %s", path, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) != 0) {
-		kv_err_set(err, "cannot read '%s': %s", path, strerror(errno));
-		close(fd);
-		return NULL;
-	}
-	if (S_ISDIR(st.st_mode) || !S_ISREG(st.st_mode)) {
-		kv_err_set(err, S_ISDIR(st.st_mode) ? "'%s' is a directory, not a file" : "'%s' is not a regular file",
-		           path);
-		close(fd);
-		return NULL;
-	}
-	if ((unsigned long long)st.st_size > REPORT_MAX_BYTES) {
-		kv_err_set(err, "%s: the report is %lld bytes, more than the %zu GiB kvaudit reads: "
+	if (p == NULL && *len > REPORT_MAX_BYTES)
+		kv_err_set(err, "%s: the report is %zu bytes, more than the %zu GiB kvaudit reads: "
 		           "audit the estate again without --include-pass/--include-skipped, or with --format for "
-		           "the formats you need", path, (long long)st.st_size, REPORT_MAX_BYTES >> 30);
-		close(fd);
-		return NULL;
-	}
-	*len = (size_t)st.st_size;
-	if (*len == 0) {
-		close(fd);
-		return "";
-	}
-	p = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED) {
-		kv_err_set(err, "cannot read '%s': %s", path, strerror(errno));
-		return NULL;
-	}
-	(void)posix_madvise(p, *len, POSIX_MADV_SEQUENTIAL);
+		           "the formats you need", path, *len, REPORT_MAX_BYTES >> 30);
 	return p;
-}
-
-static void unmap_report(const char *data, size_t len)
-{
-	if (data && len)
-		munmap((void *)(uintptr_t)data, len);
 }
 
 size_t cli_json_error_offset(const char *data, size_t len)
@@ -211,16 +167,14 @@ static bool report_envelope_ok(const cJSON *doc, const char *path, struct kv_err
 
 cJSON *cli_report_load(const char *path, struct fastjson_arena *arena, struct kv_err *err)
 {
-	size_t len = 0, ws = 0;
+	size_t len = 0;
 	const char *data, *end = NULL;
 	cJSON *doc = NULL;
 
 	data = map_report(path, &len, err);
 	if (data == NULL)
 		return NULL;
-	while (ws < len && json_is_space(data[ws]))
-		ws++;
-	if (ws == len) {
+	if (json_skip_space(data, 0, len) == len) {
 		kv_err_set(err, "%s: the file is empty: expected a kvaudit.report JSON document", path);
 		goto out;
 	}
@@ -235,13 +189,10 @@ cJSON *cli_report_load(const char *path, struct fastjson_arena *arena, struct kv
 		goto out;
 	}
 	if (end != NULL) {
-		const char *p = end;
+		size_t at = json_skip_space(data, (size_t)(end - data), len);
 
-		while ((size_t)(p - data) < len && json_is_space(*p))
-			p++;
-		if ((size_t)(p - data) < len) {
-			kv_err_set(err, "%s: invalid JSON: unexpected data after the document at byte %zu", path,
-			           (size_t)(p - data));
+		if (at < len) {
+			kv_err_set(err, "%s: invalid JSON: unexpected data after the document at byte %zu", path, at);
 			doc = NULL;
 			goto out;
 		}
@@ -249,7 +200,7 @@ cJSON *cli_report_load(const char *path, struct fastjson_arena *arena, struct kv
 	if (!report_envelope_ok(doc, path, err))
 		doc = NULL;   /* the arena's owner frees it */
 out:
-	unmap_report(data, len);
+	kv_unmap_file(data, len);
 	return doc;
 }
 

@@ -14,18 +14,19 @@
 
 #include "audit/estate/ade.h"
 #include "audit/util/armid.h"
+#include "audit/util/fastjson.h"
 
 /* A string that is present and non-empty, else NULL: absent, null and "" are alike (a1). */
 static const char *nonempty(const cJSON *obj, const char *key)
 {
-	const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+	const cJSON *j = fastjson_get(obj, key);
 
 	return cJSON_IsString(j) && j->valuestring[0] ? j->valuestring : NULL;
 }
 
 static const cJSON *child(const cJSON *obj, const char *key)
 {
-	return cJSON_GetObjectItemCaseSensitive(obj, key);
+	return fastjson_get(obj, key);
 }
 
 /* enabled: false, as a boolean or the string "false" (IMDS-style values). */

@@ -75,10 +75,28 @@ static const char *child_path(char *out, size_t n, const char *path, const char 
 	return out;
 }
 
+/*
+ * snprintf(out, n, "%s%s", a, b) (n > 0), without snprintf's cost: a
+ * loader writes the paths of its messages for every element it reads.
+ */
+static char *path_cat(char *out, size_t n, const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > n - 1)
+		la = n - 1;
+	if (lb > n - 1 - la)
+		lb = n - 1 - la;
+	memmove(out, a, la);
+	memcpy(out + la, b, lb);
+	out[la + lb] = '\0';
+	return out;
+}
+
 /* Child key of obj, checked to be a string (absent and null give NULL). */
 static const char *str_at(struct loader *L, const cJSON *obj, const char *key, const char *path)
 {
-	const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+	const cJSON *j = fastjson_get(obj, key);
 
 	if (!j || cJSON_IsNull(j))
 		return NULL;
@@ -99,7 +117,7 @@ static const char *str_at(struct loader *L, const cJSON *obj, const char *key, c
  */
 static const char *vm_ref_at(struct loader *L, const cJSON *obj, const char *key, const char *path)
 {
-	const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+	const cJSON *j = fastjson_get(obj, key);
 	size_t ix;
 
 	if (L->copy && cJSON_IsString(j) && idmap_get(&L->e->vm_ix, j->valuestring, &ix) &&
@@ -124,7 +142,7 @@ static const char *req_str(struct loader *L, const cJSON *obj, const char *key, 
 /* A boolean that may be absent or null (def); a string "true"/"false" is accepted (IMDS style). */
 static bool bool_at(struct loader *L, const cJSON *obj, const char *key, const char *path, bool def)
 {
-	const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+	const cJSON *j = fastjson_get(obj, key);
 
 	if (!j || cJSON_IsNull(j))
 		return def;
@@ -144,7 +162,7 @@ static bool bool_at(struct loader *L, const cJSON *obj, const char *key, const c
 /* An object child that may be absent or null. */
 static const cJSON *obj_at(struct loader *L, const cJSON *obj, const char *key, const char *path)
 {
-	const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+	const cJSON *j = fastjson_get(obj, key);
 
 	if (!j || cJSON_IsNull(j))
 		return NULL;
@@ -160,7 +178,7 @@ static const cJSON *obj_at(struct loader *L, const cJSON *obj, const char *key, 
 
 static const cJSON *arr_at(struct loader *L, const cJSON *obj, const char *key, const char *path)
 {
-	const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+	const cJSON *j = fastjson_get(obj, key);
 
 	if (!j || cJSON_IsNull(j))
 		return NULL;
@@ -199,7 +217,17 @@ static cJSON *str_arr_at(struct loader *L, const cJSON *obj, const char *key, co
 /* Validates that item i of a top-level list is an object; returns it or NULL. */
 static cJSON *list_item(struct loader *L, cJSON *it, const char *list, int i, char *path, size_t n)
 {
-	snprintf(path, n, "$.%s[%d]", list, i);
+	char num[16];
+	size_t k = sizeof(num);
+
+	/* snprintf(path, n, "$.%s[%d]", list, i), written by hand: once per element of every list. */
+	num[--k] = '\0';
+	num[--k] = ']';
+	for (unsigned v = (unsigned)i; k == sizeof(num) - 2 || v; v /= 10)
+		num[--k] = (char)('0' + v % 10);
+	num[--k] = '[';
+	path_cat(path, n, "$.", list);
+	path_cat(path + strlen(path), n - strlen(path), num + k, "");
 	if (!cJSON_IsObject(it)) {
 		fail(L, path, "an object", it);
 		return NULL;
@@ -463,11 +491,102 @@ static size_t string_end(const struct src *S, size_t i)
 	}
 }
 
-/* Just past the JSON value starting at i (not validated: cJSON does that); 0 when none. */
+enum { SCAN_ON, SCAN_END, SCAN_BAD };
+
+/*
+ * value_end's walk of a bracketed value, a byte at a time, from *i up to
+ * stop (or one past, after an escape): strings skipped (a backslash escapes
+ * the next byte, whatever it is), brackets counted.  SCAN_END with *i just
+ * past the value; SCAN_BAD when too deep or an escape ends the text.
+ */
+static int scan_bytes(const struct src *S, size_t *i, size_t stop, size_t *depth, bool *in_str)
+{
+	const char *t = S->text;
+	size_t j = *i;
+
+	for (; j < stop; j++) {
+		char c = t[j];
+
+		if (*in_str) {
+			if (c == '\\') {
+				if (S->len - j < 2)
+					return SCAN_BAD;
+				j++;
+			} else if (c == '"') {
+				*in_str = false;
+			}
+		} else if (c == '"') {
+			*in_str = true;
+		} else if (c == '{' || c == '[') {
+			if (++*depth > SCAN_MAX_DEPTH)
+				return SCAN_BAD;
+		} else if ((c == '}' || c == ']') && --*depth == 0) {
+			*i = j + 1;
+			return SCAN_END;
+		}
+	}
+	*i = j;
+	return SCAN_ON;
+}
+
+#if defined(__SSE2__)
+/* Bit k set where byte k of w0..w3 (64 bytes) equals c's. */
+static uint64_t scan_bits(__m128i w0, __m128i w1, __m128i w2, __m128i w3, __m128i c)
+{
+	return (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w0, c)) |
+	       (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w1, c)) << 16 |
+	       (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w2, c)) << 32 |
+	       (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w3, c)) << 48;
+}
+
+/*
+ * 64 bytes at p, bit k for p[k]: quotes; bracket candidates ((c & 0xD9) ==
+ * 0x59: '[' ']' '{' '}', and 'Y' 'y' '_' DEL, which the walk ignores);
+ * whether any is a backslash.
+ */
+static bool scan_classify(const char *p, uint64_t *quote, uint64_t *brackets)
+{
+	const __m128i bs = _mm_set1_epi8('\\'), mask = _mm_set1_epi8((char)0xD9);
+	const __m128i w0 = _mm_loadu_si128((const __m128i *)(const void *)p);
+	const __m128i w1 = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+	const __m128i w2 = _mm_loadu_si128((const __m128i *)(const void *)(p + 32));
+	const __m128i w3 = _mm_loadu_si128((const __m128i *)(const void *)(p + 48));
+	__m128i anybs = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(w0, bs), _mm_cmpeq_epi8(w1, bs)),
+	                             _mm_or_si128(_mm_cmpeq_epi8(w2, bs), _mm_cmpeq_epi8(w3, bs)));
+
+	*quote = scan_bits(w0, w1, w2, w3, _mm_set1_epi8('"'));
+	*brackets = scan_bits(_mm_and_si128(w0, mask), _mm_and_si128(w1, mask), _mm_and_si128(w2, mask),
+	                      _mm_and_si128(w3, mask), _mm_set1_epi8(0x59));
+	return _mm_movemask_epi8(anybs) != 0;
+}
+
+/* Bit k: the XOR of bits 0..k (inside a string, where q marks the quotes). */
+static uint64_t prefix_xor(uint64_t q)
+{
+	q ^= q << 1;
+	q ^= q << 2;
+	q ^= q << 4;
+	q ^= q << 8;
+	q ^= q << 16;
+	q ^= q << 32;
+	return q;
+}
+#endif
+
+/*
+ * Just past the JSON value starting at i (not validated: cJSON does that);
+ * 0 when none.  The scan of the whole snapshot is on the critical path, so
+ * with SSE2 a bracketed value goes 64 bytes a block: the quotes' prefix XOR
+ * says which brackets are inside strings, and only those are looked at (a
+ * block with a backslash goes byte by byte).  The same answer as
+ * scan_bytes alone (tests/unit/test_lean.c holds it to that).
+ */
 static size_t value_end(struct src *S, size_t i)
 {
 	const char *t = S->text;
 	size_t depth = 0;
+	bool in_str = false;
+	int r;
 
 	if (i >= S->len || !strchr("{[\"-0123456789tfn", t[i]) || t[i] == '\0')
 		return 0;
@@ -480,22 +599,32 @@ static size_t value_end(struct src *S, size_t i)
 			i++;
 		return i > s ? i : 0;
 	}
-	for (; i < S->len; i++) {
-		char c = t[i];
+#if defined(__SSE2__)
+	while (S->len - i >= 64) {
+		uint64_t quote, in, m;
 
-		if (c == '"') {
-			if (!(i = string_end(S, i)))
-				return 0;
-			i--;
-		} else if (c == '{' || c == '[') {
-			if (++depth > SCAN_MAX_DEPTH)
-				return 0;
-		} else if (c == '}' || c == ']') {
-			if (--depth == 0)
-				return i + 1;
+		if (scan_classify(t + i, &quote, &m)) {
+			if ((r = scan_bytes(S, &i, i + 64, &depth, &in_str)) != SCAN_ON)
+				return r == SCAN_END ? i : 0;
+			continue;
 		}
+		in = prefix_xor(quote) ^ (in_str ? ~(uint64_t)0 : 0);
+		in_str = in >> 63;
+		for (m &= ~in; m; m &= m - 1) {
+			size_t k = i + (size_t)__builtin_ctzll(m);
+
+			if (t[k] == '{' || t[k] == '[') {
+				if (++depth > SCAN_MAX_DEPTH)
+					return 0;
+			} else if ((t[k] == '}' || t[k] == ']') && --depth == 0) {
+				return k + 1;
+			}
+		}
+		i += 64;
 	}
-	return 0;
+#endif
+	r = scan_bytes(S, &i, S->len, &depth, &in_str);
+	return r == SCAN_END ? i : 0;
 }
 
 /* Splits the list at i into its elements; just past its ']', or 0. */
@@ -878,7 +1007,7 @@ static void check_extension_list(struct loader *L, const cJSON *arr, const char 
 static bool has_extension(const struct vm *vm, const char *id)
 {
 	for (size_t k = 0; k < vm->nextensions; k++) {
-		const cJSON *xid = cJSON_GetObjectItemCaseSensitive(vm->extensions[k], "id");
+		const cJSON *xid = fastjson_get(vm->extensions[k], "id");
 
 		if (cJSON_IsString(xid) && armid_eq(xid->valuestring, id))
 			return true;
@@ -940,16 +1069,16 @@ static void load_vms(struct loader *L, struct estate *e, struct items *arr)
 		vm->name = str_at(L, it, "name", path);
 		vm->location = str_at(L, it, "location", path);
 		props = obj_at(L, it, "properties", path);
-		snprintf(p2, sizeof(p2), "%s.properties", path);
+		path_cat(p2, sizeof(p2), path, ".properties");
 		sp = props ? obj_at(L, props, "storageProfile", p2) : NULL;
 		if (sp) {
 			char p3[300];
 
-			snprintf(p3, sizeof(p3), "%s.storageProfile", p2);
+			path_cat(p3, sizeof(p3), p2, ".storageProfile");
 			osd = obj_at(L, sp, "osDisk", p3);
 			(void)arr_at(L, sp, "dataDisks", p3);
 			if (osd) {
-				snprintf(p3, sizeof(p3), "%s.storageProfile.osDisk", p2);
+				path_cat(p3, sizeof(p3), p2, ".storageProfile.osDisk");
 				vm->os = parse_os(str_at(L, osd, "osType", p3));
 				(void)obj_at(L, osd, "encryptionSettings", p3);
 			}
@@ -960,7 +1089,7 @@ static void load_vms(struct loader *L, struct estate *e, struct items *arr)
 			char p3[300];
 
 			vm->has_instance_view = true;
-			snprintf(p3, sizeof(p3), "%s.instanceView", p2);
+			path_cat(p3, sizeof(p3), p2, ".instanceView");
 			agent = obj_at(L, iv, "vmAgent", p3);
 			(void)arr_at(L, iv, "disks", p3);
 			if (vm->os == OS_UNKNOWN)
@@ -969,11 +1098,11 @@ static void load_vms(struct loader *L, struct estate *e, struct items *arr)
 			if (agent) {
 				char p4[320];
 
-				snprintf(p4, sizeof(p4), "%s.vmAgent", p3);
+				path_cat(p4, sizeof(p4), p3, ".vmAgent");
 				vm->agent_version = kv_strdup(str_at(L, agent, "vmAgentVersion", p4));
 				st = arr_at(L, agent, "statuses", p4);
 				cJSON_ArrayForEach(s, st) {
-					const cJSON *ds = cJSON_GetObjectItemCaseSensitive(s, "displayStatus");
+					const cJSON *ds = fastjson_get(s, "displayStatus");
 
 					if (cJSON_IsString(ds) && kv_streq_ci(ds->valuestring, "Ready"))
 						vm->agent = AGENT_READY;
@@ -984,7 +1113,7 @@ static void load_vms(struct loader *L, struct estate *e, struct items *arr)
 		if (res) {
 			cJSON *x;
 
-			snprintf(p2, sizeof(p2), "%s.resources", path);
+			path_cat(p2, sizeof(p2), path, ".resources");
 			check_extension_list(L, res, p2);
 			if (vm->raw)   /* else lean_ade reads them from it */
 				cJSON_ArrayForEach(x, res)
@@ -1062,12 +1191,12 @@ static void load_disks(struct loader *L, struct estate *e, struct items *arr)
 		d->managed_by = vm_ref_at(L, it, "managedBy", path);
 		d->location = str_at(L, it, "location", path);
 		props = obj_at(L, it, "properties", path);
-		snprintf(p2, sizeof(p2), "%s.properties", path);
+		path_cat(p2, sizeof(p2), path, ".properties");
 		esc = props ? obj_at(L, props, "encryptionSettingsCollection", p2) : NULL;
 		if (esc) {
 			char p3[200];
 
-			snprintf(p3, sizeof(p3), "%s.encryptionSettingsCollection", p2);
+			path_cat(p3, sizeof(p3), p2, ".encryptionSettingsCollection");
 			(void)bool_at(L, esc, "enabled", p3, false);
 			(void)arr_at(L, esc, "encryptionSettings", p3);
 			(void)str_at(L, esc, "encryptionSettingsVersion", p3);
@@ -1104,7 +1233,7 @@ static void load_policy(struct loader *L, struct access_policy *ap, const cJSON 
 	ap->object_id = req_str(L, it, "objectId", path);
 	ap->application_id = str_at(L, it, "applicationId", path);
 	perms = obj_at(L, it, "permissions", path);
-	snprintf(p2, sizeof(p2), "%s.permissions", path);
+	path_cat(p2, sizeof(p2), path, ".permissions");
 	if (perms) {
 		ap->keys = str_arr_at(L, perms, "keys", p2);
 		ap->secrets = str_arr_at(L, perms, "secrets", p2);
@@ -1152,7 +1281,7 @@ static void load_vaults(struct loader *L, struct estate *e, const cJSON *arr)
 		v->name = str_at(L, it, "name", path);
 		v->location = str_at(L, it, "location", path);
 		props = obj_at(L, it, "properties", path);
-		snprintf(p2, sizeof(p2), "%s.properties", path);
+		path_cat(p2, sizeof(p2), path, ".properties");
 		v->soft_delete = true;
 		if (props) {
 			const cJSON *days;
@@ -1164,14 +1293,14 @@ static void load_vaults(struct loader *L, struct estate *e, const cJSON *arr)
 			v->soft_delete = bool_at(L, props, "enableSoftDelete", p2, true);
 			v->purge_protection = bool_at(L, props, "enablePurgeProtection", p2, false);
 			v->public_network_access = str_at(L, props, "publicNetworkAccess", p2);
-			days = cJSON_GetObjectItemCaseSensitive(props, "softDeleteRetentionInDays");
+			days = fastjson_get(props, "softDeleteRetentionInDays");
 			if (cJSON_IsNumber(days))
 				v->soft_delete_days = days->valueint;
 			acl = obj_at(L, props, "networkAcls", p2);
 			if (acl) {
 				char p3[200];
 
-				snprintf(p3, sizeof(p3), "%s.networkAcls", p2);
+				path_cat(p3, sizeof(p3), p2, ".networkAcls");
 				v->default_action = str_at(L, acl, "defaultAction", p3);
 				v->bypass = str_at(L, acl, "bypass", p3);
 			}
@@ -1263,7 +1392,7 @@ static void load_role_assignments(struct loader *L, struct estate *e, const cJSO
 		r->raw = it;
 		r->id = str_at(L, it, "id", path);
 		props = obj_at(L, it, "properties", path);
-		snprintf(p2, sizeof(p2), "%s.properties", path);
+		path_cat(p2, sizeof(p2), path, ".properties");
 		if (!props) {
 			fail(L, p2, "required object is missing", NULL);
 			return;
@@ -1308,7 +1437,7 @@ static void load_role_definitions(struct loader *L, struct estate *e, const cJSO
 		r->id = req_str(L, it, "id", path);
 		r->name = str_at(L, it, "name", path);
 		props = obj_at(L, it, "properties", path);
-		snprintf(p2, sizeof(p2), "%s.properties", path);
+		path_cat(p2, sizeof(p2), path, ".properties");
 		if (props) {
 			int k = 0;
 
@@ -1363,7 +1492,7 @@ void estate_rsv_prefix(const char *id, char *out, size_t n)
 	const char *p = id;
 
 	out[0] = '\0';
-	for (; p && *p; p++) {
+	for (; p && (p = strchr(p, '/')) != NULL; p++) {   /* key starts with '/': try only there */
 		if (kv_startswith_ci(p, key)) {
 			const char *name = p + strlen(key);
 			size_t len = (size_t)(name - id) + strcspn(name, "/");
@@ -1394,7 +1523,7 @@ static void load_protected_items(struct loader *L, struct estate *e, struct item
 		r->raw = kept(L, it);
 		r->id = req_str(L, it, "id", path);
 		props = obj_at(L, it, "properties", path);
-		snprintf(p2, sizeof(p2), "%s.properties", path);
+		path_cat(p2, sizeof(p2), path, ".properties");
 		if (props) {
 			r->vm_id = vm_ref_at(L, props, "virtualMachineId", p2);
 			if (!r->vm_id)
@@ -1429,7 +1558,7 @@ static void load_evidence_list(struct loader *L, struct estate *e, struct items 
 /* A Unix time in seconds (Key Vault's attribute dates); 0 when absent or null. */
 static long long time_at(struct loader *L, const cJSON *obj, const char *key, const char *path)
 {
-	const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+	const cJSON *j = fastjson_get(obj, key);
 	char p[256];
 
 	if (!j || cJSON_IsNull(j))
@@ -1451,7 +1580,7 @@ static void kv_attributes_at(struct loader *L, const cJSON *it, const char *path
 	a->enabled = true;
 	if (!at)
 		return;
-	snprintf(p, sizeof(p), "%s.attributes", path);
+	path_cat(p, sizeof(p), path, ".attributes");
 	a->enabled = bool_at(L, at, "enabled", p, true);
 	a->exp = time_at(L, at, "exp", p);
 	a->nbf = time_at(L, at, "nbf", p);
@@ -1501,7 +1630,7 @@ static void load_deleted(struct loader *L, const cJSON *arr, const char *list, s
 		d = &(*out)[*n];
 		d->raw = it;
 		key = obj_at(L, it, "key", path);
-		snprintf(p2, sizeof(p2), "%s.key", path);
+		path_cat(p2, sizeof(p2), path, ".key");
 		d->id = key ? str_at(L, key, "kid", p2) : str_at(L, it, "id", path);
 		d->kty = key ? str_at(L, key, "kty", p2) : NULL;
 		d->key_ops = key ? str_arr_at(L, key, "key_ops", p2) : NULL;
@@ -1534,7 +1663,7 @@ static void load_keys(struct loader *L, struct estate *e, const cJSON *arr)
 		k = &e->keys[e->nkeys];
 		k->raw = it;
 		key = obj_at(L, it, "key", path);
-		snprintf(p2, sizeof(p2), "%s.key", path);
+		path_cat(p2, sizeof(p2), path, ".key");
 		k->kid = key ? str_at(L, key, "kid", p2) : str_at(L, it, "kid", path);
 		k->managed = bool_at(L, it, "managed", path, false);
 		k->kty = key ? str_at(L, key, "kty", p2) : NULL;
@@ -1578,7 +1707,7 @@ static void load_tenants(struct loader *L, struct estate *e, const cJSON *arr)
 		tid = req_str(L, it, "tenantId", path);
 		ut = str_at(L, it, "callerUserType", path);
 		bms = obj_at(L, it, "backupManagementService", path);
-		snprintf(p2, sizeof(p2), "%s.backupManagementService", path);
+		path_cat(p2, sizeof(p2), path, ".backupManagementService");
 		st = bms ? str_at(L, bms, "status", p2) : NULL;
 		if (bms)
 			oid = str_at(L, bms, "objectId", p2);
@@ -1625,11 +1754,11 @@ static void load_errors(struct loader *L, struct estate *e, const cJSON *arr)
 		r->code = str_at(L, it, "code", path);
 		r->message = str_at(L, it, "message", path);
 		r->tenant_id = str_at(L, it, "tenantId", path);
-		st = cJSON_GetObjectItemCaseSensitive(it, "status");
+		st = fastjson_get(it, "status");
 		if (st && !cJSON_IsNull(st) && !cJSON_IsNumber(st)) {
 			char p2[160];
 
-			snprintf(p2, sizeof(p2), "%s.status", path);
+			path_cat(p2, sizeof(p2), path, ".status");
 			fail(L, p2, "a number", st);
 		}
 		r->status = cJSON_IsNumber(st) ? st->valueint : 0;
@@ -1716,12 +1845,9 @@ static void line_col(const char *data, size_t off, size_t *line, size_t *col)
 static cJSON *parse_whole(const char *data, size_t len, const char *name, struct kv_err *err)
 {
 	const char *end = NULL;
-	size_t ws = 0;
 	cJSON *doc;
 
-	while (ws < len && json_is_space(data[ws]))
-		ws++;
-	if (ws == len) {
+	if (json_skip_space(data, 0, len) == len) {
 		kv_err_set(err, "%s: the file is empty: expected a kvaudit.estate JSON document", name);
 		return NULL;
 	}
@@ -1740,13 +1866,10 @@ static cJSON *parse_whole(const char *data, size_t len, const char *name, struct
 		return NULL;
 	}
 	if (end) {
-		const char *p = end;
+		size_t at = json_skip_space(data, (size_t)(end - data), len);
 
-		while ((size_t)(p - data) < len && json_is_space(*p))
-			p++;
-		if ((size_t)(p - data) < len) {
-			kv_err_set(err, "%s: invalid JSON: unexpected data after the document at byte %zu", name,
-			           (size_t)(p - data));
+		if (at < len) {
+			kv_err_set(err, "%s: invalid JSON: unexpected data after the document at byte %zu", name, at);
 			cJSON_Delete(doc);
 			return NULL;
 		}
@@ -1810,7 +1933,7 @@ static void chains_free(struct chains *c)
 
 static const cJSON *child(const cJSON *o, const char *key)
 {
-	return cJSON_GetObjectItemCaseSensitive(o, key);
+	return fastjson_get(o, key);
 }
 
 /* The extensions vmExtensions (in e->doc) lists, by the VM join_vm_extensions joins them to. */
@@ -1985,7 +2108,7 @@ static bool load_tree(struct estate *e, const struct estate_opts *opts, struct k
 		fail(&L, "$", "an object", e->doc);
 		goto fail;
 	}
-	kind = cJSON_GetObjectItemCaseSensitive(e->doc, "kind");
+	kind = fastjson_get(e->doc, "kind");
 	if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "kvaudit.estate") != 0) {
 		if (cJSON_IsString(kind))
 			kv_err_set(err, "%s: $.kind: expected \"kvaudit.estate\", got \"%s\": not a kvaudit estate snapshot",
@@ -1995,7 +2118,7 @@ static bool load_tree(struct estate *e, const struct estate_opts *opts, struct k
 			           name, json_type_name(kind));
 		goto fail;
 	}
-	ver = cJSON_GetObjectItemCaseSensitive(e->doc, "version");
+	ver = fastjson_get(e->doc, "version");
 	if (!cJSON_IsNumber(ver) || ver->valuedouble != 1.0) {
 		if (cJSON_IsNumber(ver))
 			kv_err_set(err, "%s: $.version: unsupported estate version %g (this kvaudit reads version 1)",
@@ -2130,27 +2253,17 @@ struct estate *estate_from_doc(cJSON *doc, const char *name, const struct estate
 static struct estate *load_mapped(const char *path, const struct estate_opts *opts, struct kv_err *err,
                                   bool *tried)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
+	struct kv_err quiet;   /* kv_read_file gives the message */
 	struct estate *e;
-	void *map;
+	size_t len;
+	void *map = kv_map_file(path, ESTATE_MAX_BYTES, &len, &quiet);
 
 	*tried = false;
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-	    (unsigned long long)st.st_size > ESTATE_MAX_BYTES) {
-		close(fd);
-		return NULL;
-	}
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED)
+	if (!map || len == 0)
 		return NULL;
 	*tried = true;
-	(void)madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
-	e = load_lean(map, (size_t)st.st_size, map, path, opts, err);
-	munmap(map, (size_t)st.st_size);
+	e = load_lean(map, len, map, path, opts, err);
+	kv_unmap_file(map, len);
 	return e;
 }
 

@@ -6,6 +6,7 @@
  * copies (the pool below), never their JSON.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,7 +31,7 @@ struct ld {
 
 static const char *str_of(struct ld *L, const cJSON *o, const char *key, const char *path)
 {
-	const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+	const cJSON *j = fastjson_get(o, key);
 
 	if (!j || cJSON_IsNull(j))
 		return NULL;
@@ -45,7 +46,7 @@ static const char *str_of(struct ld *L, const cJSON *o, const char *key, const c
 
 static const cJSON *obj_of(struct ld *L, const cJSON *o, const char *key, const char *path)
 {
-	const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+	const cJSON *j = fastjson_get(o, key);
 
 	if (!j || cJSON_IsNull(j))
 		return NULL;
@@ -61,7 +62,7 @@ static const cJSON *obj_of(struct ld *L, const cJSON *o, const char *key, const 
 /* The top-level list key: NULL when absent (not collected); an error when not an array of objects. */
 static const cJSON *list_of(struct ld *L, const cJSON *doc, const char *key, bool *present)
 {
-	const cJSON *a = cJSON_GetObjectItemCaseSensitive(doc, key), *it;
+	const cJSON *a = fastjson_get(doc, key), *it;
 	int i = 0;
 
 	*present = false;
@@ -180,9 +181,12 @@ static const char *job_rsv(struct evidence_pool *p, const char *id, const struct
 	return pool_str(p, rsv);
 }
 
-/* The job's errors of each kind (evidence_job_error); NULL when it has none. */
-static const struct backup_job_detail *job_detail(struct evidence_pool *p, const cJSON *job, const char *id,
-                                                  const char *start_time)
+static bool job_error_in(const cJSON *details, const char *dyn, enum job_error kind, char *code, size_t ncode,
+                         const char **text);
+
+/* The job's errors of each kind (evidence_job_error of its errorDetails and dyn); NULL when it has none. */
+static const struct backup_job_detail *job_detail(struct evidence_pool *p, const cJSON *details, const char *dyn,
+                                                  const char *id, const char *start_time)
 {
 	struct backup_job_detail d = {0}, *r;
 	bool any = false;
@@ -191,7 +195,7 @@ static const struct backup_job_detail *job_detail(struct evidence_pool *p, const
 		char code[128];
 		const char *text = NULL;
 
-		if (!evidence_job_error(job, (enum job_error)k, code, sizeof(code), &text))
+		if (!job_error_in(details, dyn, (enum job_error)k, code, sizeof(code), &text))
 			continue;
 		d.code[k] = pool_str(p, code);
 		d.text[k] = pool_str(p, text);
@@ -227,37 +231,63 @@ static void *room_for(void *arr, size_t n, size_t *cap, size_t sz)
 	return kv_realloc(arr, *cap * sz);
 }
 
+/* A field of a job: absent and null give NULL; false when it is there but of another type. */
+static bool job_field(const cJSON *j, int type, const char **s)
+{
+	*s = NULL;
+	if (!j || cJSON_IsNull(j))
+		return true;
+	if ((j->type & 0xFF) != type)
+		return false;
+	if (type == cJSON_String)
+		*s = j->valuestring;
+	return true;
+}
+
+/* str_of's and obj_of's message for job i's field key (props: of its properties), which is not what. */
+static bool job_bad(struct ld *L, size_t i, bool props, const char *key, const char *what, const cJSON *got)
+{
+	kv_err_set(L->err, "%s: $.backupJobs[%zu]%s.%s: expected %s, got %s", L->name, i, props ? ".properties" : "", key,
+	           what, json_type_name(got));
+	return false;
+}
+
+/*
+ * Called for each of ~300k jobs of a 50k-VM snapshot: each object's fields
+ * are found in one walk (fastjson_fields) and a path is written only for a
+ * message.  The checks and their order (the first error is the one told)
+ * are str_of's and obj_of's.
+ */
 bool evidence_add_job(struct estate *e, const cJSON *it, size_t i, struct kv_err *err)
 {
+	static const char *const TOP[] = {"id", "properties"};
+	static const char *const PROPS[] = {"entityFriendlyName", "operation", "status", "startTime", "errorDetails",
+	                                    "extendedInfo"};
 	struct ld L = {e->path, err, false};
 	struct evidence *ev = e->evidence;
-	const char *id, *status = NULL, *start_time = NULL, *vm_name = NULL;
-	bool error_info = false;
+	const char *id, *status = NULL, *start_time = NULL, *vm_name = NULL, *dyn = NULL, *s;
+	const cJSON *t[2], *f[6] = {0};
 	struct backup_job *j;
-	char path[64], ppath[96];
-	const cJSON *p;
+	char path[64];
 
-	if (!list_elem(&L, it, "backupJobs", i, path, sizeof(path)))
-		return false;
-	snprintf(ppath, sizeof(ppath), "%s.properties", path);
-	id = str_of(&L, it, "id", path);
-	p = obj_of(&L, it, "properties", path);
-	if (p) {
-		const cJSON *d = cJSON_GetObjectItemCaseSensitive(p, "errorDetails");
+	if (!cJSON_IsObject(it))
+		return list_elem(&L, it, "backupJobs", i, path, sizeof(path));
+	fastjson_fields(it, TOP, t, 2);
+	if (!job_field(t[0], cJSON_String, &id))
+		return job_bad(&L, i, false, TOP[0], "a string", t[0]);
+	if (!job_field(t[1], cJSON_Object, &s))
+		return job_bad(&L, i, false, TOP[1], "an object", t[1]);
+	if (t[1] && cJSON_IsObject(t[1])) {
+		const char **to[4] = {&vm_name, &s, &status, &start_time};
 
-		vm_name = str_of(&L, p, "entityFriendlyName", ppath);
-		(void)str_of(&L, p, "operation", ppath);
-		status = str_of(&L, p, "status", ppath);
-		start_time = str_of(&L, p, "startTime", ppath);
-		error_info = (cJSON_IsArray(d) && d->child) || cJSON_IsString(cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(p, "extendedInfo"), "dynamicErrorMessage"));
-		if (d && !cJSON_IsNull(d) && !cJSON_IsArray(d) && !L.failed) {
-			kv_err_set(err, "%s: %s.errorDetails: expected an array, got %s", L.name, ppath, json_type_name(d));
-			L.failed = true;
-		}
+		fastjson_fields(t[1], PROPS, f, 6);
+		for (size_t k = 0; k < 4; k++)
+			if (!job_field(f[k], cJSON_String, to[k]))
+				return job_bad(&L, i, true, PROPS[k], "a string", f[k]);
+		if (f[4] && !cJSON_IsNull(f[4]) && !cJSON_IsArray(f[4]))
+			return job_bad(&L, i, true, PROPS[4], "an array", f[4]);
+		dyn = cJSON_GetStringValue(fastjson_get(f[5], "dynamicErrorMessage"));
 	}
-	if (L.failed)
-		return false;
 	ev->jobs = room_for(ev->jobs, ev->njobs, &ev->capjobs, sizeof(*ev->jobs));
 	j = &ev->jobs[ev->njobs];
 	j->vm_name = pool_str(ev->pool, vm_name);
@@ -265,7 +295,7 @@ bool evidence_add_job(struct estate *e, const cJSON *it, size_t i, struct kv_err
 	j->rsv_len = (unsigned)strlen(j->rsv);
 	j->failed = kv_streq_ci(status, "Failed") || kv_streq_ci(status, "CompletedWithWarnings");
 	/* Only errorDetails or a dynamicErrorMessage can hold an error evidence_job_error finds. */
-	j->detail = error_info ? job_detail(ev->pool, it, id, start_time) : NULL;
+	j->detail = (cJSON_IsArray(f[4]) && f[4]->child) || dyn ? job_detail(ev->pool, f[4], dyn, id, start_time) : NULL;
 	ev->njobs++;
 	return true;
 }
@@ -383,7 +413,7 @@ static double policy_period(const cJSON *sched, const char *freq)
 	if (kv_streq_ci(freq, "Weekly"))
 		return 24 * 7;
 	if (kv_streq_ci(freq, "Hourly")) {
-		const cJSON *iv = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(sched, "hourlySchedule"),
+		const cJSON *iv = fastjson_get(fastjson_get(sched, "hourlySchedule"),
 		                                                  "interval");
 
 		return cJSON_IsNumber(iv) && iv->valuedouble > 0 ? iv->valuedouble : 0;
@@ -479,14 +509,44 @@ void evidence_free(struct evidence *ev)
 	free(ev);
 }
 
+static int digits(const char *s, int n)
+{
+	int v = 0;
+
+	while (n-- > 0)
+		v = v * 10 + (*s++ - '0');
+	return v;
+}
+
+/* "YYYY-MM-DDThh:mm:ss", digits where digits go. */
+static bool plain_time(const char *s)
+{
+	static const char SHAPE[] = "0000-00-00T00:00:00";
+
+	for (size_t i = 0; i < sizeof(SHAPE) - 1; i++)
+		if (SHAPE[i] == '0' ? !isdigit((unsigned char)s[i]) : s[i] != SHAPE[i])
+			return false;
+	return true;
+}
+
 long long evidence_time(const char *s)
 {
 	int y, mo, d, h, mi, sec, n = 0;
 	long long t;
 	const char *p;
 
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19)
+	if (!s)
 		return 0;
+	if (plain_time(s)) {   /* what sscanf below reads of it, without sscanf's cost (a time per job) */
+		y = digits(s, 4);
+		mo = digits(s + 5, 2);
+		d = digits(s + 8, 2);
+		h = digits(s + 11, 2);
+		mi = digits(s + 14, 2);
+		sec = digits(s + 17, 2);
+	} else if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19) {
+		return 0;
+	}
 	if (y < 1971 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
 		return 0;
 	t = kv_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec;
@@ -524,42 +584,65 @@ static const struct {
 	{NO_NETWORK_CODES, NO_NETWORK_TEXT},
 };
 
-/* ASCII case-insensitive substring (Microsoft spells these codes several ways); where it starts. */
+static int lower(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+/*
+ * ASCII case-insensitive substring (Microsoft spells these codes several
+ * ways); where it starts.  Only where the first byte matches is the rest
+ * compared: it runs over every error text of every failed job.
+ */
 static const char *find_ci(const char *hay, const char *needle)
 {
-	size_t n = strlen(needle);
+	int c0 = lower((unsigned char)needle[0]);
 
 	for (; hay && *hay; hay++) {
-		size_t i = 0;
+		size_t i = 1;
 
-		while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+		if (lower((unsigned char)*hay) != c0)
+			continue;
+		while (needle[i] && lower((unsigned char)hay[i]) == lower((unsigned char)needle[i]))
 			i++;
-		if (i == n)
+		if (!needle[i])
 			return hay;
 	}
 	return NULL;
 }
 
-bool evidence_job_error(const cJSON *job, enum job_error kind, char *code, size_t ncode, const char **text)
+/* snprintf(code, ncode, "%.*s", n, s) for n bytes that hold no NUL. */
+static void put_code(char *code, size_t ncode, const char *s, size_t n)
 {
-	const cJSON *props = cJSON_GetObjectItemCaseSensitive(job, "properties");
-	const cJSON *details = cJSON_GetObjectItemCaseSensitive(props, "errorDetails"), *d;
-	const char *dyn = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(props, "extendedInfo"), "dynamicErrorMessage"));
+	if (!ncode)
+		return;
+	if (n >= ncode)
+		n = ncode - 1;
+	memcpy(code, s, n);
+	code[n] = '\0';
+}
+
+/* evidence_job_error of a job's properties.errorDetails and extendedInfo.dynamicErrorMessage (dyn). */
+static bool job_error_in(const cJSON *details, const char *dyn, enum job_error kind, char *code, size_t ncode,
+                         const char **text)
+{
+	static const char *const FIELDS[] = {"errorCode", "errorTitle", "errorString"};
+	const cJSON *d;
 
 	cJSON_ArrayForEach(d, details) {
-		const char *fields[3] = {cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "errorCode")),
-		                         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "errorTitle")),
-		                         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "errorString"))};
-		const cJSON *num = cJSON_GetObjectItemCaseSensitive(d, "errorCode");
-		const char *es = fields[2];
+		const cJSON *num[3];
+		const char *fields[3], *es;
 
+		fastjson_fields(d, FIELDS, num, 3);
+		for (size_t f = 0; f < 3; f++)
+			fields[f] = cJSON_GetStringValue(num[f]);
+		es = fields[2];
 		for (size_t c = 0; KINDS[kind].codes[c]; c++)
 			for (size_t f = 0; f < 3; f++) {
 				const char *at = find_ci(fields[f], KINDS[kind].codes[c]);
 
 				if (at) {
-					snprintf(code, ncode, "%.*s", (int)strlen(KINDS[kind].codes[c]), at);
+					put_code(code, ncode, at, strlen(KINDS[kind].codes[c]));
 					*text = es ? es : dyn ? dyn : fields[f];
 					return true;
 				}
@@ -567,10 +650,10 @@ bool evidence_job_error(const cJSON *job, enum job_error kind, char *code, size_
 		for (size_t t = 0; es && KINDS[kind].texts[t]; t++)
 			if (find_ci(es, KINDS[kind].texts[t])) {
 				/* The spec types errorCode as an integer: keep it when that is what Azure sent. */
-				if (cJSON_IsNumber(num))
-					snprintf(code, ncode, "%s (%d)", KINDS[kind].codes[0], num->valueint);
+				if (cJSON_IsNumber(num[0]))
+					snprintf(code, ncode, "%s (%d)", KINDS[kind].codes[0], num[0]->valueint);
 				else
-					snprintf(code, ncode, "%s", KINDS[kind].codes[0]);
+					put_code(code, ncode, KINDS[kind].codes[0], strlen(KINDS[kind].codes[0]));
 				*text = es;
 				return true;
 			}
@@ -579,12 +662,21 @@ bool evidence_job_error(const cJSON *job, enum job_error kind, char *code, size_
 		const char *at = find_ci(dyn, KINDS[kind].codes[c]);
 
 		if (at) {
-			snprintf(code, ncode, "%.*s", (int)strlen(KINDS[kind].codes[c]), at);
+			put_code(code, ncode, at, strlen(KINDS[kind].codes[c]));
 			*text = dyn;
 			return true;
 		}
 	}
 	return false;
+}
+
+bool evidence_job_error(const cJSON *job, enum job_error kind, char *code, size_t ncode, const char **text)
+{
+	const cJSON *props = fastjson_get(job, "properties");
+
+	return job_error_in(fastjson_get(props, "errorDetails"),
+	                    cJSON_GetStringValue(fastjson_get(fastjson_get(props, "extendedInfo"), "dynamicErrorMessage")),
+	                    kind, code, ncode, text);
 }
 
 /* ---- facts ---- */
@@ -612,13 +704,29 @@ static const struct estate_error *find_list_error(const struct estate *e, const 
 /*
  * find_list_error, asked once per parent and list: every VM of a vault or
  * subscription asks the same (both compared without case, as there).
+ * The audit judges subjects on two threads (audit.c): the cache is theirs
+ * in turn.  Only an estate with read errors gets here.
  */
+static pthread_mutex_t list_error_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const struct estate_error *list_error_cached(const struct estate *e, struct idmap *cache, const char *key,
+                                                    const char *parent, const char *list)
+{
+	const struct estate_error *err;
+	size_t v;
+
+	if (idmap_get(cache, key, &v))
+		return v ? &e->errors[v - 1] : NULL;
+	err = find_list_error(e, parent, list);
+	idmap_put(cache, key, err ? (size_t)(err - e->errors) + 1 : 0);
+	return err;
+}
+
 static const struct estate_error *list_error(const struct estate *e, const char *parent, const char *list)
 {
 	struct idmap *cache = e->evidence ? &e->evidence->error_ix : NULL;
 	const struct estate_error *err;
 	char key[1024];
-	size_t v;
 
 	if (e->nerrors == 0)
 		return NULL;
@@ -627,10 +735,9 @@ static const struct estate_error *list_error(const struct estate *e, const char 
 	/* '\1' ends each part: idmap would take a '/' at the end of the key for none. */
 	if ((size_t)snprintf(key, sizeof(key), "%s\1%s\1", parent, list) >= sizeof(key))
 		return find_list_error(e, parent, list);
-	if (idmap_get(cache, key, &v))
-		return v ? &e->errors[v - 1] : NULL;
-	err = find_list_error(e, parent, list);
-	idmap_put(cache, key, err ? (size_t)(err - e->errors) + 1 : 0);
+	pthread_mutex_lock(&list_error_lock);
+	err = list_error_cached(e, cache, key, parent, list);
+	pthread_mutex_unlock(&list_error_lock);
 	return err;
 }
 
@@ -894,21 +1001,21 @@ static int changed_after(const struct estate *e, const struct evidence_access *a
 		if (!v)
 			continue;
 		if (!v->rbac) {
-			m = evidence_time(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-				cJSON_GetObjectItemCaseSensitive(v->raw, "systemData"), "lastModifiedAt")));
+			m = evidence_time(cJSON_GetStringValue(fastjson_get(
+				fastjson_get(v->raw, "systemData"), "lastModifiedAt")));
 			if (m)
 				r = m > t ? 1 : r < 0 ? 0 : r;
 			continue;
 		}
 		for (size_t i = 0; i < e->nras; i++) {
-			const cJSON *p = cJSON_GetObjectItemCaseSensitive(e->ras[i].raw, "properties");
+			const cJSON *p = fastjson_get(e->ras[i].raw, "properties");
 
 			if (!acc->bms_object_id || !kv_streq_ci(e->ras[i].principal_id, acc->bms_object_id) ||
 			    !armid_scope_contains(e->ras[i].scope, v->id))
 				continue;
-			m = evidence_time(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "updatedOn")));
+			m = evidence_time(cJSON_GetStringValue(fastjson_get(p, "updatedOn")));
 			if (!m)
-				m = evidence_time(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "createdOn")));
+				m = evidence_time(cJSON_GetStringValue(fastjson_get(p, "createdOn")));
 			if (m)
 				r = m > t ? 1 : r < 0 ? 0 : r;
 		}

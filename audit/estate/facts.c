@@ -106,6 +106,7 @@ struct facts_ctx {
 	struct idmap subl_ix;        /* subscription GUID -> subl[] */
 	struct sub_lists *subl;      /* what sub_lists_failed found, once per subscription */
 	size_t nsubl;
+	struct vault_use **order;    /* uses[] in ID order: the vault subjects' order */
 };
 
 /* ---- small JSON helpers ---- */
@@ -821,6 +822,13 @@ static void note_use(struct facts_ctx *c, const char *vault_id, const struct vm 
 	arr_add_unique(u->vms, vm->id);
 }
 
+static int cmp_use_ptr(const void *a, const void *b)
+{
+	const struct vault_use *x = *(const struct vault_use *const *)a, *y = *(const struct vault_use *const *)b;
+
+	return strcasecmp(x->id, y->id);
+}
+
 struct facts_ctx *facts_prepare(const struct estate *e)
 {
 	struct facts_ctx *c = kv_calloc(1, sizeof(*c));
@@ -869,6 +877,17 @@ struct facts_ctx *facts_prepare(const struct estate *e)
 		tenant_slot(c, e->subs[i].tenant_id);
 	for (size_t i = 0; i < c->ntenants; i++)
 		build_tenant_facts(c, &c->tenants[i]);
+	/*
+	 * From here the context is only read, so facts_each_range may run on
+	 * several threads: the caches the subjects consult are filled now.
+	 */
+	for (size_t i = 0; e->nerrors && i < e->nvms; i++)
+		sub_lists_failed(c, e->vms[i].id, 0);
+	/* Vaults in ID order, so reports are stable whatever the snapshot's order. */
+	c->order = kv_calloc(c->nuses ? c->nuses : 1, sizeof(*c->order));
+	for (size_t i = 0; i < c->nuses; i++)
+		c->order[i] = &c->uses[i];
+	qsort(c->order, c->nuses, sizeof(*c->order), cmp_use_ptr);
 	return c;
 }
 
@@ -894,6 +913,7 @@ void facts_ctx_free(struct facts_ctx *c)
 	idmap_release(&c->item_ix);
 	idmap_release(&c->subl_ix);
 	free(c->subl);
+	free(c->order);
 	free(c);
 }
 
@@ -1275,133 +1295,188 @@ static void emit(subject_fn fn, void *arg, enum subject_kind kind, cJSON *f, cJS
 	cJSON_Delete(f);
 }
 
-static int cmp_use_ptr(const void *a, const void *b)
+/* Unit i < nvms: VM i, then one binding per vault its keys are in. */
+static void each_vm(struct facts_ctx *c, const struct vm *vm, subject_fn fn, void *arg)
 {
-	const struct vault_use *x = *(const struct vault_use *const *)a, *y = *(const struct vault_use *const *)b;
+	const struct estate *e = c->e;
+	cJSON *vmf = cJSON_CreateObject(), *vmun = cJSON_CreateObject(), *f, *un;
 
-	return strcasecmp(x->id, y->id);
+	build_vm_facts(c, vm, vmf, vmun);
+	f = cJSON_CreateObject();
+	un = cJSON_Duplicate(vmun, true);
+	cJSON_AddItemReferenceToObject(f, "vm", vmf);
+	attach_tenant(c, f, un, vm_tenant(e, vm));
+	emit(fn, arg, SUBJ_VM, f, un);
+
+	if (vm->ade.encrypted) {
+		cJSON *seen = cJSON_CreateArray();
+
+		for (size_t k = 0; k < vm->ade.nvolumes; k++) {
+			char b1[300], b2[300];
+			const char *ids[2] = {bek_ref(&vm->ade.volumes[k], b1, sizeof(b1)),
+			                      kek_ref(&vm->ade.volumes[k], b2, sizeof(b2))};
+
+			for (size_t j = 0; j < 2; j++) {
+				size_t ux;
+				struct vault_use *u;
+				cJSON *b;
+
+				if (!ids[j] || arr_has_id(seen, ids[j]) || !idmap_get(&c->use_ix, ids[j], &ux))
+					continue;
+				cJSON_AddItemToArray(seen, cJSON_CreateString(ids[j]));
+				u = &c->uses[ux];
+				f = cJSON_CreateObject();
+				un = cJSON_Duplicate(vmun, true);
+				/* The shared vault and tenant parts are referenced: a reference node writes nothing to them. */
+				cJSON_AddItemReferenceToObject(f, "vm", vmf);
+				cJSON_AddItemReferenceToObject(f, "vault", u->facts);
+				merge_unavail(un, u->unavail);
+				b = cJSON_AddObjectToObject(f, "binding");
+				binding_facts(vm, u, b, un, e);
+				attach_tenant(c, f, un, u->tenant[0] ? u->tenant : NULL);
+				emit(fn, arg, SUBJ_BINDING, f, un);
+			}
+		}
+		cJSON_Delete(seen);
+	}
+	cJSON_Delete(vmf);
+	cJSON_Delete(vmun);
+}
+
+size_t facts_units(const struct facts_ctx *c)
+{
+	return c->e->nvms + c->nuses + c->ntenants;
+}
+
+/*
+ * What a unit costs to build and judge, roughly, in units of a vault
+ * subject: a VM's own facts (its backup evidence most) and each binding
+ * count several; tenants are a handful.  Only the split uses it.
+ */
+static size_t unit_cost(const struct facts_ctx *c, size_t i)
+{
+	const struct vm *vm;
+
+	if (i >= c->e->nvms)
+		return 1;
+	vm = &c->e->vms[i];
+	return 3 + (vm->ade.encrypted ? 2 * vm->ade.nvolumes : 0);
+}
+
+void facts_split(const struct facts_ctx *c, size_t nparts, size_t *bounds)
+{
+	size_t n = facts_units(c), total = 0, acc = 0, part = 1;
+
+	for (size_t i = 0; i < n; i++)
+		total += unit_cost(c, i);
+	bounds[0] = 0;
+	for (size_t i = 0; i < n && part < nparts; i++) {
+		acc += unit_cost(c, i);
+		while (part < nparts && acc * nparts >= total * part)
+			bounds[part++] = i + 1;
+	}
+	while (part <= nparts)
+		bounds[part++] = n;
+}
+
+void facts_each_range(struct facts_ctx *c, size_t from, size_t to, subject_fn fn, void *arg)
+{
+	const struct estate *e = c->e;
+	size_t nv = e->nvms, nu = c->nuses, n = facts_units(c);
+
+	for (size_t i = from; i < to && i < n; i++) {
+		if (i < nv) {
+			each_vm(c, &e->vms[i], fn, arg);
+		} else if (i < nv + nu) {
+			struct vault_use *u = c->order[i - nv];
+			cJSON *f = cJSON_CreateObject(), *un = cJSON_Duplicate(u->unavail, true);
+
+			cJSON_AddItemReferenceToObject(f, "vault", u->facts);
+			attach_tenant(c, f, un, u->tenant[0] ? u->tenant : NULL);
+			emit(fn, arg, SUBJ_VAULT, f, un);
+		} else {
+			struct tenant_facts *tf = &c->tenants[i - nv - nu];
+			cJSON *f = cJSON_CreateObject(), *un = cJSON_Duplicate(tf->unavail, true);
+
+			cJSON_AddItemReferenceToObject(f, "tenant", tf->facts);
+			emit(fn, arg, SUBJ_TENANT, f, un);
+		}
+	}
 }
 
 void facts_each(struct facts_ctx *c, subject_fn fn, void *arg)
 {
-	const struct estate *e = c->e;
-
-	for (size_t i = 0; i < e->nvms; i++) {
-		const struct vm *vm = &e->vms[i];
-		cJSON *vmf = cJSON_CreateObject(), *vmun = cJSON_CreateObject(), *f, *un;
-
-		build_vm_facts(c, vm, vmf, vmun);
-		f = cJSON_CreateObject();
-		un = cJSON_Duplicate(vmun, true);
-		cJSON_AddItemReferenceToObject(f, "vm", vmf);
-		attach_tenant(c, f, un, vm_tenant(e, vm));
-		emit(fn, arg, SUBJ_VM, f, un);
-
-		/* One binding per vault the VM's keys are in. */
-		if (vm->ade.encrypted) {
-			cJSON *seen = cJSON_CreateArray();
-
-			for (size_t k = 0; k < vm->ade.nvolumes; k++) {
-				char b1[300], b2[300];
-				const char *ids[2] = {bek_ref(&vm->ade.volumes[k], b1, sizeof(b1)),
-				                      kek_ref(&vm->ade.volumes[k], b2, sizeof(b2))};
-
-				for (size_t j = 0; j < 2; j++) {
-					size_t ux;
-					struct vault_use *u;
-					cJSON *b;
-
-					if (!ids[j] || arr_has_id(seen, ids[j]) || !idmap_get(&c->use_ix, ids[j], &ux))
-						continue;
-					cJSON_AddItemToArray(seen, cJSON_CreateString(ids[j]));
-					u = &c->uses[ux];
-					f = cJSON_CreateObject();
-					un = cJSON_Duplicate(vmun, true);
-					cJSON_AddItemReferenceToObject(f, "vm", vmf);
-					cJSON_AddItemReferenceToObject(f, "vault", u->facts);
-					merge_unavail(un, u->unavail);
-					b = cJSON_AddObjectToObject(f, "binding");
-					binding_facts(vm, u, b, un, e);
-					attach_tenant(c, f, un, u->tenant[0] ? u->tenant : NULL);
-					emit(fn, arg, SUBJ_BINDING, f, un);
-				}
-			}
-			cJSON_Delete(seen);
-		}
-		cJSON_Delete(vmf);
-		cJSON_Delete(vmun);
-	}
-	{
-		/* Vaults in ID order, so reports are stable whatever the snapshot's order. */
-		struct vault_use **order = kv_calloc(c->nuses, sizeof(*order));
-
-		for (size_t i = 0; i < c->nuses; i++)
-			order[i] = &c->uses[i];
-		qsort(order, c->nuses, sizeof(*order), cmp_use_ptr);
-		for (size_t i = 0; i < c->nuses; i++) {
-			cJSON *f = cJSON_CreateObject(), *un = cJSON_Duplicate(order[i]->unavail, true);
-
-			cJSON_AddItemReferenceToObject(f, "vault", order[i]->facts);
-			attach_tenant(c, f, un, order[i]->tenant[0] ? order[i]->tenant : NULL);
-			emit(fn, arg, SUBJ_VAULT, f, un);
-		}
-		free(order);
-	}
-	for (size_t i = 0; i < c->ntenants; i++) {
-		cJSON *f = cJSON_CreateObject(), *un = cJSON_Duplicate(c->tenants[i].unavail, true);
-
-		cJSON_AddItemReferenceToObject(f, "tenant", c->tenants[i].facts);
-		emit(fn, arg, SUBJ_TENANT, f, un);
-	}
+	facts_each_range(c, 0, facts_units(c), fn, arg);
 }
 
 /* ---- inventory ---- */
 
-cJSON *facts_inventory(struct facts_ctx *c)
+static cJSON *inventory_vm(const struct vm *vm)
+{
+	cJSON *o, *vols, *src;
+	char loc[64], name[256];
+	bool kek = false;
+
+	if (!vm->ade.encrypted)
+		return NULL;
+	o = cJSON_CreateObject();
+	add_estate_str(o, "id", vm->id);
+	if (vm->name || !armid_name(vm->id, name, sizeof(name)))
+		add_estate_str(o, "name", vm->name ? vm->name : vm->id);
+	else
+		add_str(o, "name", name);
+	add_estate_str(o, "subscriptionId", vm->sub[0] ? vm->sub : NULL);
+	region_norm(vm->location, loc, sizeof(loc));
+	add_str(o, "location", vm->location ? loc : NULL);
+	add_estate_str(o, "os", vm_os_name(vm->os));
+	add_estate_str(o, "adeFlavour", vm->ade.legacy_aad ? "legacy-aad" : "current");
+	for (size_t k = 0; k < vm->ade.nvolumes; k++)
+		kek = kek || vm->ade.volumes[k].kek_vault || vm->ade.volumes[k].key_url;
+	cJSON_AddBoolToObject(o, "kek", kek);
+	src = cJSON_AddArrayToObject(o, "sources");
+	for (size_t k = 0; k < 4; k++)
+		if (vm->ade.sources & (1u << k))
+			cJSON_AddItemToArray(src, cJSON_CreateStringReference(SOURCE_NAMES[k]));
+	vols = cJSON_AddArrayToObject(o, "volumes");
+	for (size_t k = 0; k < vm->ade.nvolumes; k++) {
+		const struct ade_volume *v = &vm->ade.volumes[k];
+		cJSON *vo = cJSON_CreateObject();
+
+		add_estate_str(vo, "disk", v->disk);
+		add_estate_str(vo, "bekVault", v->bek_vault);
+		add_estate_str(vo, "secretUrl", v->secret_url);
+		add_estate_str(vo, "kekVault", v->kek_vault);
+		add_estate_str(vo, "keyUrl", v->key_url);
+		cJSON_AddItemToArray(vols, vo);
+	}
+	return o;
+}
+
+cJSON *facts_inventory_next_vm(void *estate, size_t *pos)
+{
+	const struct estate *e = estate;
+
+	while (*pos < e->nvms) {
+		cJSON *row = inventory_vm(&e->vms[(*pos)++]);
+
+		if (row)
+			return row;
+	}
+	return NULL;
+}
+
+/* vm_rows false: "vms" stays empty (facts_inventory_vaults). */
+static cJSON *inventory(struct facts_ctx *c, bool vm_rows)
 {
 	const struct estate *e = c->e;
 	cJSON *inv = cJSON_CreateObject();
 	cJSON *vms = cJSON_AddArrayToObject(inv, "vms"), *vaults = cJSON_AddArrayToObject(inv, "vaults");
 
-	for (size_t i = 0; i < e->nvms; i++) {
-		const struct vm *vm = &e->vms[i];
-		cJSON *o, *vols, *src;
-		char loc[64], name[256];
-		bool kek = false;
+	for (size_t i = 0; vm_rows && i < e->nvms; i++) {
+		cJSON *o = inventory_vm(&e->vms[i]);
 
-		if (!vm->ade.encrypted)
-			continue;
-		o = cJSON_CreateObject();
-		add_estate_str(o, "id", vm->id);
-		if (vm->name || !armid_name(vm->id, name, sizeof(name)))
-			add_estate_str(o, "name", vm->name ? vm->name : vm->id);
-		else
-			add_str(o, "name", name);
-		add_estate_str(o, "subscriptionId", vm->sub[0] ? vm->sub : NULL);
-		region_norm(vm->location, loc, sizeof(loc));
-		add_str(o, "location", vm->location ? loc : NULL);
-		add_estate_str(o, "os", vm_os_name(vm->os));
-		add_estate_str(o, "adeFlavour", vm->ade.legacy_aad ? "legacy-aad" : "current");
-		for (size_t k = 0; k < vm->ade.nvolumes; k++)
-			kek = kek || vm->ade.volumes[k].kek_vault || vm->ade.volumes[k].key_url;
-		cJSON_AddBoolToObject(o, "kek", kek);
-		src = cJSON_AddArrayToObject(o, "sources");
-		for (size_t k = 0; k < 4; k++)
-			if (vm->ade.sources & (1u << k))
-				cJSON_AddItemToArray(src, cJSON_CreateStringReference(SOURCE_NAMES[k]));
-		vols = cJSON_AddArrayToObject(o, "volumes");
-		for (size_t k = 0; k < vm->ade.nvolumes; k++) {
-			const struct ade_volume *v = &vm->ade.volumes[k];
-			cJSON *vo = cJSON_CreateObject();
-
-			add_estate_str(vo, "disk", v->disk);
-			add_estate_str(vo, "bekVault", v->bek_vault);
-			add_estate_str(vo, "secretUrl", v->secret_url);
-			add_estate_str(vo, "kekVault", v->kek_vault);
-			add_estate_str(vo, "keyUrl", v->key_url);
-			cJSON_AddItemToArray(vols, vo);
-		}
-		cJSON_AddItemToArray(vms, o);
+		if (o)
+			cJSON_AddItemToArray(vms, o);
 	}
 	for (size_t i = 0; i < c->nuses; i++) {
 		const struct vault_use *u = &c->uses[i];
@@ -1443,4 +1518,14 @@ cJSON *facts_inventory(struct facts_ctx *c)
 		cJSON_AddItemToArray(vaults, o);
 	}
 	return inv;
+}
+
+cJSON *facts_inventory(struct facts_ctx *c)
+{
+	return inventory(c, true);
+}
+
+cJSON *facts_inventory_vaults(struct facts_ctx *c)
+{
+	return inventory(c, false);
 }

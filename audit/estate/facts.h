@@ -105,11 +105,35 @@ typedef void (*subject_fn)(enum subject_kind kind, const cJSON *facts, void *arg
 void facts_each(struct facts_ctx *c, subject_fn fn, void *arg);
 
 /*
+ * facts_each in parts.  Its subjects come in units, in facts_each's order:
+ * each VM with its bindings, then each vault, then each tenant.
+ * facts_each_range calls fn for the units [from, to); ranges that do not
+ * overlap may run on different threads at once (after facts_prepare the
+ * context is only read; fn must be safe for it).  facts_split cuts the
+ * units into nparts ranges of about equal work: bounds[0..nparts].
+ */
+size_t facts_units(const struct facts_ctx *c);
+void facts_split(const struct facts_ctx *c, size_t nparts, size_t *bounds);
+void facts_each_range(struct facts_ctx *c, size_t from, size_t to, subject_fn fn, void *arg);
+
+/*
  * The report's inventory: every ADE VM (OS, flavour, each volume's BEK/KEK
  * vault and URL) and every vault (access model, tenant, Backup Management
  * Service's current permissions).  docs/report.md has the shape.
  */
 cJSON *facts_inventory(struct facts_ctx *c);
+/*
+ * The same with "vms" left empty, for a caller that writes the VM rows one
+ * at a time (facts_inventory_next_vm, struct report_rows in reports/report.h)
+ * and so never holds them all: they are most of a large report's nodes.
+ */
+cJSON *facts_inventory_vaults(struct facts_ctx *c);
+/*
+ * The inventory's row of the next VM of estate (a const struct estate *)
+ * with ADE in effect, from index *pos on, as facts_inventory lists it;
+ * *pos moves past it; NULL after the last (struct report_rows' next).
+ */
+cJSON *facts_inventory_next_vm(void *estate, size_t *pos);
 
 /*
  * Marks fact path as unavailable in a subject's "$unavailable" object u:

@@ -506,3 +506,18 @@ bool fastjson_same_tree(const cJSON *a, const cJSON *b)
 	/* cJSON's head->prev is the last child: code that appends relies on it. */
 	return !a->child || (a->child->prev == lx && b->child->prev == ly);
 }
+
+void fastjson_fields(const cJSON *o, const char *const *keys, const cJSON **out, size_t n)
+{
+	size_t left = n;
+
+	for (size_t k = 0; k < n; k++)
+		out[k] = NULL;
+	for (const cJSON *c = o ? o->child : NULL; c && c->string && left; c = c->next)
+		for (size_t k = 0; k < n; k++)
+			if (!out[k] && c->string[0] == keys[k][0] && strcmp(c->string, keys[k]) == 0) {
+				out[k] = c;
+				left--;
+				break;
+			}
+}

@@ -102,6 +102,30 @@ static inline const char *fastjson_stop(const char *p, const char *end)
 	return p;
 }
 
+/*
+ * cJSON_GetObjectItemCaseSensitive, inline: the first child named key (NULL
+ * when none, or at the first child without a name, as there), comparing
+ * first bytes before calling strcmp.  Loaders look up a dozen keys in every
+ * element; the library call and a strcmp per child cost more than the rest.
+ */
+static inline cJSON *fastjson_get(const cJSON *o, const char *key)
+{
+	cJSON *c;
+
+	if (!o || !key)
+		return NULL;
+	for (c = o->child; c && c->string; c = c->next)
+		if (c->string[0] == key[0] && strcmp(c->string, key) == 0)
+			return c;
+	return NULL;
+}
+
+/*
+ * out[k] = fastjson_get(o, keys[k]) for each of the n keys, in one walk of
+ * o's children: a loader that reads several fields of an element.
+ */
+void fastjson_fields(const cJSON *o, const char *const *keys, const cJSON **out, size_t n);
+
 /* text[0, len) parsed as one JSON value; NULL where cJSON fails. *end (optional) just past the value. */
 cJSON *fastjson_parse(const char *text, size_t len, const char **end, struct fastjson_arena *a);
 

@@ -3,6 +3,7 @@
 #define KVAUDIT_JSON_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <cjson/cJSON.h>
 
@@ -14,5 +15,12 @@ static inline bool json_is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
+
+/*
+ * The offset of the first non-whitespace byte of s[at..len), or len when
+ * there is none: where a document starts, or what follows its end (a
+ * parser's "data after the document" check).
+ */
+size_t json_skip_space(const char *s, size_t at, size_t len);
 
 #endif

@@ -1,11 +1,15 @@
 /* util.c - see util.h. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "audit/util/util.h"
 
@@ -281,6 +285,59 @@ out:
 	if (f)
 		fclose(f);
 	return ret;
+}
+
+/* What an empty file maps to: there is nothing to mmap (a length of 0 is EINVAL). */
+static char kv_empty_map[1];
+
+void *kv_map_file(const char *path, size_t max, size_t *len, struct kv_err *err)
+{
+	struct stat st;
+	void *p;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), e;
+
+	*len = 0;
+	if (fd < 0) {
+		kv_err_set(err, "cannot open '%s': %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0) {
+		kv_err_set(err, "cannot read '%s': %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		kv_err_set(err, S_ISDIR(st.st_mode) ? "'%s' is a directory, not a file" : "'%s' is not a regular file",
+		           path);
+		close(fd);
+		return NULL;
+	}
+	if ((unsigned long long)st.st_size > max) {
+		kv_err_set(err, "'%s' is too large (%lld bytes, the limit is %zu)", path, (long long)st.st_size, max);
+		*len = (size_t)st.st_size;
+		close(fd);
+		return NULL;
+	}
+	if (st.st_size == 0) {
+		close(fd);
+		return kv_empty_map;
+	}
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	e = errno;
+	close(fd);
+	if (p == MAP_FAILED) {
+		kv_err_set(err, "cannot read '%s': %s", path, strerror(e));
+		return NULL;
+	}
+	*len = (size_t)st.st_size;
+	(void)posix_madvise(p, *len, POSIX_MADV_SEQUENTIAL);
+	return p;
+}
+
+void kv_unmap_file(const void *p, size_t len)
+{
+	if (p && len)
+		munmap((void *)(uintptr_t)p, len);
 }
 
 void kv_utc_now(char *out, size_t n)

@@ -1,7 +1,7 @@
 /*
  * util.h - small helpers shared by every part of kvaudit: error buffers,
  * allocation that cannot return NULL, case-insensitive strings, growable
- * string buffers with a cap, and reading whole files safely.
+ * string buffers with a cap, and reading or mapping whole files safely.
  */
 #ifndef KVAUDIT_UTIL_H
 #define KVAUDIT_UTIL_H
@@ -69,6 +69,17 @@ char *kv_buf_detach(struct kv_buf *b);
  * path.  Returns NULL on error.
  */
 char *kv_read_file(const char *path, size_t max, size_t *len, struct kv_err *err);
+
+/*
+ * Maps a whole regular file read-only, for one sequential read, with
+ * kv_read_file's checks and messages: no copy on the heap.  *len is its
+ * size; an empty file maps to a static "" (nothing to unmap).  NULL on
+ * error; when the file is over max bytes, *len is its size (above max) so
+ * that a caller can say what to do in its own words.  The caller may
+ * madvise() the pages; kv_unmap_file(p, *len) releases them.
+ */
+void *kv_map_file(const char *path, size_t max, size_t *len, struct kv_err *err);
+void kv_unmap_file(const void *p, size_t len);
 
 /* The current UTC time as "2026-11-28T12:00:00Z" into out (at least 21 bytes). */
 void kv_utc_now(char *out, size_t n);

@@ -11,6 +11,7 @@ Live: the real binary against the Azure emulator (tests/emulator), which serves 
 (with paging), policies, Activity Log events and Graph users in Azure's shapes.
 """
 import copy
+import datetime
 import json
 import os
 import re
@@ -368,6 +369,22 @@ class LiveFaults(unittest.TestCase):
             self.assertEqual(one(rep, "KVA-EVD-001", vm)["status"], "error")
         self.assertEqual(one(rep, "KVA-EVD-001", "nw-web01")["status"], "fail")
         self.assertEqual(one(rep, "KVA-BKP-001", "nwlog-tms01", "kv-nwlog-ops-eus")["azureBackup"]["status"], "unknown")
+
+    def test_the_users_are_read_while_jobs_still_are(self):
+        # Slow job pages: the Graph reads of the users the Activity Log names start as soon as it is in,
+        # not after every evidence list (the last thing a scan waited for), and the report is the same.
+        slow = {"emulator": {"faults": [{"match": {"pathRegex": "/backupJobs$"}, "times": 0, "latencyMs": 700}]}}
+        r, rep, log = self.run_scan(slow)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        t = lambda e: datetime.datetime.strptime(e["time"][:26], "%Y-%m-%dT%H:%M:%S.%f")
+        users = [t(e) for e in log if "/v1.0/users/" in e["path"]]
+        jobs = [t(e) + datetime.timedelta(milliseconds=e["durationMs"]) for e in log
+                if e["path"].endswith("/backupJobs")]
+        self.assertTrue(users and jobs, log)
+        self.assertLess(min(users), max(jobs), "no Graph user read started before the last jobs page ended")
+        r2, rep2, _ = self.run_scan(None)
+        key = lambda rp: sorted((f["rule"], f["status"], f.get("vm"), f.get("vault")) for f in rp["findings"])
+        self.assertEqual(key(rep), key(rep2))
 
     def test_a_graph_refusal_leaves_the_guest_question_open(self):
         overlay = {"emulator": {"access": [{"objectId": SCANNER_IN_LOG, "graph": False}]}}

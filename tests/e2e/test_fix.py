@@ -767,11 +767,17 @@ class JournalLock(unittest.TestCase):
             lines = [x for x in r.stderr.splitlines() if x.strip()]
             self.assertEqual(len(lines), 1, r.stderr)
             self.assertIn("the journal 'j.journal' is held by another kvaudit", lines[0])
-            self.assertEqual(emu.writes(), [])
+            # Refused before the live read (docs/fix.md): not one request to Azure, not only no write.
+            self.assertEqual(emu.requests(), [])
             self.assertEqual(emu.vaults(), before)
             self.assertEqual(os.path.getsize(path), 0)
             # Released (the process ended, or it closed the file): the same run goes through.
             held.close()
+            # An apply with nothing to change leaves no journal it made behind (it held one from its start).
+            r = kvaudit(emu, ["fix", "-q", "--vault", "no-such-vault", "--apply", "--yes", "--journal", "n.journal"])
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("nothing to change", r.stdout)
+            self.assertFalse(os.path.exists(os.path.join(emu.dir, "n.journal")))
             r = kvaudit(emu, apply)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             applied = emu.vaults()

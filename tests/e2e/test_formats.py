@@ -227,6 +227,44 @@ class Demo(unittest.TestCase):
         names = [c.get("name") for c in root.iter("testcase") if c.get("classname") == binding["rule"]]
         self.assertIn("%s -> %s" % (binding["vmName"], binding["vaultName"]), names)
 
+    def test_sarif_and_junit_carry_the_azure_backup_verdict(self):
+        """docs/report.md "azureBackup": SARIF's result.properties.azureBackup is the JSON report's object;
+        JUnit has it as one line in the <failure> text, or a passing/skipped case's <system-out>."""
+        findings = self.report["findings"]
+        self.assertEqual({f["azureBackup"]["status"] for f in findings if "azureBackup" in f},
+                         {"confirmed", "not-seen", "agrees", "contradicted", "unprotected"})
+        want = [f for f in findings if f["status"] in ("fail", "error", "suppressed")]
+        results = json.loads(self.text["sarif"])["runs"][0]["results"]
+        self.assertEqual(len(results), len(want))
+        for res, f in zip(results, want):
+            self.assertEqual(res["properties"].get("azureBackup"), f.get("azureBackup"), f["rule"])
+        self.assertTrue(any("azureBackup" in r["properties"] for r in results))
+
+        def line(ab):
+            st, job = ab["status"], ab["jobId"]
+            if st in ("confirmed", "contradicted"):
+                return "%s by Azure Backup: backup job %s failed at %s with %s" % (
+                    st, job.rsplit("/", 1)[-1], ab["time"], ab["errorCode"])
+            if st in ("not-seen", "agrees"):
+                return ("not confirmed by Azure Backup" if st == "not-seen" else "Azure Backup agrees") + \
+                    ": no backup job of the VM failed with the permission error"
+            return "Azure Backup: %s: %s" % (st, ab["reason"] or "the VM has no protected item")
+
+        root = ET.fromstring(self.text["junit"].encode("utf-8"))
+        checked = 0
+        for s in root.findall("testsuite"):
+            listed = [f for f in findings if f["rule"] == s.get("name")]
+            cases = s.findall("testcase")
+            self.assertEqual(len(cases), len(listed))
+            for c, f in zip(cases, listed):
+                body = c.find("failure") if c.find("failure") is not None else c.find("error")
+                lines = ((body.text or "") if body is not None else "").splitlines()
+                lines += [o.text or "" for o in c.findall("system-out")]
+                said = [x for x in lines if "by Azure Backup:" in x or x.startswith("Azure Backup")]
+                self.assertEqual(said, [line(f["azureBackup"])] if "azureBackup" in f else [], (f["rule"], c.get("name")))
+                checked += "azureBackup" in f
+        self.assertEqual(checked, sum(1 for f in findings if "azureBackup" in f))
+
     # ---- HTML
     def test_html_cards_equal_the_summary(self):
         page = parse_html(self.text["html"])
@@ -452,6 +490,13 @@ class BadInput(unittest.TestCase):
 
     def test_invalid_json(self):
         one_line_error(self, kv("report", self.write("b.json", '{"kind": ')), "b.json", "invalid JSON")
+
+    def test_data_after_the_document(self):
+        doc = json.dumps({"kind": "kvaudit.report", "version": 1, "findings": []})
+        p = self.write("t.json", doc + " \n\t" + doc)
+        one_line_error(self, kv("report", p), "t.json", "after the document at byte %d" % (len(doc) + 3))
+        p = self.write("w.json", " \r\n" + doc + " \n\t\r\n")
+        self.assertEqual(kv("report", p, "--format", "junit", "--out", "-").rc, 0)
 
     def test_an_estate_is_not_a_report(self):
         est = os.path.join(SOURCE, "examples", "demo-estate.json")
@@ -802,7 +847,10 @@ class CommandLine(unittest.TestCase):
                (fix + ["--cloud", os.path.join(self.d, "none.json")], "none.json"),
                (fix + ["--rbac-role", "admin"], "--rbac-role takes a role definition GUID"),
                (["rollback", self.journal, "--yes", "--auth", "password"], "--auth takes auto, env, msi or cli"),
-               (["rollback", self.journal, "--yes", "--cloud", "NoSuchCloud"], "NoSuchCloud"),
+               (["rollback", self.journal, "--yes", "--cloud", "NoSuchCloud"],
+                "unknown cloud \"NoSuchCloud\": expected AzureCloud, AzureUSGovernment, AzureChinaCloud or "
+                "the path of a cloud JSON file"),
+               (fix + ["--cloud", "Nope"], "unknown cloud \"Nope\": expected AzureCloud"),
                (["rules", "check", self.d, "--rules", self.d], "--rules applies to 'rules list' and 'rules show'"),
                (["rules", "facts", "--rules", self.d], "--rules applies to 'rules list' and 'rules show'")]
         for args, words in bad:

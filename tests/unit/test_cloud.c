@@ -217,7 +217,12 @@ static void unknown_name_is_tried_as_a_file(void **state)
 
 	(void)state;
 	assert_false(cloud_load("AzureGermanCloud", &c, &err));
-	assert_non_null(strstr(err.msg, "cannot open 'AzureGermanCloud'"));
+	/* Neither a name nor a file: the message says what is accepted. */
+	assert_string_equal(err.msg, "unknown cloud \"AzureGermanCloud\": expected AzureCloud, AzureUSGovernment, "
+	                    "AzureChinaCloud or the path of a cloud JSON file (as `az cloud show` prints it)");
+	/* A path is a file that was meant: its own error. */
+	assert_false(cloud_load("./AzureGermanCloud", &c, &err));
+	assert_non_null(strstr(err.msg, "cannot open './AzureGermanCloud'"));
 	assert_false(cloud_load("", &c, &err));
 	assert_non_null(strstr(err.msg, "no cloud given"));
 	assert_false(cloud_load(NULL, &c, &err));

@@ -441,9 +441,49 @@ static void a_long_list_parsed_ahead_audits_the_same(void **state)
 	}
 }
 
+/*
+ * The scanner (estate.c value_end) reads 64 bytes a block: brackets,
+ * quotes and backslashes inside strings, at every offset from a block's
+ * start, and a string that ends or an escape that falls on a block's last
+ * byte, must give the boundaries the byte-by-byte walk gives.  A wrong one
+ * makes fastjson reject the element, and the load fall back to the whole
+ * tree (raw kept): the lean load must stay lean.
+ */
+static void strings_across_the_scanners_blocks_audit_the_same(void **state)
+{
+	static const char *const tricky[] = {"]}", "{[", "\\\"]}", "\\\\", "x\\\"", "Y_y]"};
+	enum { PADS = 140 };
+	size_t n = sizeof(tricky) / sizeof(tricky[0]) * PADS;
+	size_t cap = n * 300 + 4096, len = 0;
+	char *t = kv_malloc(cap);
+	struct estate_opts lo = {.lean = true};
+	struct kv_err err = {{0}};
+	struct estate *e;
+
+	(void)state;
+	len += (size_t)snprintf(t + len, cap - len, HEAD "\"virtualMachines\":[");
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(t + len, cap - len, "%s{\"id\":\"" SUB "Microsoft.Compute/virtualMachines/vm%zu\","
+		                        "\"name\":\"%.*s%s\",\"tags\":{\"t\":[\"%s\",{\"%s\":[]}]}}", i ? "," : "", i,
+		                        (int)(i % PADS), "....................................................................."
+		                        "......................................................................",
+		                        tricky[i / PADS], tricky[i / PADS], tricky[i / PADS]);
+	len += (size_t)snprintf(t + len, cap - len, "]}");
+	assert_true(len < cap);
+	compare_text("strings across blocks", t, len);
+	e = estate_parse(t, len, "x.json", &lo, &err);
+	assert_non_null(e);
+	assert_int_equal(e->nvms, n);
+	for (size_t i = 0; i < n; i++)
+		assert_null(e->vms[i].raw);   /* loaded lean: every boundary was right */
+	estate_free(e);
+	free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(strings_across_the_scanners_blocks_audit_the_same),
 		cmocka_unit_test(a_long_list_parsed_ahead_audits_the_same),
 		cmocka_unit_test(a_lean_load_finds_ade_wherever_it_is),
 		cmocka_unit_test(every_snapshot_of_the_tests_audits_the_same),

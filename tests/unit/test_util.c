@@ -18,6 +18,7 @@
 
 #include "audit/util/armid.h"
 #include "audit/util/idmap.h"
+#include "audit/util/json.h"
 #include "audit/util/util.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -353,6 +354,60 @@ static void read_file_enforces_its_size_cap(void **state)
 	assert_non_null(strstr(err.msg, "too large"));
 	assert_non_null(strstr(err.msg, "10 bytes"));
 	remove_dir(dir, files, 1);
+}
+
+/* ---------- kv_map_file ---------- */
+
+static void map_file_maps_checks_and_reports_like_read_file(void **state)
+{
+	char *dir = make_tmpdir();
+	char *files[2];
+	struct kv_err err = {{0}};
+	size_t len = 99;
+	char *data;
+
+	(void)state;
+	files[0] = write_file(dir, "ten.json", "0123456789", 10);
+	files[1] = write_file(dir, "empty.json", "", 0);
+	data = kv_map_file(files[0], 10, &len, &err);   /* exactly at the cap */
+	assert_non_null(data);
+	assert_int_equal(len, 10);
+	assert_memory_equal(data, "0123456789", 10);
+	kv_unmap_file(data, len);
+	/* Over the cap: NULL, and *len is the size for the caller's own message. */
+	assert_null(kv_map_file(files[0], 9, &len, &err));
+	assert_int_equal(len, 10);
+	assert_non_null(strstr(err.msg, files[0]));
+	assert_non_null(strstr(err.msg, "too large"));
+	data = kv_map_file(files[1], 10, &len, &err);
+	assert_non_null(data);
+	assert_int_equal(len, 0);
+	assert_string_equal(data, "");
+	kv_unmap_file(data, len);
+	assert_null(kv_map_file(dir, 10, &len, &err));
+	assert_int_equal(len, 0);
+	assert_non_null(strstr(err.msg, "is a directory, not a file"));
+	assert_null(kv_map_file("/dev/null", 10, &len, &err));
+	assert_non_null(strstr(err.msg, "'/dev/null' is not a regular file"));
+	assert_null(kv_map_file("/nonexistent-kvaudit-dir/m.json", 10, &len, &err));
+	assert_non_null(strstr(err.msg, strerror(ENOENT)));
+	remove_dir(dir, files, 2);
+}
+
+/* ---------- json_skip_space ---------- */
+
+static void json_skip_space_stops_at_the_first_other_byte_or_len(void **state)
+{
+	static const char s[] = " \t\r\n{} \n\0x";
+
+	(void)state;
+	assert_int_equal(json_skip_space(s, 0, sizeof(s) - 1), 4);
+	assert_int_equal(json_skip_space(s, 4, sizeof(s) - 1), 4);
+	assert_int_equal(json_skip_space(s, 6, sizeof(s) - 1), 8);   /* NUL is not whitespace */
+	assert_int_equal(json_skip_space(s, 6, 8), 8);               /* only whitespace left: len */
+	assert_int_equal(json_skip_space(s, 0, 3), 3);
+	assert_int_equal(json_skip_space(s, 5, 5), 5);
+	assert_int_equal(json_skip_space(NULL, 0, 0), 0);
 }
 
 /* ---------- strings ---------- */
@@ -813,6 +868,8 @@ int main(void)
 		cmocka_unit_test(read_file_reports_a_missing_file_naming_it),
 		cmocka_unit_test(read_file_refuses_a_device),
 		cmocka_unit_test(read_file_enforces_its_size_cap),
+		cmocka_unit_test(map_file_maps_checks_and_reports_like_read_file),
+		cmocka_unit_test(json_skip_space_stops_at_the_first_other_byte_or_len),
 		cmocka_unit_test(case_insensitive_comparisons_follow_the_table),
 		cmocka_unit_test(small_string_helpers_behave),
 		cmocka_unit_test(utc_now_has_the_iso_shape),

@@ -1,0 +1,227 @@
+/*
+ * test_rows.c - a report whose inventory.vms rows are made while its JSON
+ * is written (audit_opts.inventory_rows_later, struct report_rows: how
+ * `kvaudit audit` and `kvaudit scan` keep a large estate's report small)
+ * must write exactly the text of the report that holds them all, on every
+ * snapshot the tests and fuzzers carry, through the JSON writer and
+ * through report_output's files; the other formats never show the rows.
+ */
+#include <glob.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "audit/audit.h"
+#include "audit/estate/estate.h"
+#include "audit/estate/facts.h"
+#include "reports/report.h"
+#include "rules/engine.h"
+
+static struct rule_catalog catalog;
+
+/* The report of e, with its scan time fixed so that two runs compare. */
+static cJSON *report_of(struct estate *e, bool later)
+{
+	struct audit_opts ao = {.fail_on = SEV_LOW, .include_pass = true, .source = "x.json"};
+	cJSON *r, *scan;
+
+	ao.inventory_rows_later = later;
+	r = audit_run(e, &catalog, &ao);
+	scan = cJSON_GetObjectItemCaseSensitive(r, "scan");
+	cJSON_ReplaceItemInObjectCaseSensitive(scan, "generatedAt", cJSON_CreateString("2026-11-28T12:00:00Z"));
+	return r;
+}
+
+/* What a writer gives for r (and rows, or NULL), as a string. */
+static char *json_text(const cJSON *r, const struct report_rows *rows)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	struct kv_err err = {{0}};
+
+	assert_non_null(f);
+	if (!report_write_json_rows(r, rows, f, &err))
+		fail_msg("%s", err.msg);
+	assert_int_equal(fclose(f), 0);
+	return text;
+}
+
+static size_t count_rows(const cJSON *r)
+{
+	const cJSON *inv = cJSON_GetObjectItemCaseSensitive(r, "inventory");
+
+	return (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(inv, "vms"));
+}
+
+static void compare_file(const char *path)
+{
+	struct estate_opts lo = {.lean = true};
+	struct kv_err err = {{0}};
+	struct estate *e = estate_load(path, &lo, &err);
+	cJSON *whole, *later;
+	struct report_rows rows = {NULL, facts_inventory_next_vm, NULL};
+	char *a, *b, *c;
+
+	if (!e)
+		return;   /* a snapshot that does not load has no report (test_lean compares its message) */
+	whole = report_of(e, false);
+	later = report_of(e, true);
+	assert_int_equal(count_rows(later), 0);
+	rows.array = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(later, "inventory"), "vms");
+	rows.arg = e;
+	a = json_text(whole, NULL);
+	b = json_text(later, &rows);
+	c = json_text(later, &rows);   /* each write makes the rows again */
+	if (strcmp(a, b) != 0 || strcmp(a, c) != 0)
+		fail_msg("%s: the report with rows made while it is written differs", path);
+	free(a);
+	free(b);
+	free(c);
+	cJSON_Delete(whole);
+	cJSON_Delete(later);
+	estate_free(e);
+}
+
+/* Every snapshot pattern names (there is at least one). */
+static void compare_glob(const char *pattern)
+{
+	glob_t g;
+
+	assert_int_equal(glob(pattern, 0, NULL, &g), 0);
+	assert_true(g.gl_pathc > 0);
+	for (size_t i = 0; i < g.gl_pathc; i++)
+		compare_file(g.gl_pathv[i]);
+	globfree(&g);
+}
+
+static void every_snapshot_writes_the_same_json(void **state)
+{
+	(void)state;
+	compare_file(KV_SOURCE_DIR "/examples/demo-estate.json");
+	compare_glob(KV_SOURCE_DIR "/tests/unit/data/estate/*.json");
+	compare_glob(KV_SOURCE_DIR "/tests/unit/data/ade/*.json");
+	compare_glob(KV_SOURCE_DIR "/tests/fuzz/corpus/fuzz_estate/*.json");
+}
+
+static char *slurp(const char *path)
+{
+	struct kv_err err = {{0}};
+	size_t len = 0;
+	char *t = kv_read_file(path, (size_t)1 << 30, &len, &err);
+
+	if (!t)
+		fail_msg("%s", err.msg);
+	return t;
+}
+
+/*
+ * Through report_output's files: the JSON file has the rows, every other
+ * format is what the whole report gives; the demo has ADE VMs to list.
+ */
+static void report_output_puts_the_rows_in_the_json_file_only(void **state)
+{
+	struct estate_opts lo = {.lean = true};
+	struct kv_err err = {{0}};
+	struct estate *e = estate_load(KV_SOURCE_DIR "/examples/demo-estate.json", &lo, &err);
+	char dir[] = "/tmp/kvaudit-rows-XXXXXX", path[256];
+	static const char *const exts[] = {"json", "csv", "html", "sarif", "junit.xml", "md"};
+	cJSON *whole, *later;
+	struct report_rows rows = {NULL, facts_inventory_next_vm, NULL};
+
+	(void)state;
+	assert_non_null(e);
+	assert_non_null(mkdtemp(dir));
+	whole = report_of(e, false);
+	later = report_of(e, true);
+	assert_true(count_rows(whole) > 0);
+	rows.array = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(later, "inventory"), "vms");
+	rows.arg = e;
+	snprintf(path, sizeof(path), "%s/a/", dir);
+	if (!report_output(whole, "json,csv,html,sarif,junit,md", path, "20261128T120000Z", NULL, &err))
+		fail_msg("%s", err.msg);
+	snprintf(path, sizeof(path), "%s/b/", dir);
+	if (!report_output_rows(later, &rows, "json,csv,html,sarif,junit,md", path, "20261128T120000Z", NULL, &err))
+		fail_msg("%s", err.msg);
+	for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+		char pa[300], pb[300];
+		char *ta, *tb;
+
+		snprintf(pa, sizeof(pa), "%s/a/kvaudit-20261128T120000Z.%s", dir, exts[i]);
+		snprintf(pb, sizeof(pb), "%s/b/kvaudit-20261128T120000Z.%s", dir, exts[i]);
+		ta = slurp(pa);
+		tb = slurp(pb);
+		if (strcmp(ta, tb) != 0)
+			fail_msg("%s differs with the rows made while it is written", exts[i]);
+		free(ta);
+		free(tb);
+		unlink(pa);
+		unlink(pb);
+	}
+	snprintf(path, sizeof(path), "%s/a", dir);
+	rmdir(path);
+	snprintf(path, sizeof(path), "%s/b", dir);
+	rmdir(path);
+	rmdir(dir);
+	cJSON_Delete(whole);
+	cJSON_Delete(later);
+	estate_free(e);
+}
+
+/* Rows before an array's own elements are separated from them as elements are. */
+static void rows_come_before_the_arrays_own_elements(void **state)
+{
+	cJSON *doc = cJSON_Parse("{\"a\": [3], \"b\": []}");
+	struct estate_opts lo = {.lean = true};
+	struct kv_err err = {{0}};
+	struct estate *e = estate_load(KV_SOURCE_DIR "/examples/demo-estate.json", &lo, &err);
+	struct report_rows rows = {NULL, facts_inventory_next_vm, NULL};
+	cJSON *want = cJSON_Parse("{\"a\": [], \"b\": []}"), *a;
+	char *got, *exp;
+	size_t pos = 0;
+	cJSON *row;
+
+	(void)state;
+	assert_non_null(e);
+	rows.array = cJSON_GetObjectItemCaseSensitive(doc, "a");
+	rows.arg = e;
+	a = cJSON_GetObjectItemCaseSensitive(want, "a");
+	while ((row = facts_inventory_next_vm(e, &pos)) != NULL)
+		cJSON_AddItemToArray(a, row);
+	cJSON_AddItemToArray(a, cJSON_CreateNumber(3));
+	assert_true(cJSON_GetArraySize(a) > 1);
+	got = json_text(doc, &rows);
+	exp = json_text(want, NULL);
+	assert_string_equal(got, exp);
+	free(got);
+	free(exp);
+	cJSON_Delete(doc);
+	cJSON_Delete(want);
+	estate_free(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(every_snapshot_writes_the_same_json),
+		cmocka_unit_test(report_output_puts_the_rows_in_the_json_file_only),
+		cmocka_unit_test(rows_come_before_the_arrays_own_elements),
+	};
+	struct kv_err err = {{0}};
+	int rc;
+
+	if (!rule_catalog_load_builtin(&catalog, &err)) {
+		fprintf(stderr, "builtin catalog: %s\n", err.msg);
+		return 1;
+	}
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	rule_catalog_release(&catalog);
+	return rc;
+}
