@@ -202,6 +202,28 @@ void az_batch_get_ahead(struct az_batch *b, const char *url, const char *tenant,
 	submit(j);
 }
 
+bool az_answer_start(struct az_answer *a, const struct az_batch *b)
+{
+	a->o = HTTP_FATAL;
+	if (!b) {
+		a->f = (struct az_failure){HTTP_FATAL, 0, "InternalError", ""};
+		kv_err_set(&a->err, "cannot start concurrent requests");
+	}
+	return b != NULL;
+}
+
+void az_answer_done(void *ud, enum http_outcome o, cJSON *body, const struct az_failure *f, const struct kv_err *err)
+{
+	struct az_answer *a = ud;
+
+	a->o = o;
+	a->body = body;
+	if (o != HTTP_OK) {
+		a->f = *f;
+		a->err = *err;
+	}
+}
+
 void az_batch_list(struct az_batch *b, const char *url, const char *tenant, cJSON *items, az_batch_fn fn, void *ud)
 {
 	submit(job_new(b, url, tenant, true, items, fn, ud));

@@ -24,6 +24,22 @@ struct az_batch;
 typedef void (*az_batch_fn)(void *ud, enum http_outcome o, cJSON *body, const struct az_failure *f,
                             const struct kv_err *err);
 
+/*
+ * A request's outcome kept for later, so that a caller records failures in
+ * its own order whichever request finishes first.  az_answer_start marks it
+ * unanswered (HTTP_FATAL) until az_answer_done (an az_batch_fn whose ud is
+ * the answer) fills it; with no batch (b NULL) it says the request could
+ * not be started, and returns false.
+ */
+struct az_answer {
+	enum http_outcome o;
+	struct az_failure f;   /* o != HTTP_OK */
+	struct kv_err err;
+	cJSON *body;           /* a GET's, on HTTP_OK: the answer's owner frees it; NULL for a list */
+};
+bool az_answer_start(struct az_answer *a, const struct az_batch *b);
+void az_answer_done(void *ud, enum http_outcome o, cJSON *body, const struct az_failure *f, const struct kv_err *err);
+
 /* concurrency <= 0: HTTP_DEFAULT_CONCURRENCY. */
 struct az_batch *az_batch_new(struct az_client *c, int concurrency, struct kv_err *err);
 void az_batch_free(struct az_batch *b);

@@ -130,24 +130,9 @@ static void keep_protect_events(const char *rsv, const cJSON *from, cJSON *to)
  */
 struct principal_read {
 	char oid[40], tenant[40];
-	cJSON *user;
-	bool ok, taken;
-	struct az_failure f;
-	struct kv_err err;
+	struct az_answer a;   /* a.body: the user */
+	bool taken;
 };
-
-static void principal_done(void *ud, enum http_outcome o, cJSON *body, const struct az_failure *f,
-                           const struct kv_err *err)
-{
-	struct principal_read *p = ud;
-
-	p->ok = o == HTTP_OK;
-	p->user = body;
-	if (!p->ok) {
-		p->f = *f;
-		p->err = *err;
-	}
-}
 
 /* The identity behind an event that enabled protection, when it is a user whose userType can be read. */
 static const char *event_user(const cJSON *ev)
@@ -182,13 +167,8 @@ static struct principal_read *principal_start(struct run *r, const char *oid, co
 	snprintf(p->tenant, sizeof(p->tenant), "%s", tenant);
 	url = kv_asprintf("%s/v1.0/users/%s?$select=id,userType,userPrincipalName,displayName", r->c->cloud->graph, oid);
 	b = run_batch(r);
-	if (b) {
-		az_batch_get_ahead(b, url, tenant, principal_done, p);
-	} else {
-		p->f.outcome = HTTP_FATAL;
-		snprintf(p->f.code, sizeof(p->f.code), "InternalError");
-		kv_err_set(&p->err, "cannot start concurrent requests");
-	}
+	if (az_answer_start(&p->a, b))
+		az_batch_get_ahead(b, url, tenant, az_answer_done, &p->a);
 	free(url);
 	return p;
 }
@@ -230,9 +210,7 @@ static void queue_principals(struct run *r, const cJSON *events, const char *ten
 struct ev_list {
 	char *scope;
 	cJSON *items;   /* what was read, even of a list that failed half-way: references into an arena */
-	bool ok;
-	struct az_failure f;
-	struct kv_err err;
+	struct az_answer a;
 };
 
 /* The Activity Log of one resource group (its vaults share it). */
@@ -275,14 +253,7 @@ struct ev_reads {
 static void ev_list_done(void *ud, enum http_outcome o, cJSON *body, const struct az_failure *f,
                          const struct kv_err *err)
 {
-	struct ev_list *l = ud;
-
-	(void)body;   /* always NULL for a list */
-	l->ok = o == HTTP_OK;
-	if (!l->ok) {
-		l->f = *f;
-		l->err = *err;
-	}
+	az_answer_done(&((struct ev_list *)ud)->a, o, body, f, err);
 }
 
 /*
@@ -318,13 +289,8 @@ static void ev_list_start(struct run *r, struct ev_list *l, const char *path, co
 
 	l->scope = kv_strdup(path);
 	l->items = cJSON_CreateArray();
-	if (b) {
+	if (az_answer_start(&l->a, b))
 		az_batch_list_in(b, url, tenant, l->items, a, done, l);
-	} else {
-		l->f.outcome = HTTP_FATAL;
-		snprintf(l->f.code, sizeof(l->f.code), "InternalError");
-		kv_err_set(&l->err, "cannot start concurrent requests");
-	}
 	free(url);
 }
 
@@ -333,9 +299,9 @@ static void ev_list_take(struct run *r, struct ev_list *l, cJSON *to)
 {
 	cJSON *it;
 
-	if (!l->ok)
-		run_record(r, l->scope, &l->f, &l->err);
-	l->ok = true;   /* recorded once */
+	if (l->a.o != HTTP_OK)
+		run_record(r, l->scope, &l->a.f, &l->a.err);
+	l->a.o = HTTP_OK;   /* recorded once */
 	while (to && (it = l->items->child) != NULL)
 		cJSON_AddItemToArray(to, cJSON_DetachItemViaPointer(l->items, it));
 }
@@ -497,7 +463,7 @@ static void ev_reads_free(struct run *r)
 		free(e->g[i]);
 	}
 	for (size_t i = 0; i < e->np; i++) {
-		cJSON_Delete(e->p[i]->user);   /* NULL when taken into principals[] */
+		cJSON_Delete(e->p[i]->a.body);   /* NULL when taken into principals[] */
 		free(e->p[i]);
 	}
 	free(e->p);
@@ -578,18 +544,18 @@ void collect_backup_evidence(struct run *r)
 	run_flush(r);
 	/* The failures first, in the order the reads are taken (as run_flush recorded them before). */
 	for (size_t i = 0; i < nreads; i++)
-		if (!reads[i]->ok) {
+		if (reads[i]->a.o != HTTP_OK) {
 			char scope[200];
 
 			snprintf(scope, sizeof(scope), "graph:/v1.0/users/%s (tenant %s)", reads[i]->oid, reads[i]->tenant);
-			run_record(r, scope, &reads[i]->f, &reads[i]->err);
+			run_record(r, scope, &reads[i]->a.f, &reads[i]->a.err);
 		}
 	for (size_t i = 0; i < nreads; i++) {
 		struct principal_read *p = reads[i];
-		cJSON *user = p->user;
+		cJSON *user = p->a.body;
 
-		p->user = NULL;   /* principals[]' now, or deleted below */
-		if (!p->ok || !user) {
+		p->a.body = NULL;   /* principals[]' now, or deleted below */
+		if (p->a.o != HTTP_OK || !user) {
 			cJSON_Delete(user);
 			continue;   /* the failure is recorded */
 		}

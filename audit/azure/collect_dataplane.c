@@ -111,47 +111,28 @@ static void record_foreign(struct run *r, const char *scope)
  * depend on which came first.
  */
 struct fetch {
-	enum http_outcome o;
-	struct az_failure f;
-	struct kv_err err;
-	cJSON *body;    /* a GET's, on HTTP_OK */
+	struct az_answer a;
 	cJSON *items;   /* a list's */
 };
 
-static void fetch_done(void *ud, enum http_outcome o, cJSON *body, const struct az_failure *f,
-                       const struct kv_err *err)
-{
-	struct fetch *x = ud;
-
-	x->o = o;
-	x->body = body;
-	if (o != HTTP_OK) {
-		x->f = *f;
-		x->err = *err;
-	}
-}
-
-/* Queues a GET (items NULL) or a list into x; without a batch, x is a failure at once. */
+/* Queues a GET (list false) or a list into x; without a batch, x is a failure at once. */
 static void fetch_queue(struct run *r, struct fetch *x, const char *url, const char *tenant, bool list)
 {
 	struct az_batch *b = run_batch(r);
 
-	x->o = HTTP_FATAL;
 	if (list)
 		x->items = cJSON_CreateArray();
-	if (!b) {
-		x->f = (struct az_failure){HTTP_FATAL, 0, "InternalError", ""};
-		kv_err_set(&x->err, "cannot start concurrent requests");
-	} else if (list) {
-		az_batch_list(b, url, tenant, x->items, fetch_done, x);
-	} else {
-		az_batch_get(b, url, tenant, fetch_done, x);
-	}
+	if (!az_answer_start(&x->a, b))
+		return;
+	if (list)
+		az_batch_list(b, url, tenant, x->items, az_answer_done, &x->a);
+	else
+		az_batch_get(b, url, tenant, az_answer_done, &x->a);
 }
 
 static void fetch_release(struct fetch *x)
 {
-	cJSON_Delete(x->body);
+	cJSON_Delete(x->a.body);
 	cJSON_Delete(x->items);
 }
 
@@ -260,7 +241,7 @@ static void queue_deleted(struct dp *d)
 		struct obj *o = &d->objs[i];
 		size_t before = d->nvaults;
 
-		if (o->bad || o->got.o != HTTP_NOT_FOUND)
+		if (o->bad || o->got.a.o != HTTP_NOT_FOUND)
 			continue;
 		if (o->key) {
 			req = kv_asprintf("%s/deletedkeys/%s?api-version=%s", o->origin, o->name, API_KEYVAULT_DATA);
@@ -304,11 +285,11 @@ static void find_deleted_secret(struct dp *d, const struct obj *o)
 	if (!v->judged) {
 		/* The first secret of the vault to need the list: its failure is this secret's. */
 		v->judged = true;
-		v->ok = !v->foreign && v->list.o == HTTP_OK;
+		v->ok = !v->foreign && v->list.a.o == HTTP_OK;
 		if (v->foreign)
 			record_foreign(d->r, o->url);
 		else if (!v->ok)
-			run_record(d->r, o->url, &v->list.f, &v->list.err);
+			run_record(d->r, o->url, &v->list.a.f, &v->list.a.err);
 		if (!v->ok)
 			return;
 	} else if (!v->ok) {
@@ -333,12 +314,12 @@ static void secret_metadata(struct dp *d, const struct obj *o)
 {
 	const cJSON *it;
 
-	if (o->got.o == HTTP_NOT_FOUND) {
+	if (o->got.a.o == HTTP_NOT_FOUND) {
 		find_deleted_secret(d, o);
 		return;
 	}
-	if (o->got.o != HTTP_OK) {
-		run_record(d->r, o->url, &o->got.f, &o->got.err);
+	if (o->got.a.o != HTTP_OK) {
+		run_record(d->r, o->url, &o->got.a.f, &o->got.a.err);
 		return;
 	}
 	cJSON_ArrayForEach(it, o->got.items) {
@@ -358,21 +339,21 @@ static void secret_metadata(struct dp *d, const struct obj *o)
 /* The KeyBundle of one KEK (public material only), or its DeletedKeyBundle when deleted. */
 static void key_bundle(struct dp *d, struct obj *o)
 {
-	if (o->got.o == HTTP_OK) {
-		cJSON_AddItemToArray(d->r->keys, o->got.body);
-		o->got.body = NULL;
+	if (o->got.a.o == HTTP_OK) {
+		cJSON_AddItemToArray(d->r->keys, o->got.a.body);
+		o->got.a.body = NULL;
 		return;
 	}
-	if (o->got.o != HTTP_NOT_FOUND) {
-		run_record(d->r, o->url, &o->got.f, &o->got.err);
+	if (o->got.a.o != HTTP_NOT_FOUND) {
+		run_record(d->r, o->url, &o->got.a.f, &o->got.a.err);
 		return;
 	}
-	if (o->deleted.o == HTTP_OK) {
-		cJSON_AddItemToArray(d->deleted_keys, o->deleted.body);
-		o->deleted.body = NULL;
-	} else if (o->deleted.o != HTTP_NOT_FOUND) {
+	if (o->deleted.a.o == HTTP_OK) {
+		cJSON_AddItemToArray(d->deleted_keys, o->deleted.a.body);
+		o->deleted.a.body = NULL;
+	} else if (o->deleted.a.o != HTTP_NOT_FOUND) {
 		/* Not found among the deleted keys either: missing, which the snapshot says by its absence. */
-		run_record(d->r, o->url, &o->deleted.f, &o->deleted.err);
+		run_record(d->r, o->url, &o->deleted.a.f, &o->deleted.a.err);
 	}
 }
 
