@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "audit/estate/estate.h"
+#include "audit/util/fastjson.h"
 #include "audit/suppress.h"
 #include "rules/engine.h"
 
@@ -22,7 +23,18 @@ struct audit_opts {
 	bool include_skipped;       /* list skipped findings one by one (else summary.skippedByRule) */
 	int threads;                /* judging threads: 0 by the estate's size and the cores, else 1 or 2 */
 	bool inventory_rows_later;  /* inventory.vms left empty: the caller writes the rows (facts_inventory_vaults) */
+	/*
+	 * NULL: the findings are cJSON's own, freed with the report.  Else
+	 * AUDIT_ARENAS zeroed arenas (fastjson.h) that hold them, one a judging
+	 * thread: the report references them (a reference node, which
+	 * cJSON_Delete does not descend into), and the caller frees the arenas
+	 * after the report, in one step instead of millions of free() calls.
+	 * Such a report's findings must not be changed (audit_fold_skipped).
+	 */
+	struct fastjson_arena *findings_arenas;
 };
+
+#define AUDIT_ARENAS 2
 
 /*
  * Returns the report (owned by the caller).  It references strings of e

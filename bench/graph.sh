@@ -121,6 +121,23 @@ PY
 	read -r nreq n429 rest <<<"$notes"
 	printf '%-40s %7s %7s %6s %7s %7s %8s %5s %4s  %s\n' "scan $SIZE/${SUBS}subs ${LATENCY}ms $eng q=$QUOTA" \
 		"$wall" "$user" "$sys" "$emu" "$((rss / 1024))" "$nreq" "$n429" "$rc" "floor=$(floor "$eng")s $rest"
+	# When each kind of request ran (seconds from the first request's start, as the emulator logged
+	# them: start and duration), the last one's end, and kvaudit's exit (its wall time, from its start).
+	python3 - "$WORK/log-$eng.json" "$wall" <<'PY'
+import collections, datetime, json, re, sys
+log = json.load(open(sys.argv[1]))
+start = lambda e: datetime.datetime.fromisoformat(e["time"][:26]).timestamp()
+t0 = min(map(start, log))
+kinds = collections.defaultdict(list)
+for e in log:
+    p, q = e["path"].lower(), e.get("query", "").lower()
+    m = re.search(r"(resourcegraph|roleassignments|backupprotecteditems|backupjobs|backuppolicies|eventtypes)", p)
+    k = "statusOnly" if "statusonly=true" in q else m.group(1) if m else e.get("surface") or "?"
+    kinds[k].append((start(e) - t0, start(e) - t0 + e.get("durationMs", 0) / 1000))
+print("  timeline: " + ", ".join("%s %d starting %.2f-%.2f" % (k, len(v), min(v)[0], max(v)[0])
+                                  for k, v in sorted(kinds.items(), key=lambda kv: min(kv[1])[0]) if len(v) > 9) +
+      "; last request ends %.2f; kvaudit exits at %s" % (max(x[1] for v in kinds.values() for x in v), sys.argv[2]))
+PY
 done
 if [ -f "$WORK/report-graph.json" ] && [ -f "$WORK/report-arm.json" ]; then
 	python3 - "$WORK/report-graph.json" "$WORK/report-arm.json" <<'PY'

@@ -222,8 +222,9 @@ void collect_protected_items(struct run *r, const char *rsv_id, const char *tena
 
 	if (!rsv_id || !run_safe_id(r, rsv_id))
 		return;
+	collect_backup_vault_known(r, rsv_id);
 	p = kv_asprintf("%s/backupProtectedItems", rsv_id);
-	/* As soon as they are in, the vault's evidence reads start (collect_backup.c). */
+	/* As soon as they are in, the vault's other evidence reads start (collect_backup.c). */
 	run_queue_list_then(r, p, API_PROTECTED_ITEMS,
 	                    "$filter=backupManagementType%20eq%20%27AzureIaasVM%27%20and%20itemType%20eq%20%27VM%27",
 	                    tenant, items, collect_backup_items_read);

@@ -458,6 +458,7 @@ static void sub_phase2(struct sub_state *x)
 
 		if (!id || !run_safe_id(r, id))
 			continue;
+		collect_backup_vault_known(r, id);
 		p = kv_asprintf("%s/backupProtectedItems", id);
 		/* Its own array: lists finish in any order, the snapshot keeps the vaults' order. */
 		s = queue_list(r, p, API_PROTECTED_ITEMS, PROTECTED_ITEMS_FILTER, tenant, cJSON_CreateArray());

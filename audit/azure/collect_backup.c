@@ -6,9 +6,11 @@
  * writes that enabled protection, and from Graph whether each identity that
  * made one is a Member or a Guest of the vault's tenant.  Failures go to
  * errors[] with the list they concern, so the evidence rules of those VMs are
- * `error`, never `pass`.  A vault's reads start as soon as its protected
- * items are in (collect_backup_items_read, called by both engines), so they
- * overlap the engines' own reads, and the Graph reads of the users a
+ * `error`, never `pass`.  A vault's jobs, the longest of its lists, start
+ * as soon as the vault is known (collect_backup_vault_known), its other
+ * reads as soon as its protected items are in (collect_backup_items_read;
+ * both called by both engines), so they overlap the engines' own reads,
+ * and the Graph reads of the users a
  * resource group's Activity Log names as soon as it is in (ev_log_done); the
  * snapshot and errors[] keep the vaults' order whichever finishes first.
  */
@@ -224,7 +226,7 @@ struct ev_rg {
 /* What one vault's evidence comes from. */
 struct ev_vault {
 	struct ev_list jobs, policies;
-	struct ev_rg *rg;   /* shared; owned by struct ev_reads */
+	struct ev_rg *rg;   /* shared; owned by struct ev_reads; NULL until vault_rest */
 	char *tenant;
 	const char *id;     /* the vault's ID as the snapshot has it (set when taken) */
 	bool used;          /* taken by collect_backup_evidence */
@@ -346,25 +348,45 @@ static struct ev_reads *ev_reads_of(struct run *r)
 }
 
 /*
- * Starts the reads of vault id (in subscription sub, resource group rg):
- * its jobs and policies, and its resource group's Activity Log unless a
- * vault there started it already.
+ * Starts the jobs list of vault id (in subscription sub), the longest chain
+ * of pages of the vault's reads (batch.c CHAINS): as soon as the vault is
+ * known (collect_backup_vault_known), not when its protected items are in.
  */
-static struct ev_vault *vault_start(struct run *r, const char *id, const char *sub, const char *rg)
+static struct ev_vault *vault_new(struct run *r, const char *id, const char *sub)
 {
 	struct ev_reads *e = ev_reads_of(r);
 	const char *tenant = sub_tenant(r, sub);
 	struct ev_vault *v = kv_calloc(1, sizeof(*v));
+	char *path = kv_asprintf("%s/backupJobs", id);
+
+	ev_list_start(r, &v->jobs, path, API_PROTECTED_ITEMS, e->jf, tenant, e->kept, ev_list_done);
+	free(path);
+	v->tenant = tenant ? kv_strdup(tenant) : NULL;
+	if (e->nv == e->capv) {
+		e->capv = e->capv ? e->capv * 2 : 16;
+		e->v = kv_realloc(e->v, e->capv * sizeof(*e->v));
+	}
+	e->v[e->nv] = v;
+	idmap_put(&e->vix, id, e->nv++);
+	return v;
+}
+
+/*
+ * The rest of vault v's reads (id, in subscription sub, resource group rg),
+ * once it is known to protect a VM: its policies and its resource group's
+ * Activity Log, unless a vault there started it already.
+ */
+static void vault_rest(struct run *r, struct ev_vault *v, const char *id, const char *sub, const char *rg)
+{
+	struct ev_reads *e = ev_reads_of(r);
 	char key[256], *path;
 	size_t k;
 
-	path = kv_asprintf("%s/backupJobs", id);
-	ev_list_start(r, &v->jobs, path, API_PROTECTED_ITEMS, e->jf, tenant, e->kept, ev_list_done);
-	free(path);
+	if (v->rg)
+		return;
 	path = kv_asprintf("%s/backupPolicies", id);
-	ev_list_start(r, &v->policies, path, API_PROTECTED_ITEMS, e->pf, tenant, e->kept, ev_list_done);
+	ev_list_start(r, &v->policies, path, API_PROTECTED_ITEMS, e->pf, v->tenant, e->kept, ev_list_done);
 	free(path);
-	v->tenant = tenant ? kv_strdup(tenant) : NULL;
 	/*
 	 * The Activity Log filters by resource group (one of its few accepted
 	 * patterns, and the one that includes the vault's protected items);
@@ -386,22 +408,15 @@ static struct ev_vault *vault_start(struct run *r, const char *id, const char *s
 		}
 		v->rg = e->g[e->ng] = kv_calloc(1, sizeof(*v->rg));
 		v->rg->r = r;
-		v->rg->tenant = tenant ? kv_strdup(tenant) : NULL;
+		v->rg->tenant = v->tenant ? kv_strdup(v->tenant) : NULL;
 		idmap_put(&e->gix, key, e->ng++);
 		path = kv_asprintf("/subscriptions/%s/providers/Microsoft.Insights/eventtypes/management/values", sub);
-		ev_list_start(r, &v->rg->log, path, API_ACTIVITY_LOG, extra, tenant, &e->log, ev_log_done);
+		ev_list_start(r, &v->rg->log, path, API_ACTIVITY_LOG, extra, v->tenant, &e->log, ev_log_done);
 		free(path);
 		free(extra);
 		free(esc);
 		free(filter);
 	}
-	if (e->nv == e->capv) {
-		e->capv = e->capv ? e->capv * 2 : 16;
-		e->v = kv_realloc(e->v, e->capv * sizeof(*e->v));
-	}
-	e->v[e->nv] = v;
-	idmap_put(&e->vix, id, e->nv++);
-	return v;
 }
 
 /* Whether id is a vault whose evidence can be read: a URL-safe ID with a subscription and a resource group. */
@@ -411,10 +426,32 @@ static bool vault_parts(const char *id, char *sub, size_t nsub, char *rg, size_t
 	       armid_segment(id, "resourceGroups", rg, nrg);
 }
 
+/* The reads of vault id started early (jobs at least), or NULL. */
+static struct ev_vault *vault_started(const struct run *r, const char *id)
+{
+	const struct ev_reads *e = r->backup;
+	size_t k;
+
+	return e && idmap_get(&e->vix, id, &k) ? e->v[k] : NULL;
+}
+
+void collect_backup_vault_known(struct run *r, const char *rsv_id)
+{
+	char sub[64], rg[128];
+
+	/*
+	 * Its jobs start now, whether or not it protects a VM (its protected
+	 * items, which say so, are read meanwhile): a vault that protects none
+	 * costs one read, of a list that is then empty or left unused.
+	 */
+	if (vault_parts(rsv_id, sub, sizeof(sub), rg, sizeof(rg)) && !vault_started(r, rsv_id))
+		vault_new(r, rsv_id, sub);
+}
+
 void collect_backup_items_read(struct run *r, const char *path, const cJSON *items)
 {
 	static const char suffix[] = "/backupProtectedItems";
-	size_t n = path ? strlen(path) : 0, k;
+	size_t n = path ? strlen(path) : 0;
 	char *id, sub[64], rg[128];
 	const cJSON *it;
 	bool protects = false;
@@ -426,20 +463,22 @@ void collect_backup_items_read(struct run *r, const char *path, const cJSON *ite
 		if (jstr(it, "id") && armid_scope_contains(id, jstr(it, "id")))
 			protects = true;
 	/* Only what collect_backup_evidence would read; it decides again, and reads anything missed here. */
-	if (protects && vault_parts(id, sub, sizeof(sub), rg, sizeof(rg)) &&
-	    !(r->backup && idmap_get(&((struct ev_reads *)r->backup)->vix, id, &k)))
-		vault_start(r, id, sub, rg);
+	if (protects && vault_parts(id, sub, sizeof(sub), rg, sizeof(rg))) {
+		struct ev_vault *v = vault_started(r, id);
+
+		vault_rest(r, v ? v : vault_new(r, id, sub), id, sub, rg);
+	}
 	free(id);
 }
 
 /* The reads of vault id, started early or now; an early read serves one vault entry only. */
 static struct ev_vault *vault_take(struct run *r, const char *id, const char *sub, const char *rg)
 {
-	struct ev_reads *e = ev_reads_of(r);
-	struct ev_vault *v;
-	size_t k;
+	struct ev_vault *v = vault_started(r, id);
 
-	v = idmap_get(&e->vix, id, &k) && !e->v[k]->used ? e->v[k] : vault_start(r, id, sub, rg);
+	if (!v || v->used)
+		v = vault_new(r, id, sub);
+	vault_rest(r, v, id, sub, rg);
 	v->used = true;
 	v->id = id;
 	return v;

@@ -98,6 +98,11 @@ void collect_backup_evidence(struct run *r);
  * (collect_backup_evidence takes them in the vaults' order).
  */
 void collect_backup_items_read(struct run *r, const char *path, const cJSON *items);
+/*
+ * A Recovery Services vault is known (both engines, as they queue its
+ * protected items): its backup jobs, the longest list of its reads, start now.
+ */
+void collect_backup_vault_known(struct run *r, const char *rsv_id);
 
 /* ARM reads both engines share (collect.c); protected items are queued into items (run_flush reads them). */
 void collect_protected_items(struct run *r, const char *rsv_id, const char *tenant, cJSON *items);

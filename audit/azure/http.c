@@ -1087,7 +1087,7 @@ static void queue_push(struct mcall **head, struct mcall **tail, struct mcall *x
 
 static bool multi_add(struct http_multi *m, const char *method, const char *url, const char *bearer,
                       const char *const *headers, const char *body, size_t body_len, const char *key,
-                      struct http_response *resp, struct kv_err *err, void *ud, enum sched_lane lane)
+                      struct http_response *resp, struct kv_err *err, void *ud, enum sched_lane lane, int prio)
 {
 	struct mcall *x = kv_calloc(1, sizeof(*x));
 
@@ -1108,7 +1108,7 @@ static bool multi_add(struct http_multi *m, const char *method, const char *url,
 	/* Only reads: a query is retried as a GET is (http_query). */
 	if (lane == SCHED_FRONT)
 		x->c.idempotent = true;
-	sched_queue(m->sched, x->c.key, &x->q, lane);
+	sched_queue_prio(m->sched, x->c.key, &x->q, lane, prio);
 	return true;
 }
 
@@ -1116,14 +1116,21 @@ bool http_multi_add(struct http_multi *m, const char *method, const char *url, c
                     const char *const *headers, const char *body, size_t body_len, const char *key,
                     struct http_response *resp, struct kv_err *err, void *ud)
 {
-	return multi_add(m, method, url, bearer, headers, body, body_len, key, resp, err, ud, SCHED_LAST);
+	return multi_add(m, method, url, bearer, headers, body, body_len, key, resp, err, ud, SCHED_LAST, 0);
 }
 
 bool http_multi_add_first(struct http_multi *m, const char *method, const char *url, const char *bearer,
                           const char *const *headers, const char *body, size_t body_len, const char *key,
                           struct http_response *resp, struct kv_err *err, void *ud)
 {
-	return multi_add(m, method, url, bearer, headers, body, body_len, key, resp, err, ud, SCHED_FIRST);
+	return multi_add(m, method, url, bearer, headers, body, body_len, key, resp, err, ud, SCHED_FIRST, 0);
+}
+
+bool http_multi_add_prio(struct http_multi *m, const char *method, const char *url, const char *bearer,
+                         const char *const *headers, const char *body, size_t body_len, const char *key,
+                         struct http_response *resp, struct kv_err *err, void *ud, int prio)
+{
+	return multi_add(m, method, url, bearer, headers, body, body_len, key, resp, err, ud, SCHED_FIRST, prio);
 }
 
 bool http_multi_add_query(struct http_multi *m, const char *url, const char *bearer, const char *const *headers,
@@ -1134,7 +1141,7 @@ bool http_multi_add_query(struct http_multi *m, const char *url, const char *bea
 	 * Ahead of everything else: each page of a query waits for the one before, and what the
 	 * engine reads next waits for the query (collect_graph.c), so they are few and in the way.
 	 */
-	bool ok = multi_add(m, "POST", url, bearer, headers, body, body_len, key, resp, err, ud, SCHED_FRONT);
+	bool ok = multi_add(m, "POST", url, bearer, headers, body, body_len, key, resp, err, ud, SCHED_FRONT, 0);
 
 	/* Metered by the caller's query quota (sched.h). */
 	if (ok)

@@ -145,6 +145,14 @@ bool http_multi_add(struct http_multi *m, const char *method, const char *url, c
 bool http_multi_add_first(struct http_multi *m, const char *method, const char *url, const char *bearer,
                           const char *const *headers, const char *body, size_t body_len, const char *key,
                           struct http_response *resp, struct kv_err *err, void *ud);
+/*
+ * As http_multi_add_first, ahead of those of a lower prio (sched_queue_prio:
+ * the length of the chain of requests this one leads to; 0 is
+ * http_multi_add_first's).
+ */
+bool http_multi_add_prio(struct http_multi *m, const char *method, const char *url, const char *bearer,
+                         const char *const *headers, const char *body, size_t body_len, const char *key,
+                         struct http_response *resp, struct kv_err *err, void *ud, int prio);
 /* A POST that only reads (a Resource Graph query): as http_multi_add, retried as http_query retries. */
 bool http_multi_add_query(struct http_multi *m, const char *url, const char *bearer, const char *const *headers,
                           const char *body, size_t body_len, const char *key, struct http_response *resp,

@@ -53,9 +53,10 @@ struct sched {
 	unsigned long long seq, retry_seq;
 };
 
-/* Lanes in the high bits: a lane's requests all go before the next lane's. */
+/* Lanes in the high bits: a lane's requests all go before the next lane's; then the priority, highest first. */
 #define LANE_SHIFT 56
-#define SEQ_MASK ((1ULL << LANE_SHIFT) - 1)
+#define PRIO_SHIFT 48
+#define SEQ_MASK ((1ULL << PRIO_SHIFT) - 1)
 
 static void key_init(struct sched_key *k, const char *key)
 {
@@ -270,12 +271,16 @@ static void enqueue(struct sched *s, struct sched_key *k, struct sched_item *it,
 {
 	struct sched_item **pp = &k->head[lane];
 
-	/* In order within the lane: appended, except retries, which come back in any order (few). */
-	if (lane == SCHED_RETRY)
+	/*
+	 * In order within the lane: appended, unless it goes before the last (a
+	 * retry, which comes back in any order, or a higher priority); the walk
+	 * then passes only those of its priority or a higher one.
+	 */
+	if (k->tail[lane] && k->tail[lane]->order < it->order)
+		pp = &k->tail[lane]->next;
+	else
 		while (*pp && (*pp)->order < it->order)
 			pp = &(*pp)->next;
-	else if (k->tail[lane])
-		pp = &k->tail[lane]->next;
 	it->next = *pp;
 	*pp = it;
 	if (!it->next)
@@ -284,13 +289,21 @@ static void enqueue(struct sched *s, struct sched_key *k, struct sched_item *it,
 	touch(s, k);
 }
 
-void sched_queue(struct sched *s, const char *key, struct sched_item *it, enum sched_lane lane)
+void sched_queue_prio(struct sched *s, const char *key, struct sched_item *it, enum sched_lane lane, int prio)
 {
+	int clamped = prio < 0 ? 0 : prio > SCHED_PRIO_MAX ? SCHED_PRIO_MAX : prio;
+	unsigned long long p = (unsigned long long)(SCHED_PRIO_MAX - clamped);   /* the highest first */
+
 	it->k = key ? find(s, key, true) : &s->none;
-	it->order = ((unsigned long long)lane << LANE_SHIFT) | (++s->seq & SEQ_MASK);
+	it->order = ((unsigned long long)lane << LANE_SHIFT) | (p << PRIO_SHIFT) | (++s->seq & SEQ_MASK);
 	it->not_before = 0;
 	s->queued++;
 	enqueue(s, it->k, it, lane);
+}
+
+void sched_queue(struct sched *s, const char *key, struct sched_item *it, enum sched_lane lane)
+{
+	sched_queue_prio(s, key, it, lane, 0);
 }
 
 void sched_retry(struct sched *s, struct sched_item *it, long not_before)

@@ -31,8 +31,8 @@ void sched_free(struct sched *s);   /* requests still queued are the caller's (s
  * The requests waiting to start, each key's in its own queues, one FIFO per
  * lane.  sched_next hands out, of the keys that may start now, the request
  * that comes first: lane by lane (retries, then Resource Graph queries, then
- * list pages, then single reads), in the order queued within a lane (the
- * latest retry first).  With nothing paced that is the order of one list
+ * list pages, then single reads), within a lane by priority (sched_queue_prio),
+ * then in the order queued (the latest retry first).  With nothing paced that is the order of one list
  * kept lane by lane; a paced key's requests wait in its queues without being
  * looked at, so the cost of a start does not grow with what a throttled
  * subscription holds (O(log keys)).  The caller embeds a struct sched_item in
@@ -51,12 +51,22 @@ struct sched_key;
 struct sched_item {
 	struct sched_item *next;
 	struct sched_key *k;
-	unsigned long long order;   /* lane, then when queued */
+	unsigned long long order;   /* lane, then priority, then when queued */
 	long not_before;            /* a retry: not before this (ms) */
 };
 
 /* Queues it under key (NULL: never paced) in lane (not SCHED_RETRY). */
 void sched_queue(struct sched *s, const char *key, struct sched_item *it, enum sched_lane lane);
+/*
+ * Like sched_queue, with a priority within the lane (0 .. SCHED_PRIO_MAX;
+ * sched_queue's is 0): a higher one starts first, equal ones in the order
+ * queued.  The caller gives the length of the chain of requests a request
+ * leads to (its list's pages still to come and what waits on them), so the
+ * longest chain goes first, the classic rule for a pool of workers: the
+ * chains end together instead of the longest one starting last.
+ */
+#define SCHED_PRIO_MAX 255
+void sched_queue_prio(struct sched *s, const char *key, struct sched_item *it, enum sched_lane lane, int prio);
 /* Queues a request again after a failed attempt, under its key, ahead of all others, not before not_before. */
 void sched_retry(struct sched *s, struct sched_item *it, long not_before);
 /* The next request that may start at now, taken off its queue; NULL: none may yet. */

@@ -151,6 +151,7 @@ int audit_cli_report(struct audit_cli *a, struct estate *e)
 {
 	struct kv_err err = {{0}};
 	struct report_rows rows = { NULL, facts_inventory_next_vm, e };
+	struct fastjson_arena arenas[AUDIT_ARENAS];
 	cJSON *report;
 	char stamp[32];
 	int rc = KV_EXIT_USAGE;
@@ -160,6 +161,9 @@ int audit_cli_report(struct audit_cli *a, struct estate *e)
 	 * its JSON text shows them: made while it is written, one at a time.
 	 */
 	a->ao.inventory_rows_later = true;
+	/* The findings too: one step frees them (audit.h), not a free() per node. */
+	memset(arenas, 0, sizeof(arenas));
+	a->ao.findings_arenas = arenas;
 	report = audit_run(e, &a->cat, &a->ao);
 	rows.array = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(report, "inventory"), "vms");
 	cli_warn_expired(&a->supp);
@@ -177,6 +181,9 @@ int audit_cli_report(struct audit_cli *a, struct estate *e)
 		                                                                                      : KV_EXIT_OK;
 out:
 	cJSON_Delete(report);
+	for (size_t i = 0; i < AUDIT_ARENAS; i++)
+		fastjson_arena_free(&arenas[i]);
+	a->ao.findings_arenas = NULL;
 	return rc;
 }
 

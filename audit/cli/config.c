@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "audit/azure/auth.h"
+#include "audit/azure/cloud.h"
 #include "audit/azure/collect.h"
 #include "audit/cli/cli.h"
 #include "audit/cli/cli_internal.h"
@@ -198,6 +199,23 @@ static char *read_config(const char *path, const char *what, size_t *len, struct
 	return text;
 }
 
+/*
+ * The cloud is read here as --cloud's is before any work (cli_scope_check), so
+ * that a bad name or file is named with the config file it came from.
+ */
+static bool check_cloud(const char *what, const char *name_or_file, struct kv_err *err)
+{
+	struct cloud cloud;
+	struct kv_err why = {{0}};
+
+	if (!cloud_load(name_or_file, &cloud, &why)) {
+		kv_err_set(err, "%s: $.cloud: %s", what, why.msg);
+		return false;
+	}
+	cloud_release(&cloud);
+	return true;
+}
+
 /* what: "config file 'F'", and where its name came from; every message starts with it. */
 static bool load(const char *path, const char *what, struct cli_config *c, struct kv_err *err)
 {
@@ -306,6 +324,8 @@ static bool load(const char *path, const char *what, struct cli_config *c, struc
 		c->baseline = path_in(c, dir, c->baseline);
 	if (c->cloud && (strchr(c->cloud, '/') || kv_endswith_ci(c->cloud, ".json")))
 		c->cloud = path_in(c, dir, c->cloud);
+	if (c->cloud && !check_cloud(what, c->cloud, err))
+		goto out;
 	/* Strings above point into doc: keep it. */
 	c->doc = doc;
 	doc = NULL;

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -35,9 +36,10 @@ struct loader {
 	bool failed;
 	struct estate *e;
 	bool copy;           /* a lean load frees the element after loading it: copy its strings */
+	struct lean_side *side;   /* where a lean load copies them: this thread's (struct estate_mem) */
 };
 
-static const char *pool_str(struct estate *e, const char *s);
+static const char *pool_str(struct lean_side *side, const char *s);
 
 /* A copy of snapshot text safe for a one-line message: controls become '?', long text is cut. */
 static const char *printable(const char *s, char *out, size_t n)
@@ -107,7 +109,7 @@ static const char *str_at(struct loader *L, const cJSON *obj, const char *key, c
 		fail(L, p, "a string", j);
 		return NULL;
 	}
-	return L->copy ? pool_str(L->e, j->valuestring) : j->valuestring;
+	return L->copy ? pool_str(L->side, j->valuestring) : j->valuestring;
 }
 
 /*
@@ -214,13 +216,12 @@ static cJSON *str_arr_at(struct loader *L, const cJSON *obj, const char *key, co
 	return (cJSON *)(uintptr_t)a;
 }
 
-/* Validates that item i of a top-level list is an object; returns it or NULL. */
-static cJSON *list_item(struct loader *L, cJSON *it, const char *list, int i, char *path, size_t n)
+/* snprintf(path, n, "$.%s[%d]", list, i), written by hand: once per element of every list. */
+static char *elem_path(char *path, size_t n, const char *list, int i)
 {
 	char num[16];
 	size_t k = sizeof(num);
 
-	/* snprintf(path, n, "$.%s[%d]", list, i), written by hand: once per element of every list. */
 	num[--k] = '\0';
 	num[--k] = ']';
 	for (unsigned v = (unsigned)i; k == sizeof(num) - 2 || v; v /= 10)
@@ -228,6 +229,13 @@ static cJSON *list_item(struct loader *L, cJSON *it, const char *list, int i, ch
 	num[--k] = '[';
 	path_cat(path, n, "$.", list);
 	path_cat(path + strlen(path), n - strlen(path), num + k, "");
+	return path;
+}
+
+/* Validates that item i of a top-level list is an object; returns it or NULL. */
+static cJSON *list_item(struct loader *L, cJSON *it, const char *list, int i, char *path, size_t n)
+{
+	elem_path(path, n, list, i);
 	if (!cJSON_IsObject(it)) {
 		fail(L, path, "an object", it);
 		return NULL;
@@ -320,9 +328,13 @@ static const cJSON *top_list(struct loader *L, const cJSON *doc, const char *key
  * bad snapshot gets exactly the message it always got.
  */
 
+struct estate_mem;
+struct chains;
 static void lean_ade(struct estate *e, struct vm *vm, const cJSON *it);
-static void lean_keep_disk(struct estate *e, const cJSON *it, size_t ix);
+static void lean_disk_ade(struct loader *L, const cJSON *it, struct ade_disk *d);
 static const char *lean_vm_id(struct loader *L, const cJSON *it, const char *path);
+static void find_apart(struct estate_mem *m, const cJSON *doc);
+static void chains_add(struct chains *c, const char *id, size_t item, bool borrow);
 
 /* The lists a lean load reads element by element; nothing reads their raw JSON after loading. */
 static const char *const STREAMED[] = {"virtualMachines", "disks", "backupProtectedItems", "backupJobs",
@@ -357,6 +369,7 @@ struct src {
 	size_t nm;
 	void *map;                           /* estate_load's mapping of the file, or NULL */
 	size_t read, trimmed;                /* bytes parsed so far; when last trimmed */
+	struct prefetch *pf;                 /* while src_scan reads a mapping: its pages faulted in ahead */
 	struct fastjson_arena scratch;       /* the elements being loaded (parse_span) */
 };
 
@@ -364,11 +377,27 @@ struct src {
 #define AHEAD_BATCH_MAX 256                   /* elements in a batch, at most (small ones: jobs) */
 #define AHEAD_BATCHES 4                       /* batches parsed ahead of the loader, at most */
 
-/* Elements of a STREAMED list parsed by the worker (struct ahead), in their own arena. */
+/*
+ * What a loader reads of one element of its list before it merges it into
+ * the estate (an index, a join), in a record of size bytes: read needs only
+ * the element and what is loaded already, so the worker may run it (struct
+ * ahead) while the loader merges the elements before.  read says false when
+ * the element is bad (L says why, as the loader would have); drop releases
+ * a record read but never handed to the loader (NULL: nothing to release).
+ */
+struct prep {
+	size_t size;
+	bool (*read)(struct loader *L, cJSON *it, size_t i, void *rec);
+	void (*drop)(void *rec);
+};
+
+/* Elements of a STREAMED list parsed by the worker (struct ahead), in their own arena, and their records. */
 struct batch {
 	struct fastjson_arena a;
 	cJSON **v;                           /* elements [first, first + n); NULL where one is bad */
+	char *rec;                           /* element first + k's record at k * prep->size */
 	size_t first, n;
+	bool read;                           /* the worker read the records too, else the loader reads them */
 };
 
 /*
@@ -383,6 +412,9 @@ struct ahead {
 	pthread_cond_t cv;
 	struct src *S;
 	const struct member *m;
+	const struct prep *prep;             /* NULL: the worker only parses */
+	struct loader L;                     /* the worker's, for prep->read (its messages are not told) */
+	struct kv_err err;
 	struct batch b[AHEAD_BATCHES];
 	size_t made, used;                   /* batches the worker filled; the loader gave back */
 	bool stop, end;                      /* the loader gives up; the worker is done */
@@ -398,6 +430,9 @@ struct items {
 	struct loader *L;
 	struct ahead *ahead;                 /* NULL: the loader parses each element itself */
 	struct batch *batch;                 /* the one the loader reads, at element i - batch->first */
+	const struct prep *prep;             /* NULL: the loader reads each element itself */
+	void *rec;                           /* cur's record, the loader's once handed */
+	char *own;                           /* room for it when no worker reads it */
 };
 
 /* Items grouped by an ARM ID (idmap's equality), each group in the order added: lean_ade's joins. */
@@ -409,17 +444,26 @@ struct chains {
 };
 
 /*
+ * What one thread of a lean load allocates as it reads elements: the
+ * loader's, or the parse-ahead worker's (struct ahead), so the two never
+ * share an allocator.  Only one worker runs at a time.
+ */
+struct lean_side {
+	struct pool_chunk *chunks;           /* copied strings, as long as the estate */
+	struct ade_keys *kbuf;               /* one disk's keys while lean_disk_ade reads them */
+	size_t nkbuf, capkbuf;
+	struct fastjson_arena keep;          /* their strings and arrays, until the load is done */
+};
+
+/*
  * What a lean load owns beyond the typed model: copied strings; e->doc (the
  * members that are not STREAMED); while it loads, what ADE detection of a
  * VM needs of what is not in the VM's element (lean_ade).
  */
 struct estate_mem {
-	struct pool_chunk *chunks;
+	struct lean_side side[2];            /* [0] the loader's, [1] the parse-ahead worker's */
 	struct fastjson_arena doc;           /* e->doc when it has blocks (estate_free) */
-	struct ade_disk *disk_ade;           /* by index in e->disks (lean_keep_disk) */
-	struct ade_keys *kbuf;               /* one disk's keys while lean_keep_disk reads them */
-	size_t nkbuf, capkbuf;
-	struct fastjson_arena keep;          /* their strings and arrays, until the load is done */
+	struct ade_disk *disk_ade;           /* by index in e->disks (lean_disk_ade) */
 	struct chains managed;               /* disks by managedBy */
 	struct chains apart;                 /* vmExtensions by the VM they extend (apart_x) */
 	const cJSON **apart_x;
@@ -433,10 +477,10 @@ static struct estate_mem *estate_mem(struct estate *e)
 	return e->mem;
 }
 
-static const char *pool_str(struct estate *e, const char *s)
+static const char *pool_str(struct lean_side *side, const char *s)
 {
 	size_t n = strlen(s) + 1;
-	struct pool_chunk *c = estate_mem(e)->chunks;
+	struct pool_chunk *c = side->chunks;
 
 	if (!c || c->cap - c->used < n) {
 		size_t cap = n > ((size_t)1 << 20) ? n : ((size_t)1 << 20);
@@ -444,8 +488,8 @@ static const char *pool_str(struct estate *e, const char *s)
 		c = kv_malloc(sizeof(*c) + cap);
 		c->used = 0;
 		c->cap = cap;
-		c->next = e->mem->chunks;
-		e->mem->chunks = c;
+		c->next = side->chunks;
+		side->chunks = c;
 	}
 	memcpy(c->data + c->used, s, n);
 	c->used += n;
@@ -458,20 +502,102 @@ static cJSON *kept(const struct loader *L, cJSON *it)
 	return L->copy ? NULL : it;
 }
 
+/*
+ * The scan of a mapped snapshot is bound by the first touch of each page
+ * (it costs ten times the reading: ~0.65 s for 843 MB here), while
+ * the other core waits for the lists to parse.  A thread maps the pages in
+ * (MADV_POPULATE_READ) a little ahead of the scan, so that cost leaves the
+ * critical path; never more than PREFETCH_AHEAD ahead, so what the trim
+ * gives back stays given back.
+ */
+struct prefetch {
+	char *map;
+	size_t len;
+	atomic_size_t pos;    /* how far the scan is (S->read) */
+	atomic_bool stop;
+	pthread_t t;
+};
+
+#define PREFETCH_CHUNK ((size_t)2 << 20)
+#define PREFETCH_AHEAD ((size_t)32 << 20)
+
+static void *prefetch_run(void *arg)
+{
+	struct prefetch *P = arg;
+	size_t off = 0;
+	unsigned sink = 0;
+
+	while (off < P->len && !atomic_load_explicit(&P->stop, memory_order_relaxed)) {
+		size_t pos = atomic_load_explicit(&P->pos, memory_order_relaxed), n;
+
+		if (off < pos)   /* the scan went past: no use behind it */
+			off = pos & ~(PREFETCH_CHUNK - 1);
+		if (off >= pos + PREFETCH_AHEAD) {
+			(void)nanosleep(&(struct timespec){0, 100000}, NULL);
+			continue;
+		}
+		n = P->len - off < PREFETCH_CHUNK ? P->len - off : PREFETCH_CHUNK;
+		/*
+		 * Mapped in one call (a kernel before 5.14 says EINVAL: the touch
+		 * faults them in), then touched: on a VM with shadow page tables
+		 * the first access from user space is what costs (0.54 s of the
+		 * 0.65 here), and this thread's serves the scan's.
+		 */
+		(void)madvise(P->map + off, n, MADV_POPULATE_READ);
+		for (size_t k = 0; k < n; k += 4096)
+			sink += (unsigned char)P->map[off + k];
+		off += n;
+	}
+	return (void *)(uintptr_t)sink;   /* so the touches are not optimised away */
+}
+
+/* With a mapping and a second core; nothing (the scan alone) when the thread cannot start. */
+static void prefetch_start(struct src *S)
+{
+	struct prefetch *P;
+
+	if (!S->map || sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return;
+	P = kv_calloc(1, sizeof(*P));
+	P->map = S->map;
+	P->len = S->len;
+	atomic_init(&P->pos, 0);
+	atomic_init(&P->stop, false);
+	if (pthread_create(&P->t, NULL, prefetch_run, P) != 0) {
+		free(P);
+		return;
+	}
+	S->pf = P;
+}
+
+static void prefetch_stop(struct src *S)
+{
+	if (!S->pf)
+		return;
+	atomic_store_explicit(&S->pf->stop, true, memory_order_relaxed);
+	pthread_join(S->pf->t, NULL);
+	free(S->pf);
+	S->pf = NULL;
+}
+
 static void src_trim(struct src *S, bool now)
 {
+	if (S->pf)
+		atomic_store_explicit(&S->pf->pos, S->read, memory_order_relaxed);
 	if (S->map && (now || S->read - S->trimmed >= TRIM_EVERY)) {
-		/* The file's pages stay in the page cache; they only stop counting as ours. */
-		(void)madvise(S->map, S->len, MADV_DONTNEED);
+		/*
+		 * The file's pages stay in the page cache; they only stop counting
+		 * as ours.  While the scan runs (S->read: where it is), only those
+		 * behind it: the prefetcher's ahead of it are still to be read.
+		 */
+		(void)madvise(S->map, S->pf ? S->read : S->len, MADV_DONTNEED);
 		S->trimmed = S->read;
 	}
 }
 
 static size_t skip_ws(const struct src *S, size_t i)
 {
-	while (i < S->len && json_is_space(S->text[i]))
-		i++;
-	return i;
+	return json_skip_space(S->text, i, S->len);
 }
 
 /* Just past the string whose opening quote is at i; 0 when it does not end. */
@@ -529,37 +655,23 @@ static int scan_bytes(const struct src *S, size_t *i, size_t stop, size_t *depth
 	return SCAN_ON;
 }
 
-#if defined(__SSE2__)
-/* Bit k set where byte k of w0..w3 (64 bytes) equals c's. */
-static uint64_t scan_bits(__m128i w0, __m128i w1, __m128i w2, __m128i w3, __m128i c)
-{
-	return (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w0, c)) |
-	       (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w1, c)) << 16 |
-	       (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w2, c)) << 32 |
-	       (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w3, c)) << 48;
-}
+/*
+ * 64 bytes of text as bit masks, bit k for byte k: what value_end's blocks
+ * need.  open and close are computed as (c & 0xDF) == '[' and == ']', which
+ * is exactly '[' '{' and ']' '}'.
+ */
+struct scan_block {
+	uint64_t quote, bslash, open, close;
+};
 
 /*
- * 64 bytes at p, bit k for p[k]: quotes; bracket candidates ((c & 0xD9) ==
- * 0x59: '[' ']' '{' '}', and 'Y' 'y' '_' DEL, which the walk ignores);
- * whether any is a backslash.
+ * value_end's walk of whole blocks from *i, one function per instruction
+ * set: SCAN_ON with *i where fewer than 64 bytes are left, else as
+ * scan_bytes.
  */
-static bool scan_classify(const char *p, uint64_t *quote, uint64_t *brackets)
-{
-	const __m128i bs = _mm_set1_epi8('\\'), mask = _mm_set1_epi8((char)0xD9);
-	const __m128i w0 = _mm_loadu_si128((const __m128i *)(const void *)p);
-	const __m128i w1 = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
-	const __m128i w2 = _mm_loadu_si128((const __m128i *)(const void *)(p + 32));
-	const __m128i w3 = _mm_loadu_si128((const __m128i *)(const void *)(p + 48));
-	__m128i anybs = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(w0, bs), _mm_cmpeq_epi8(w1, bs)),
-	                             _mm_or_si128(_mm_cmpeq_epi8(w2, bs), _mm_cmpeq_epi8(w3, bs)));
+typedef int (*scan_blocks_fn)(const struct src *S, size_t *i, size_t *depth, bool *in_str);
 
-	*quote = scan_bits(w0, w1, w2, w3, _mm_set1_epi8('"'));
-	*brackets = scan_bits(_mm_and_si128(w0, mask), _mm_and_si128(w1, mask), _mm_and_si128(w2, mask),
-	                      _mm_and_si128(w3, mask), _mm_set1_epi8(0x59));
-	return _mm_movemask_epi8(anybs) != 0;
-}
-
+#if defined(__SSE2__)
 /* Bit k: the XOR of bits 0..k (inside a string, where q marks the quotes). */
 static uint64_t prefix_xor(uint64_t q)
 {
@@ -571,17 +683,228 @@ static uint64_t prefix_xor(uint64_t q)
 	q ^= q << 32;
 	return q;
 }
+
+/*
+ * The bytes a backslash escapes, given a block's backslashes bs, as if
+ * every backslash were in a string and none escaped from the block before
+ * (simdjson's odd-backslash-sequence trick): a run of backslashes escapes
+ * the byte after it when its length is odd.  Runs starting on even and odd
+ * bits are added to the backslashes separately so that the carry stops
+ * just past each run, on a bit whose parity is the run's length's.
+ * *last: the block's last byte is a backslash that escapes the next
+ * block's first byte.
+ */
+static uint64_t scan_escaped(uint64_t bs, bool *last)
+{
+	const uint64_t even = 0x5555555555555555u, odd = ~even;
+	uint64_t starts = bs & ~(bs << 1), even_ends, odd_ends;
+
+	even_ends = (bs + (starts & even)) & ~bs;
+	*last = __builtin_add_overflow(bs, starts & odd, &odd_ends);
+	odd_ends &= ~bs;
+	return (even_ends & odd) | (odd_ends & even);
+}
+
+/*
+ * One block (64 bytes) of a bracketed value, classified in b:
+ * SCAN_END with *end just past the value, SCAN_BAD when too deep, else
+ * SCAN_ON with *in_str, *depth and *escape_next (the next block's first
+ * byte is escaped) updated.  -1 when a backslash is outside a string (no
+ * escape there, which scan_escaped assumed): the caller walks the block
+ * byte by byte.
+ */
+static inline __attribute__((always_inline)) int scan_block(const struct scan_block *b, bool *in_str, size_t *depth,
+                                                            bool *escape_next, size_t *end, bool popcnt)
+{
+	uint64_t quote = b->quote, in, open, close;
+	bool last = false;
+
+	if (b->bslash)
+		quote &= ~scan_escaped(b->bslash, &last);
+	in = prefix_xor(quote) ^ (*in_str ? ~(uint64_t)0 : 0);
+	if (b->bslash & ~in)
+		return -1;
+	open = b->open & ~in;
+	close = b->close & ~in;
+	/*
+	 * The value ends or nests too deep here only when its closes or opens
+	 * can take depth there: with a popcnt instruction, counting them first
+	 * spares the walk of most blocks.
+	 */
+	if (!popcnt || (size_t)__builtin_popcountll(close) >= *depth ||
+	    *depth + (size_t)__builtin_popcountll(open) > SCAN_MAX_DEPTH) {
+		for (uint64_t m = open | close; m; m &= m - 1) {
+			int k = __builtin_ctzll(m);
+
+			if (open >> k & 1) {
+				if (++*depth > SCAN_MAX_DEPTH)
+					return SCAN_BAD;
+			} else if (--*depth == 0) {
+				*end = (size_t)k + 1;
+				return SCAN_END;
+			}
+		}
+	} else {
+		*depth = *depth + (size_t)__builtin_popcountll(open) - (size_t)__builtin_popcountll(close);
+	}
+	*in_str = in >> 63;
+	*escape_next = last;
+	return SCAN_ON;
+}
+
+/* scan_blocks_fn's body with one classifier, inlined into each (so the classifier is, too). */
+static inline __attribute__((always_inline)) int scan_blocks(const struct src *S, size_t *i, size_t *depth,
+                                                             bool *in_str, bool popcnt,
+                                                             void (*classify)(const char *, struct scan_block *))
+{
+	size_t j = *i;
+	int r;
+
+	while (S->len - j >= 64) {
+		struct scan_block b;
+		bool escape_next = false;
+		size_t end = 0;
+
+		classify(S->text + j, &b);
+		r = scan_block(&b, in_str, depth, &escape_next, &end, popcnt);
+		if (r < 0) {
+			*i = j;
+			if ((r = scan_bytes(S, i, j + 64, depth, in_str)) != SCAN_ON)
+				return r;
+			j = *i;
+			continue;
+		}
+		if (r != SCAN_ON) {
+			*i = j + end;
+			return r;
+		}
+		j += 64;
+		if (escape_next && j++ == S->len)   /* the escaped byte is in the string: skip it */
+			return SCAN_BAD;
+	}
+	*i = j;
+	return SCAN_ON;
+}
+
+/* Bit k set where byte k of w0..w3 (64 bytes) equals c's. */
+static uint64_t scan_bits(__m128i w0, __m128i w1, __m128i w2, __m128i w3, __m128i c)
+{
+	return (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w0, c)) |
+	       (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w1, c)) << 16 |
+	       (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w2, c)) << 32 |
+	       (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w3, c)) << 48;
+}
+
+/* The fallback classifier: four 16-byte loads (every x86-64 has SSE2). */
+static inline void scan_classify(const char *p, struct scan_block *b)
+{
+	const __m128i fold = _mm_set1_epi8((char)0xDF);
+	const __m128i w0 = _mm_loadu_si128((const __m128i *)(const void *)p);
+	const __m128i w1 = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+	const __m128i w2 = _mm_loadu_si128((const __m128i *)(const void *)(p + 32));
+	const __m128i w3 = _mm_loadu_si128((const __m128i *)(const void *)(p + 48));
+	const __m128i f0 = _mm_and_si128(w0, fold), f1 = _mm_and_si128(w1, fold);
+	const __m128i f2 = _mm_and_si128(w2, fold), f3 = _mm_and_si128(w3, fold);
+
+	b->quote = scan_bits(w0, w1, w2, w3, _mm_set1_epi8('"'));
+	b->bslash = scan_bits(w0, w1, w2, w3, _mm_set1_epi8('\\'));
+	b->open = scan_bits(f0, f1, f2, f3, _mm_set1_epi8('['));
+	b->close = scan_bits(f0, f1, f2, f3, _mm_set1_epi8(']'));
+}
+
+static int scan_blocks_sse2(const struct src *S, size_t *i, size_t *depth, bool *in_str)
+{
+	return scan_blocks(S, i, depth, in_str, false, scan_classify);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SCAN_X86_DISPATCH 1
+#include <immintrin.h>
+
+/* Two 32-byte loads, chosen at run time when the CPU has AVX2. */
+__attribute__((target("avx2"))) static uint64_t scan_bits_avx2(__m256i w0, __m256i w1, __m256i c)
+{
+	return (uint64_t)(unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(w0, c)) |
+	       (uint64_t)(unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(w1, c)) << 32;
+}
+
+__attribute__((target("avx2"))) static inline void scan_classify_avx2(const char *p, struct scan_block *b)
+{
+	const __m256i fold = _mm256_set1_epi8((char)0xDF);
+	const __m256i w0 = _mm256_loadu_si256((const __m256i *)(const void *)p);
+	const __m256i w1 = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+	const __m256i f0 = _mm256_and_si256(w0, fold), f1 = _mm256_and_si256(w1, fold);
+
+	b->quote = scan_bits_avx2(w0, w1, _mm256_set1_epi8('"'));
+	b->bslash = scan_bits_avx2(w0, w1, _mm256_set1_epi8('\\'));
+	b->open = scan_bits_avx2(f0, f1, _mm256_set1_epi8('['));
+	b->close = scan_bits_avx2(f0, f1, _mm256_set1_epi8(']'));
+}
+
+__attribute__((target("avx2,popcnt"))) static int scan_blocks_avx2(const struct src *S, size_t *i, size_t *depth,
+                                                                  bool *in_str)
+{
+	return scan_blocks(S, i, depth, in_str, true, scan_classify_avx2);
+}
+
+/* One 64-byte load whose compares give the masks directly (AVX-512BW; valgrind's cpuid hides it). */
+__attribute__((target("avx512f,avx512bw"))) static inline void scan_classify_avx512(const char *p, struct scan_block *b)
+{
+	const __m512i w = _mm512_loadu_si512((const void *)p);
+	const __m512i f = _mm512_and_si512(w, _mm512_set1_epi8((char)0xDF));
+
+	b->quote = _mm512_cmpeq_epi8_mask(w, _mm512_set1_epi8('"'));
+	b->bslash = _mm512_cmpeq_epi8_mask(w, _mm512_set1_epi8('\\'));
+	b->open = _mm512_cmpeq_epi8_mask(f, _mm512_set1_epi8('['));
+	b->close = _mm512_cmpeq_epi8_mask(f, _mm512_set1_epi8(']'));
+}
+__attribute__((target("avx512f,avx512bw,popcnt"))) static int scan_blocks_avx512(const struct src *S, size_t *i,
+                                                                                  size_t *depth, bool *in_str)
+{
+	return scan_blocks(S, i, depth, in_str, true, scan_classify_avx512);
+}
+#endif
+
+/* The block walks by ESTATE_SCAN_*; NULL where this CPU (as cpuid says) lacks the instructions. */
+static scan_blocks_fn scan_walker(int how)
+{
+#if defined(SCAN_X86_DISPATCH)
+	__builtin_cpu_init();
+	if (how == ESTATE_SCAN_AVX512)
+		return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("popcnt") ? scan_blocks_avx512 : NULL;
+	if (how == ESTATE_SCAN_AVX2)
+		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") ? scan_blocks_avx2 : NULL;
+#endif
+	return how == ESTATE_SCAN_SSE2 ? scan_blocks_sse2 : NULL;
+}
+
+/* The widest walk this CPU has, looked up once. */
+static scan_blocks_fn scan_best(void)
+{
+	static scan_blocks_fn best;   /* atomic: the fuzzers and tests may load on several threads */
+	scan_blocks_fn f = __atomic_load_n(&best, __ATOMIC_RELAXED);
+
+	if (!f) {
+		if (!(f = scan_walker(ESTATE_SCAN_AVX512)) && !(f = scan_walker(ESTATE_SCAN_AVX2)))
+			f = scan_blocks_sse2;
+		__atomic_store_n(&best, f, __ATOMIC_RELAXED);
+	}
+	return f;
+}
 #endif
 
 /*
  * Just past the JSON value starting at i (not validated: cJSON does that);
  * 0 when none.  The scan of the whole snapshot is on the critical path, so
- * with SSE2 a bracketed value goes 64 bytes a block: the quotes' prefix XOR
- * says which brackets are inside strings, and only those are looked at (a
- * block with a backslash goes byte by byte).  The same answer as
- * scan_bytes alone (tests/unit/test_lean.c holds it to that).
+ * a bracketed value goes 64 bytes a block with blocks (the widest the
+ * CPU has: scan_best): the quotes that no backslash escapes, prefix-XORed,
+ * say which bytes are inside strings, and the brackets outside them are
+ * only counted unless the value may end or nest too deep in the block.  A
+ * block with a backslash outside a string (never in JSON) goes byte by
+ * byte.  The same answer as scan_bytes alone (blocks NULL):
+ * tests/unit/test_lean.c holds every classifier to that.
  */
-static size_t value_end(struct src *S, size_t i)
+static size_t value_end_with(struct src *S, size_t i, scan_blocks_fn blocks)
 {
 	const char *t = S->text;
 	size_t depth = 0;
@@ -599,32 +922,36 @@ static size_t value_end(struct src *S, size_t i)
 			i++;
 		return i > s ? i : 0;
 	}
-#if defined(__SSE2__)
-	while (S->len - i >= 64) {
-		uint64_t quote, in, m;
-
-		if (scan_classify(t + i, &quote, &m)) {
-			if ((r = scan_bytes(S, &i, i + 64, &depth, &in_str)) != SCAN_ON)
-				return r == SCAN_END ? i : 0;
-			continue;
-		}
-		in = prefix_xor(quote) ^ (in_str ? ~(uint64_t)0 : 0);
-		in_str = in >> 63;
-		for (m &= ~in; m; m &= m - 1) {
-			size_t k = i + (size_t)__builtin_ctzll(m);
-
-			if (t[k] == '{' || t[k] == '[') {
-				if (++depth > SCAN_MAX_DEPTH)
-					return 0;
-			} else if ((t[k] == '}' || t[k] == ']') && --depth == 0) {
-				return k + 1;
-			}
-		}
-		i += 64;
-	}
-#endif
+	if (blocks && (r = blocks(S, &i, &depth, &in_str)) != SCAN_ON)
+		return r == SCAN_END ? i : 0;
 	r = scan_bytes(S, &i, S->len, &depth, &in_str);
 	return r == SCAN_END ? i : 0;
+}
+
+static size_t value_end(struct src *S, size_t i)
+{
+#if defined(__SSE2__)
+	return value_end_with(S, i, scan_best());
+#else
+	return value_end_with(S, i, NULL);
+#endif
+}
+
+size_t estate_value_end(const char *text, size_t len, size_t i, int how)
+{
+	struct src S = {.text = text, .len = len};
+	scan_blocks_fn f = NULL;
+
+#if defined(__SSE2__)
+	if (how == ESTATE_SCAN_BEST)
+		f = scan_best();
+	else if (how != ESTATE_SCAN_BYTES && !(f = scan_walker(how)))
+		return SIZE_MAX;
+#else
+	if (how != ESTATE_SCAN_BYTES && how != ESTATE_SCAN_BEST)
+		return SIZE_MAX;
+#endif
+	return value_end_with(&S, i, f);
 }
 
 /* Splits the list at i into its elements; just past its ']', or 0. */
@@ -686,6 +1013,7 @@ static bool src_scan(struct src *S, const char *text, size_t len, void *map)
 	i = skip_ws(S, 0);
 	if (i >= len || text[i] != '{')
 		return false;
+	prefetch_start(S);
 	i = skip_ws(S, i + 1);
 	if (i < len && text[i] == '}')
 		goto close;
@@ -730,9 +1058,11 @@ static bool src_scan(struct src *S, const char *text, size_t len, void *map)
 close:
 	if (skip_ws(S, i + 1) != len)
 		goto bad;
+	prefetch_stop(S);
 	src_trim(S, true);
 	return true;
 bad:
+	prefetch_stop(S);
 	src_trim(S, true);
 	src_release(S);
 	return false;
@@ -834,12 +1164,18 @@ static void *ahead_run(void *arg)
 	while (i < A->m->nelems && !bad) {
 		struct batch *b;
 		size_t bytes = 0;
-		bool stop;
+		bool stop, read;
 
 		pthread_mutex_lock(&A->mu);
 		while (!A->stop && A->made - A->used == AHEAD_BATCHES)
 			pthread_cond_wait(&A->cv, &A->mu);
 		stop = A->stop;
+		/*
+		 * The records too when the loader has a batch waiting beside the
+		 * one it reads: else it would wait for this one, and reads them
+		 * itself.  Whichever thread has time does the work.
+		 */
+		read = A->prep && A->made - A->used >= 2;
 		pthread_mutex_unlock(&A->mu);
 		if (stop)
 			break;
@@ -847,13 +1183,20 @@ static void *ahead_run(void *arg)
 		fastjson_arena_reset(&b->a);
 		b->first = i;
 		b->n = 0;
+		b->read = read;
 		while (i < A->m->nelems && !bad && b->n < AHEAD_BATCH_MAX && (b->n == 0 || bytes < AHEAD_BATCH_BYTES)) {
 			struct span sp = A->m->elems[i++];
+			cJSON *v;
 
-			if (!b->v)
+			if (!b->v) {
 				b->v = kv_malloc(AHEAD_BATCH_MAX * sizeof(*b->v));
-			b->v[b->n] = parse_span(A->S, sp, &b->a);
-			bad = !b->v[b->n++];   /* the loader stops there: nothing after it is needed */
+				b->rec = A->prep ? kv_malloc(AHEAD_BATCH_MAX * A->prep->size) : NULL;
+			}
+			v = parse_span(A->S, sp, &b->a);
+			if (v && read && !A->prep->read(&A->L, v, i - 1, b->rec + b->n * A->prep->size))
+				v = NULL;
+			b->v[b->n++] = v;
+			bad = !v;   /* the loader stops there: nothing after it is needed */
 			bytes += sp.end - sp.start;
 		}
 		pthread_mutex_lock(&A->mu);
@@ -875,6 +1218,9 @@ static bool ahead_start(struct items *it)
 
 	A->S = it->S;
 	A->m = it->m;
+	A->prep = it->prep;
+	/* A bad element makes the lean load fail and the whole tree load tell why: this message is not told. */
+	A->L = (struct loader){it->L->name, &A->err, false, it->L->e, true, &estate_mem(it->L->e)->side[1]};
 	if (pthread_mutex_init(&A->mu, NULL) != 0) {
 		free(A);
 		return false;
@@ -889,6 +1235,20 @@ static bool ahead_start(struct items *it)
 	return true;
 }
 
+/* Releases the records the worker read and the loader was never handed (it stopped early). */
+static void ahead_drop(struct items *it)
+{
+	struct ahead *A = it->ahead;
+
+	for (size_t u = A->used; A->prep && A->prep->drop && u < A->made; u++) {
+		struct batch *b = &A->b[u % AHEAD_BATCHES];
+
+		for (size_t k = b == it->batch ? it->i - b->first : 0; b->read && k < b->n; k++)
+			if (b->v[k])
+				A->prep->drop(b->rec + k * A->prep->size);
+	}
+}
+
 /* Stops and joins the worker and frees its batches. */
 static void ahead_stop(struct items *it)
 {
@@ -901,9 +1261,11 @@ static void ahead_stop(struct items *it)
 	pthread_cond_broadcast(&A->cv);
 	pthread_mutex_unlock(&A->mu);
 	pthread_join(A->t, NULL);
+	ahead_drop(it);
 	for (size_t k = 0; k < AHEAD_BATCHES; k++) {
 		fastjson_arena_free(&A->b[k].a);
 		free(A->b[k].v);
+		free(A->b[k].rec);
 	}
 	pthread_cond_destroy(&A->cv);
 	pthread_mutex_destroy(&A->mu);
@@ -935,13 +1297,15 @@ static cJSON *ahead_next(struct items *it)
 	return b->v[it->i - b->first];
 }
 
+/* The next element, and with it->prep its record (it->rec); NULL at the end or on a bad element. */
 static cJSON *items_next(struct items *it)
 {
 	if (!it->m) {
 		cJSON *c = (cJSON *)(uintptr_t)it->next;
 
 		it->next = c ? c->next : NULL;
-		return c;
+		it->rec = it->own;
+		return c && it->prep && !it->prep->read(it->L, c, it->i++, it->own) ? NULL : c;
 	}
 	if (!it->ahead)
 		fastjson_arena_reset(&it->S->scratch);
@@ -951,7 +1315,19 @@ static cJSON *items_next(struct items *it)
 		ahead_stop(it);
 		return NULL;
 	}
-	it->cur = it->ahead ? ahead_next(it) : parse_span(it->S, it->m->elems[it->i], &it->S->scratch);
+	if (it->ahead) {
+		it->cur = ahead_next(it);
+		it->rec = it->cur && it->prep ? it->batch->rec + (it->i - it->batch->first) * it->prep->size : NULL;
+		it->L->copy = true;
+		if (it->rec && !it->batch->read && !it->prep->read(it->L, it->cur, it->i, it->rec))
+			it->cur = NULL;
+	} else {
+		it->cur = parse_span(it->S, it->m->elems[it->i], &it->S->scratch);
+		it->L->copy = true;
+		it->rec = it->own;
+		if (it->cur && it->prep && !it->prep->read(it->L, it->cur, it->i, it->own))
+			it->cur = NULL;
+	}
 	if (!it->cur) {
 		/* Bad JSON inside an element: the whole-tree load says where. */
 		it->L->failed = true;
@@ -965,6 +1341,8 @@ static cJSON *items_next(struct items *it)
 
 static cJSON *items_first(struct items *it)
 {
+	if (it->prep && !it->own)
+		it->own = kv_malloc(it->prep->size);
 	if (!it->m)
 		it->next = it->dom->child;
 	else if (it->m->nelems > 1)
@@ -975,9 +1353,13 @@ static cJSON *items_first(struct items *it)
 /* Frees the element a loader stopped at (it returns early on an error). */
 static void items_done(struct items *it)
 {
-	if (it && it->ahead)
+	if (!it)
+		return;
+	free(it->own);
+	it->own = NULL;
+	if (it->ahead)
 		ahead_stop(it);
-	if (it && it->cur) {
+	if (it->cur) {
 		fastjson_arena_reset(&it->S->scratch);
 		it->cur = NULL;
 		it->L->copy = false;
@@ -1050,90 +1432,121 @@ static char *extension_vm_id(const char *ext_id)
 	return kv_strndup(ext_id, (size_t)(hit - ext_id));
 }
 
+static void vm_release(struct vm *vm)
+{
+	ade_info_release(&vm->ade);
+	free(vm->extensions);
+	free(vm->disks);
+	free(vm->agent_version);
+}
+
+static void drop_vm(void *rec)
+{
+	vm_release(rec);
+}
+
+/*
+ * VM element it (element i of virtualMachines) checked and read into rec, a
+ * struct vm; in a lean load its ADE too (lean_ade), which reads only what
+ * was loaded before the VMs.  The loader merges it (load_vms).
+ */
+static bool read_vm(struct loader *L, cJSON *it, size_t i, void *rec)
+{
+	struct vm *vm = rec;
+	char path[128], p2[256];
+	const cJSON *props, *iv, *res, *sp, *osd;
+
+	memset(vm, 0, sizeof(*vm));
+	if (!list_item(L, it, "virtualMachines", (int)i, path, sizeof(path)))
+		return false;
+	vm->raw = kept(L, it);
+	vm->id = lean_vm_id(L, it, path);
+	vm->name = str_at(L, it, "name", path);
+	vm->location = str_at(L, it, "location", path);
+	props = obj_at(L, it, "properties", path);
+	path_cat(p2, sizeof(p2), path, ".properties");
+	sp = props ? obj_at(L, props, "storageProfile", p2) : NULL;
+	if (sp) {
+		char p3[300];
+
+		path_cat(p3, sizeof(p3), p2, ".storageProfile");
+		osd = obj_at(L, sp, "osDisk", p3);
+		(void)arr_at(L, sp, "dataDisks", p3);
+		if (osd) {
+			path_cat(p3, sizeof(p3), p2, ".storageProfile.osDisk");
+			vm->os = parse_os(str_at(L, osd, "osType", p3));
+			(void)obj_at(L, osd, "encryptionSettings", p3);
+		}
+	}
+	iv = props ? obj_at(L, props, "instanceView", p2) : NULL;
+	if (iv) {
+		const cJSON *agent, *st, *s;
+		char p3[300];
+
+		vm->has_instance_view = true;
+		path_cat(p3, sizeof(p3), p2, ".instanceView");
+		agent = obj_at(L, iv, "vmAgent", p3);
+		(void)arr_at(L, iv, "disks", p3);
+		if (vm->os == OS_UNKNOWN)
+			vm->os = os_from_name(str_at(L, iv, "osName", p3));
+		vm->agent = agent ? AGENT_NOT_READY : AGENT_UNKNOWN;
+		if (agent) {
+			char p4[320];
+
+			path_cat(p4, sizeof(p4), p3, ".vmAgent");
+			vm->agent_version = kv_strdup(str_at(L, agent, "vmAgentVersion", p4));
+			st = arr_at(L, agent, "statuses", p4);
+			cJSON_ArrayForEach(s, st) {
+				const cJSON *ds = fastjson_get(s, "displayStatus");
+
+				if (cJSON_IsString(ds) && kv_streq_ci(ds->valuestring, "Ready"))
+					vm->agent = AGENT_READY;
+			}
+		}
+	}
+	res = arr_at(L, it, "resources", path);
+	if (res) {
+		cJSON *x;
+
+		path_cat(p2, sizeof(p2), path, ".resources");
+		check_extension_list(L, res, p2);
+		if (vm->raw)   /* else lean_ade reads them from it */
+			cJSON_ArrayForEach(x, res)
+				add_extension(vm, x);
+	}
+	if (L->failed) {
+		vm_release(vm);
+		return false;
+	}
+	copy_segment(vm->id, "subscriptions", vm->sub, sizeof(vm->sub));
+	copy_segment(vm->id, "resourceGroups", vm->rg, sizeof(vm->rg));
+	if (L->copy)
+		lean_ade(L->e, vm, it);
+	return true;
+}
+
+static const struct prep VM_PREP = {sizeof(struct vm), read_vm, drop_vm};
+
 static void load_vms(struct loader *L, struct estate *e, struct items *arr)
 {
-	cJSON *it;
-	int i = 0;
-
 	e->vms = kv_calloc(items_count(arr), sizeof(*e->vms));
-	ITEMS_FOR_EACH(it, arr) {
-		char path[128], p2[256];
-		struct vm *vm;
-		const cJSON *props, *iv, *res, *sp, *osd;
+	if (arr->m && !estate_mem(e)->apart_known)
+		find_apart(e->mem, e->doc);   /* before a worker's lean_ade reads it */
+	arr->prep = &VM_PREP;
+	for (const cJSON *it = items_first(arr); it; it = items_next(arr)) {
+		struct vm *vm = &e->vms[e->nvms++];   /* counted now: estate_free releases it on failure */
 
-		if (!list_item(L, it, "virtualMachines", i++, path, sizeof(path)))
-			return;
-		vm = &e->vms[e->nvms++];   /* counted now: estate_free releases it on failure */
-		vm->raw = kept(L, it);
-		vm->id = lean_vm_id(L, it, path);
-		vm->name = str_at(L, it, "name", path);
-		vm->location = str_at(L, it, "location", path);
-		props = obj_at(L, it, "properties", path);
-		path_cat(p2, sizeof(p2), path, ".properties");
-		sp = props ? obj_at(L, props, "storageProfile", p2) : NULL;
-		if (sp) {
-			char p3[300];
-
-			path_cat(p3, sizeof(p3), p2, ".storageProfile");
-			osd = obj_at(L, sp, "osDisk", p3);
-			(void)arr_at(L, sp, "dataDisks", p3);
-			if (osd) {
-				path_cat(p3, sizeof(p3), p2, ".storageProfile.osDisk");
-				vm->os = parse_os(str_at(L, osd, "osType", p3));
-				(void)obj_at(L, osd, "encryptionSettings", p3);
-			}
-		}
-		iv = props ? obj_at(L, props, "instanceView", p2) : NULL;
-		if (iv) {
-			const cJSON *agent, *st, *s;
-			char p3[300];
-
-			vm->has_instance_view = true;
-			path_cat(p3, sizeof(p3), p2, ".instanceView");
-			agent = obj_at(L, iv, "vmAgent", p3);
-			(void)arr_at(L, iv, "disks", p3);
-			if (vm->os == OS_UNKNOWN)
-				vm->os = os_from_name(str_at(L, iv, "osName", p3));
-			vm->agent = agent ? AGENT_NOT_READY : AGENT_UNKNOWN;
-			if (agent) {
-				char p4[320];
-
-				path_cat(p4, sizeof(p4), p3, ".vmAgent");
-				vm->agent_version = kv_strdup(str_at(L, agent, "vmAgentVersion", p4));
-				st = arr_at(L, agent, "statuses", p4);
-				cJSON_ArrayForEach(s, st) {
-					const cJSON *ds = fastjson_get(s, "displayStatus");
-
-					if (cJSON_IsString(ds) && kv_streq_ci(ds->valuestring, "Ready"))
-						vm->agent = AGENT_READY;
-				}
-			}
-		}
-		res = arr_at(L, it, "resources", path);
-		if (res) {
-			cJSON *x;
-
-			path_cat(p2, sizeof(p2), path, ".resources");
-			check_extension_list(L, res, p2);
-			if (vm->raw)   /* else lean_ade reads them from it */
-				cJSON_ArrayForEach(x, res)
-					add_extension(vm, x);
-		}
-		if (L->failed)
-			return;
-		copy_segment(vm->id, "subscriptions", vm->sub, sizeof(vm->sub));
-		copy_segment(vm->id, "resourceGroups", vm->rg, sizeof(vm->rg));
+		*vm = *(const struct vm *)arr->rec;
 		/* vm->id lives as long as the estate (its pool or e->doc): the index borrows it. */
 		if (!idmap_put_borrowed(&e->vm_ix, vm->id, e->nvms - 1)) {
-			char b[300];
+			char path[128], b[300];
 
-			kv_err_set(L->err, "%s: %s.id: duplicate virtual machine '%s'", L->name, path,
+			kv_err_set(L->err, "%s: %s.id: duplicate virtual machine '%s'", L->name,
+			           elem_path(path, sizeof(path), "virtualMachines", (int)e->nvms - 1),
 			           printable(vm->id, b, sizeof(b)));
 			L->failed = true;
 			return;
 		}
-		if (L->copy)
-			lean_ade(e, vm, it);
 	}
 }
 
@@ -1169,45 +1582,68 @@ static void join_vm_extensions(struct loader *L, struct estate *e, const cJSON *
 	}
 }
 
+/* A disk as read_disk reads it: with what ADE detection reads of it in a lean load (lean_disk_ade). */
+struct disk_rec {
+	struct disk d;
+	struct ade_disk ade;
+};
+
+/* Disk element it (element i of disks) checked and read into rec, a struct disk_rec; load_disks merges it. */
+static bool read_disk(struct loader *L, cJSON *it, size_t i, void *rec)
+{
+	struct disk_rec *r = rec;
+	struct disk *d = &r->d;
+	char path[128], p2[160];
+	const cJSON *props, *esc;
+
+	memset(r, 0, sizeof(*r));
+	if (!list_item(L, it, "disks", (int)i, path, sizeof(path)))
+		return false;
+	d->raw = kept(L, it);
+	d->id = req_str(L, it, "id", path);
+	d->name = str_at(L, it, "name", path);
+	d->managed_by = vm_ref_at(L, it, "managedBy", path);
+	d->location = str_at(L, it, "location", path);
+	props = obj_at(L, it, "properties", path);
+	path_cat(p2, sizeof(p2), path, ".properties");
+	esc = props ? obj_at(L, props, "encryptionSettingsCollection", p2) : NULL;
+	if (esc) {
+		char p3[200];
+
+		path_cat(p3, sizeof(p3), p2, ".encryptionSettingsCollection");
+		(void)bool_at(L, esc, "enabled", p3, false);
+		(void)arr_at(L, esc, "encryptionSettings", p3);
+		(void)str_at(L, esc, "encryptionSettingsVersion", p3);
+	}
+	if (L->failed)
+		return false;
+	if (L->copy)
+		lean_disk_ade(L, it, &r->ade);
+	return true;
+}
+
+static const struct prep DISK_PREP = {sizeof(struct disk_rec), read_disk, NULL};
+
 static void load_disks(struct loader *L, struct estate *e, struct items *arr)
 {
-	cJSON *it;
-	int i = 0;
-
 	e->disks = kv_calloc(items_count(arr), sizeof(*e->disks));
 	if (arr->m)
 		estate_mem(e)->disk_ade = kv_calloc(items_count(arr), sizeof(*e->mem->disk_ade));
-	ITEMS_FOR_EACH(it, arr) {
-		char path[128], p2[160];
-		struct disk *d;
-		const cJSON *props, *esc;
+	arr->prep = &DISK_PREP;
+	for (const cJSON *it = items_first(arr); it; it = items_next(arr)) {
+		const struct disk_rec *r = arr->rec;
 
-		if (!list_item(L, it, "disks", i++, path, sizeof(path)))
-			return;
-		d = &e->disks[e->ndisks];
-		d->raw = kept(L, it);
-		d->id = req_str(L, it, "id", path);
-		d->name = str_at(L, it, "name", path);
-		d->managed_by = vm_ref_at(L, it, "managedBy", path);
-		d->location = str_at(L, it, "location", path);
-		props = obj_at(L, it, "properties", path);
-		path_cat(p2, sizeof(p2), path, ".properties");
-		esc = props ? obj_at(L, props, "encryptionSettingsCollection", p2) : NULL;
-		if (esc) {
-			char p3[200];
-
-			path_cat(p3, sizeof(p3), p2, ".encryptionSettingsCollection");
-			(void)bool_at(L, esc, "enabled", p3, false);
-			(void)arr_at(L, esc, "encryptionSettings", p3);
-			(void)str_at(L, esc, "encryptionSettingsVersion", p3);
+		e->disks[e->ndisks] = r->d;
+		idmap_put_borrowed(&e->disk_ix, r->d.id, e->ndisks);
+		if (arr->m) {   /* a lean load: who manages the disk, for lean_ade */
+			e->mem->disk_ade[e->ndisks] = r->ade;
+			if (r->d.managed_by)
+				chains_add(&e->mem->managed, r->d.managed_by, e->ndisks, true);   /* the pool's */
 		}
-		if (L->failed)
-			return;
-		idmap_put_borrowed(&e->disk_ix, d->id, e->ndisks);
-		if (L->copy)
-			lean_keep_disk(e, it, e->ndisks);
 		e->ndisks++;
 	}
+	if (L->failed)
+		return;
 	/*
 	 * Attach disks to the VMs that manage them (Resource Graph gives no
 	 * storage profile join).  A lean load has no VMs yet: lean_ade does it.
@@ -1506,42 +1942,87 @@ void estate_rsv_prefix(const char *id, char *out, size_t n)
 	}
 }
 
-static void load_protected_items(struct loader *L, struct estate *e, struct items *arr)
+/*
+ * The Recovery Services vault prefix of a protected item's id: the vault's
+ * own string when the snapshot holds it under the same bytes (the usual
+ * case: no copy), else a pooled copy; "" when the id names no vault.  The
+ * vaults are loaded before the items: a parse-ahead worker only reads rsv_ix.
+ */
+static const char *item_rsv(struct loader *L, const char *id)
 {
-	cJSON *it;
-	int i = 0;
+	char rsv[512];
+	const struct rs_vault *v;
 
-	e->items = kv_calloc(items_count(arr), sizeof(*e->items));
-	ITEMS_FOR_EACH(it, arr) {
-		char path[128], p2[160];
-		struct protected_item *r;
-		const cJSON *props;
-
-		if (!list_item(L, it, "backupProtectedItems", i++, path, sizeof(path)))
-			return;
-		r = &e->items[e->nitems];
-		r->raw = kept(L, it);
-		r->id = req_str(L, it, "id", path);
-		props = obj_at(L, it, "properties", path);
-		path_cat(p2, sizeof(p2), path, ".properties");
-		if (props) {
-			r->vm_id = vm_ref_at(L, props, "virtualMachineId", p2);
-			if (!r->vm_id)
-				r->vm_id = vm_ref_at(L, props, "sourceResourceId", p2);
-			r->protection_state = str_at(L, props, "protectionState", p2);
-			r->last_backup_status = str_at(L, props, "lastBackupStatus", p2);
-			r->health_status = str_at(L, props, "healthStatus", p2);
-			r->last_backup_time = str_at(L, props, "lastBackupTime", p2);
-			r->policy_id = str_at(L, props, "policyId", p2);
-		}
-		if (L->failed)
-			return;
-		estate_rsv_prefix(r->id, r->rsv_id, sizeof(r->rsv_id));
-		e->nitems++;
-	}
+	estate_rsv_prefix(id, rsv, sizeof(rsv));
+	if (!rsv[0])
+		return "";
+	v = estate_rs_vault(L->e, rsv);
+	if (v && v->id && strcmp(v->id, rsv) == 0)
+		return v->id;
+	return pool_str(L->side ? L->side : &estate_mem(L->e)->side[0], rsv);
 }
 
-/* Each backup job or Activity Log event goes to evidence.c (add), which keeps what its facts need and no JSON. */
+/* Protected item element it (element i of backupProtectedItems) checked and read into rec. */
+static bool read_item(struct loader *L, cJSON *it, size_t i, void *rec)
+{
+	struct protected_item *r = rec;
+	char path[128], p2[160];
+	const cJSON *props;
+
+	memset(r, 0, sizeof(*r));
+	if (!list_item(L, it, "backupProtectedItems", (int)i, path, sizeof(path)))
+		return false;
+	r->raw = kept(L, it);
+	r->id = req_str(L, it, "id", path);
+	props = obj_at(L, it, "properties", path);
+	path_cat(p2, sizeof(p2), path, ".properties");
+	if (props) {
+		r->vm_id = vm_ref_at(L, props, "virtualMachineId", p2);
+		if (!r->vm_id)
+			r->vm_id = vm_ref_at(L, props, "sourceResourceId", p2);
+		r->protection_state = str_at(L, props, "protectionState", p2);
+		r->last_backup_status = str_at(L, props, "lastBackupStatus", p2);
+		r->health_status = str_at(L, props, "healthStatus", p2);
+		r->last_backup_time = str_at(L, props, "lastBackupTime", p2);
+		r->policy_id = str_at(L, props, "policyId", p2);
+	}
+	if (L->failed)
+		return false;
+	r->rsv_id = item_rsv(L, r->id);
+	return true;
+}
+
+static const struct prep ITEM_PREP = {sizeof(struct protected_item), read_item, NULL};
+
+static void load_protected_items(struct loader *L, struct estate *e, struct items *arr)
+{
+	(void)L;
+	e->items = kv_calloc(items_count(arr), sizeof(*e->items));
+	arr->prep = &ITEM_PREP;
+	for (const cJSON *it = items_first(arr); it; it = items_next(arr))
+		e->items[e->nitems++] = *(const struct protected_item *)arr->rec;
+}
+
+static bool read_job(struct loader *L, cJSON *it, size_t i, void *rec)
+{
+	if (evidence_read_job(L->name, it, i, rec, L->err))
+		return true;
+	L->failed = true;
+	return false;
+}
+
+static const struct prep JOB_PREP = {sizeof(struct evidence_job_read), read_job, NULL};
+
+/* Each backup job goes to evidence.c, which keeps what its facts need and no JSON. */
+static void load_jobs(struct loader *L, struct estate *e, struct items *arr)
+{
+	(void)L;
+	arr->prep = &JOB_PREP;
+	for (const cJSON *it = items_first(arr); it; it = items_next(arr))
+		evidence_keep_job(e, arr->rec);
+}
+
+/* Each Activity Log event goes to evidence.c (add), which keeps what its facts need and no JSON. */
 static void load_evidence_list(struct loader *L, struct estate *e, struct items *arr,
                                bool (*add)(struct estate *, const cJSON *, size_t, struct kv_err *))
 {
@@ -1883,7 +2364,7 @@ static cJSON *parse_whole(const char *data, size_t len, const char *name, struct
  * ade.c reads a VM's raw JSON, its extensions (embedded and listed apart in
  * vmExtensions) and its managed disks' encryptionSettingsCollection, but a
  * lean load frees each element once loaded.  So it reads vaults and disks
- * before VMs: of each disk it keeps what ade.c reads (lean_keep_disk: a few
+ * before VMs: of each disk it keeps what ade.c reads (lean_disk_ade: a few
  * strings, vault IDs borrowed from the vaults) and who manages it, and runs
  * ADE detection of each VM while the VM's element is parsed (lean_ade), with
  * the joins load_disks and join_vm_extensions make for a load that is not
@@ -1902,7 +2383,7 @@ static void chains_add(struct chains *c, const char *id, size_t item, bool borro
 		c->cap = n;
 	}
 	c->next[item] = SIZE_MAX;
-	if (idmap_get(&c->ix, id, &g)) {
+	if (!idmap_get_or_put(&c->ix, id, c->ngrp, borrow, &g)) {   /* id has a group: g */
 		c->next[c->grp[g][1]] = item;
 		c->grp[g][1] = item;
 		return;
@@ -1912,7 +2393,7 @@ static void chains_add(struct chains *c, const char *id, size_t item, bool borro
 		c->grp = kv_realloc(c->grp, c->capgrp * sizeof(*c->grp));
 	}
 	c->grp[c->ngrp][0] = c->grp[c->ngrp][1] = item;
-	(void)(borrow ? idmap_put_borrowed(&c->ix, id, c->ngrp++) : idmap_put(&c->ix, id, c->ngrp++));
+	c->ngrp++;
 }
 
 /* The first item of id's group, or SIZE_MAX; c->next[item] walks it. */
@@ -1957,7 +2438,7 @@ static void find_apart(struct estate_mem *m, const cJSON *doc)
 }
 
 /* A copy of s that lives until the load is done (NULL stays NULL). */
-static const char *keep_str(struct estate_mem *m, const char *s)
+static const char *keep_str(struct lean_side *m, const char *s)
 {
 	size_t n = s ? strlen(s) + 1 : 0;
 
@@ -1965,34 +2446,33 @@ static const char *keep_str(struct estate_mem *m, const char *s)
 }
 
 /* A vault ID: the vault's own string when the estate holds it under the same bytes (ade.c borrows it then). */
-static const char *keep_vault(struct estate *e, const char *id)
+static const char *keep_vault(const struct loader *L, const char *id)
 {
-	const struct vault *v = id ? estate_vault(e, id) : NULL;
+	const struct vault *v = id ? estate_vault(L->e, id) : NULL;
 
-	return v && v->id && strcmp(v->id, id) == 0 ? v->id : keep_str(e->mem, id);
+	return v && v->id && strcmp(v->id, id) == 0 ? v->id : keep_str(L->side, id);
 }
 
 static void keep_keys(void *ctx, const struct ade_keys *k)
 {
-	struct estate *e = ctx;
-	struct estate_mem *m = e->mem;
+	const struct loader *L = ctx;
+	struct lean_side *m = L->side;
 
 	if (m->nkbuf == m->capkbuf) {
 		m->capkbuf = m->capkbuf ? 2 * m->capkbuf : 16;
 		m->kbuf = kv_realloc(m->kbuf, m->capkbuf * sizeof(*m->kbuf));
 	}
-	m->kbuf[m->nkbuf++] = (struct ade_keys){keep_str(m, k->secret_url), keep_vault(e, k->bek_vault),
-	                                        keep_str(m, k->key_url), keep_vault(e, k->kek_vault)};
+	m->kbuf[m->nkbuf++] = (struct ade_keys){keep_str(m, k->secret_url), keep_vault(L, k->bek_vault),
+	                                        keep_str(m, k->key_url), keep_vault(L, k->kek_vault)};
 }
 
-/* Keeps what ADE detection reads of disk ix's element it, and who manages the disk. */
-static void lean_keep_disk(struct estate *e, const cJSON *it, size_t ix)
+/* Keeps in d what ADE detection reads of disk element it (in L's side: the thread's that reads it). */
+static void lean_disk_ade(struct loader *L, const cJSON *it, struct ade_disk *d)
 {
-	struct estate_mem *m = estate_mem(e);
-	struct ade_disk *d = &m->disk_ade[ix];
+	struct lean_side *m = L->side;
 
 	m->nkbuf = 0;
-	d->enabled = ade_disk_read(it, &d->legacy_aad, keep_keys, e);
+	d->enabled = ade_disk_read(it, &d->legacy_aad, keep_keys, L);
 	if (m->nkbuf) {
 		struct ade_keys *k = fastjson_alloc(&m->keep, m->nkbuf * sizeof(*k));
 
@@ -2000,8 +2480,6 @@ static void lean_keep_disk(struct estate *e, const cJSON *it, size_t ix)
 		d->keys = k;
 		d->nkeys = m->nkbuf;
 	}
-	if (e->disks[ix].managed_by)
-		chains_add(&m->managed, e->disks[ix].managed_by, ix, true);   /* the pool's */
 }
 
 /* A VM's ID; in a lean load, the string of a disk it manages when they are the same bytes (one copy, not two). */
@@ -2026,12 +2504,10 @@ static const char *lean_vm_id(struct loader *L, const cJSON *it, const char *pat
  */
 static void lean_ade(struct estate *e, struct vm *vm, const cJSON *it)
 {
-	struct estate_mem *m = estate_mem(e);
+	const struct estate_mem *m = e->mem;   /* find_apart ran before the VMs were read (load_vms) */
 	cJSON *x;
 	size_t k;
 
-	if (!m->apart_known)
-		find_apart(m, e->doc);
 	for (k = chains_first(&m->managed, vm->id); k != SIZE_MAX; k = m->managed.next[k]) {
 		vm->disks = kv_realloc(vm->disks, (vm->ndisks + 1) * sizeof(*vm->disks));
 		vm->disks[vm->ndisks++] = k;
@@ -2052,15 +2528,17 @@ static void lean_ade(struct estate *e, struct vm *vm, const cJSON *it)
 static void lean_kept_free(struct estate_mem *m)
 {
 	free(m->disk_ade);
-	free(m->kbuf);
 	free(m->apart_x);
-	fastjson_arena_free(&m->keep);
+	for (size_t k = 0; k < 2; k++) {
+		free(m->side[k].kbuf);
+		fastjson_arena_free(&m->side[k].keep);
+		m->side[k].kbuf = NULL;
+		m->side[k].nkbuf = m->side[k].capkbuf = 0;
+	}
 	chains_free(&m->managed);
 	chains_free(&m->apart);
 	m->disk_ade = NULL;
-	m->kbuf = NULL;
 	m->apart_x = NULL;
-	m->nkbuf = m->capkbuf = 0;
 	m->apart_known = false;
 }
 
@@ -2080,12 +2558,13 @@ static void estate_mem_free(struct estate_mem *m)
 {
 	if (!m)
 		return;
-	while (m->chunks) {
-		struct pool_chunk *next = m->chunks->next;
+	for (size_t k = 0; k < 2; k++)
+		while (m->side[k].chunks) {
+			struct pool_chunk *next = m->side[k].chunks->next;
 
-		free(m->chunks);
-		m->chunks = next;
-	}
+			free(m->side[k].chunks);
+			m->side[k].chunks = next;
+		}
 	fastjson_arena_free(&m->doc);
 	lean_kept_free(m);
 	free(m);
@@ -2099,7 +2578,7 @@ static void estate_mem_free(struct estate_mem *m)
 static bool load_tree(struct estate *e, const struct estate_opts *opts, struct kv_err *err, struct src *S)
 {
 	const char *name = e->path;
-	struct loader L = {name, err, false, e, false};
+	struct loader L = {name, err, false, e, false, S ? &estate_mem(e)->side[0] : NULL};
 	struct items items = {0}, *s;
 	const cJSON *kind, *ver, *a, *c;
 	char buf[128];
@@ -2172,7 +2651,7 @@ static bool load_tree(struct estate *e, const struct estate_opts *opts, struct k
 	if (!L.failed && !evidence_begin(e, err))
 		L.failed = true;
 	if (!L.failed && (s = top_items(&L, S, &items, e->doc, "backupJobs", &e->present.backup_jobs)))
-		load_evidence_list(&L, e, s, evidence_add_job);
+		load_jobs(&L, e, s);
 	if (!L.failed && (s = top_items(&L, S, &items, e->doc, "activityLog", &e->present.activity_log)))
 		load_evidence_list(&L, e, s, evidence_add_event);
 	if (!L.failed && !evidence_load(e, name, err))
@@ -2288,12 +2767,8 @@ void estate_free(struct estate *e)
 {
 	if (!e)
 		return;
-	for (size_t i = 0; i < e->nvms; i++) {
-		ade_info_release(&e->vms[i].ade);
-		free(e->vms[i].extensions);
-		free(e->vms[i].disks);
-		free(e->vms[i].agent_version);
-	}
+	for (size_t i = 0; i < e->nvms; i++)
+		vm_release(&e->vms[i]);
 	free(e->vms);
 	free(e->disks);
 	for (size_t i = 0; i < e->nvaults; i++)

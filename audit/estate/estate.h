@@ -124,7 +124,7 @@ struct role_definition {
 struct protected_item {
 	const char *id;              /* the protected item's ARM ID (its RSV is the prefix) */
 	const char *vm_id;           /* virtualMachineId or sourceResourceId */
-	char rsv_id[512];            /* ARM ID of the Recovery Services vault */
+	const char *rsv_id;          /* ARM ID of the Recovery Services vault ("" when id names none) */
 	const char *protection_state, *last_backup_status, *health_status;
 	const char *last_backup_time, *policy_id;   /* lastBackupTime, policyId (evidence.c) */
 	cJSON *raw;                  /* NULL after a lean load */
@@ -267,6 +267,14 @@ struct estate *estate_load(const char *path, const struct estate_opts *opts, str
 /* The same from memory (used by tests and fuzzers); name is used in messages. */
 struct estate *estate_parse(const char *data, size_t len, const char *name,
                             const struct estate_opts *opts, struct kv_err *err);
+/*
+ * For tests and fuzzers: just past the JSON value at text[i] as a lean
+ * load's scanner finds it (0 when none), with the classifier `how`
+ * (ESTATE_SCAN_BYTES is the byte-by-byte reference); SIZE_MAX when this
+ * CPU lacks that classifier's instructions.
+ */
+enum { ESTATE_SCAN_BYTES, ESTATE_SCAN_SSE2, ESTATE_SCAN_AVX2, ESTATE_SCAN_AVX512, ESTATE_SCAN_BEST };
+size_t estate_value_end(const char *text, size_t len, size_t i, int how);
 /*
  * The same from a tree already in memory (a live collection): no text to
  * print and parse again.  On success the estate owns doc (estate_free

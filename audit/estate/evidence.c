@@ -181,34 +181,46 @@ static const char *job_rsv(struct evidence_pool *p, const char *id, const struct
 	return pool_str(p, rsv);
 }
 
-static bool job_error_in(const cJSON *details, const char *dyn, enum job_error kind, char *code, size_t ncode,
-                         const char **text);
+/*
+ * A job's error strings (of each errorDetails entry: errorCode, errorTitle,
+ * errorString; and extendedInfo.dynamicErrorMessage), each with a copy in
+ * lower case made once (in buf): every kind looks for several codes and
+ * texts in each (Microsoft spells the codes several ways), which is then a
+ * memchr for the needle's first byte and a memcmp, not a case-insensitive
+ * comparison at every byte for every needle.
+ */
+struct job_texts {
+	size_t n;
+	struct job_text {
+		const char *s[3];                /* NULL when absent or not a string */
+		const char *low[3];
+		size_t len[3];
+		const cJSON *num;                /* errorCode, when Azure sent the integer the spec says */
+	} *d;
+	struct job_text dyn;                 /* s[0]: dynamicErrorMessage */
+	char *buf;
+};
 
-/* The job's errors of each kind (evidence_job_error of its errorDetails and dyn); NULL when it has none. */
-static const struct backup_job_detail *job_detail(struct evidence_pool *p, const cJSON *details, const char *dyn,
-                                                  const char *id, const char *start_time)
+static void job_texts_init(struct job_texts *t, const cJSON *details, const char *dyn);
+static bool job_error_of(const struct job_texts *t, enum job_error kind, char *code, size_t ncode, const char **text);
+static void job_texts_free(struct job_texts *t);
+
+/* The pool's copy of the errors r found (evidence_read_job), of a job that has some. */
+static const struct backup_job_detail *job_detail(struct evidence_pool *p, const struct evidence_job_read *r)
 {
-	struct backup_job_detail d = {0}, *r;
-	bool any = false;
+	struct backup_job_detail d = {0}, *out;
 
-	for (size_t k = 0; k < JOB_ERR_COUNT; k++) {
-		char code[128];
-		const char *text = NULL;
-
-		if (!job_error_in(details, dyn, (enum job_error)k, code, sizeof(code), &text))
-			continue;
-		d.code[k] = pool_str(p, code);
-		d.text[k] = pool_str(p, text);
-		any = true;
-	}
-	if (!any)
-		return NULL;
-	d.id = id ? pool_copy(p, id, strlen(id)) : NULL;
-	d.start_time = start_time ? pool_copy(p, start_time, strlen(start_time)) : NULL;
-	d.start = evidence_time(start_time);
-	r = fastjson_alloc(&p->mem, sizeof(*r));
-	*r = d;
-	return r;
+	for (size_t k = 0; k < JOB_ERR_COUNT; k++)
+		if (r->hit[k]) {
+			d.code[k] = pool_str(p, r->code[k]);
+			d.text[k] = pool_str(p, r->text[k]);
+		}
+	d.id = r->id ? pool_copy(p, r->id, strlen(r->id)) : NULL;
+	d.start_time = r->start_time ? pool_copy(p, r->start_time, strlen(r->start_time)) : NULL;
+	d.start = r->start;
+	out = fastjson_alloc(&p->mem, sizeof(*out));
+	*out = d;
+	return out;
 }
 
 /* Element i of the top-level list `list` (path gets "$.list[i]"): false with an error when not an object. */
@@ -258,16 +270,14 @@ static bool job_bad(struct ld *L, size_t i, bool props, const char *key, const c
  * message.  The checks and their order (the first error is the one told)
  * are str_of's and obj_of's.
  */
-bool evidence_add_job(struct estate *e, const cJSON *it, size_t i, struct kv_err *err)
+bool evidence_read_job(const char *name, const cJSON *it, size_t i, struct evidence_job_read *r, struct kv_err *err)
 {
 	static const char *const TOP[] = {"id", "properties"};
 	static const char *const PROPS[] = {"entityFriendlyName", "operation", "status", "startTime", "errorDetails",
 	                                    "extendedInfo"};
-	struct ld L = {e->path, err, false};
-	struct evidence *ev = e->evidence;
+	struct ld L = {name, err, false};
 	const char *id, *status = NULL, *start_time = NULL, *vm_name = NULL, *dyn = NULL, *s;
 	const cJSON *t[2], *f[6] = {0};
-	struct backup_job *j;
 	char path[64];
 
 	if (!cJSON_IsObject(it))
@@ -288,16 +298,40 @@ bool evidence_add_job(struct estate *e, const cJSON *it, size_t i, struct kv_err
 			return job_bad(&L, i, true, PROPS[4], "an array", f[4]);
 		dyn = cJSON_GetStringValue(fastjson_get(f[5], "dynamicErrorMessage"));
 	}
+	r->id = id;
+	r->vm_name = vm_name;
+	r->start_time = start_time;
+	r->failed = kv_streq_ci(status, "Failed") || kv_streq_ci(status, "CompletedWithWarnings");
+	r->any = false;
+	/* Only errorDetails or a dynamicErrorMessage can hold an error evidence_job_error finds. */
+	if ((cJSON_IsArray(f[4]) && f[4]->child) || dyn) {
+		struct job_texts tx;
+
+		job_texts_init(&tx, f[4], dyn);
+		for (size_t k = 0; k < JOB_ERR_COUNT; k++) {
+			r->text[k] = NULL;
+			r->hit[k] = job_error_of(&tx, (enum job_error)k, r->code[k], sizeof(r->code[k]), &r->text[k]);
+			r->any |= r->hit[k];
+		}
+		job_texts_free(&tx);
+		r->start = evidence_time(start_time);
+	}
+	return true;
+}
+
+void evidence_keep_job(struct estate *e, const struct evidence_job_read *r)
+{
+	struct evidence *ev = e->evidence;
+	struct backup_job *j;
+
 	ev->jobs = room_for(ev->jobs, ev->njobs, &ev->capjobs, sizeof(*ev->jobs));
 	j = &ev->jobs[ev->njobs];
-	j->vm_name = pool_str(ev->pool, vm_name);
-	j->rsv = job_rsv(ev->pool, id, ev->njobs ? j - 1 : NULL);
+	j->vm_name = pool_str(ev->pool, r->vm_name);
+	j->rsv = job_rsv(ev->pool, r->id, ev->njobs ? j - 1 : NULL);
 	j->rsv_len = (unsigned)strlen(j->rsv);
-	j->failed = kv_streq_ci(status, "Failed") || kv_streq_ci(status, "CompletedWithWarnings");
-	/* Only errorDetails or a dynamicErrorMessage can hold an error evidence_job_error finds. */
-	j->detail = (cJSON_IsArray(f[4]) && f[4]->child) || dyn ? job_detail(ev->pool, f[4], dyn, id, start_time) : NULL;
+	j->failed = r->failed;
+	j->detail = r->any ? job_detail(ev->pool, r) : NULL;
 	ev->njobs++;
-	return true;
 }
 
 #define CLAIM_OID "http://schemas.microsoft.com/identity/claims/objectidentifier"
@@ -589,25 +623,89 @@ static int lower(int c)
 	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
 }
 
-/*
- * ASCII case-insensitive substring (Microsoft spells these codes several
- * ways); where it starts.  Only where the first byte matches is the rest
- * compared: it runs over every error text of every failed job.
- */
-static const char *find_ci(const char *hay, const char *needle)
+/* The needles in lower case, made once: kinds_low[kind][0] of KINDS[kind].codes, [1] of its texts. */
+#define KIND_NEEDLES_MAX 8
+static char *kinds_low[JOB_ERR_COUNT][2][KIND_NEEDLES_MAX];
+static pthread_once_t kinds_once = PTHREAD_ONCE_INIT;
+
+static char *lower_copy(char *out, const char *s, size_t n)
 {
-	int c0 = lower((unsigned char)needle[0]);
+	for (size_t i = 0; i < n; i++)
+		out[i] = (char)lower((unsigned char)s[i]);
+	out[n] = '\0';
+	return out;
+}
 
-	for (; hay && *hay; hay++) {
-		size_t i = 1;
+static void kinds_lower(void)
+{
+	for (size_t k = 0; k < JOB_ERR_COUNT; k++)
+		for (size_t w = 0; w < 2; w++) {
+			const char *const *list = w ? KINDS[k].texts : KINDS[k].codes;
 
-		if (lower((unsigned char)*hay) != c0)
-			continue;
-		while (needle[i] && lower((unsigned char)hay[i]) == lower((unsigned char)needle[i]))
-			i++;
-		if (!needle[i])
-			return hay;
+			for (size_t c = 0; list[c]; c++) {
+				if (c == KIND_NEEDLES_MAX)
+					abort();   /* a table above grew: raise KIND_NEEDLES_MAX */
+				kinds_low[k][w][c] = lower_copy(kv_malloc(strlen(list[c]) + 1), list[c], strlen(list[c]));
+			}
+		}
+}
+
+/* Sets t->s[j] and t->len[j] of string value v; the length it needs in buf. */
+static size_t job_text_set(struct job_text *t, size_t j, const char *v)
+{
+	t->s[j] = v;
+	t->len[j] = v ? strlen(v) : 0;
+	return v ? t->len[j] + 1 : 0;
+}
+
+static void job_texts_init(struct job_texts *t, const cJSON *details, const char *dyn)
+{
+	static const char *const FIELDS[] = {"errorCode", "errorTitle", "errorString"};
+	const cJSON *d;
+	size_t k = 0, need, at = 0;
+
+	pthread_once(&kinds_once, kinds_lower);
+	t->n = (size_t)cJSON_GetArraySize(details);
+	t->d = t->n ? kv_calloc(t->n, sizeof(*t->d)) : NULL;
+	memset(&t->dyn, 0, sizeof(t->dyn));
+	need = job_text_set(&t->dyn, 0, dyn);
+	cJSON_ArrayForEach(d, details) {
+		const cJSON *f[3];
+
+		fastjson_fields(d, FIELDS, f, 3);
+		for (size_t j = 0; j < 3; j++)
+			need += job_text_set(&t->d[k], j, cJSON_GetStringValue(f[j]));
+		t->d[k++].num = f[0];
 	}
+	t->buf = need ? kv_malloc(need) : NULL;
+	for (k = 0; k <= t->n; k++) {
+		struct job_text *x = k < t->n ? &t->d[k] : &t->dyn;
+
+		for (size_t j = 0; j < 3; j++)
+			if (x->s[j]) {
+				x->low[j] = lower_copy(t->buf + at, x->s[j], x->len[j]);
+				at += x->len[j] + 1;
+			}
+	}
+}
+
+static void job_texts_free(struct job_texts *t)
+{
+	free(t->d);
+	free(t->buf);
+}
+
+/* Where needle (nl: in lower case) is in string j of x, case-insensitively; NULL when not there. */
+static const char *find_low(const struct job_text *x, size_t j, const char *nl)
+{
+	size_t n = strlen(nl);
+	const char *p = x->low[j], *end = p ? p + x->len[j] : NULL;
+
+	if (!p)
+		return NULL;
+	for (; (size_t)(end - p) >= n && (p = memchr(p, nl[0], (size_t)(end - p) - n + 1)) != NULL; p++)
+		if (memcmp(p, nl, n) == 0)
+			return x->s[j] + (p - x->low[j]);
 	return NULL;
 }
 
@@ -622,48 +720,40 @@ static void put_code(char *code, size_t ncode, const char *s, size_t n)
 	code[n] = '\0';
 }
 
-/* evidence_job_error of a job's properties.errorDetails and extendedInfo.dynamicErrorMessage (dyn). */
-static bool job_error_in(const cJSON *details, const char *dyn, enum job_error kind, char *code, size_t ncode,
-                         const char **text)
+/* evidence_job_error of a job's error strings t. */
+static bool job_error_of(const struct job_texts *t, enum job_error kind, char *code, size_t ncode, const char **text)
 {
-	static const char *const FIELDS[] = {"errorCode", "errorTitle", "errorString"};
-	const cJSON *d;
+	for (size_t k = 0; k < t->n; k++) {
+		const struct job_text *d = &t->d[k];
+		const char *es = d->s[2];
 
-	cJSON_ArrayForEach(d, details) {
-		const cJSON *num[3];
-		const char *fields[3], *es;
-
-		fastjson_fields(d, FIELDS, num, 3);
-		for (size_t f = 0; f < 3; f++)
-			fields[f] = cJSON_GetStringValue(num[f]);
-		es = fields[2];
 		for (size_t c = 0; KINDS[kind].codes[c]; c++)
 			for (size_t f = 0; f < 3; f++) {
-				const char *at = find_ci(fields[f], KINDS[kind].codes[c]);
+				const char *at = find_low(d, f, kinds_low[kind][0][c]);
 
 				if (at) {
 					put_code(code, ncode, at, strlen(KINDS[kind].codes[c]));
-					*text = es ? es : dyn ? dyn : fields[f];
+					*text = es ? es : t->dyn.s[0] ? t->dyn.s[0] : d->s[f];
 					return true;
 				}
 			}
-		for (size_t t = 0; es && KINDS[kind].texts[t]; t++)
-			if (find_ci(es, KINDS[kind].texts[t])) {
+		for (size_t x = 0; es && KINDS[kind].texts[x]; x++)
+			if (find_low(d, 2, kinds_low[kind][1][x])) {
 				/* The spec types errorCode as an integer: keep it when that is what Azure sent. */
-				if (cJSON_IsNumber(num[0]))
-					snprintf(code, ncode, "%s (%d)", KINDS[kind].codes[0], num[0]->valueint);
+				if (cJSON_IsNumber(d->num))
+					snprintf(code, ncode, "%s (%d)", KINDS[kind].codes[0], d->num->valueint);
 				else
 					put_code(code, ncode, KINDS[kind].codes[0], strlen(KINDS[kind].codes[0]));
 				*text = es;
 				return true;
 			}
 	}
-	for (size_t c = 0; dyn && KINDS[kind].codes[c]; c++) {
-		const char *at = find_ci(dyn, KINDS[kind].codes[c]);
+	for (size_t c = 0; t->dyn.s[0] && KINDS[kind].codes[c]; c++) {
+		const char *at = find_low(&t->dyn, 0, kinds_low[kind][0][c]);
 
 		if (at) {
 			put_code(code, ncode, at, strlen(KINDS[kind].codes[c]));
-			*text = dyn;
+			*text = t->dyn.s[0];
 			return true;
 		}
 	}
@@ -673,10 +763,14 @@ static bool job_error_in(const cJSON *details, const char *dyn, enum job_error k
 bool evidence_job_error(const cJSON *job, enum job_error kind, char *code, size_t ncode, const char **text)
 {
 	const cJSON *props = fastjson_get(job, "properties");
+	struct job_texts t;
+	bool r;
 
-	return job_error_in(fastjson_get(props, "errorDetails"),
-	                    cJSON_GetStringValue(fastjson_get(fastjson_get(props, "extendedInfo"), "dynamicErrorMessage")),
-	                    kind, code, ncode, text);
+	job_texts_init(&t, fastjson_get(props, "errorDetails"),
+	               cJSON_GetStringValue(fastjson_get(fastjson_get(props, "extendedInfo"), "dynamicErrorMessage")));
+	r = job_error_of(&t, kind, code, ncode, text);
+	job_texts_free(&t);
+	return r;
 }
 
 /* ---- facts ---- */
@@ -1007,12 +1101,14 @@ static int changed_after(const struct estate *e, const struct evidence_access *a
 				r = m > t ? 1 : r < 0 ? 0 : r;
 			continue;
 		}
-		for (size_t i = 0; i < e->nras; i++) {
-			const cJSON *p = fastjson_get(e->ras[i].raw, "properties");
+		for (size_t i = 0; acc->bms_object_id && i < e->nras; i++) {
+			const cJSON *p;
 
-			if (!acc->bms_object_id || !kv_streq_ci(e->ras[i].principal_id, acc->bms_object_id) ||
+			/* The raw assignment only for Backup's own: reading every one costs a cache miss each. */
+			if (!kv_streq_ci(e->ras[i].principal_id, acc->bms_object_id) ||
 			    !armid_scope_contains(e->ras[i].scope, v->id))
 				continue;
+			p = fastjson_get(e->ras[i].raw, "properties");
 			m = evidence_time(cJSON_GetStringValue(fastjson_get(p, "updatedOn")));
 			if (!m)
 				m = evidence_time(cJSON_GetStringValue(fastjson_get(p, "createdOn")));

@@ -49,6 +49,20 @@ struct backup_job {
 	bool failed;                          /* status Failed or CompletedWithWarnings */
 };
 
+/*
+ * What evidence_read_job reads of a job for evidence_keep_job: strings
+ * borrowed from the job's JSON, and the job errors it failed with (code[k]
+ * and text[k] where hit[k], when any; start is startTime's, then).
+ */
+struct evidence_job_read {
+	const char *id, *vm_name, *start_time;
+	bool failed, any;
+	bool hit[JOB_ERR_COUNT];
+	const char *text[JOB_ERR_COUNT];
+	char code[JOB_ERR_COUNT][128];
+	long long start;
+};
+
 /* One Activity Log event (EventData). */
 struct activity_event {
 	const char *operation, *status, *resource_id, *caller, *object_id, *tenant_id, *time;
@@ -83,16 +97,19 @@ struct evidence {
 /*
  * A snapshot's evidence is loaded in steps (estate.c, load_tree):
  * evidence_begin reads $.backupJobsSince of e->doc into a new e->evidence;
- * evidence_add_job and evidence_add_event read the i-th element of
- * $.backupJobs and $.activityLog, which estate.c hands over one at a time
- * (a lean load frees each after), keeping no JSON of it; evidence_load then
+ * evidence_read_job then evidence_keep_job, and evidence_add_event, read the
+ * i-th element of $.backupJobs and $.activityLog, which estate.c hands over
+ * one at a time (a lean load frees each after), keeping no JSON of it;
+ * evidence_read_job reads only the job (err: its own), so another thread
+ * may run it while the loader keeps the jobs before; evidence_load then
  * indexes them and reads the lists principals and backupPolicies of e->doc
  * into e->evidence and e->present.  Each is false with err naming the file
  * (e->path or name) and JSON path when a field kvaudit uses has the wrong
  * type.
  */
 bool evidence_begin(struct estate *e, struct kv_err *err);
-bool evidence_add_job(struct estate *e, const cJSON *job, size_t i, struct kv_err *err);
+bool evidence_read_job(const char *name, const cJSON *job, size_t i, struct evidence_job_read *r, struct kv_err *err);
+void evidence_keep_job(struct estate *e, const struct evidence_job_read *r);
 bool evidence_add_event(struct estate *e, const cJSON *event, size_t i, struct kv_err *err);
 bool evidence_load(struct estate *e, const char *name, struct kv_err *err);
 void evidence_free(struct evidence *ev);

@@ -39,25 +39,35 @@ struct fastjson_block {
 
 #define BLOCK_BYTES ((size_t)1 << 20)
 
-static void *take(struct parser *P, size_t n)
+/* take's slow path: a spare block, or a new one, for n bytes (8-aligned). */
+__attribute__((noinline)) static void *take_block(struct fastjson_arena *a, size_t n)
 {
-	struct fastjson_arena *a = P->a;
-	struct fastjson_block *b;
-	char *p;
+	struct fastjson_block *b = a->spare;
 
-	n = (n + 7) & ~(size_t)7;
-	if ((size_t)(a->end - a->cur) >= n) {
-		p = a->cur;
-		a->cur += n;
-		return p;
+	if (b && b->cap >= n) {
+		a->spare = b->next;
+	} else {
+		b = kv_malloc(sizeof(*b) + (n > BLOCK_BYTES ? n : BLOCK_BYTES));
+		b->cap = n > BLOCK_BYTES ? n : BLOCK_BYTES;
 	}
-	b = kv_malloc(sizeof(*b) + (n > BLOCK_BYTES ? n : BLOCK_BYTES));
-	b->cap = n > BLOCK_BYTES ? n : BLOCK_BYTES;
 	b->next = a->blocks;
 	a->blocks = b;
 	a->cur = b->data + n;
 	a->end = b->data + b->cap;
 	return b->data;
+}
+
+/* n bytes (rounded up to 8) from the arena: a node or a string for every value parsed. */
+static inline void *take(struct parser *P, size_t n)
+{
+	struct fastjson_arena *a = P->a;
+	char *p = a->cur;
+
+	n = (n + 7) & ~(size_t)7;
+	if ((size_t)(a->end - p) < n)
+		return take_block(a, n);
+	a->cur = p + n;
+	return p;
 }
 
 static void shared_end(struct fastjson_arena *a);
@@ -72,29 +82,45 @@ void *fastjson_alloc(struct fastjson_arena *a, size_t n)
 void fastjson_arena_reset(struct fastjson_arena *a)
 {
 	struct fastjson_block *b = a->blocks;
+	size_t nspare = 0;
 
 	shared_end(a);   /* its strings are gone */
 	if (!b)
 		return;
+	for (struct fastjson_block *s = a->spare; s; s = s->next)
+		nspare++;
 	while (b->next) {
 		struct fastjson_block *next = b->next->next;
 
-		free(b->next);
+		if (b->next->cap == BLOCK_BYTES && nspare < FASTJSON_SPARE_BLOCKS) {
+			b->next->next = a->spare;
+			a->spare = b->next;
+			nspare++;
+		} else {
+			free(b->next);
+		}
 		b->next = next;
 	}
 	a->cur = b->data;
 	a->end = b->data + b->cap;
 }
 
+static void free_blocks(struct fastjson_block *b)
+{
+	while (b) {
+		struct fastjson_block *next = b->next;
+
+		free(b);
+		b = next;
+	}
+}
+
 void fastjson_arena_free(struct fastjson_arena *a)
 {
 	shared_end(a);
-	while (a->blocks) {
-		struct fastjson_block *next = a->blocks->next;
-
-		free(a->blocks);
-		a->blocks = next;
-	}
+	free_blocks(a->blocks);
+	free_blocks(a->spare);
+	a->blocks = a->spare = NULL;
 	a->cur = a->end = NULL;
 }
 
@@ -278,6 +304,9 @@ static char *parse_escaped(struct parser *P)
 	return (char *)out;
 }
 
+/* Bytes of a string parse_string's fast path reads (and copies) at most. */
+#define STRING_STEPS 32
+
 /* The string whose quote is at P->i, decoded into the arena; NULL as cJSON's parse_string fails. */
 static char *parse_string(struct parser *P)
 {
@@ -287,7 +316,36 @@ static char *parse_string(struct parser *P)
 
 	if (P->i >= P->len || P->s[P->i] != '"')
 		return NULL;
-	q = fastjson_stop(from, (const char *)P->s + P->len);
+#if defined(__SSE2__)
+	/*
+	 * Most strings are short (keys above all): find the end and copy in the
+	 * same sixteen-byte steps, into the arena's free space past what the
+	 * string takes, when the text and the block have room for whole steps.
+	 */
+	if (!P->a->shared && (const char *)P->s + P->len - from >= STRING_STEPS &&
+	    P->a->end - P->a->cur >= STRING_STEPS) {
+		const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+
+		out = P->a->cur;
+		for (n = 0; n < STRING_STEPS; n += 16) {
+			__m128i w = _mm_loadu_si128((const __m128i *)(const void *)(from + n));
+			int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, bslash)));
+
+			_mm_storeu_si128((__m128i *)(void *)(out + n), w);
+			if (m) {
+				n += (size_t)__builtin_ctz((unsigned)m);
+				if (from[n] == '\\')
+					return parse_escaped(P);
+				out[n] = '\0';
+				P->a->cur += (n + 8) & ~(size_t)7;   /* take(P, n + 1) */
+				P->i += n + 2;
+				return out;
+			}
+		}
+		q = fastjson_stop(from + STRING_STEPS, (const char *)P->s + P->len);
+	} else
+#endif
+		q = fastjson_stop(from, (const char *)P->s + P->len);
 	if (q == (const char *)P->s + P->len)
 		return NULL;
 	if (*q == '\\')

@@ -39,6 +39,7 @@ struct fastjson_shared;
 struct fastjson_arena {
 	char *cur, *end;                     /* the free part of the newest block */
 	struct fastjson_block *blocks;       /* newest first */
+	struct fastjson_block *spare;        /* blocks a reset kept for reuse (FASTJSON_SPARE_BLOCKS) */
 	struct fastjson_shared *shared;      /* NULL, or what fastjson_arena_share_strings keeps */
 };
 
@@ -53,7 +54,13 @@ struct fastjson_arena {
 #define FASTJSON_SHARED_MAX 64
 void fastjson_arena_share_strings(struct fastjson_arena *a, bool on);
 
-/* Frees every tree parsed into a, keeping its newest block for the next. */
+/*
+ * Frees every tree parsed into a, keeping its newest block and up to
+ * FASTJSON_SPARE_BLOCKS more of the standard size for the next: an arena
+ * reset after every batch (estate.c's parse-ahead worker) would otherwise
+ * free and malloc its blocks again, and fresh pages cost a page fault each.
+ */
+#define FASTJSON_SPARE_BLOCKS 8
 void fastjson_arena_reset(struct fastjson_arena *a);
 
 /* Frees every tree parsed into a and all its memory; a is empty again. */

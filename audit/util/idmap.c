@@ -149,7 +149,8 @@ static const char *copy_key(struct idmap *m, const char *k, size_t n)
 	return p;
 }
 
-static bool put(struct idmap *m, const char *id, size_t value, bool copy)
+/* Stores id -> value unless id is there; *at (optional): id's value, either way.  One hash for both. */
+static bool put(struct idmap *m, const char *id, size_t value, bool copy, size_t *at)
 {
 	size_t n;
 	uint32_t h;
@@ -164,6 +165,8 @@ static bool put(struct idmap *m, const char *id, size_t value, bool copy)
 		grow(m);
 	h = (uint32_t)hash_key(id, n);
 	s = find(m, id, n, h);
+	if (at)
+		*at = s->key ? s->value : value;
 	if (s->key)
 		return false;
 	s->key = copy ? copy_key(m, id, n) : id;
@@ -176,12 +179,17 @@ static bool put(struct idmap *m, const char *id, size_t value, bool copy)
 
 bool idmap_put(struct idmap *m, const char *id, size_t value)
 {
-	return put(m, id, value, true);
+	return put(m, id, value, true, NULL);
 }
 
 bool idmap_put_borrowed(struct idmap *m, const char *id, size_t value)
 {
-	return put(m, id, value, false);
+	return put(m, id, value, false, NULL);
+}
+
+bool idmap_get_or_put(struct idmap *m, const char *id, size_t value, bool borrow, size_t *at)
+{
+	return put(m, id, value, !borrow, at);
 }
 
 bool idmap_get(const struct idmap *m, const char *id, size_t *value)

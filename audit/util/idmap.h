@@ -29,6 +29,13 @@ void idmap_release(struct idmap *m);
 bool idmap_put(struct idmap *m, const char *id, size_t value);
 /* idmap_put without a copy: id must stay valid and unchanged until idmap_release. */
 bool idmap_put_borrowed(struct idmap *m, const char *id, size_t value);
+/*
+ * idmap_put (idmap_put_borrowed with borrow) that also sets *at to id's
+ * value: the one it already had (false), else value (true).  One lookup
+ * where idmap_get then idmap_put would hash the ID twice.  An id put()
+ * refuses (NULL, too long) is false with *at unset.
+ */
+bool idmap_get_or_put(struct idmap *m, const char *id, size_t value, bool borrow, size_t *at);
 /* Looks id up; returns false when absent. */
 bool idmap_get(const struct idmap *m, const char *id, size_t *value);
 

@@ -19,10 +19,3 @@ const char *json_type_name(const cJSON *j)
 		return "an object";
 	return "an invalid value";
 }
-
-size_t json_skip_space(const char *s, size_t at, size_t len)
-{
-	while (at < len && json_is_space(s[at]))
-		at++;
-	return at;
-}

@@ -386,6 +386,51 @@ class LiveFaults(unittest.TestCase):
         key = lambda rp: sorted((f["rule"], f["status"], f.get("vm"), f.get("vault")) for f in rp["findings"])
         self.assertEqual(key(rep), key(rep2))
 
+    def test_a_vaults_jobs_start_before_its_protected_items_are_in(self):
+        # Slow protected items: each vault's job list (its longest chain of pages) starts as soon as the
+        # vault is known, with either engine, not once its protected items are in; the findings are the same.
+        slow = {"emulator": {"faults": [{"match": {"pathRegex": "/backupProtectedItems$"}, "times": 0,
+                                         "latencyMs": 600}]}}
+        t = lambda e: datetime.datetime.strptime(e["time"][:26], "%Y-%m-%dT%H:%M:%S.%f")
+        base = None
+        for engine in ("graph", "arm"):
+            r, rep, log = self.run_scan(slow, "--engine", engine)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            items = {e["path"].lower()[:-len("/backupProtectedItems")]: t(e) + datetime.timedelta(
+                milliseconds=e["durationMs"]) for e in log if e["path"].endswith("/backupProtectedItems")}
+            jobs = {}
+            for e in log:
+                if e["path"].endswith("/backupJobs"):
+                    v = e["path"].lower()[:-len("/backupJobs")]
+                    jobs[v] = min(jobs.get(v, t(e)), t(e))
+            self.assertEqual(sorted(jobs), sorted(items), engine)
+            for v in jobs:
+                self.assertLess(jobs[v], items[v], "%s: the jobs of %s waited for its protected items" % (engine, v))
+            key = sorted((f["rule"], f["status"], f.get("vm"), f.get("vault")) for f in rep["findings"])
+            self.assertEqual(key, base or key, engine)
+            base = key
+
+    def test_with_one_request_at_a_time_the_job_pages_go_first(self):
+        # The longest chains first (batch.c CHAINS): with --concurrency 1, every page of a vault's jobs
+        # starts before its backup policy list, which ends no chain (before, the policies went after the
+        # jobs' first page, in the order queued), and with Resource Graph, which knows every vault at
+        # once, before any policy list.
+        for engine in ("graph", "arm"):
+            r, rep, log = self.run_scan(None, "--engine", engine, "--concurrency", "1")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            order = sorted(log, key=lambda e: (e["time"], e["seq"]))
+            jobs, policies = {}, {}
+            for i, e in enumerate(order):
+                for suffix, into in (("/backupJobs", jobs), ("/backupPolicies", policies)):
+                    if e["path"].endswith(suffix):
+                        into.setdefault(e["path"][:-len(suffix)].lower(), []).append(i)
+            self.assertEqual(sorted(jobs), sorted(policies), engine)
+            self.assertTrue(any(len(v) > 1 for v in jobs.values()), jobs)   # a chain of pages
+            for v in jobs:
+                self.assertLess(max(jobs[v]), min(policies[v]), (engine, v))
+            if engine == "graph":
+                self.assertLess(max(max(v) for v in jobs.values()), min(min(v) for v in policies.values()))
+
     def test_a_graph_refusal_leaves_the_guest_question_open(self):
         overlay = {"emulator": {"access": [{"objectId": SCANNER_IN_LOG, "graph": False}]}}
         r, rep, log = self.run_scan(overlay)

@@ -829,13 +829,16 @@ class CommandLine(unittest.TestCase):
                ('{"kind": "kvaudit.config", "enginee": "arm"}', "$.enginee: unknown setting"),
                ('{"kind": "kvaudit.config", "auth": "password"}', "$.auth: expected auto, env, msi or cli"),
                ('{"kind": "kvaudit.config", "version": 2}', "$.version: expected 1"),
-               ('{"kind": "kvaudit.estate"}', "$.kind: expected \"kvaudit.config\"")]
-        for text, words in bad:
+               ('{"kind": "kvaudit.estate"}', "$.kind: expected \"kvaudit.config\""),
+               # the cloud is read as --cloud's is, and named with the file it came from
+               ('{"kind": "kvaudit.config", "cloud": "Nope"}', "$.cloud: unknown cloud \"Nope\": expected AzureCloud"),
+               ('{"kind": "kvaudit.config", "cloud": "none.json"}', "$.cloud: ", "none.json")]
+        for text, *words in bad:
             with open(cfg, "w", encoding="utf-8") as f:
                 f.write(text)
             for cmd in self.commands():
-                one_line_error(self, kv(*cmd, "--config", cfg), "config file '%s' (named by --config): " % cfg, words)
-            one_line_error(self, kv("config", "check", cfg), "config file '%s': " % cfg, words)
+                one_line_error(self, kv(*cmd, "--config", cfg), "config file '%s' (named by --config): " % cfg, *words)
+            one_line_error(self, kv("config", "check", cfg), "config file '%s': " % cfg, *words)
 
     def test_every_option_is_checked_whatever_the_mode(self):
         fix = ["fix", "--estate", self.demo]

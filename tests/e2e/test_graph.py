@@ -277,9 +277,11 @@ class Concurrency(unittest.TestCase):
     def test_evidence_reads_overlap(self):
         reads = evidence_reads(self.a[1])
         self.assertGreaterEqual(len(reads), 9, [x["path"] for x in reads])
-        self.assertGreaterEqual(most_at_once(reads), 6)
+        # More than one vault's reads at once (a vault has at most three lists in flight: a jobs page, its
+        # policies, its Activity Log); the jobs start with the vault, the rest with its protected items.
+        self.assertGreaterEqual(most_at_once(reads), 4)
         # The vaults' lists, that is: the Graph user reads wait for every Activity Log, and so for the
-        # engine's last read (the lists start as soon as their vault's protected items are in).
+        # engine's last read.
         reads = [x for x in reads if not x["path"].startswith("/graph/")]
         start = min(datetime.datetime.fromisoformat(x["time"][:26]) for x in reads)
         end = max(datetime.datetime.fromisoformat(x["time"][:26]).timestamp() + x["durationMs"] / 1000.0

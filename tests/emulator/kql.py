@@ -412,6 +412,8 @@ def get_path(row, path):
 
 
 def to_string(v):
+    if type(v) is str:   # the common case first: a query calls this ~10 times a row
+        return v
     if v is None:
         return ""
     if isinstance(v, bool):
@@ -448,6 +450,12 @@ def call1(f, v):
     raise KqlError("cannot evaluate %s()" % f)
 
 
+# call1's functions that compile_expr calls directly (no dispatch on the name per row)
+CALL1 = {"isnotnull": lambda v: v is not None, "isnull": lambda v: v is None, "tostring": to_string,
+         "isempty": lambda v: v is None or v == "", "isnotempty": lambda v: not (v is None or v == ""),
+         "tolower": lambda v: None if v is None else to_string(v).lower()}
+
+
 def compare(op, left, right):
     if op == "==":
         return left is not None and left == right
@@ -475,6 +483,13 @@ def compile_expr(e):
         if len(path) == 1:
             col = path[0]
             return lambda row: row.get(col)
+        if len(path) == 2 and isinstance(path[1], str):   # properties.x: get_path without its loop
+            col, key = path
+
+            def get2(row):
+                v = row.get(col)
+                return v.get(key) if isinstance(v, dict) else None
+            return get2
         return lambda row: get_path(row, path)
     if k in ("and", "or"):
         a, b = compile_expr(e[1]), compile_expr(e[2])
@@ -511,6 +526,9 @@ def compile_expr(e):
                 return None if v is None else to_string(v).split(to_string(d)) if d else [to_string(v)]
             return split
         a = args[0]
+        one = CALL1.get(f)
+        if one is not None:
+            return lambda row: one(a(row))
         return lambda row: call1(f, a(row))
     if k == "cmp":
         op, left = e[1], compile_expr(e[2])
@@ -534,6 +552,8 @@ def compile_expr(e):
 
             def eq_ci(row):
                 v = left(row)
+                if type(v) is str:
+                    return (v.lower() == lit) == same
                 return (v is not None and to_string(v).lower() == lit) == same
             return eq_ci
         right = compile_expr(e[3])

@@ -843,6 +843,30 @@ static void protected_item_falls_back_to_source_resource_id(void **state)
 	estate_free(e);
 }
 
+/* An item's vault ID is the vault's own string when the bytes are the same, else its own text (no 512-byte copy each). */
+static void protected_item_shares_its_vaults_id(void **state)
+{
+#define RSV "/subscriptions/s/resourceGroups/r/providers/Microsoft.RecoveryServices/vaults/RSV"
+#define ITEM "/backupFabrics/Azure/protectionContainers/c/protectedItems/"
+	struct estate *e = load_text(HEAD ",'recoveryServicesVaults':[{'id':'" RSV "','location':'westeurope'}],"
+	                             "'backupProtectedItems':[{'id':'" RSV ITEM "a'},{'id':'" RSV ITEM "b'},"
+	                             "{'id':'/SUBSCRIPTIONS/s/resourceGroups/r/providers/Microsoft.RecoveryServices/vaults/RSV" ITEM "c'},"
+	                             "{'id':'/subscriptions/s/resourceGroups/r/providers/Microsoft.RecoveryServices/vaults/other" ITEM "d'}]}");
+
+	(void)state;
+	assert_int_equal(e->nitems, 4);
+	assert_ptr_equal(e->items[0].rsv_id, e->rsvs[0].id);
+	assert_ptr_equal(e->items[1].rsv_id, e->rsvs[0].id);
+	/* the same vault in other case: found, but named as the item names it */
+	assert_string_equal(e->items[2].rsv_id, "/SUBSCRIPTIONS/s/resourceGroups/r/providers/Microsoft.RecoveryServices/vaults/RSV");
+	assert_ptr_equal(estate_rs_vault(e, e->items[2].rsv_id), &e->rsvs[0]);
+	assert_string_equal(e->items[3].rsv_id, "/subscriptions/s/resourceGroups/r/providers/Microsoft.RecoveryServices/vaults/other");
+	assert_null(estate_rs_vault(e, e->items[3].rsv_id));
+	estate_free(e);
+#undef RSV
+#undef ITEM
+}
+
 static void recovery_services_vaults_example_keeps_locations(void **state)
 {
 	cJSON *snap = new_snapshot();
@@ -1901,6 +1925,7 @@ int main(void)
 		cmocka_unit_test(agent_state_follows_the_vm_agent_statuses),
 		cmocka_unit_test(backup_protected_items_example_joins_on_virtual_machine_id),
 		cmocka_unit_test(protected_item_falls_back_to_source_resource_id),
+		cmocka_unit_test(protected_item_shares_its_vaults_id),
 		cmocka_unit_test(recovery_services_vaults_example_keeps_locations),
 		/* whole snapshots */
 		cmocka_unit_test(full_snapshot_file_loads_every_list_and_joins_them),

@@ -622,6 +622,12 @@ static void backup_rbac_coverage_by_role_scope_and_principal(void **state)
 		{"Administrator at the subscription", RA("/subscriptions/" S1, BMS, RDEF(R_ADMIN)), "Key Vault Administrator", true, true, false, false},
 		{"Administrator at the subscription, other casing and '/'", RA("/SUBSCRIPTIONS/" S1 "/", BMS_UPPER, RDEF(R_ADMIN)),
 		 "Key Vault Administrator", true, true, false, false},
+		{"Administrator at the root scope '/'", RA("/", BMS, RDEF(R_ADMIN)), "Key Vault Administrator", true, true, false, false},
+		{"Administrator at the vault, upper case and '/'", RA("/SUBSCRIPTIONS/" S1 "/RESOURCEGROUPS/RG-APP/PROVIDERS/"
+		                                                        "MICROSOFT.KEYVAULT/VAULTS/KV-A/", BMS, RDEF(R_ADMIN)),
+		 "Key Vault Administrator", true, true, false, false},
+		{"Administrator at the subscription with '//'", RA("/subscriptions/" S1 "//", BMS, RDEF(R_ADMIN)), "", false, false,
+		 false, false},
 		{"Administrator by tenant-level role ID", RA(KV_A, BMS, "/providers/Microsoft.Authorization/roleDefinitions/" R_ADMIN),
 		 "Key Vault Administrator", true, true, false, false},
 		{"Administrator twice (vault and subscription)",

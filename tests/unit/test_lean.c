@@ -480,9 +480,109 @@ static void strings_across_the_scanners_blocks_audit_the_same(void **state)
 	free(t);
 }
 
+/* value_end of t[0, len) at i with every classifier this CPU has: scan_bytes' answer. */
+static void expect_scanners_agree(const char *t, size_t len, size_t i, const char *what)
+{
+	size_t ref = estate_value_end(t, len, i, ESTATE_SCAN_BYTES);
+
+	for (int how = ESTATE_SCAN_SSE2; how <= ESTATE_SCAN_BEST; how++) {
+		size_t got = estate_value_end(t, len, i, how);
+
+		if (got != SIZE_MAX && got != ref)
+			fail_msg("%s: classifier %d ends at %zu, scan_bytes at %zu: %.*s", what, how, got, ref, (int)len, t);
+	}
+}
+
+/* A random value of brackets, strings with backslash runs, and noise; n bytes at most. */
+static size_t random_value(char *b, size_t n, int depth, unsigned *seed)
+{
+	size_t k = 0;
+	int kind = depth < 2 ? rand_r(seed) % 2 : rand_r(seed) % 4;
+
+	if (depth > 6 || n < 48)
+		kind = 3;
+	if (kind <= 1) {
+		int items = rand_r(seed) % 9;
+
+		b[k++] = kind ? '{' : '[';
+		for (int j = 0; j < items && k + 48 < n; j++) {
+			if (j)
+				b[k++] = ',';
+			k += random_value(b + k, n - k - 2, depth + 1, seed);
+		}
+		b[k++] = kind ? '}' : ']';
+		return k;
+	}
+	b[k++] = '"';
+	for (int j = rand_r(seed) % 70; j > 0 && k + 10 < n; j--) {
+		int r = rand_r(seed) % 10;
+
+		if (r == 0) {
+			for (int run = 1 + rand_r(seed) % 5; run > 0; run--)
+				b[k++] = '\\';
+			b[k++] = "\"x{]\\n"[rand_r(seed) % 6];
+		} else {
+			b[k++] = r == 1 ? "{}[]"[rand_r(seed) % 4] : (char)('a' + rand_r(seed) % 26);
+		}
+	}
+	b[k++] = '"';
+	return k;
+}
+
+/*
+ * value_end's classifiers (SSE2, and AVX2 and AVX-512BW where the CPU has
+ * them) against scan_bytes, the byte-by-byte reference: backslash runs of
+ * every length 0-6 ending at every offset of two blocks, followed by a
+ * quote, a bracket or a letter, with the text cut at every length around
+ * them (an escape on the text's last byte); then random values, mutated
+ * and cut, starting at every offset of a block.
+ */
+static void every_scanner_finds_the_same_end(void **state)
+{
+	char t[4096], what[64];
+	unsigned seed = 5;
+
+	(void)state;
+	for (int run = 0; run <= 6; run++)
+		for (size_t at = 0; at < 140; at++)
+			for (const char *x = "\"]a"; *x; x++) {
+				size_t len = 0;
+
+				len += (size_t)snprintf(t + len, sizeof(t) - len, "{\"k\":[\"%.*s", (int)at,
+				                        "{[\"]}yY_..................................................."
+				                        "........................................................."
+				                        "...........................");
+				for (int r = 0; r < run; r++)
+					t[len++] = '\\';
+				len += (size_t)snprintf(t + len, sizeof(t) - len, "%c\"],\"z\":[{\"a\":\"]\\\\\"}],"
+				                        "\"pad\":\"................................................"
+				                        "..................\"}", *x);
+				snprintf(what, sizeof(what), "run %d at %zu before '%c'", run, at, *x);
+				expect_scanners_agree(t, len, 0, what);
+				for (size_t cut = at; cut < at + 16 && cut < len; cut++)
+					expect_scanners_agree(t, cut, 0, what);
+			}
+	for (int k = 0; k < 3000; k++) {
+		size_t pre = (size_t)k % 64, len;
+
+		memset(t, ' ', pre);
+		len = pre + random_value(t + pre, sizeof(t) - pre - 1, 0, &seed);
+		for (int m = rand_r(&seed) % 3; m > 0; m--)
+			t[pre + (size_t)rand_r(&seed) % (len - pre)] = "{}[]\"\\ x"[rand_r(&seed) % 8];
+		if (rand_r(&seed) % 4 == 0)
+			len -= (size_t)rand_r(&seed) % (len - pre);
+		snprintf(what, sizeof(what), "random value %d", k);
+		expect_scanners_agree(t, len, pre, what);
+	}
+#if defined(__SSE2__)
+	assert_int_not_equal(estate_value_end("[]", 2, 0, ESTATE_SCAN_SSE2), SIZE_MAX);
+#endif
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(every_scanner_finds_the_same_end),
 		cmocka_unit_test(strings_across_the_scanners_blocks_audit_the_same),
 		cmocka_unit_test(a_long_list_parsed_ahead_audits_the_same),
 		cmocka_unit_test(a_lean_load_finds_ade_wherever_it_is),

@@ -5,6 +5,9 @@
  * must write exactly the text of the report that holds them all, on every
  * snapshot the tests and fuzzers carry, through the JSON writer and
  * through report_output's files; the other formats never show the rows.
+ * That report is made as `kvaudit audit` makes it: its findings in arenas
+ * (audit_opts.findings_arenas), judged on two threads; the whole one is
+ * cJSON's own, judged on one.
  */
 #include <glob.h>
 #include <setjmp.h>
@@ -25,14 +28,17 @@
 #include "rules/engine.h"
 
 static struct rule_catalog catalog;
+static struct fastjson_arena arenas[AUDIT_ARENAS];
 
-/* The report of e, with its scan time fixed so that two runs compare. */
+/* The report of e, with its scan time fixed so that two runs compare; later: as kvaudit audit makes it. */
 static cJSON *report_of(struct estate *e, bool later)
 {
 	struct audit_opts ao = {.fail_on = SEV_LOW, .include_pass = true, .source = "x.json"};
 	cJSON *r, *scan;
 
 	ao.inventory_rows_later = later;
+	ao.findings_arenas = later ? arenas : NULL;
+	ao.threads = later ? 2 : 1;
 	r = audit_run(e, &catalog, &ao);
 	scan = cJSON_GetObjectItemCaseSensitive(r, "scan");
 	cJSON_ReplaceItemInObjectCaseSensitive(scan, "generatedAt", cJSON_CreateString("2026-11-28T12:00:00Z"));
@@ -87,6 +93,8 @@ static void compare_file(const char *path)
 	free(c);
 	cJSON_Delete(whole);
 	cJSON_Delete(later);
+	for (size_t i = 0; i < AUDIT_ARENAS; i++)
+		fastjson_arena_free(&arenas[i]);
 	estate_free(e);
 }
 
@@ -172,6 +180,8 @@ static void report_output_puts_the_rows_in_the_json_file_only(void **state)
 	rmdir(dir);
 	cJSON_Delete(whole);
 	cJSON_Delete(later);
+	for (size_t i = 0; i < AUDIT_ARENAS; i++)
+		fastjson_arena_free(&arenas[i]);
 	estate_free(e);
 }
 

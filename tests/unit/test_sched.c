@@ -232,6 +232,19 @@ static const char *const KEYS[] = {"sub:a", "sub:b", "sub:c", "query:t", "graph.
  * of the one list http.c kept before, checked against that list as a model
  * while requests are queued between starts, as a collection does.
  */
+/* The next start is model[0] (taken off the model); it is answered with plenty left: no pacing. */
+static void start_expected(struct sched *s, int *model, int *nmodel)
+{
+	struct req *x = next_req(s, 1000);
+
+	assert_non_null(x);
+	assert_int_equal(x->id, model[0]);
+	memmove(&model[0], &model[1], (size_t)(*nmodel - 1) * sizeof(int));
+	(*nmodel)--;
+	sched_on_start(s, x->key, 1000);
+	sched_on_response(s, x->key, 1000, 200, 240, -1);
+}
+
 static void with_nothing_paced_requests_start_lane_by_lane_in_order(void **state)
 {
 	struct sched *s = sched_new();
@@ -269,22 +282,65 @@ static void with_nothing_paced_requests_start_lane_by_lane_in_order(void **state
 			assert_null(sched_next(s, 1000));
 			continue;
 		}
-		{
-			struct req *x = next_req(s, 1000);
-
-			assert_non_null(x);
-			assert_int_equal(x->id, model[0]);
-			memmove(&model[0], &model[1], (size_t)(nmodel - 1) * sizeof(int));
-			nmodel--;
-			sched_on_start(s, x->key, 1000);
-			/* plenty left: no pacing */
-			sched_on_response(s, x->key, 1000, 200, 240, -1);
-			started++;
-		}
+		start_expected(s, model, &nmodel);
+		started++;
 	}
 	assert_null(sched_next(s, 1000));
 	assert_int_equal(sched_wake(s, 1000), -1);
 	assert_int_equal(sched_queued(s), 0);
+	free(r);
+	sched_free(s);
+}
+
+/*
+ * Priorities within a lane (sched_queue_prio: the longest chain first): the
+ * same random mix, queued with priorities 0-7, starts as one list kept
+ * sorted by lane, then priority (highest first), then the order queued.
+ */
+static void within_a_lane_the_highest_priority_starts_first(void **state)
+{
+	struct sched *s = sched_new();
+	enum { N = 600 };
+	struct req *r = kv_calloc(N, sizeof(*r));
+	int prio[N], model[N], nmodel = 0, queued = 0, started = 0;
+	unsigned seed = 4242;
+
+	(void)state;
+	while (started < N) {
+		seed = seed * 1103515245u + 12345u;
+		if (queued < N && (seed >> 16) % 3 != 0) {
+			struct req *x = &r[queued];
+			int at = nmodel;
+
+			x->id = queued;
+			x->lane = SCHED_FRONT + (int)((seed >> 8) % 3);
+			x->key = KEYS[(seed >> 4) % (sizeof(KEYS) / sizeof(KEYS[0]))];
+			prio[queued] = (int)((seed >> 20) % 8);
+			sched_queue_prio(s, x->key, &x->q, (enum sched_lane)x->lane, prio[queued]);
+			while (at > 0 && (r[model[at - 1]].lane > x->lane ||
+			                  (r[model[at - 1]].lane == x->lane && prio[model[at - 1]] < prio[queued])))
+				at--;
+			memmove(&model[at + 1], &model[at], (size_t)(nmodel - at) * sizeof(int));
+			model[at] = x->id;
+			nmodel++;
+			queued++;
+			continue;
+		}
+		if (nmodel == 0)
+			continue;
+		start_expected(s, model, &nmodel);
+		started++;
+	}
+	/* sched_queue is priority 0: behind a higher one queued before it, ahead of none. */
+	sched_queue_prio(s, "sub:a", &r[0].q, SCHED_FIRST, 3);
+	sched_queue(s, "sub:b", &r[1].q, SCHED_FIRST);
+	sched_queue_prio(s, "sub:a", &r[2].q, SCHED_FIRST, SCHED_PRIO_MAX + 9);   /* clamped */
+	sched_queue_prio(s, "sub:b", &r[3].q, SCHED_LAST, 9);
+	assert_ptr_equal(sched_next(s, 1000), &r[2].q);
+	assert_ptr_equal(sched_next(s, 1000), &r[0].q);
+	assert_ptr_equal(sched_next(s, 1000), &r[1].q);
+	assert_ptr_equal(sched_next(s, 1000), &r[3].q);
+	assert_null(sched_next(s, 1000));
 	free(r);
 	sched_free(s);
 }
@@ -474,6 +530,7 @@ int main(void)
 		cmocka_unit_test(a_failed_probe_goes_again_before_the_others),
 		cmocka_unit_test(a_spent_quota_without_a_refill_time_waits_for_answers),
 		cmocka_unit_test(with_nothing_paced_requests_start_lane_by_lane_in_order),
+		cmocka_unit_test(within_a_lane_the_highest_priority_starts_first),
 		cmocka_unit_test(a_throttled_key_waits_in_its_queue_and_the_others_go_on),
 		cmocka_unit_test(retries_go_first_when_their_time_comes),
 		cmocka_unit_test(an_answer_brings_a_waiting_key_back_at_once),
