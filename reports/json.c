@@ -11,11 +11,13 @@
  * characters), which is all that JSON needs to carry untrusted text safely.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -38,19 +40,47 @@ static const struct layout cjson_layout = { '\t', 1, ":\t" };
  * or putc costs a lock and a copy loop of its own.  rc is sticky: the first
  * write error (EOF) or unprintable item (1); once set, nothing more is written.
  */
+struct text {
+	char *p;
+	size_t n, cap;
+};
+
 struct jw {
-	FILE *f;
+	FILE *f;                          /* NULL: the text goes to mem (a segment: see put_split) */
+	struct text *mem;
 	const struct layout *l;
 	const struct report_rows *rows;   /* NULL, or elements of one array made while it is written */
+	bool split;                       /* large arrays formatted on two threads (put_split) */
 	int rc;
 	size_t n;
 	char buf[16384];
 };
 
+static void text_add(struct text *t, const void *p, size_t n)
+{
+	if (n > t->cap - t->n) {
+		t->cap = t->n + n > 2 * t->cap ? t->n + n : 2 * t->cap;
+		t->p = kv_realloc(t->p, t->cap);
+	}
+	memcpy(t->p + t->n, p, n);
+	t->n += n;
+}
+
+/* n bytes at p to the stream (or the memory text): the buffer's, or a piece larger than it. */
+static void jw_out(struct jw *w, const void *p, size_t n)
+{
+	if (w->rc != 0)
+		return;
+	if (w->f == NULL)
+		text_add(w->mem, p, n);
+	else if (fwrite(p, 1, n, w->f) != n)
+		w->rc = EOF;
+}
+
 static void jw_flush(struct jw *w)
 {
-	if (w->n > 0 && w->rc == 0 && fwrite(w->buf, 1, w->n, w->f) != w->n)
-		w->rc = EOF;
+	if (w->n > 0)
+		jw_out(w, w->buf, w->n);
 	w->n = 0;
 }
 
@@ -59,8 +89,7 @@ static void jw_put(struct jw *w, const void *p, size_t n)
 	if (n > sizeof(w->buf) - w->n) {
 		jw_flush(w);
 		if (n > sizeof(w->buf)) {
-			if (w->rc == 0 && fwrite(p, 1, n, w->f) != n)
-				w->rc = EOF;
+			jw_out(w, p, n);
 			return;
 		}
 	}
@@ -215,6 +244,214 @@ static bool put_rows(struct jw *w, int depth)
 }
 
 /*
+ * A large array on two threads (report_write_json_rows: a 50k-VM report's
+ * findings and inventory rows are ~175 MB of text, which one thread took
+ * 0.4 s to format while the other core idled).  The elements are cut into
+ * segments: SEG_ITEMS children each, or rows by SEG_POS positions (a
+ * segment holds the rows next() gives from its first position up to its
+ * last).  This thread formats the even segments straight into the stream;
+ * a second thread formats the odd ones into memory, up to SEG_SLOTS ahead,
+ * and this thread writes each in its turn: the text is the one thread's.
+ */
+#define SEG_ITEMS 64
+#define SEG_POS 256
+#define SEG_SLOTS 4
+
+static int json_threads = 2;
+
+void report_json_threads(int n)
+{
+	json_threads = n;
+}
+
+/* Where the elements come from: rows by position, or an array's children. */
+struct seg_src {
+	const struct report_rows *rows;
+	const cJSON *first;
+};
+
+/* A thread's place among the children: segment seg starts at it. */
+struct seg_cursor {
+	const cJSON *it;
+	size_t seg;
+};
+
+/*
+ * Segment k's elements, each after ", " but the first unless sep; *end when
+ * the array ends in it.  How many there were.
+ */
+static size_t put_segment(struct jw *w, const struct seg_src *src, struct seg_cursor *c, size_t k, int depth,
+                          bool sep, bool *end)
+{
+	size_t count = 0;
+
+	*end = false;
+	if (src->rows != NULL) {
+		size_t pos = k * SEG_POS, hi = pos + SEG_POS;
+
+		while (pos < hi && w->rc == 0) {
+			cJSON *row = src->rows->next(src->rows->arg, &pos);
+
+			if (row == NULL) {
+				*end = true;
+				break;
+			}
+			if (pos <= hi) {   /* else it is the next segment's first */
+				if (sep)
+					jw_put(w, ", ", 2);
+				put_value(w, row, depth + 1);
+				sep = true;
+				count++;
+			}
+			cJSON_Delete(row);
+		}
+		return count;
+	}
+	for (; c->seg < k; c->seg++)
+		for (size_t i = 0; i < SEG_ITEMS && c->it != NULL; i++)
+			c->it = c->it->next;
+	for (; count < SEG_ITEMS && c->it != NULL && w->rc == 0; c->it = c->it->next) {
+		if (sep)
+			jw_put(w, ", ", 2);
+		put_value(w, c->it, depth + 1);
+		sep = true;
+		count++;
+	}
+	c->seg = k + 1;
+	*end = c->it == NULL;
+	return count;
+}
+
+struct seg_slot {
+	struct text text;
+	size_t count;
+	bool end, full;
+	int rc;
+};
+
+struct split {
+	const struct seg_src *src;
+	const struct layout *l;
+	int depth;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;                          /* the array ended: no more segments */
+	struct seg_slot slot[SEG_SLOTS];    /* odd segment 2j + 1 in slot j % SEG_SLOTS */
+};
+
+static void *split_worker(void *arg)
+{
+	struct split *S = arg;
+	struct jw *w = kv_malloc(sizeof(*w));
+	struct seg_cursor c = { S->src->first, 0 };
+	bool end = false;
+
+	w->f = NULL;
+	w->l = S->l;
+	w->rows = NULL;
+	w->split = false;
+	for (size_t j = 0; !end; j++) {
+		struct seg_slot *sl = &S->slot[j % SEG_SLOTS];
+		size_t count;
+		bool stop;
+
+		pthread_mutex_lock(&S->mu);
+		while (sl->full && !S->stop)
+			pthread_cond_wait(&S->cv, &S->mu);
+		stop = S->stop;
+		pthread_mutex_unlock(&S->mu);
+		if (stop)
+			break;
+		sl->text.n = 0;
+		w->mem = &sl->text;
+		w->rc = 0;
+		w->n = 0;
+		count = put_segment(w, S->src, &c, 2 * j + 1, S->depth, false, &end);
+		jw_flush(w);
+		pthread_mutex_lock(&S->mu);
+		sl->count = count;
+		sl->end = end;
+		sl->rc = w->rc;
+		sl->full = true;
+		pthread_cond_broadcast(&S->cv);
+		pthread_mutex_unlock(&S->mu);
+	}
+	free(w);
+	return NULL;
+}
+
+/* Odd segment k, which the second thread formats, written in its turn: its count and end. */
+static size_t take_segment(struct jw *w, struct split *S, size_t k, bool sep, bool *end)
+{
+	struct seg_slot *sl = &S->slot[(k / 2) % SEG_SLOTS];
+	size_t count;
+
+	pthread_mutex_lock(&S->mu);
+	while (!sl->full)
+		pthread_cond_wait(&S->cv, &S->mu);
+	pthread_mutex_unlock(&S->mu);
+	count = sl->count;
+	*end = sl->end;
+	if (count > 0) {
+		if (sep)
+			jw_put(w, ", ", 2);
+		jw_put(w, sl->text.p, sl->text.n);
+	}
+	if (sl->rc != 0 && w->rc == 0)
+		w->rc = sl->rc;
+	pthread_mutex_lock(&S->mu);
+	sl->full = false;
+	pthread_cond_broadcast(&S->cv);
+	pthread_mutex_unlock(&S->mu);
+	return count;
+}
+
+/* The rows (first NULL) or the children from first, as put_value lays them out. False when there were none. */
+static bool put_split(struct jw *w, const cJSON *first, int depth)
+{
+	struct seg_src src = { first == NULL ? w->rows : NULL, first };
+	struct seg_cursor c = { first, 0 };
+	struct split *S = kv_calloc(1, sizeof(*S));
+	pthread_t worker;
+	bool two, any = false, end = false;
+
+	S->src = &src;
+	S->l = w->l;
+	S->depth = depth;
+	pthread_mutex_init(&S->mu, NULL);
+	pthread_cond_init(&S->cv, NULL);
+	two = pthread_create(&worker, NULL, split_worker, S) == 0;   /* else this thread formats them all */
+	w->split = false;   /* an element's own arrays are small */
+	for (size_t k = 0; !end && w->rc == 0; k++)
+		any |= (two && k % 2 == 1 ? take_segment(w, S, k, any, &end)
+		                          : put_segment(w, &src, &c, k, depth, any, &end)) > 0;
+	w->split = true;
+	if (two) {
+		pthread_mutex_lock(&S->mu);
+		S->stop = true;
+		pthread_cond_broadcast(&S->cv);
+		pthread_mutex_unlock(&S->mu);
+		pthread_join(worker, NULL);
+	}
+	for (size_t i = 0; i < SEG_SLOTS; i++)
+		free(S->slot[i].text.p);
+	pthread_cond_destroy(&S->cv);
+	pthread_mutex_destroy(&S->mu);
+	free(S);
+	return any;
+}
+
+/* Whether an array starting at first has enough children to split. */
+static bool many(const cJSON *first)
+{
+	size_t n = 0;
+
+	for (const cJSON *it = first; it != NULL && n < 2 * SEG_ITEMS; it = it->next)
+		n++;
+	return n == 2 * SEG_ITEMS;
+}
+
+/*
  * v as cJSON_Print lays it out depth levels down (cJSON's print_value):
  * an object opens a line per member ("{\n", members at depth + 1, the '}'
  * at depth, "{\n}" when empty); an array keeps its elements on one line
@@ -249,8 +486,14 @@ static void put_value(struct jw *w, const cJSON *v, int depth)
 		break;
 	case cJSON_Array:
 		jw_putc(w, '[');
-		if (w->rows != NULL && v == w->rows->array && put_rows(w, depth) && v->child)
+		if (w->rows != NULL && v == w->rows->array && (w->split ? put_split(w, NULL, depth) : put_rows(w, depth)) &&
+		    v->child)
 			jw_put(w, ", ", 2);
+		if (w->split && many(v->child)) {
+			(void)put_split(w, v->child, depth);
+			jw_putc(w, ']');
+			break;
+		}
 		for (it = v->child; it != NULL && w->rc == 0; it = it->next) {
 			put_value(w, it, depth + 1);
 			if (it->next)
@@ -279,15 +522,21 @@ static void put_value(struct jw *w, const cJSON *v, int depth)
 	}
 }
 
-/* v (and rows, or NULL) written through a buffer in layout l, depth levels down: 0, 1 (unprintable) or EOF. */
-static int put_json(FILE *f, const struct layout *l, const cJSON *v, const struct report_rows *rows, int depth)
+/*
+ * v (and rows, or NULL) written through a buffer in layout l, depth levels
+ * down, its large arrays on two threads if split: 0, 1 (unprintable) or EOF.
+ */
+static int put_json(FILE *f, const struct layout *l, const cJSON *v, const struct report_rows *rows, int depth,
+                    bool split)
 {
 	struct jw *w = kv_malloc(sizeof(*w));
 	int rc;
 
 	w->f = f;
+	w->mem = NULL;
 	w->l = l;
 	w->rows = rows;
+	w->split = split && json_threads > 1 && sysconf(_SC_NPROCESSORS_ONLN) >= 2;
 	w->rc = 0;
 	w->n = 0;
 	put_value(w, v, depth);
@@ -299,7 +548,7 @@ static int put_json(FILE *f, const struct layout *l, const cJSON *v, const struc
 
 int report_put_json(FILE *f, const cJSON *v, int tabs)
 {
-	return put_json(f, &cjson_layout, v, NULL, tabs);
+	return put_json(f, &cjson_layout, v, NULL, tabs, false);
 }
 
 /*
@@ -321,7 +570,7 @@ bool report_write_json_rows(const cJSON *report, const struct report_rows *rows,
 		goto out;
 	}
 	errno = 0;
-	rc = put_json(f, &report_layout, report, rows, 0);
+	rc = put_json(f, &report_layout, report, rows, 0, true);
 	if (rc == 1) {
 		kv_err_set(err, "cannot render the JSON report: out of memory");
 		goto out;

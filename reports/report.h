@@ -150,6 +150,13 @@ struct report_rows {
 
 /* report_write_json with rows (NULL: none) put in their array. */
 bool report_write_json_rows(const cJSON *report, const struct report_rows *rows, FILE *f, struct kv_err *err);
+/*
+ * How many threads report_write_json_rows may use: 2 (the default, on a
+ * machine with two cores or more) formats a large array's elements on a
+ * second thread beside the first; 1 keeps it to the caller's.  The text is
+ * the same (tests compare the two).
+ */
+void report_json_threads(int n);
 /* report_output with rows (NULL: none) for the JSON format. */
 bool report_output_rows(const cJSON *report, const struct report_rows *rows, const char *formats, const char *out,
                         const char *stamp, FILE *info, struct kv_err *err);

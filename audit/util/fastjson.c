@@ -7,11 +7,14 @@
  * and it is copied with memcpy, short integers skip strtod, and nodes and
  * strings are bumped from an arena instead of malloc'd one by one.
  */
+/* madvise(MADV_HUGEPAGE) and MAP_ANONYMOUS for the arena's blocks. */
+#define _DEFAULT_SOURCE
 #include <limits.h>
 #include <locale.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "audit/util/fastjson.h"
 #include "audit/util/util.h"
@@ -34,22 +37,91 @@ static const bool NUMCHAR[256] = {
 struct fastjson_block {
 	struct fastjson_block *next;
 	size_t cap;
+	size_t mapped;   /* the length mmap gave it (munmap), or 0: malloc'd */
 	char data[];
 };
 
+/*
+ * An arena's first block is 1 MB from malloc: most arenas (a page of a
+ * live list, a small report) never need more.  The next ones are 2 MB
+ * mappings aligned to 2 MB and advised for transparent huge pages: an arena
+ * that grows (the findings of a 50k audit, ~200 MB) would otherwise take a
+ * page fault per 4 KB, and on a virtual machine each costs ~15 us.  Where
+ * huge pages are off, or mmap fails, the blocks are as before.
+ */
 #define BLOCK_BYTES ((size_t)1 << 20)
+#define HUGE_BYTES ((size_t)2 << 20)
+#define HUGE_CAP (HUGE_BYTES - sizeof(struct fastjson_block))
+
+/* A 2 MB-aligned mapping of len bytes (a multiple of HUGE_BYTES), or NULL. */
+static void *map_huge(size_t len)
+{
+	size_t over = len + HUGE_BYTES;
+	char *m, *p;
+
+	/* An anonymous mapping takes fd -1 (mmap(2)), which cppcheck's library does not know. */
+	/* cppcheck-suppress invalidFunctionArg */
+	m = mmap(NULL, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	p = (char *)(((uintptr_t)m + HUGE_BYTES - 1) & ~(uintptr_t)(HUGE_BYTES - 1));
+	if (p > m)
+		(void)munmap(m, (size_t)(p - m));
+	if (m + over > p + len)
+		(void)munmap(p + len, (size_t)(m + over - (p + len)));
+	/* Before the first touch, or the pages are 4 KB already; a kernel without THP says EINVAL. */
+	(void)madvise(p, len, MADV_HUGEPAGE);
+	return p;
+}
+
+/* A block with room for n bytes: the arena's first of 1 MB, later ones huge-page backed. */
+static struct fastjson_block *new_block(const struct fastjson_arena *a, size_t n)
+{
+	struct fastjson_block *b;
+	size_t len;
+
+	if (!a->blocks && n <= BLOCK_BYTES) {
+		b = kv_malloc(sizeof(*b) + BLOCK_BYTES);
+		b->cap = BLOCK_BYTES;
+		b->mapped = 0;
+		return b;
+	}
+	len = (sizeof(*b) + n + HUGE_BYTES - 1) & ~(HUGE_BYTES - 1);
+	b = map_huge(len);
+	if (b) {
+		b->cap = len - sizeof(*b);
+		b->mapped = len;
+	} else {
+		b = kv_malloc(sizeof(*b) + (n > BLOCK_BYTES ? n : BLOCK_BYTES));
+		b->cap = n > BLOCK_BYTES ? n : BLOCK_BYTES;
+		b->mapped = 0;
+	}
+	return b;
+}
+
+static void block_free(struct fastjson_block *b)
+{
+	if (b->mapped)
+		(void)munmap(b, b->mapped);
+	else
+		free(b);
+}
+
+/* A block of a standard size, which a reset may keep as a spare. */
+static bool block_standard(const struct fastjson_block *b)
+{
+	return b->cap == BLOCK_BYTES || b->cap == HUGE_CAP;
+}
 
 /* take's slow path: a spare block, or a new one, for n bytes (8-aligned). */
 __attribute__((noinline)) static void *take_block(struct fastjson_arena *a, size_t n)
 {
 	struct fastjson_block *b = a->spare;
 
-	if (b && b->cap >= n) {
+	if (b && b->cap >= n)
 		a->spare = b->next;
-	} else {
-		b = kv_malloc(sizeof(*b) + (n > BLOCK_BYTES ? n : BLOCK_BYTES));
-		b->cap = n > BLOCK_BYTES ? n : BLOCK_BYTES;
-	}
+	else
+		b = new_block(a, n);
 	b->next = a->blocks;
 	a->blocks = b;
 	a->cur = b->data + n;
@@ -92,12 +164,12 @@ void fastjson_arena_reset(struct fastjson_arena *a)
 	while (b->next) {
 		struct fastjson_block *next = b->next->next;
 
-		if (b->next->cap == BLOCK_BYTES && nspare < FASTJSON_SPARE_BLOCKS) {
+		if (block_standard(b->next) && nspare < FASTJSON_SPARE_BLOCKS) {
 			b->next->next = a->spare;
 			a->spare = b->next;
 			nspare++;
 		} else {
-			free(b->next);
+			block_free(b->next);
 		}
 		b->next = next;
 	}
@@ -110,7 +182,7 @@ static void free_blocks(struct fastjson_block *b)
 	while (b) {
 		struct fastjson_block *next = b->next;
 
-		free(b);
+		block_free(b);
 		b = next;
 	}
 }

@@ -31,7 +31,8 @@
 #include <cjson/cJSON.h>
 
 /*
- * A bump arena of 1 MB blocks (larger for a larger string).  A zeroed struct
+ * A bump arena: a first block of 1 MB, then 2 MB blocks backed by transparent
+ * huge pages where the kernel allows (larger for a larger string).  A zeroed struct
  * is an empty arena; allocation exits when out of memory, as kv_malloc does.
  */
 struct fastjson_block;

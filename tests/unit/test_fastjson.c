@@ -174,6 +174,42 @@ static void test_arena(void **state)
 }
 
 /*
+ * An arena that grows past its first block (1 MB) into huge-page blocks
+ * (2 MB mappings): every piece keeps its own bytes, pieces never overlap,
+ * a piece larger than a block gets one of its own, and after a reset the
+ * spare blocks serve the same pieces again.
+ */
+static void test_arena_growth(void **state)
+{
+	struct fastjson_arena a = {0};
+	enum { PIECES = 3000, BYTES = 3000 };
+	unsigned char *p[PIECES + 1];
+
+	(void)state;
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < PIECES; i++) {
+			p[i] = fastjson_alloc(&a, BYTES - i % 8);
+			assert_int_equal((uintptr_t)p[i] % 8, 0);
+			memset(p[i], (int)(i * 7 + (size_t)round), BYTES - i % 8);
+		}
+		p[PIECES] = fastjson_alloc(&a, (size_t)5 << 20);
+		memset(p[PIECES], 0xA5, (size_t)5 << 20);
+		for (size_t i = 0; i < PIECES; i++)
+			for (size_t k = 0; k < BYTES - i % 8; k += 512)
+				if (p[i][k] != (unsigned char)(i * 7 + (size_t)round))
+					fail_msg("round %d: piece %zu byte %zu was overwritten", round, i, k);
+		assert_int_equal(p[PIECES][0], 0xA5);
+		assert_int_equal(p[PIECES][((size_t)5 << 20) - 1], 0xA5);
+		fastjson_arena_reset(&a);
+		assert_non_null(a.blocks);
+		assert_non_null(a.spare);
+	}
+	fastjson_arena_free(&a);
+	assert_null(a.blocks);
+	assert_null(a.spare);
+}
+
+/*
  * With shared strings the trees are still cJSON's, repeated short keys and
  * values (not escaped ones, not long ones) are one copy, and a reset ends it.
  */
@@ -305,7 +341,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_verdicts), cmocka_unit_test(test_values), cmocka_unit_test(test_nesting),
 		cmocka_unit_test(test_arena),    cmocka_unit_test(test_stop),   cmocka_unit_test(test_files),
-		cmocka_unit_test(test_shared_strings),
+		cmocka_unit_test(test_shared_strings), cmocka_unit_test(test_arena_growth),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 

@@ -217,12 +217,107 @@ static void rows_come_before_the_arrays_own_elements(void **state)
 	estate_free(e);
 }
 
+/* Rows at every stride-th position below n: segments' edges fall on rows, gaps and ends. */
+struct sparse {
+	size_t n, stride;
+};
+
+static cJSON *sparse_next(void *arg, size_t *pos)
+{
+	const struct sparse *sp = arg;
+
+	while (*pos < sp->n) {
+		size_t p = (*pos)++;
+
+		if (p % sp->stride == 0) {
+			cJSON *o = cJSON_CreateObject();
+
+			cJSON_AddNumberToObject(o, "pos", (double)p);
+			cJSON_AddStringToObject(o, "text", "a \"quoted\"\nline");
+			cJSON_AddItemToObject(o, "list", cJSON_CreateIntArray((const int[]){1, 2, 3}, 3));
+			return o;
+		}
+	}
+	return NULL;
+}
+
+/* A document whose "a" holds m children of its own (after the rows) and "b" m more. */
+static cJSON *big_doc(size_t m)
+{
+	cJSON *doc = cJSON_CreateObject();
+	cJSON *a = cJSON_AddArrayToObject(doc, "a"), *b;
+
+	cJSON_AddStringToObject(doc, "before", "x");
+	for (size_t i = 0; i < m; i++) {
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddNumberToObject(o, "i", (double)i);
+		cJSON_AddItemToObject(o, "evidence", cJSON_CreateIntArray((const int[]){4, 5}, 2));
+		cJSON_AddItemToArray(a, o);
+	}
+	b = cJSON_AddObjectToObject(doc, "inv");
+	b = cJSON_AddArrayToObject(b, "b");
+	for (size_t i = 0; i < m; i++)
+		cJSON_AddItemToArray(b, cJSON_CreateNumber((double)i * 1.5));
+	cJSON_AddStringToObject(doc, "after", "y");
+	return doc;
+}
+
+/*
+ * The writer's large arrays formatted on two threads (report_json_threads)
+ * give the one thread's text: children counts and row positions around the
+ * segments' sizes (64 children, 256 positions) and the second thread's
+ * slots, rows before an array's own children, no rows at all.
+ */
+static void large_arrays_on_two_threads_write_the_same_text(void **state)
+{
+	static const size_t counts[] = {0, 1, 127, 128, 129, 640, 641, 3000};
+	static const size_t positions[] = {0, 1, 255, 256, 257, 511, 512, 513, 2303, 2304, 9000};
+	static const size_t strides[] = {1, 3, 4, 256, 700, 5000};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		for (size_t j = 0; j < sizeof(positions) / sizeof(positions[0]); j++) {
+			for (size_t k = 0; k < sizeof(strides) / sizeof(strides[0]); k++) {
+				struct sparse sp = {positions[j], strides[k]};
+				cJSON *doc = big_doc(counts[i]);
+				struct report_rows rows = {cJSON_GetObjectItemCaseSensitive(doc, "a"), sparse_next, &sp};
+				char *one, *two;
+
+				/* Without rows once per count: the children alone. */
+				const struct report_rows *r = j + k == 0 ? NULL : &rows;
+
+				report_json_threads(1);
+				one = json_text(doc, r);
+				report_json_threads(2);
+				two = json_text(doc, r);
+				if (strcmp(one, two) != 0)
+					fail_msg("%zu children, %zu positions, stride %zu%s: two threads write other text",
+					         counts[i], positions[j], strides[k], r ? "" : " (no rows)");
+				free(one);
+				free(two);
+				cJSON_Delete(doc);
+			}
+		}
+	}
+}
+
+/* The snapshots' reports, written on one thread, are the text written on two. */
+static void every_snapshot_writes_the_same_json_on_one_thread(void **state)
+{
+	report_json_threads(1);
+	every_snapshot_writes_the_same_json(state);
+	report_json_threads(2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(every_snapshot_writes_the_same_json),
 		cmocka_unit_test(report_output_puts_the_rows_in_the_json_file_only),
 		cmocka_unit_test(rows_come_before_the_arrays_own_elements),
+		cmocka_unit_test(large_arrays_on_two_threads_write_the_same_text),
+		cmocka_unit_test(every_snapshot_writes_the_same_json_on_one_thread),
 	};
 	struct kv_err err = {{0}};
 	int rc;
