@@ -4,8 +4,7 @@
  * a field of the wrong type is an error naming its JSON path, because a
  * half-understood snapshot must never produce a report that looks clean.
  */
-/* madvise(MADV_DONTNEED): glibc's posix_madvise ignores POSIX_MADV_DONTNEED. */
-#define _DEFAULT_SOURCE
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +12,8 @@
 #include <strings.h>
 #include <stddef.h>
 #include <time.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <unistd.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "audit/estate/ade.h"
@@ -341,14 +337,17 @@ static const char *const STREAMED[] = {"virtualMachines", "disks", "backupProtec
                                        "activityLog", NULL};
 
 #define SCAN_MAX_DEPTH 200               /* deeper is never a snapshot; the tree path judges it */
-#define TRIM_EVERY ((size_t)64 << 20)    /* give back mapped pages every 64 MB read */
+#define SRC_READ ((size_t)1 << 20)       /* a file's scan reads it this much at a time, at least */
+
+static size_t src_read = SRC_READ;       /* SRC_READ, or a test's (estate_test_io) */
+static void (*after_scan)(const char *path);
 
 struct span {
 	size_t start, end;
 };
 
 struct member {
-	const char *key;                     /* not NUL-terminated; never has escapes */
+	char *key;                           /* a copy; never has escapes */
 	size_t klen;
 	struct span val;
 	struct span *elems;                  /* STREAMED lists: each element */
@@ -362,20 +361,39 @@ struct pool_chunk {
 	char data[];
 };
 
-struct src {
-	const char *text;
-	size_t len;
-	struct member *m;
-	size_t nm;
-	void *map;                           /* estate_load's mapping of the file, or NULL */
-	size_t read, trimmed;                /* bytes parsed so far; when last trimmed */
-	struct prefetch *pf;                 /* while src_scan reads a mapping: its pages faulted in ahead */
-	struct fastjson_arena scratch;       /* the elements being loaded (parse_span) */
+/* A buffer a file's bytes are read into, reused from one read to the next. */
+struct src_buf {
+	char *data;
+	size_t cap;
 };
 
 #define AHEAD_BATCH_BYTES ((size_t)1 << 20)   /* text a batch of parsed elements covers, at most */
 #define AHEAD_BATCH_MAX 256                   /* elements in a batch, at most (small ones: jobs) */
 #define AHEAD_BATCHES 4                       /* batches parsed ahead of the loader, at most */
+
+/*
+ * The snapshot's text, from one of two sources: a text in memory
+ * (estate_parse: text is all of it), or a regular file (estate_load), read
+ * with pread into buffers that are reused and never mapped.  The scan sees
+ * a window of it (text[k] is the source's byte base + k; scan_block and
+ * value_end_with work on the window as on a whole text); spans are offsets
+ * in the source; src_bytes gives any span's bytes.
+ */
+struct src {
+	const char *text;
+	size_t len;
+	size_t base;                         /* the window's offset in the source */
+	size_t size;                         /* the source's length */
+	int fd;                              /* -1: text in memory */
+	int ioerr;                           /* a read failed (errno) or was short (-1): the load fails */
+	bool sure;                           /* value_end's last 0 would be 0 with more text too */
+	struct member *m;
+	size_t nm;
+	struct src_buf win;                  /* the scan's window, then src_doc's members */
+	struct src_buf one;                  /* the element items_next parses without a worker */
+	struct src_buf ahead[AHEAD_BATCHES]; /* each batch's text (struct ahead): only the worker's */
+	struct fastjson_arena scratch;       /* the elements being loaded (parse_span) */
+};
 
 /*
  * What a loader reads of one element of its list before it merges it into
@@ -415,6 +433,7 @@ struct ahead {
 	const struct prep *prep;             /* NULL: the worker only parses */
 	struct loader L;                     /* the worker's, for prep->read (its messages are not told) */
 	struct kv_err err;
+	int ioerr;                           /* a read of the worker's failed (src_bytes): S->ioerr once joined */
 	struct batch b[AHEAD_BATCHES];
 	size_t made, used;                   /* batches the worker filled; the loader gave back */
 	bool stop, end;                      /* the loader gives up; the worker is done */
@@ -502,102 +521,69 @@ static cJSON *kept(const struct loader *L, cJSON *it)
 	return L->copy ? NULL : it;
 }
 
+static void src_buf_free(struct src_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->cap = 0;
+}
+
 /*
- * The scan of a mapped snapshot is bound by the first touch of each page
- * (it costs ten times the reading: ~0.65 s for 843 MB here), while
- * the other core waits for the lists to parse.  A thread maps the pages in
- * (MADV_POPULATE_READ) a little ahead of the scan, so that cost leaves the
- * critical path; never more than PREFETCH_AHEAD ahead, so what the trim
- * gives back stays given back.
+ * The source's bytes [from, to): in place for a text in memory, else read
+ * into b (grown as needed).  NULL with *ioerr (errno, or -1 for a short
+ * read: the file shrank) when the read fails.
  */
-struct prefetch {
-	char *map;
-	size_t len;
-	atomic_size_t pos;    /* how far the scan is (S->read) */
-	atomic_bool stop;
-	pthread_t t;
-};
-
-#define PREFETCH_CHUNK ((size_t)2 << 20)
-#define PREFETCH_AHEAD ((size_t)32 << 20)
-
-static void *prefetch_run(void *arg)
+static const char *src_bytes(const struct src *S, size_t from, size_t to, struct src_buf *b, int *ioerr)
 {
-	struct prefetch *P = arg;
-	size_t off = 0;
-	unsigned sink = 0;
+	ssize_t r;
 
-	while (off < P->len && !atomic_load_explicit(&P->stop, memory_order_relaxed)) {
-		size_t pos = atomic_load_explicit(&P->pos, memory_order_relaxed), n;
-
-		if (off < pos)   /* the scan went past: no use behind it */
-			off = pos & ~(PREFETCH_CHUNK - 1);
-		if (off >= pos + PREFETCH_AHEAD) {
-			(void)nanosleep(&(struct timespec){0, 100000}, NULL);
-			continue;
-		}
-		n = P->len - off < PREFETCH_CHUNK ? P->len - off : PREFETCH_CHUNK;
-		/*
-		 * Mapped in one call (a kernel before 5.14 says EINVAL: the touch
-		 * faults them in), then touched: on a VM with shadow page tables
-		 * the first access from user space is what costs (0.54 s of the
-		 * 0.65 here), and this thread's serves the scan's.
-		 */
-		(void)madvise(P->map + off, n, MADV_POPULATE_READ);
-		for (size_t k = 0; k < n; k += 4096)
-			sink += (unsigned char)P->map[off + k];
-		off += n;
+	if (S->fd < 0)
+		return S->text + from;
+	if (b->cap < to - from) {
+		/* A quarter more: the next batch is rarely that much longer (fresh pages cost a fault each). */
+		free(b->data);   /* nothing to keep: no realloc's copy */
+		b->cap = to - from + (to - from) / 4;
+		b->data = kv_malloc(b->cap);
 	}
-	return (void *)(uintptr_t)sink;   /* so the touches are not optimised away */
-}
-
-/* With a mapping and a second core; nothing (the scan alone) when the thread cannot start. */
-static void prefetch_start(struct src *S)
-{
-	struct prefetch *P;
-
-	if (!S->map || sysconf(_SC_NPROCESSORS_ONLN) < 2)
-		return;
-	P = kv_calloc(1, sizeof(*P));
-	P->map = S->map;
-	P->len = S->len;
-	atomic_init(&P->pos, 0);
-	atomic_init(&P->stop, false);
-	if (pthread_create(&P->t, NULL, prefetch_run, P) != 0) {
-		free(P);
-		return;
+	r = kv_pread_full(S->fd, b->data, to - from, from);
+	if (r < 0 || (size_t)r < to - from) {
+		*ioerr = r < 0 ? errno : -1;
+		return NULL;
 	}
-	S->pf = P;
+	return b->data;
 }
 
-static void prefetch_stop(struct src *S)
+/*
+ * Reads more of the file into the window, which keeps its bytes from
+ * offset keep (the value being scanned) on: at least SRC_READ bytes, or as
+ * many as it keeps, so that a long value is scanned a logarithmic number of
+ * times.  False at the end of the source or when the read fails (S->ioerr).
+ */
+static bool src_more(struct src *S, size_t keep)
 {
-	if (!S->pf)
-		return;
-	atomic_store_explicit(&S->pf->stop, true, memory_order_relaxed);
-	pthread_join(S->pf->t, NULL);
-	free(S->pf);
-	S->pf = NULL;
-}
+	size_t kept = S->base + S->len - keep, want = kept > src_read ? kept : src_read;
+	ssize_t r;
 
-static void src_trim(struct src *S, bool now)
-{
-	if (S->pf)
-		atomic_store_explicit(&S->pf->pos, S->read, memory_order_relaxed);
-	if (S->map && (now || S->read - S->trimmed >= TRIM_EVERY)) {
-		/*
-		 * The file's pages stay in the page cache; they only stop counting
-		 * as ours.  While the scan runs (S->read: where it is), only those
-		 * behind it: the prefetcher's ahead of it are still to be read.
-		 */
-		(void)madvise(S->map, S->pf ? S->read : S->len, MADV_DONTNEED);
-		S->trimmed = S->read;
+	if (S->fd < 0 || S->ioerr || S->base + S->len == S->size)
+		return false;
+	if (kept)
+		memmove(S->win.data, S->win.data + (keep - S->base), kept);
+	S->base = keep;
+	if (want > S->size - keep - kept)
+		want = S->size - keep - kept;
+	if (S->win.cap < kept + want) {
+		S->win.cap = kept + want;
+		S->win.data = kv_realloc(S->win.data, S->win.cap);
 	}
-}
-
-static size_t skip_ws(const struct src *S, size_t i)
-{
-	return json_skip_space(S->text, i, S->len);
+	S->text = S->win.data;
+	S->len = kept;
+	r = kv_pread_full(S->fd, S->win.data + kept, want, keep + kept);
+	if (r < 0 || (size_t)r < want) {
+		S->ioerr = r < 0 ? errno : -1;
+		return false;
+	}
+	S->len = kept + want;
+	return true;
 }
 
 /* Just past the string whose opening quote is at i; 0 when it does not end. */
@@ -911,8 +897,11 @@ static size_t value_end_with(struct src *S, size_t i, scan_blocks_fn blocks)
 	bool in_str = false;
 	int r;
 
-	if (i >= S->len || !strchr("{[\"-0123456789tfn", t[i]) || t[i] == '\0')
+	S->sure = false;   /* a 0 because the text ended: a window of a file reads more (src_value_end) */
+	if (i >= S->len || !strchr("{[\"-0123456789tfn", t[i]) || t[i] == '\0') {
+		S->sure = i < S->len;
 		return 0;
+	}
 	if (t[i] == '"')
 		return string_end(S, i);
 	if (t[i] != '{' && t[i] != '[') {
@@ -922,9 +911,9 @@ static size_t value_end_with(struct src *S, size_t i, scan_blocks_fn blocks)
 			i++;
 		return i > s ? i : 0;
 	}
-	if (blocks && (r = blocks(S, &i, &depth, &in_str)) != SCAN_ON)
-		return r == SCAN_END ? i : 0;
-	r = scan_bytes(S, &i, S->len, &depth, &in_str);
+	if (!blocks || (r = blocks(S, &i, &depth, &in_str)) == SCAN_ON)
+		r = scan_bytes(S, &i, S->len, &depth, &in_str);
+	S->sure = depth > SCAN_MAX_DEPTH;
 	return r == SCAN_END ? i : 0;
 }
 
@@ -939,7 +928,7 @@ static size_t value_end(struct src *S, size_t i)
 
 size_t estate_value_end(const char *text, size_t len, size_t i, int how)
 {
-	struct src S = {.text = text, .len = len};
+	struct src S = {.text = text, .len = len, .size = len, .fd = -1};
 	scan_blocks_fn f = NULL;
 
 #if defined(__SSE2__)
@@ -954,16 +943,51 @@ size_t estate_value_end(const char *text, size_t len, size_t i, int how)
 	return value_end_with(&S, i, f);
 }
 
+/*
+ * The first byte at or after *i that is not white space (*i moves there),
+ * reading more of a file as needed; -1 at the end (or a failed read).
+ */
+static int src_peek(struct src *S, size_t *i)
+{
+	for (;;) {
+		size_t k = json_skip_space(S->text, *i - S->base, S->len);
+
+		*i = S->base + k;
+		if (k < S->len)
+			return (unsigned char)S->text[k];
+		if (!src_more(S, *i))
+			return -1;
+	}
+}
+
+/*
+ * value_end of the value at offset i of the source, in the window: one
+ * that runs past its end (or may: a number, or a value ending just there)
+ * is scanned again from i once the window holds more.
+ */
+static size_t src_value_end(struct src *S, size_t i)
+{
+	for (;;) {
+		size_t end = value_end(S, i - S->base);
+
+		if ((end && end < S->len) || (!end && S->sure) || S->base + S->len == S->size)
+			return end ? S->base + end : 0;
+		if (!src_more(S, i))
+			return 0;
+	}
+}
+
 /* Splits the list at i into its elements; just past its ']', or 0. */
 static size_t split_list(struct src *S, struct member *m, size_t i)
 {
 	size_t cap = 0;
+	int c;
 
-	i = skip_ws(S, i + 1);
-	if (i < S->len && S->text[i] == ']')
+	i++;
+	if (src_peek(S, &i) == ']')
 		return i + 1;
 	for (;;) {
-		size_t end = value_end(S, i);
+		size_t end = src_value_end(S, i);
 
 		if (!end)
 			return 0;
@@ -972,14 +996,14 @@ static size_t split_list(struct src *S, struct member *m, size_t i)
 			m->elems = kv_realloc(m->elems, cap * sizeof(*m->elems));
 		}
 		m->elems[m->nelems++] = (struct span){i, end};
-		S->read = end;
-		src_trim(S, false);
-		i = skip_ws(S, end);
-		if (i < S->len && S->text[i] == ']')
+		i = end;
+		c = src_peek(S, &i);
+		if (c == ']')
 			return i + 1;
-		if (i >= S->len || S->text[i] != ',')
+		if (c != ',')
 			return 0;
-		i = skip_ws(S, i + 1);
+		i++;
+		(void)src_peek(S, &i);
 	}
 }
 
@@ -994,98 +1018,131 @@ static bool is_streamed(const char *key, size_t klen)
 static void src_release(struct src *S)
 {
 	fastjson_arena_free(&S->scratch);
-	for (size_t k = 0; k < S->nm; k++)
+	for (size_t k = 0; k < S->nm; k++) {
+		free(S->m[k].key);
 		free(S->m[k].elems);
+	}
 	free(S->m);
 	S->m = NULL;
 	S->nm = 0;
+	src_buf_free(&S->win);
+	src_buf_free(&S->one);
+	for (size_t k = 0; k < AHEAD_BATCHES; k++)
+		src_buf_free(&S->ahead[k]);
 }
 
-/* Finds the top-level members of text; false when it is anything but a plain object. */
-static bool src_scan(struct src *S, const char *text, size_t len, void *map)
+/* A source of text in memory (fd -1), or of the regular file fd of size bytes. */
+static void src_open(struct src *S, const char *text, size_t size, int fd)
 {
-	size_t i;
-
 	memset(S, 0, sizeof(*S));
-	S->text = text;
-	S->len = len;
-	S->map = map;
-	i = skip_ws(S, 0);
-	if (i >= len || text[i] != '{')
+	S->fd = fd;
+	S->size = size;
+	if (fd < 0) {
+		S->text = text;
+		S->len = size;
+	}
+}
+
+/* The key whose opening quote is at offset i, just scanned up to kend (in the window), copied; NULL when bad. */
+static char *src_key(struct src *S, size_t i, size_t kend)
+{
+	const char *key = S->text + (i + 1 - S->base);
+	size_t klen = kend - i - 2;
+	char *copy;
+
+	if (memchr(key, '\\', klen))
+		return NULL;
+	for (size_t k = 0; k < klen; k++)   /* a NUL would end the key early in cJSON's copy */
+		if ((unsigned char)key[k] < 0x20)
+			return NULL;
+	for (size_t k = 0; k < S->nm; k++)
+		if (S->m[k].klen == klen && memcmp(S->m[k].key, key, klen) == 0)
+			return NULL;
+	copy = kv_malloc(klen + 1);
+	memcpy(copy, key, klen);
+	copy[klen] = '\0';
+	return copy;
+}
+
+/*
+ * Finds the top-level members of the source (src_open); false when it is
+ * anything but a plain object, or a read failed (S->ioerr).  The caller
+ * releases S either way.
+ */
+static bool src_scan(struct src *S)
+{
+	size_t i = 0;
+	int c = src_peek(S, &i);
+
+	if (c != '{')
 		return false;
-	prefetch_start(S);
-	i = skip_ws(S, i + 1);
-	if (i < len && text[i] == '}')
+	i++;
+	if ((c = src_peek(S, &i)) == '}')
 		goto close;
 	for (;;) {
 		struct member m = {0};
 		size_t kend;
 
-		if (i >= len || text[i] != '"' || !(kend = string_end(S, i)))
-			goto bad;
-		m.key = text + i + 1;
+		if (c != '"' || !(kend = src_value_end(S, i)) || !(m.key = src_key(S, i, kend)))
+			return false;
 		m.klen = kend - i - 2;
-		if (memchr(m.key, '\\', m.klen))
-			goto bad;
-		for (size_t k = 0; k < m.klen; k++)   /* a NUL would end the key early in cJSON's copy */
-			if ((unsigned char)m.key[k] < 0x20)
-				goto bad;
-		for (size_t k = 0; k < S->nm; k++)
-			if (S->m[k].klen == m.klen && memcmp(S->m[k].key, m.key, m.klen) == 0)
-				goto bad;
-		i = skip_ws(S, kend);
-		if (i >= len || text[i] != ':')
-			goto bad;
-		i = skip_ws(S, i + 1);
+		i = kend;
+		if (src_peek(S, &i) != ':') {
+			free(m.key);
+			return false;
+		}
+		i++;
+		c = src_peek(S, &i);
 		m.val.start = i;
-		m.streamed = i < len && text[i] == '[' && is_streamed(m.key, m.klen);
-		m.val.end = m.streamed ? split_list(S, &m, i) : value_end(S, i);
+		m.streamed = c == '[' && is_streamed(m.key, m.klen);
+		m.val.end = m.streamed ? split_list(S, &m, i) : src_value_end(S, i);
 		S->m = kv_realloc(S->m, (S->nm + 1) * sizeof(*S->m));
 		S->m[S->nm++] = m;
 		if (!m.val.end)
-			goto bad;
-		S->read = m.val.end;
-		src_trim(S, false);
-		i = skip_ws(S, m.val.end);
-		if (i < len && text[i] == ',') {
-			i = skip_ws(S, i + 1);
+			return false;
+		i = m.val.end;
+		c = src_peek(S, &i);
+		if (c == ',') {
+			i++;
+			c = src_peek(S, &i);
 			continue;
 		}
-		if (i < len && text[i] == '}')
+		if (c == '}')
 			break;
-		goto bad;
+		return false;
 	}
 close:
-	if (skip_ws(S, i + 1) != len)
-		goto bad;
-	prefetch_stop(S);
-	src_trim(S, true);
-	return true;
-bad:
-	prefetch_stop(S);
-	src_trim(S, true);
-	src_release(S);
-	return false;
+	i++;
+	return src_peek(S, &i) < 0 && !S->ioerr;
 }
 
 /*
- * text[s.start, s.end) as one cJSON value that ends exactly there, in arena
+ * The text p[0, len) as one cJSON value that ends exactly there, in arena
  * a (fastjson accepts what cJSON accepts; its trees never reach
  * cJSON_Delete); NULL otherwise.
  */
-static cJSON *parse_span(struct src *S, struct span s, struct fastjson_arena *a)
+static cJSON *parse_span(const char *p, size_t len, struct fastjson_arena *a)
 {
 	const char *end = NULL;
-	cJSON *v = fastjson_parse(S->text + s.start, s.end - s.start, &end, a);
+	cJSON *v = fastjson_parse(p, len, &end, a);
 
-	S->read += s.end - s.start;
-	src_trim(S, false);
-	return v && end == S->text + s.end ? v : NULL;
+	return v && end == p + len ? v : NULL;
+}
+
+/* The source's span s parsed (parse_span), its text read into b; NULL on bad JSON or a failed read (*ioerr). */
+static cJSON *src_parse(const struct src *S, struct span s, struct src_buf *b, struct fastjson_arena *a, int *ioerr)
+{
+	const char *p = src_bytes(S, s.start, s.end, b, ioerr);
+
+	return p ? parse_span(p, s.end - s.start, a) : NULL;
 }
 
 /*
  * Every member but the STREAMED lists, as one object in a (the e->doc of a
- * lean load, linked as cJSON_AddItemToObject would); NULL on bad JSON.
+ * lean load, linked as cJSON_AddItemToObject would); NULL on bad JSON or a
+ * failed read.  A file's members are read again into the scan's window
+ * (at 50k VMs ~40 MB from the page cache, a few ms; the window has the
+ * room of the longest, and is freed after them).
  */
 static cJSON *src_doc(struct src *S, struct fastjson_arena *a)
 {
@@ -1100,13 +1157,12 @@ static cJSON *src_doc(struct src *S, struct fastjson_arena *a)
 
 		if (S->m[k].streamed)
 			continue;
-		if (!(v = parse_span(S, S->m[k].val, a))) {
+		if (!(v = src_parse(S, S->m[k].val, &S->win, a, &S->ioerr))) {
 			fastjson_arena_share_strings(a, false);
 			return NULL;
 		}
 		v->string = fastjson_alloc(a, S->m[k].klen + 1);
-		memcpy(v->string, S->m[k].key, S->m[k].klen);   /* the scanner saw no escape in it */
-		v->string[S->m[k].klen] = '\0';
+		memcpy(v->string, S->m[k].key, S->m[k].klen + 1);
 		if (last) {
 			last->next = v;
 			v->prev = last;
@@ -1116,6 +1172,8 @@ static cJSON *src_doc(struct src *S, struct fastjson_arena *a)
 		doc->child->prev = last = v;
 	}
 	fastjson_arena_share_strings(a, false);
+	if (S->fd >= 0)
+		src_buf_free(&S->win);
 	return doc;
 }
 
@@ -1163,7 +1221,8 @@ static void *ahead_run(void *arg)
 
 	while (i < A->m->nelems && !bad) {
 		struct batch *b;
-		size_t bytes = 0;
+		size_t bytes = 0, k, end, from;
+		const char *text;
 		bool stop, read;
 
 		pthread_mutex_lock(&A->mu);
@@ -1179,25 +1238,31 @@ static void *ahead_run(void *arg)
 		pthread_mutex_unlock(&A->mu);
 		if (stop)
 			break;
-		b = &A->b[A->made % AHEAD_BATCHES];   /* only the worker writes made */
+		k = A->made % AHEAD_BATCHES;
+		b = &A->b[k];   /* only the worker writes made */
 		fastjson_arena_reset(&b->a);
 		b->first = i;
 		b->n = 0;
 		b->read = read;
-		while (i < A->m->nelems && !bad && b->n < AHEAD_BATCH_MAX && (b->n == 0 || bytes < AHEAD_BATCH_BYTES)) {
+		if (!b->v) {
+			b->v = kv_malloc(AHEAD_BATCH_MAX * sizeof(*b->v));
+			b->rec = A->prep ? kv_malloc(AHEAD_BATCH_MAX * A->prep->size) : NULL;
+		}
+		/* The batch's elements, then their text in one read (from the file into the batch's buffer). */
+		for (end = i; end < A->m->nelems && end - i < AHEAD_BATCH_MAX && (end == i || bytes < AHEAD_BATCH_BYTES);
+		     end++)
+			bytes += A->m->elems[end].end - A->m->elems[end].start;
+		from = A->m->elems[i].start;
+		if (!(text = src_bytes(A->S, from, A->m->elems[end - 1].end, &A->S->ahead[k], &A->ioerr)))
+			end = i + 1;   /* the loader sees a bad element; the load fails with S->ioerr */
+		while (i < end && !bad) {
 			struct span sp = A->m->elems[i++];
-			cJSON *v;
+			cJSON *v = text ? parse_span(text + (sp.start - from), sp.end - sp.start, &b->a) : NULL;
 
-			if (!b->v) {
-				b->v = kv_malloc(AHEAD_BATCH_MAX * sizeof(*b->v));
-				b->rec = A->prep ? kv_malloc(AHEAD_BATCH_MAX * A->prep->size) : NULL;
-			}
-			v = parse_span(A->S, sp, &b->a);
 			if (v && read && !A->prep->read(&A->L, v, i - 1, b->rec + b->n * A->prep->size))
 				v = NULL;
 			b->v[b->n++] = v;
 			bad = !v;   /* the loader stops there: nothing after it is needed */
-			bytes += sp.end - sp.start;
 		}
 		pthread_mutex_lock(&A->mu);
 		A->made++;
@@ -1261,6 +1326,8 @@ static void ahead_stop(struct items *it)
 	pthread_cond_broadcast(&A->cv);
 	pthread_mutex_unlock(&A->mu);
 	pthread_join(A->t, NULL);
+	if (A->ioerr && !it->S->ioerr)
+		it->S->ioerr = A->ioerr;
 	ahead_drop(it);
 	for (size_t k = 0; k < AHEAD_BATCHES; k++) {
 		fastjson_arena_free(&A->b[k].a);
@@ -1322,7 +1389,7 @@ static cJSON *items_next(struct items *it)
 		if (it->rec && !it->batch->read && !it->prep->read(it->L, it->cur, it->i, it->rec))
 			it->cur = NULL;
 	} else {
-		it->cur = parse_span(it->S, it->m->elems[it->i], &it->S->scratch);
+		it->cur = src_parse(it->S, it->m->elems[it->i], &it->S->one, &it->S->scratch, &it->S->ioerr);
 		it->L->copy = true;
 		it->rec = it->own;
 		if (it->cur && it->prep && !it->prep->read(it->L, it->cur, it->i, it->own))
@@ -2688,25 +2755,37 @@ static struct estate *load_text(const char *data, size_t len, const char *name,
 	return NULL;
 }
 
-/* A lean load of text (map: its mapping, trimmed as it is read); NULL when it needs the whole tree. */
-static struct estate *load_lean(const char *data, size_t len, void *map, const char *name,
-                                const struct estate_opts *opts, struct kv_err *err)
+void estate_test_io(size_t read_size, void (*hook)(const char *path))
 {
-	struct src S;
+	src_read = read_size ? read_size : SRC_READ;
+	after_scan = hook;
+}
+
+/* A lean load of S (src_open'd; released here); NULL when it needs the whole tree or a read failed (S->ioerr). */
+static struct estate *load_lean(struct src *S, const char *name, const struct estate_opts *opts,
+                                struct kv_err *err)
+{
 	struct estate *e = NULL;
 
-	if (src_scan(&S, data, len, map)) {
-		e = load_text(data, len, name, opts, err, &S);
-		src_release(&S);
+	if (src_scan(S)) {
+		if (after_scan && S->fd >= 0)
+			after_scan(name);
+		e = load_text(NULL, 0, name, opts, err, S);
 	}
+	src_release(S);
 	return e;
 }
 
 struct estate *estate_parse(const char *data, size_t len, const char *name,
                             const struct estate_opts *opts, struct kv_err *err)
 {
-	struct estate *e = opts && opts->lean ? load_lean(data, len, NULL, name, opts, err) : NULL;
+	struct estate *e = NULL;
+	struct src S;
 
+	if (opts && opts->lean) {
+		src_open(&S, data, len, -1);
+		e = load_lean(&S, name, opts, err);
+	}
 	return e ? e : load_text(data, len, name, opts, err, NULL);
 }
 
@@ -2724,26 +2803,53 @@ struct estate *estate_from_doc(cJSON *doc, const char *name, const struct estate
 	return NULL;
 }
 
+/* Whether the file a lean load read changed meanwhile (written or truncated in place). */
+static bool file_changed(const struct stat *before, const struct stat *after)
+{
+	return before->st_size != after->st_size || before->st_mtim.tv_sec != after->st_mtim.tv_sec ||
+	       before->st_mtim.tv_nsec != after->st_mtim.tv_nsec;
+}
+
 /*
- * A lean load of a regular file through a read-only mapping: no copy of the
- * text on the heap, and its pages given back as they are read.  *tried is
- * false when the file could not be mapped (kv_read_file then says why).
+ * A lean load of a regular file, read with pread into buffers that are
+ * reused (never mapped: on a VM each first touch of a mapped page costs
+ * more than reading it, and the elements' pages were touched twice).
+ * *tried is false when the file could not be opened (kv_read_file then
+ * says why).  *broke when a read failed or the file changed while it was
+ * read: err says so and no whole-tree load may hide it.
  */
-static struct estate *load_mapped(const char *path, const struct estate_opts *opts, struct kv_err *err,
-                                  bool *tried)
+static struct estate *load_file(const char *path, const struct estate_opts *opts, struct kv_err *err,
+                                bool *tried, bool *broke)
 {
 	struct kv_err quiet;   /* kv_read_file gives the message */
+	struct stat before, after;
 	struct estate *e;
+	struct src S;
 	size_t len;
-	void *map = kv_map_file(path, ESTATE_MAX_BYTES, &len, &quiet);
+	int fd = kv_open_file(path, ESTATE_MAX_BYTES, &len, &quiet);
 
-	*tried = false;
-	if (!map || len == 0)
+	*tried = *broke = false;
+	if (fd < 0)
 		return NULL;
+	if (len == 0 || fstat(fd, &before) != 0) {
+		close(fd);
+		return NULL;
+	}
 	*tried = true;
-	e = load_lean(map, len, map, path, opts, err);
-	kv_unmap_file(map, len);
-	return e;
+	src_open(&S, NULL, len, fd);
+	e = load_lean(&S, path, opts, err);
+	if (!S.ioerr && fstat(fd, &after) != 0)
+		S.ioerr = errno;
+	else if (!S.ioerr && file_changed(&before, &after))
+		S.ioerr = -1;
+	close(fd);
+	if (!S.ioerr)
+		return e;
+	estate_free(e);
+	*broke = true;
+	kv_err_set(err, "cannot read '%s': %s", path,
+	           S.ioerr > 0 ? strerror(S.ioerr) : "the file changed while it was read");
+	return NULL;
 }
 
 struct estate *estate_load(const char *path, const struct estate_opts *opts, struct kv_err *err)
@@ -2751,13 +2857,13 @@ struct estate *estate_load(const char *path, const struct estate_opts *opts, str
 	size_t len = 0;
 	char *data;
 	struct estate *e;
-	bool tried = false;
+	bool tried = false, broke = false;
 
-	if (opts && opts->lean && (e = load_mapped(path, opts, err, &tried)))
+	if (opts && opts->lean && ((e = load_file(path, opts, err, &tried, &broke)) || broke))
 		return e;
 	if (!(data = kv_read_file(path, ESTATE_MAX_BYTES, &len, err)))
 		return NULL;
-	/* A mapped lean load that failed: the whole tree gives the message. */
+	/* A lean load that failed: the whole tree gives the message. */
 	e = tried ? load_text(data, len, path, opts, err, NULL) : estate_parse(data, len, path, opts, err);
 	free(data);
 	return e;

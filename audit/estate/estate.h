@@ -261,9 +261,17 @@ struct estate_opts {
  * Loads and validates a snapshot.  Returns NULL with err set (naming the
  * file and the JSON path or byte offset) on any bad input: a missing file,
  * a directory, an empty or truncated file, invalid JSON, a wrong kind or
- * version, a field of the wrong type.  Unknown fields are ignored.
+ * version, a field of the wrong type.  Unknown fields are ignored.  A lean
+ * load reads a regular file more than once: a read that fails, or a file
+ * that changes meanwhile, fails it ("cannot read '<path>': ...").
  */
 struct estate *estate_load(const char *path, const struct estate_opts *opts, struct kv_err *err);
+/*
+ * Tests only: a lean load's scan of a file reads it read_size bytes at a
+ * time at least (0: as it does), and hook(path) runs between the scan and
+ * the parse (NULL: none).
+ */
+void estate_test_io(size_t read_size, void (*hook)(const char *path));
 /* The same from memory (used by tests and fuzzers); name is used in messages. */
 struct estate *estate_parse(const char *data, size_t len, const char *name,
                             const struct estate_opts *opts, struct kv_err *err);

@@ -290,46 +290,73 @@ out:
 /* What an empty file maps to: there is nothing to mmap (a length of 0 is EINVAL). */
 static char kv_empty_map[1];
 
-void *kv_map_file(const char *path, size_t max, size_t *len, struct kv_err *err)
+int kv_open_file(const char *path, size_t max, size_t *len, struct kv_err *err)
 {
 	struct stat st;
-	void *p;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), e;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	*len = 0;
 	if (fd < 0) {
 		kv_err_set(err, "cannot open '%s': %s", path, strerror(errno));
-		return NULL;
+		return -1;
 	}
 	if (fstat(fd, &st) != 0) {
 		kv_err_set(err, "cannot read '%s': %s", path, strerror(errno));
 		close(fd);
-		return NULL;
+		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		kv_err_set(err, S_ISDIR(st.st_mode) ? "'%s' is a directory, not a file" : "'%s' is not a regular file",
 		           path);
 		close(fd);
-		return NULL;
+		return -1;
 	}
+	*len = (size_t)st.st_size;
 	if ((unsigned long long)st.st_size > max) {
 		kv_err_set(err, "'%s' is too large (%lld bytes, the limit is %zu)", path, (long long)st.st_size, max);
-		*len = (size_t)st.st_size;
 		close(fd);
-		return NULL;
+		return -1;
 	}
-	if (st.st_size == 0) {
+	return fd;
+}
+
+ssize_t kv_pread_full(int fd, void *buf, size_t n, size_t off)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+void *kv_map_file(const char *path, size_t max, size_t *len, struct kv_err *err)
+{
+	void *p;
+	int fd = kv_open_file(path, max, len, err), e;
+
+	if (fd < 0)
+		return NULL;
+	if (*len == 0) {
 		close(fd);
 		return kv_empty_map;
 	}
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	p = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
 	e = errno;
 	close(fd);
 	if (p == MAP_FAILED) {
 		kv_err_set(err, "cannot read '%s': %s", path, strerror(e));
+		*len = 0;
 		return NULL;
 	}
-	*len = (size_t)st.st_size;
 	(void)posix_madvise(p, *len, POSIX_MADV_SEQUENTIAL);
 	return p;
 }

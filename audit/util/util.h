@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /*
  * An error is reported once, where it happens, into a caller-owned buffer;
@@ -80,6 +81,19 @@ char *kv_read_file(const char *path, size_t max, size_t *len, struct kv_err *err
  */
 void *kv_map_file(const char *path, size_t max, size_t *len, struct kv_err *err);
 void kv_unmap_file(const void *p, size_t len);
+
+/*
+ * Opens a regular file read-only (close-on-exec) with kv_map_file's checks
+ * and messages: its descriptor, or -1.  *len is its size (also when it is
+ * over max; 0 when it cannot be opened or is not a regular file).
+ */
+int kv_open_file(const char *path, size_t max, size_t *len, struct kv_err *err);
+
+/*
+ * pread until n bytes are read from offset off, the file ends (fewer: a
+ * short read) or an error (-1, errno says which); EINTR is retried.
+ */
+ssize_t kv_pread_full(int fd, void *buf, size_t n, size_t off);
 
 /* The current UTC time as "2026-11-28T12:00:00Z" into out (at least 21 bytes). */
 void kv_utc_now(char *out, size_t n);

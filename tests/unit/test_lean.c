@@ -7,12 +7,18 @@
  * So must a load of the parsed tree (estate_from_doc, a live scan's).
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <cjson/cJSON.h>
@@ -265,44 +271,44 @@ static void a_job_of_every_error_kind_audits_the_same(void **state)
 #define HEAD "{\"kind\":\"kvaudit.estate\",\"version\":1,"
 #define VM "{\"id\":\"/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1\"}"
 
+static const char *const bad_cases[] = {
+	HEAD "\"virtualMachines\":[" VM ",]}",                   /* trailing comma in a big list */
+	HEAD "\"virtualMachines\":[" VM " " VM "]}",              /* missing comma */
+	HEAD "\"virtualMachines\":[" VM "",                        /* truncated */
+	HEAD "\"virtualMachines\":[{\"id\":\"/subscriptions/x\"",    /* truncated inside an element */
+	HEAD "\"virtualMachines\":[1]}",                          /* not an object */
+	HEAD "\"virtualMachines\":{}}",                           /* not an array */
+	HEAD "\"virtualMachines\":null}",                         /* absent */
+	HEAD "\"virtualMachines\":[" VM "]} x",                   /* data after the document */
+	HEAD "\"virtualMachines\":[{\"id\":1}]}",                 /* wrong type inside */
+	HEAD "\"virtualMachines\":[{\"id\":\"a\\u0000b\"}]}",     /* escaped NUL */
+	HEAD "\"virtualMachines\":[{\"id\":\"a\",\"name\":tru}]}",/* bad literal */
+	HEAD "\"virtualMachines\":[01]}",                         /* what cJSON reads as a number */
+	HEAD "\"virtualMachines\":[\xef\xbb\xbf" VM "]}",         /* a BOM before an element */
+	"\xef\xbb\xbf" HEAD "\"virtualMachines\":[" VM "]}",      /* a BOM before the document */
+	HEAD "\"virtualMachines\":[" VM "],\"virtualMachines\":[]}", /* a repeated key: the first counts */
+	HEAD "\"virtual\\u004dachines\":[" VM "]}",               /* an escaped key */
+	HEAD "\"disks\":[{\"id\":\"d\",\"properties\":{\"encryptionSettingsCollection\":[]}}]}",
+	HEAD "\"backupProtectedItems\":[{\"properties\":{}}]}",    /* id missing */
+	HEAD "\"virtualMachines\":[" VM "],\"vaults\":[1]}",       /* a small list is wrong */
+	HEAD "\"virtualMachines\":[],\"disks\":[],\"backupProtectedItems\":[]}",
+	HEAD "\"virtualMachines\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+	"{\"kind\":\"kvaudit.estate\",\"version\":2}",
+	"[]",
+	"   ",
+	"{\"kind\":\"kvaudit.estate\",\"version\":1}",
+	"{\"kind\":\"kvaudit.estate\",\"version\":1,}",
+	"{\"kind\":\"kvaudit.estate\" \"version\":1}",
+};
+
 static void bad_input_gets_the_whole_tree_message(void **state)
 {
-	static const char *const cases[] = {
-		HEAD "\"virtualMachines\":[" VM ",]}",                   /* trailing comma in a big list */
-		HEAD "\"virtualMachines\":[" VM " " VM "]}",              /* missing comma */
-		HEAD "\"virtualMachines\":[" VM "",                        /* truncated */
-		HEAD "\"virtualMachines\":[{\"id\":\"/subscriptions/x\"",    /* truncated inside an element */
-		HEAD "\"virtualMachines\":[1]}",                          /* not an object */
-		HEAD "\"virtualMachines\":{}}",                           /* not an array */
-		HEAD "\"virtualMachines\":null}",                         /* absent */
-		HEAD "\"virtualMachines\":[" VM "]} x",                   /* data after the document */
-		HEAD "\"virtualMachines\":[{\"id\":1}]}",                 /* wrong type inside */
-		HEAD "\"virtualMachines\":[{\"id\":\"a\\u0000b\"}]}",     /* escaped NUL */
-		HEAD "\"virtualMachines\":[{\"id\":\"a\",\"name\":tru}]}",/* bad literal */
-		HEAD "\"virtualMachines\":[01]}",                         /* what cJSON reads as a number */
-		HEAD "\"virtualMachines\":[\xef\xbb\xbf" VM "]}",         /* a BOM before an element */
-		"\xef\xbb\xbf" HEAD "\"virtualMachines\":[" VM "]}",      /* a BOM before the document */
-		HEAD "\"virtualMachines\":[" VM "],\"virtualMachines\":[]}", /* a repeated key: the first counts */
-		HEAD "\"virtual\\u004dachines\":[" VM "]}",               /* an escaped key */
-		HEAD "\"disks\":[{\"id\":\"d\",\"properties\":{\"encryptionSettingsCollection\":[]}}]}",
-		HEAD "\"backupProtectedItems\":[{\"properties\":{}}]}",    /* id missing */
-		HEAD "\"virtualMachines\":[" VM "],\"vaults\":[1]}",       /* a small list is wrong */
-		HEAD "\"virtualMachines\":[],\"disks\":[],\"backupProtectedItems\":[]}",
-		HEAD "\"virtualMachines\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
-		"{\"kind\":\"kvaudit.estate\",\"version\":2}",
-		"[]",
-		"   ",
-		"{\"kind\":\"kvaudit.estate\",\"version\":1}",
-		"{\"kind\":\"kvaudit.estate\",\"version\":1,}",
-		"{\"kind\":\"kvaudit.estate\" \"version\":1}",
-	};
-
 	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
 		char what[32];
 
 		snprintf(what, sizeof(what), "case %zu", i);
-		compare_text(what, cases[i], strlen(cases[i]));
+		compare_text(what, bad_cases[i], strlen(bad_cases[i]));
 	}
 }
 
@@ -394,9 +400,37 @@ static void a_lean_load_finds_ade_wherever_it_is(void **state)
  * element is bad (its JSON, or a field the loader rejects), at the start of
  * a batch, inside one or last, the same message as the whole-tree load.
  */
+enum { LONG_N = 2500 };
+
+/* A snapshot of LONG_N VMs and LONG_N disks (~1 MB), with elem instead of VM at (none when at is LONG_N). */
+static char *long_list(size_t at, const char *elem, size_t *lenp)
+{
+	size_t cap = (size_t)LONG_N * 900 + 1024, len = 0;
+	char *t = kv_malloc(cap);
+
+	len += (size_t)snprintf(t + len, cap - len, HEAD "\"virtualMachines\":[");
+	for (size_t i = 0; i < LONG_N; i++) {
+		if (i == at)
+			len += (size_t)snprintf(t + len, cap - len, "%s%s", i ? "," : "", elem);
+		else
+			len += (size_t)snprintf(t + len, cap - len, "%s{\"id\":\"" SUB "Microsoft.Compute/virtualMachines/vm%zu\","
+			                        "\"properties\":{\"storageProfile\":{\"osDisk\":{\"managedDisk\":{\"id\":\""
+			                        SUB "Microsoft.Compute/disks/d%zu\"}}}}}", i ? "," : "", i, i);
+	}
+	len += (size_t)snprintf(t + len, cap - len, "],\"disks\":[");
+	for (size_t i = 0; i < LONG_N; i++)   /* every third disk has ADE settings */
+		len += (size_t)snprintf(t + len, cap - len, "%s{\"id\":\"" SUB "Microsoft.Compute/disks/d%zu\"%s}",
+		                        i ? "," : "", i, i % 3 ? "" : ",\"properties\":{\"encryptionSettingsCollection\":"
+		                        "{\"enabled\":true,\"encryptionSettings\":[" SETTINGS "]}}");
+	len += (size_t)snprintf(t + len, cap - len, "]}");
+	assert_true(len < cap);
+	*lenp = len;
+	return t;
+}
+
 static void a_long_list_parsed_ahead_audits_the_same(void **state)
 {
-	enum { N = 2500 };
+	enum { N = LONG_N };
 	static const struct {
 		size_t at;
 		const char *elem;
@@ -404,25 +438,9 @@ static void a_long_list_parsed_ahead_audits_the_same(void **state)
 
 	(void)state;
 	for (size_t c = 0; c < sizeof(bad) / sizeof(bad[0]); c++) {
-		size_t cap = (size_t)N * 900 + 1024, len = 0;
-		char *t = kv_malloc(cap), what[48];
+		size_t len;
+		char *t = long_list(bad[c].at, bad[c].elem, &len), what[48];
 
-		len += (size_t)snprintf(t + len, cap - len, HEAD "\"virtualMachines\":[");
-		for (size_t i = 0; i < N; i++) {
-			if (i == bad[c].at)
-				len += (size_t)snprintf(t + len, cap - len, "%s%s", i ? "," : "", bad[c].elem);
-			else
-				len += (size_t)snprintf(t + len, cap - len, "%s{\"id\":\"" SUB "Microsoft.Compute/virtualMachines/vm%zu\","
-				                        "\"properties\":{\"storageProfile\":{\"osDisk\":{\"managedDisk\":{\"id\":\""
-				                        SUB "Microsoft.Compute/disks/d%zu\"}}}}}", i ? "," : "", i, i);
-		}
-		len += (size_t)snprintf(t + len, cap - len, "],\"disks\":[");
-		for (size_t i = 0; i < N; i++)   /* every third disk has ADE settings */
-			len += (size_t)snprintf(t + len, cap - len, "%s{\"id\":\"" SUB "Microsoft.Compute/disks/d%zu\"%s}",
-			                        i ? "," : "", i, i % 3 ? "" : ",\"properties\":{\"encryptionSettingsCollection\":"
-			                        "{\"enabled\":true,\"encryptionSettings\":[" SETTINGS "]}}");
-		len += (size_t)snprintf(t + len, cap - len, "]}");
-		assert_true(len < cap);
 		snprintf(what, sizeof(what), "long list, bad element at %zu", bad[c].at);
 		compare_text(what, t, len);
 		if (bad[c].at == N) {   /* loaded lean, not by the whole-tree load it falls back to */
@@ -579,6 +597,258 @@ static void every_scanner_finds_the_same_end(void **state)
 #endif
 }
 
+/*
+ * ---- A lean load of a file (estate_load) ----
+ * The file is read with pread into buffers that are reused: the scan
+ * through a window that is refilled (a value running past its end is
+ * scanned again from its start), the members and elements read again
+ * later.  Windows as small as one byte put every boundary, key, number,
+ * escape and nesting on a window's end.
+ */
+static char tmpdir[] = "/tmp/kvaudit-lean-XXXXXX";
+
+static char *write_tmp(const char *name, const char *text, size_t len)
+{
+	char *path = kv_asprintf("%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "wb");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+	return path;
+}
+
+/* estate_load of path, lean and whole: the same estate, or the same message. */
+static void compare_load(const char *path)
+{
+	struct estate_opts wo = {0}, lo = {.lean = true};
+	struct kv_err ew = {{0}}, el = {{0}};
+	struct estate *whole = estate_load(path, &wo, &ew);
+	struct estate *lean = estate_load(path, &lo, &el);
+
+	expect_same(path, whole, &ew, lean, &el);
+	estate_free(whole);
+	estate_free(lean);
+}
+
+static void load_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		char *path;
+
+		if (strlen(de->d_name) < 5 || strcmp(de->d_name + strlen(de->d_name) - 5, ".json") != 0)
+			continue;
+		path = kv_asprintf("%s/%s", dir, de->d_name);
+		compare_load(path);
+		free(path);
+	}
+	closedir(d);
+}
+
+/* path loads lean (element by element: no raw JSON kept), with nvms VMs (0: any). */
+static void expect_lean(const char *path, size_t nvms)
+{
+	struct estate_opts lo = {.lean = true};
+	struct kv_err err = {{0}};
+	struct estate *e = estate_load(path, &lo, &err);
+
+	if (!e)
+		fail_msg("%s", err.msg);
+	assert_true(e->nvms > 0);
+	if (nvms)
+		assert_int_equal(e->nvms, nvms);
+	assert_null(e->vms[e->nvms - 1].raw);
+	estate_free(e);
+}
+
+#define SCALARS "{\"kind\" : \"kvaudit.estate\", \"version\":1.000,\"x\":true,\"y\":-12.5e3,\"z\":null," \
+	"\"w\":\"a\\\"b\\\\\",\"virtualMachines\":[" VM "] , \"v\" : false }"
+
+static void a_file_read_through_small_windows_loads_the_same(void **state)
+{
+	static const size_t reads[] = {1, 2, 63, 64, 65, 1000, 0};
+	size_t len, deep_len;
+	char *text = long_list(LONG_N, NULL, &len), *deep = kv_malloc(1024), *p = deep;
+	char *big = write_tmp("long.json", text, len), *nested, *scalars;
+
+	(void)state;
+	p += sprintf(p, HEAD "\"virtualMachines\":[");   /* deeper than the scanner goes (SCAN_MAX_DEPTH) */
+	for (int k = 0; k < 300; k++)
+		*p++ = '[';
+	for (int k = 0; k < 300; k++)
+		*p++ = ']';
+	p += sprintf(p, "]}");
+	deep_len = (size_t)(p - deep);
+	nested = write_tmp("deep.json", deep, deep_len);
+	/* Top-level values that do not end in a bracket: cut by a window, they must be read again whole. */
+	scalars = write_tmp("scalars.json", SCALARS, strlen(SCALARS));
+	for (size_t r = 0; r < sizeof(reads) / sizeof(reads[0]); r++) {
+		estate_test_io(reads[r], NULL);
+		compare_load(KV_SOURCE_DIR "/examples/demo-estate.json");
+		expect_lean(KV_SOURCE_DIR "/examples/demo-estate.json", 0);
+		load_dir(KV_SOURCE_DIR "/tests/unit/data/estate");
+		load_dir(KV_SOURCE_DIR "/tests/fuzz/corpus/fuzz_estate");
+		compare_load(nested);
+		compare_load(scalars);
+		expect_lean(scalars, 1);
+		for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+			char *path = write_tmp("bad.json", bad_cases[i], strlen(bad_cases[i]));
+
+			compare_load(path);
+			free(path);
+		}
+		if (reads[r] >= 64) {   /* a byte at a time is too slow for a test here */
+			compare_load(big);
+			expect_lean(big, LONG_N);
+		}
+	}
+	estate_test_io(0, NULL);
+	unlink(big);
+	unlink(nested);
+	unlink(scalars);
+	free(big);
+	free(nested);
+	free(scalars);
+	free(text);
+	free(deep);
+}
+
+/* What a hook does to the file between the scan and the parse. */
+static const char *change_text;   /* written over the file (same length): in place, or renamed over it */
+static size_t cut_to;
+
+static void cut(const char *path)
+{
+	assert_int_equal(truncate(path, (off_t)cut_to), 0);
+}
+
+static void overwrite(const char *path)
+{
+	int fd = open(path, O_WRONLY);
+	struct timespec t[2] = {{1577836800, 0}, {1577836800, 0}};   /* 2020: surely not its time now */
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, change_text, strlen(change_text)), (ssize_t)strlen(change_text));
+	assert_int_equal(futimens(fd, t), 0);
+	close(fd);
+}
+
+static void replace(const char *path)
+{
+	char *tmp = write_tmp("new.json", change_text, strlen(change_text));
+
+	assert_int_equal(rename(tmp, path), 0);
+	free(tmp);
+}
+
+static void expect_changed(const char *path, void (*hook)(const char *))
+{
+	struct estate_opts lo = {.lean = true};
+	struct kv_err err = {{0}};
+	struct estate *e;
+	char *want = kv_asprintf("cannot read '%s': the file changed while it was read", path);
+
+	estate_test_io(0, hook);
+	e = estate_load(path, &lo, &err);
+	estate_test_io(0, NULL);
+	assert_null(e);
+	assert_string_equal(err.msg, want);
+	free(want);
+}
+
+static void a_file_that_changes_while_it_is_read_fails(void **state)
+{
+	static const char one[] = HEAD "\"virtualMachines\":[" VM "],\"disks\":[]}";
+	size_t len;
+	char *text = long_list(LONG_N, NULL, &len), *path, *other;
+	struct estate_opts lo = {.lean = true};
+	struct kv_err err = {{0}};
+	struct estate *e, *want;
+
+	(void)state;
+	/* Cut in the members read first (src_doc), in the lists the worker reads, in a list of one element. */
+	path = write_tmp("cut.json", text, len);
+	cut_to = 10;
+	expect_changed(path, cut);
+	free(path);
+	path = write_tmp("cut.json", text, len);
+	cut_to = len / 2;
+	expect_changed(path, cut);
+	free(path);
+	path = write_tmp("cut.json", one, strlen(one));
+	cut_to = strlen(one) - 20;
+	expect_changed(path, cut);
+	/* Written in place with as many bytes: only the time says so. */
+	change_text = "{\"kind\":\"kvaudit.estate\",\"version\":1,\"virtualMachines\":[]}";
+	assert_true(strlen(change_text) < strlen(one));
+	free(path);
+	path = write_tmp("cut.json", one, strlen(one));
+	expect_changed(path, overwrite);
+	/* Replaced (renamed over): the file that was opened is read to its end, as it was. */
+	free(path);
+	path = write_tmp("cut.json", text, len);
+	other = long_list(7, "{\"id\":\"" SUB "Microsoft.Compute/virtualMachines/other\"}", &(size_t){0});
+	change_text = other;
+	estate_test_io(0, replace);
+	e = estate_load(path, &lo, &err);
+	estate_test_io(0, NULL);
+	if (!e)
+		fail_msg("%s", err.msg);
+	want = estate_parse(text, len, path, &lo, &err);
+	assert_non_null(want);
+	expect_same("replaced", want, &err, e, &err);
+	estate_free(e);
+	estate_free(want);
+	/* Now the other one is there. */
+	e = estate_load(path, &lo, &err);
+	assert_non_null(e);
+	assert_string_equal(e->vms[7].id, SUB "Microsoft.Compute/virtualMachines/other");
+	estate_free(e);
+	unlink(path);
+	free(path);
+	free(other);
+	free(text);
+}
+
+/* A pipe is not a regular file, lean or not, as before (each load opens it, a writer after another). */
+static void a_pipe_gets_the_message_it_always_got(void **state)
+{
+	char *fifo = kv_asprintf("%s/pipe", tmpdir), *want = kv_asprintf("'%s' is not a regular file", fifo);
+	struct estate_opts opts[] = {{.lean = true}, {0}};
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		signal(SIGPIPE, SIG_IGN);
+		for (;;) {   /* until killed */
+			int fd = open(fifo, O_WRONLY);
+
+			if (fd >= 0) {
+				(void)!write(fd, "{}", 2);
+				close(fd);
+			}
+		}
+	}
+	for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
+		struct kv_err err = {{0}};
+
+		assert_null(estate_load(fifo, &opts[k], &err));
+		assert_string_equal(err.msg, want);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	unlink(fifo);
+	free(fifo);
+	free(want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -591,12 +861,22 @@ int main(void)
 		cmocka_unit_test(the_lean_load_keeps_no_raw_json_of_the_big_lists),
 		cmocka_unit_test(bad_input_gets_the_whole_tree_message),
 		cmocka_unit_test(nesting_is_judged_from_the_document),
+		cmocka_unit_test(a_file_read_through_small_windows_loads_the_same),
+		cmocka_unit_test(a_file_that_changes_while_it_is_read_fails),
+		cmocka_unit_test(a_pipe_gets_the_message_it_always_got),
 	};
+	int rc;
 	struct kv_err err = {{0}};
 
 	if (!rule_catalog_load_builtin(&catalog, &err)) {
 		fprintf(stderr, "builtin catalog: %s\n", err.msg);
 		return 1;
 	}
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	rmdir(tmpdir);
+	return rc;
 }
