@@ -11,6 +11,7 @@
  * directory (/dev/stdout, a FIFO, bash's >(...)) is written in place: a
  * rename would replace the device or pipe with a regular file.
  */
+#define _GNU_SOURCE   /* fopencookie and sync_file_range: the write-behind of a report file */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -173,6 +174,46 @@ static char *big_buffer(FILE *f)
 	return buf;
 }
 
+/*
+ * A report file's stream writes through write_behind: every WRITE_BEHIND
+ * bytes it asks the kernel to start writing what came before
+ * (sync_file_range), so the fsync before the rename waits only for the
+ * last piece.  A 50k-VM report is ~175 MB; written at once by the fsync it
+ * cost 0.1-0.2 s after the text was done.
+ */
+#define WRITE_BEHIND ((off_t)8 << 20)
+
+struct behind {
+	int fd;
+	off_t written, started;   /* bytes written; the writeback asked for [0, started) */
+};
+
+static ssize_t behind_write(void *cookie, const char *buf, size_t n)
+{
+	struct behind *b = cookie;
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t k = write(b->fd, buf + done, n - done);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			if (k == 0)
+				errno = EIO;
+			return -1;   /* stdio marks the stream's error; errno says what */
+		}
+		done += (size_t)k;
+	}
+	b->written += (off_t)n;
+	if (b->written - b->started >= WRITE_BEHIND) {
+		/* Only a hint: where the file system cannot, the fsync does it all. */
+		(void)sync_file_range(b->fd, b->started, b->written - b->started, SYNC_FILE_RANGE_WRITE);
+		b->started = b->written;
+	}
+	return (ssize_t)n;
+}
+
 /* fmt's writer, given the rows when it is JSON's (the only one that shows them). */
 static bool write_fmt(const cJSON *report, const struct report_rows *rows, const struct report_format *fmt, FILE *f,
                       struct kv_err *err)
@@ -194,6 +235,7 @@ static bool write_file(const cJSON *report, const struct report_rows *rows, cons
 	char *buf = NULL;
 	int fd = -1;
 	bool ok = false, created = false;
+	struct behind behind = {-1, 0, 0};
 
 	/* 0600: a report names the caller, its tenants and every vault (docs/security.md). */
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -202,29 +244,31 @@ static bool write_file(const cJSON *report, const struct report_rows *rows, cons
 		goto out;
 	}
 	created = true;
-	f = fdopen(fd, "w");
+	behind.fd = fd;
+	f = fopencookie(&behind, "w", (cookie_io_functions_t){.write = behind_write});
 	if (f == NULL) {
 		kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
 		goto out;
 	}
-	fd = -1;        /* f owns it now */
 	buf = big_buffer(f);
 	if (!write_fmt(report, rows, fmt, f, err)) {
 		kv_err_prefix(err, "'%s'", path);
 		goto out;
 	}
 	errno = 0;
-	if (fflush(f) == EOF || ferror(f) || fsync(fileno(f)) != 0) {
+	if (fflush(f) == EOF || ferror(f) || fsync(fd) != 0) {
 		kv_err_set(err, "cannot write '%s': %s", path, errno != 0 ? strerror(errno) : "write error");
 		goto out;
 	}
 	errno = 0;
-	if (fclose(f) != 0) {
-		f = NULL;
+	(void)fclose(f);   /* flushed above; the cookie stream does not close fd */
+	f = NULL;
+	if (close(fd) != 0) {
+		fd = -1;
 		kv_err_set(err, "cannot write '%s': %s", path, errno != 0 ? strerror(errno) : "write error");
 		goto out;
 	}
-	f = NULL;
+	fd = -1;
 	if (rename(tmp, path) != 0) {
 		kv_err_set(err, "cannot write '%s': %s", path, strerror(errno));
 		goto out;
