@@ -53,6 +53,47 @@ static char *report_text(struct estate *e)
 	return t;
 }
 
+static void same_str(const char *a, const char *b)
+{
+	if (!a || !b)
+		assert_true(a == b);
+	else
+		assert_string_equal(a, b);
+}
+
+static void same_vm(const struct vm *a, const struct vm *b)
+{
+	same_str(a->id, b->id);
+	same_str(a->name, b->name);
+	same_str(a->location, b->location);
+	assert_string_equal(a->sub, b->sub);
+	assert_string_equal(a->rg, b->rg);
+	assert_int_equal(a->os, b->os);
+	assert_int_equal(a->has_instance_view, b->has_instance_view);
+	assert_int_equal(a->agent, b->agent);
+	same_str(a->agent_version, b->agent_version);
+	assert_int_equal(a->ade.encrypted, b->ade.encrypted);
+	assert_int_equal(a->ade.legacy_aad, b->ade.legacy_aad);
+	assert_int_equal(a->ade.disabled, b->ade.disabled);
+	assert_int_equal(a->ade.sources, b->ade.sources);
+	same_str(a->ade.ext_type, b->ade.ext_type);
+	same_str(a->ade.ext_version, b->ade.ext_version);
+	same_str(a->ade.ext_operation, b->ade.ext_operation);
+	same_str(a->ade.volume_type, b->ade.volume_type);
+	assert_int_equal(a->ade.nvolumes, b->ade.nvolumes);
+	for (size_t k = 0; k < a->ade.nvolumes; k++) {
+		const struct ade_volume *x = &a->ade.volumes[k], *y = &b->ade.volumes[k];
+
+		same_str(x->disk, y->disk);
+		same_str(x->bek_vault, y->bek_vault);
+		same_str(x->secret_url, y->secret_url);
+		same_str(x->kek_vault, y->kek_vault);
+		same_str(x->key_url, y->key_url);
+		same_str(x->bek_vault_url, y->bek_vault_url);
+		assert_int_equal(x->sources, y->sources);
+	}
+}
+
 static void expect_same(const char *what, struct estate *whole, const struct kv_err *ew, struct estate *lean,
                         const struct kv_err *el)
 {
@@ -75,10 +116,26 @@ static void expect_same(const char *what, struct estate *whole, const struct kv_
 	assert_int_equal(whole->nvms, lean->nvms);
 	assert_int_equal(whole->ndisks, lean->ndisks);
 	assert_int_equal(whole->nitems, lean->nitems);
-	for (size_t i = 0; i < lean->nvms; i++) {
-		assert_string_equal(whole->vms[i].id, lean->vms[i].id);
-		assert_int_equal(whole->vms[i].ade.encrypted, lean->vms[i].ade.encrypted);
-		assert_int_equal(whole->vms[i].ade.nvolumes, lean->vms[i].ade.nvolumes);
+	/* Every field read from a streamed element, even one no report shows. */
+	for (size_t i = 0; i < lean->nvms; i++)
+		same_vm(&whole->vms[i], &lean->vms[i]);
+	for (size_t i = 0; i < lean->ndisks; i++) {
+		same_str(whole->disks[i].id, lean->disks[i].id);
+		same_str(whole->disks[i].name, lean->disks[i].name);
+		same_str(whole->disks[i].managed_by, lean->disks[i].managed_by);
+		same_str(whole->disks[i].location, lean->disks[i].location);
+	}
+	for (size_t i = 0; i < lean->nitems; i++) {
+		const struct protected_item *a = &whole->items[i], *b = &lean->items[i];
+
+		same_str(a->id, b->id);
+		same_str(a->vm_id, b->vm_id);
+		same_str(a->rsv_id, b->rsv_id);
+		same_str(a->protection_state, b->protection_state);
+		same_str(a->last_backup_status, b->last_backup_status);
+		same_str(a->health_status, b->health_status);
+		same_str(a->last_backup_time, b->last_backup_time);
+		same_str(a->policy_id, b->policy_id);
 	}
 }
 
@@ -172,6 +229,7 @@ static void every_snapshot_of_the_tests_audits_the_same(void **state)
 	compare_file(KV_SOURCE_DIR "/examples/demo-estate.json");
 	compare_dir(KV_SOURCE_DIR "/tests/unit/data/estate", ".json");
 	compare_dir(KV_SOURCE_DIR "/tests/unit/data/ade", ".json");
+	compare_dir(KV_SOURCE_DIR "/tests/unit/data/lean", ".json");   /* every path the element readers read */
 	compare_dir(KV_SOURCE_DIR "/tests/fuzz/corpus/fuzz_estate", ".json");
 	compare_dir(KV_SOURCE_DIR "/tests/fuzz/regressions/fuzz_estate", ".json");
 }
@@ -309,6 +367,96 @@ static void bad_input_gets_the_whole_tree_message(void **state)
 
 		snprintf(what, sizeof(what), "case %zu", i);
 		compare_text(what, bad_cases[i], strlen(bad_cases[i]));
+	}
+}
+
+/*
+ * A key a reader reads only for its type (or whose value no report shows)
+ * must still be parsed: of a wrong type it fails the whole-tree load, and
+ * the lean one must fail alike.
+ */
+static void every_key_read_keeps_its_type_check(void **state)
+{
+#define T_VM(x) HEAD "\"virtualMachines\":[{\"id\":\"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/" \
+	"virtualMachines/v\",\"tags\":{\"x\":1},\"properties\":" x "}]}"
+#define T_DISK(x) HEAD "\"disks\":[{\"id\":\"d\",\"sku\":{}," x "}]}"
+#define T_ITEM(x) HEAD "\"backupProtectedItems\":[{\"id\":\"i\",\"name\":\"n\",\"properties\":{\"friendlyName\":1," x "}}]}"
+#define T_JOB(x) HEAD "\"backupJobs\":[{\"id\":\"j\",\"name\":\"n\",\"properties\":{\"jobType\":1," x "}}]}"
+#define T_EVENT(x) HEAD "\"activityLog\":[{\"level\":1," x "}]}"
+#define T_CLAIM(k) T_EVENT("\"claims\":{\"aud\":1,\"" k "\":1}")
+	static const char *const cases[] = {
+		HEAD "\"virtualMachines\":[{\"id\":\"x\",\"name\":1}]}",
+		HEAD "\"virtualMachines\":[{\"id\":\"x\",\"location\":1}]}",
+		HEAD "\"virtualMachines\":[{\"id\":\"x\",\"properties\":1}]}",
+		HEAD "\"virtualMachines\":[{\"id\":\"x\",\"resources\":{}}]}",
+		HEAD "\"virtualMachines\":[{\"id\":\"x\",\"resources\":[1]}]}",
+		HEAD "\"virtualMachines\":[{\"id\":\"x\",\"resources\":[{\"name\":\"e\",\"properties\":1}]}]}",
+		T_VM("{\"storageProfile\":1}"),
+		T_VM("{\"storageProfile\":{\"osDisk\":1}}"),
+		T_VM("{\"storageProfile\":{\"dataDisks\":{}}}"),
+		T_VM("{\"storageProfile\":{\"osDisk\":{\"osType\":1}}}"),
+		T_VM("{\"storageProfile\":{\"osDisk\":{\"encryptionSettings\":[]}}}"),
+		T_VM("{\"instanceView\":1}"),
+		T_VM("{\"instanceView\":{\"vmAgent\":1}}"),
+		T_VM("{\"instanceView\":{\"disks\":{}}}"),
+		T_VM("{\"instanceView\":{\"osName\":1}}"),
+		T_VM("{\"instanceView\":{\"vmAgent\":{\"vmAgentVersion\":1}}}"),
+		T_VM("{\"instanceView\":{\"vmAgent\":{\"statuses\":{}}}}"),
+		T_DISK("\"name\":1"),
+		T_DISK("\"managedBy\":1"),
+		T_DISK("\"location\":1"),
+		T_DISK("\"properties\":1"),
+		T_DISK("\"properties\":{\"encryptionSettingsCollection\":{\"enabled\":\"maybe\"}}"),
+		T_DISK("\"properties\":{\"encryptionSettingsCollection\":{\"encryptionSettings\":{}}}"),
+		T_DISK("\"properties\":{\"encryptionSettingsCollection\":{\"encryptionSettingsVersion\":1}}"),
+		HEAD "\"disks\":[{\"id\":1}]}",
+		HEAD "\"backupProtectedItems\":[{\"id\":1}]}",
+		HEAD "\"backupProtectedItems\":[{\"id\":\"i\",\"properties\":1}]}",
+		T_ITEM("\"virtualMachineId\":1"),
+		T_ITEM("\"sourceResourceId\":1"),
+		T_ITEM("\"protectionState\":1"),
+		T_ITEM("\"lastBackupStatus\":1"),
+		T_ITEM("\"healthStatus\":1"),
+		T_ITEM("\"lastBackupTime\":1"),
+		T_ITEM("\"policyId\":1"),
+		HEAD "\"backupJobs\":[{\"id\":1}]}",
+		HEAD "\"backupJobs\":[{\"id\":\"j\",\"properties\":1}]}",
+		T_JOB("\"entityFriendlyName\":1"),
+		T_JOB("\"operation\":1"),
+		T_JOB("\"status\":1"),
+		T_JOB("\"startTime\":1"),
+		T_JOB("\"errorDetails\":{}"),
+		T_EVENT("\"operationName\":1"),
+		T_EVENT("\"operationName\":{\"value\":1}"),
+		T_EVENT("\"status\":1"),
+		T_EVENT("\"status\":{\"localizedValue\":\"x\",\"value\":1}"),
+		T_EVENT("\"claims\":1"),
+		T_EVENT("\"resourceId\":1"),
+		T_EVENT("\"caller\":1"),
+		T_EVENT("\"eventTimestamp\":1"),
+		T_CLAIM("http://schemas.microsoft.com/identity/claims/objectidentifier"),
+		T_CLAIM("http://schemas.microsoft.com/identity/claims/tenantid"),
+		T_CLAIM("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"),
+		T_CLAIM("upn"),
+	};
+#undef T_VM
+#undef T_DISK
+#undef T_ITEM
+#undef T_JOB
+#undef T_EVENT
+#undef T_CLAIM
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct estate_opts wo = {0};
+		struct kv_err err = {{0}};
+		struct estate *e = estate_parse(cases[i], strlen(cases[i]), "x.json", &wo, &err);
+		char what[32];
+
+		if (e)
+			fail_msg("type case %zu loads: it checks nothing: %s", i, cases[i]);
+		snprintf(what, sizeof(what), "type case %zu", i);
+		compare_text(what, cases[i], strlen(cases[i]));
 	}
 }
 
@@ -857,6 +1005,7 @@ int main(void)
 		cmocka_unit_test(a_long_list_parsed_ahead_audits_the_same),
 		cmocka_unit_test(a_lean_load_finds_ade_wherever_it_is),
 		cmocka_unit_test(every_snapshot_of_the_tests_audits_the_same),
+		cmocka_unit_test(every_key_read_keeps_its_type_check),
 		cmocka_unit_test(a_job_of_every_error_kind_audits_the_same),
 		cmocka_unit_test(the_lean_load_keeps_no_raw_json_of_the_big_lists),
 		cmocka_unit_test(bad_input_gets_the_whole_tree_message),
