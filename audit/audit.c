@@ -638,12 +638,13 @@ void audit_fold_skipped_unlink(cJSON *report)
 	fold_skipped(report, false);
 }
 
-static void run_init(struct run *r, const struct rule_catalog *cat, const struct audit_opts *o, size_t part)
+/* A run judged on the first thread: judge_chunks gives a chunk's run the arena of the thread judging it. */
+static void run_init(struct run *r, const struct rule_catalog *cat, const struct audit_opts *o)
 {
 	memset(r, 0, sizeof(*r));
 	r->cat = cat;
 	r->o = o;
-	r->arena = o->findings_arenas ? &o->findings_arenas[part] : NULL;
+	r->arena = o->findings_arenas ? &o->findings_arenas[0] : NULL;
 	skip_table_init(&r->skips, cJSON_CreateArray());
 }
 
@@ -726,7 +727,7 @@ static void judge(struct facts_ctx *ctx, const struct rule_catalog *cat, const s
 	pthread_t worker;
 	bool two;
 
-	run_init(run, cat, o, 0);
+	run_init(run, cat, o);
 	if (judge_threads(ctx, o) < 2) {
 		facts_each(ctx, on_subject, run);
 		return;
@@ -738,7 +739,7 @@ static void judge(struct facts_ctx *ctx, const struct rule_catalog *cat, const s
 	facts_split(ctx, JUDGE_CHUNKS, P->bounds);
 	P->runs[0] = *run;
 	for (size_t k = 1; k < JUDGE_CHUNKS; k++)
-		run_init(&P->runs[k], cat, o, 0);
+		run_init(&P->runs[k], cat, o);
 	main_thread = (struct judge_thread){P, 0};
 	second = (struct judge_thread){P, 1};
 	two = pthread_create(&worker, NULL, judge_chunks, &second) == 0;   /* else this thread takes them all */
